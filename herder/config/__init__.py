@@ -1,0 +1,212 @@
+"""Load herder.toml: parse, merge [defaults], validate everything, report every error.
+
+`load()` either returns a complete, validated Config or raises ConfigError listing every
+problem as `FILE:LINE: key.path: what is wrong; what is expected`. Nothing else in herder
+looks at raw TOML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import grp
+import os
+import pwd
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from herder.config.lines import LineIndex
+from herder.config.model import HerderSettings, ServiceSpec
+from herder.config.schema import Problems, build, deep_merge
+from herder.errors import ConfigError
+
+__all__ = ["Config", "load", "find_config", "ServiceSpec", "HerderSettings"]
+
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\Z")
+_TOP_KEYS = ("herder", "defaults", "services")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated configuration with every path made absolute."""
+
+    path: Path
+    herder: HerderSettings
+    state_dir: Path
+    log_dir: Path
+    services: dict[str, ServiceSpec]
+
+
+def find_config(explicit: str | None = None) -> Path:
+    """-c FILE, else ./herder.toml, else $HERDER_CONFIG (interface.md)."""
+    if explicit:
+        return Path(explicit)
+    local = Path("herder.toml")
+    if local.exists() or not os.environ.get("HERDER_CONFIG"):
+        return local
+    return Path(os.environ["HERDER_CONFIG"])
+
+
+def load(path: str | os.PathLike[str], *, check_accounts: bool = True) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError([f"{path}: cannot read the config: {e.strerror or e}"]) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError([f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); expected a TOML file"]) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"\(at line (\d+), column \d+\)", str(e))
+        line = m.group(1) if m else "?"
+        msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(e))
+        raise ConfigError([f"{path}:{line}: TOML syntax error: {msg}"]) from None
+    return _Loader(path, text, raw, check_accounts).run()
+
+
+class _Loader:
+    def __init__(self, path: Path, text: str, raw: dict[str, Any], check_accounts: bool) -> None:
+        self.path = path
+        self.base = path.resolve().parent
+        self.lines = LineIndex(text)
+        self.raw = raw
+        self.problems = Problems()
+        self.check_accounts = check_accounts
+
+    def run(self) -> Config:
+        for key in self.raw:
+            if key not in _TOP_KEYS:
+                self.problems.add((key,), f"unknown table; expected one of {', '.join(_TOP_KEYS)}")
+        settings = build(HerderSettings, self.raw.get("herder", {}), ("herder",), self.problems)
+        defaults = self.raw.get("defaults", {})
+        self._check_defaults(defaults)
+        services_raw = self.raw.get("services", {})
+        services: dict[str, ServiceSpec] = {}
+        if not isinstance(services_raw, Mapping):
+            self.problems.add(("services",), "expected a table of [services.NAME] tables")
+            services_raw = {}
+        for name, svc_raw in services_raw.items():
+            spec = self._service(name, defaults if isinstance(defaults, Mapping) else {}, svc_raw)
+            if spec is not None:
+                services[name] = spec
+        self._check_dependencies(services)
+        state_dir = self._abs(settings.state_dir)
+        log_dir = self._abs(settings.log_dir) if settings.log_dir else state_dir / "logs"
+        if self.problems.items:
+            raise ConfigError(self._render())
+        return Config(self.path, settings, state_dir, log_dir, services)
+
+    # -- pieces --------------------------------------------------------------------
+
+    def _check_defaults(self, defaults: Any) -> None:
+        scratch = Problems()
+        build(ServiceSpec, defaults, ("defaults",), scratch)
+        for path, msg in scratch.items:
+            if not msg.startswith("missing key"):
+                self.problems.add(path, msg)
+
+    def _service(self, name: str, defaults: Mapping[str, Any], svc_raw: Any) -> ServiceSpec | None:
+        here = ("services", name)
+        if not _NAME_RE.match(name):
+            self.problems.add(here, f'invalid service name "{name}"; expected letters, digits, "-" and "_"')
+            return None
+        if not isinstance(svc_raw, Mapping):
+            self.problems.add(here, "expected a table")
+            return None
+        merged = deep_merge(defaults, svc_raw)
+
+        def where(p: tuple[str, ...]) -> tuple[str, ...]:
+            rest = p[2:]
+            return p if _present(svc_raw, rest) or not _present(defaults, rest) else ("defaults",) + rest
+
+        before = len(self.problems.items)
+        spec = build(ServiceSpec, merged, here, self.problems, where)
+        if len(self.problems.items) > before:
+            return None
+        changes: dict[str, Any] = {}
+        if spec.shell:
+            cmd = merged.get("command")
+            if not isinstance(cmd, str):
+                self.problems.add(where(here + ("command",)), "shell = true needs the command as one string; expected a string")
+                return None
+            changes["command"] = ("/bin/sh", "-c", cmd)
+        if spec.cwd is not None:
+            changes["cwd"] = str(self._abs(spec.cwd))
+        env = {}
+        if spec.env_file is not None:
+            env_path = self._abs(spec.env_file)
+            try:
+                from dotenv import dotenv_values
+                if not env_path.is_file():
+                    raise FileNotFoundError(env_path)
+                env = {k: v or "" for k, v in dotenv_values(env_path).items()}
+            except OSError:
+                self.problems.add(where(here + ("env_file",)), f"cannot read {env_path}; expected a dotenv file")
+                return None
+            changes["env_file"] = str(env_path)
+        if env:
+            changes["env"] = {**env, **spec.env}
+        self._check_accounts(spec, where, here)
+        return dataclasses.replace(spec, **changes) if changes else spec
+
+    def _check_accounts(self, spec: ServiceSpec, where: Any, here: tuple[str, ...]) -> None:
+        if not self.check_accounts or (spec.user is None and spec.group is None):
+            return
+        if os.geteuid() != 0:
+            key = "user" if spec.user is not None else "group"
+            self.problems.add(where(here + (key,)), f"herder runs as uid {os.geteuid()}, not root, so it cannot "
+                              f"switch accounts; expected no {key} (or run herder as root)")
+            return
+        if spec.user is not None:
+            try:
+                pwd.getpwnam(spec.user)
+            except KeyError:
+                self.problems.add(where(here + ("user",)), f'no user "{spec.user}" on this machine; expected an existing account')
+        if spec.group is not None:
+            try:
+                grp.getgrnam(spec.group)
+            except KeyError:
+                self.problems.add(where(here + ("group",)), f'no group "{spec.group}" on this machine; expected an existing group')
+
+    def _check_dependencies(self, services: dict[str, ServiceSpec]) -> None:
+        from herder.core.graph import find_cycle
+
+        names = set(services)
+        declared = {n for n in self.raw.get("services", {}) if isinstance(n, str)} if isinstance(self.raw.get("services"), Mapping) else set()
+        for name, spec in services.items():
+            for dep in spec.depends_on:
+                if dep == name:
+                    self.problems.add(("services", name, "depends_on", dep), "a service cannot depend on itself")
+                elif dep not in names and dep not in declared:
+                    known = ", ".join(sorted(names)) or "none"
+                    self.problems.add(("services", name, "depends_on", dep),
+                                      f'unknown service "{dep}"; expected one of {known}')
+        graph = {n: [d for d in s.depends_on if d in names and d != n] for n, s in services.items()}
+        cycle = find_cycle(graph)
+        if cycle:
+            self.problems.add(("services", cycle[0], "depends_on"),
+                              "dependency cycle " + " -> ".join(cycle + [cycle[0]]) + "; expected no cycles")
+
+    def _abs(self, p: str) -> Path:
+        path = Path(os.path.expanduser(p))
+        return path if path.is_absolute() else self.base / path
+
+    def _render(self) -> list[str]:
+        out = []
+        for path, msg in self.problems.items:
+            line = self.lines.line_of(path)
+            loc = f"{self.path}:{line}" if line else f"{self.path}"
+            out.append(f"{loc}: {'.'.join(path)}: {msg}")
+        return out
+
+
+def _present(raw: Any, path: tuple[str, ...]) -> bool:
+    for key in path:
+        if not isinstance(raw, Mapping) or key not in raw:
+            return False
+        raw = raw[key]
+    return True

@@ -1,0 +1,88 @@
+"""The config model: what herder.toml may contain, declared once.
+
+Each dataclass is a TOML table; each field says how it is parsed, its built-in default
+and what it does. docs/config.md and the JSON Schema are generated from these classes.
+Durations are float seconds, sizes int bytes, signals their names ("SIGTERM").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from herder.config.schema import (
+    opt, p_argv, p_bool, p_depends, p_duration, p_enum, p_env, p_float, p_int,
+    p_int_list, p_opt_str, p_signal, p_str, table,
+)
+
+RESTART_POLICIES = ("always", "on-failure", "never")
+KILL_MODES = ("tree", "group", "main")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delay before restart n (n = 0, 1, …): min(max, initial × factor^n), then ± jitter."""
+
+    initial: float = opt(0.1, p_duration, "delay before the first restart", example='"100ms"')
+    factor: float = opt(2.0, p_float(1.0), "multiplier per consecutive restart (≥ 1)")
+    max: float = opt(30.0, p_duration, "longest delay", example='"30s"')
+    jitter: float = opt(0.1, p_float(0.0, 1.0), "random spread, as a fraction of the delay (0 to 1)")
+    reset_after: float = opt(60.0, p_duration, "a run this long resets n to 0", example='"60s"')
+
+
+@dataclass(frozen=True)
+class StartLimit:
+    """More than `burst` failed starts within `interval` park the service in `failed`."""
+
+    burst: int = opt(5, p_int(1), "failed starts tolerated inside the interval")
+    interval: float = opt(60.0, p_duration, "the sliding window", example='"60s"')
+
+
+@dataclass(frozen=True)
+class Logs:
+    """Where a service's output goes (capture, rotation and forwarding: see docs/logs.md)."""
+
+    stdout: str = opt("auto", p_str, 'auto = {log_dir}/{name}.log | a path | "inherit" | "null"')
+    stderr: str = opt("merge", p_str, 'merge (into stdout) | auto = {log_dir}/{name}.err.log | a path | "inherit" | "null"')
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One [services.NAME] table, with [defaults] and the built-in defaults merged under it."""
+
+    command: tuple[str, ...] = opt(parse=p_argv, doc="argv list, or a string split like a shell would (shlex)",
+                                   required=True, example='["python", "app.py"]')
+    shell: bool = opt(False, p_bool, "run the command (one string) through /bin/sh -c")
+    cwd: str | None = opt(None, p_opt_str, "working directory, relative to the config file; {replica} is substituted")
+    env: dict[str, str] = opt(parse=p_env, doc="extra environment; {replica} is substituted", factory=dict)
+    env_file: str | None = opt(None, p_opt_str, "dotenv file read at load time; `env` wins over it")
+    user: str | None = opt(None, p_opt_str, "run as this user (herder must run as root); also sets HOME, USER, LOGNAME")
+    group: str | None = opt(None, p_opt_str, "run with this group (default: the user's primary group)")
+    replicas: int = opt(1, p_int(1, 10000), "instances NAME.0 … NAME.N-1 (a single instance is just NAME)")
+    autostart: bool = opt(True, p_bool, "start with `herder up`")
+    restart: str = opt("on-failure", p_enum(*RESTART_POLICIES), "when to restart after an exit")
+    success_exit_codes: tuple[int, ...] = opt((0,), p_int_list, "exit codes that count as success")
+    min_uptime: float = opt(1.0, p_duration, "a run shorter than this is a failed start", example='"1s"')
+    backoff: Backoff = table(Backoff, "restart delays")
+    start_limit: StartLimit = table(StartLimit, "when to give up")
+    stop_signal: str = opt("SIGTERM", p_signal, "first signal sent on stop", example='"TERM"')
+    stop_timeout: float = opt(10.0, p_duration, "then SIGKILL to everything left", example='"10s"')
+    kill: str = opt("tree", p_enum(*KILL_MODES),
+                    "what stop and SIGKILL reach: tree (cgroup, else group + descendants) | group | main")
+    reload_signal: str = opt("SIGHUP", p_signal, "signal for `herder signal`/reload of this service", example='"HUP"')
+    depends_on: dict[str, str] = opt(parse=p_depends, doc="SERVICE = started | ready | healthy | completed",
+                                     factory=dict, example='{ db = "ready" }')
+    bind: bool = opt(False, p_bool, "restart this service whenever a dependency restarts")
+    logs: Logs = table(Logs, "output capture")
+
+
+@dataclass(frozen=True)
+class HerderSettings:
+    """The [herder] table: the supervisor itself."""
+
+    state_dir: str = opt(".herder", p_str, "socket, journal, pid and run-state files; relative to the config file")
+    log_dir: str | None = opt(None, p_opt_str, "service log files; default {state_dir}/logs")
+    shutdown_timeout: float = opt(60.0, p_duration, "hard deadline for stopping everything", example='"60s"')
+    cgroups: bool = opt(True, p_bool, "track each instance in its own cgroup where herder can create one")
+
+
+SERVICE_DEFAULTS_DOC = "merged under every [services.*] table (same keys as a service)"

@@ -1,0 +1,277 @@
+"""The declarative schema: config tables are dataclasses whose fields carry their parser,
+their documentation and their default. One declaration drives parsing, defaults,
+validation (every error at once, with its key path), docs/config.md and the JSON Schema.
+
+A field is declared with `opt(...)` (a value) or `table(...)` (a nested table). Parsers
+are plain functions `raw -> value` that raise ValueError("...; expected ...").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, field, fields
+from typing import Any, TypeVar
+
+from herder.config.units import parse_duration, parse_signal, parse_size
+
+T = TypeVar("T")
+Parser = Callable[[Any], Any]
+
+
+def opt(default: Any = MISSING, parse: Parser | None = None, doc: str = "", *,
+        factory: Callable[[], Any] | None = None, example: str | None = None,
+        required: bool = False) -> Any:
+    """Declare a config value: its parser, its built-in default and its documentation."""
+    meta = {"parse": parse, "doc": doc, "example": example, "required": required}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def table(cls: type, doc: str = "") -> Any:
+    """Declare a nested table; every key in it is optional and falls back to defaults."""
+    return field(default_factory=cls, metadata={"table": cls, "doc": doc})
+
+
+# ---- parsers -------------------------------------------------------------------------
+
+def p_str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"expected a string; got {_show(v)}")
+    return v
+
+
+def p_opt_str(v: Any) -> str | None:
+    return None if v == "" else p_str(v)
+
+
+def p_bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"expected true or false; got {_show(v)}")
+    return v
+
+
+def p_int(lo: int | None = None, hi: int | None = None) -> Parser:
+    def parse(v: Any) -> int:
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise ValueError(f"expected a whole number; got {_show(v)}")
+        if lo is not None and v < lo:
+            raise ValueError(f"{v} is too small; expected at least {lo}")
+        if hi is not None and v > hi:
+            raise ValueError(f"{v} is too large; expected at most {hi}")
+        return v
+    parse.__doc__ = "whole number" + (f" ≥ {lo}" if lo is not None else "")
+    return parse
+
+
+def p_float(lo: float | None = None, hi: float | None = None) -> Parser:
+    def parse(v: Any) -> float:
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            raise ValueError(f"expected a number; got {_show(v)}")
+        if lo is not None and v < lo:
+            raise ValueError(f"{v} is too small; expected at least {lo}")
+        if hi is not None and v > hi:
+            raise ValueError(f"{v} is too large; expected at most {hi}")
+        return float(v)
+    parse.__doc__ = "number" + (f" from {lo}" if lo is not None else "") + (f" to {hi}" if hi is not None else "")
+    return parse
+
+
+def p_enum(*choices: str) -> Parser:
+    def parse(v: Any) -> str:
+        if v not in choices:
+            raise ValueError(f"unknown value {_show(v)}; expected one of {', '.join(choices)}")
+        return str(v)
+    parse.__doc__ = "one of " + ", ".join(f"`{c}`" for c in choices)
+    return parse
+
+
+def p_duration(v: Any) -> float:
+    """duration such as `"250ms"`, `"10s"`, `"5m"`"""
+    return parse_duration(v)
+
+
+def p_opt_duration(v: Any) -> float | None:
+    """duration, or `""` for none"""
+    return None if v == "" else parse_duration(v)
+
+
+def p_size(v: Any) -> int:
+    """size such as `"512KB"`, `"50MB"`"""
+    return parse_size(v)
+
+
+def p_signal(v: Any) -> str:
+    """signal name such as `TERM`, `INT`, `HUP`"""
+    return parse_signal(v).name
+
+
+def p_argv(v: Any) -> tuple[str, ...]:
+    """argv list, or a string split like a shell would (shlex)"""
+    if isinstance(v, str):
+        try:
+            argv = shlex.split(v)
+        except ValueError as e:
+            raise ValueError(f"cannot split the command string ({e}); expected shell-like quoting") from None
+    elif isinstance(v, list) and all(isinstance(a, str) for a in v):
+        argv = list(v)
+    else:
+        raise ValueError(f"expected a list of strings or a string; got {_show(v)}")
+    if not argv or not argv[0]:
+        raise ValueError("the command is empty; expected a program and its arguments")
+    return tuple(argv)
+
+
+def p_env(v: Any) -> dict[str, str]:
+    """table of NAME = value (strings, numbers and booleans become strings)"""
+    if not isinstance(v, Mapping):
+        raise ValueError(f"expected a table of NAME = value; got {_show(v)}")
+    out = {}
+    for k, val in v.items():
+        if isinstance(val, bool):
+            val = "true" if val else "false"
+        if not isinstance(val, (str, int, float)):
+            raise ValueError(f"{k}: expected a string, number or boolean; got {_show(val)}")
+        out[k] = str(val)
+    return out
+
+
+def p_int_list(v: Any) -> tuple[int, ...]:
+    """list of whole numbers"""
+    if not isinstance(v, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in v):
+        raise ValueError(f"expected a list of whole numbers; got {_show(v)}")
+    return tuple(v)
+
+
+DEPENDENCY_CONDITIONS = ("started", "ready", "healthy", "completed")
+
+
+def p_depends(v: Any) -> dict[str, str]:
+    """table of SERVICE = condition (`started`, `ready`, `healthy`, `completed`), or a list of names (= started)"""
+    if isinstance(v, list) and all(isinstance(n, str) for n in v):
+        return {n: "started" for n in v}
+    if not isinstance(v, Mapping):
+        raise ValueError(f"expected a table such as {{ db = \"healthy\" }} or a list of names; got {_show(v)}")
+    for name, cond in v.items():
+        if cond not in DEPENDENCY_CONDITIONS:
+            raise ValueError(f"{name}: unknown condition {_show(cond)}; expected one of {', '.join(DEPENDENCY_CONDITIONS)}")
+    return dict(v)
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, str):
+        return f'"{v}"'
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dict):
+        return "a table"
+    if isinstance(v, list):
+        return "a list"
+    return repr(v)
+
+
+# ---- building ------------------------------------------------------------------------
+
+class Problems:
+    """Collects every error of one config file as (key path, message)."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[tuple[str, ...], str]] = []
+
+    def add(self, path: tuple[str, ...], message: str) -> None:
+        if (path, message) not in self.items:
+            self.items.append((path, message))
+
+
+def build(cls: type[T], raw: Any, path: tuple[str, ...], problems: Problems,
+          where: Callable[[tuple[str, ...]], tuple[str, ...]] = lambda p: p) -> T:
+    """Turn the raw table `raw` into `cls`, recording every problem instead of stopping.
+
+    `where` maps a key path to the path the user wrote (a key merged in from [defaults] is
+    reported at its place in [defaults]). Values that fail keep their default so that the
+    rest of the file is still checked.
+    """
+    if not isinstance(raw, Mapping):
+        problems.add(where(path), f"expected a table; got {_show(raw)}")
+        raw = {}
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    for key in raw:
+        if key not in known:
+            problems.add(where(path + (key,)), f"unknown key; expected one of {', '.join(sorted(known))}")
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        sub = f.metadata.get("table")
+        if f.name not in raw:
+            if f.metadata.get("required"):
+                problems.add(where(path), f"missing key \"{f.name}\"; expected {_describe(f)}")
+            continue
+        value = raw[f.name]
+        if sub is not None:
+            kwargs[f.name] = build(sub, value, path + (f.name,), problems, where)
+            continue
+        try:
+            kwargs[f.name] = f.metadata["parse"](value)
+        except ValueError as e:
+            problems.add(where(path + (f.name,)), str(e))
+    try:
+        return cls(**kwargs)
+    except TypeError:  # a required field failed; the problem is already recorded
+        return cls(**{**_placeholders(cls), **kwargs})
+
+
+def _placeholders(cls: type) -> dict[str, Any]:
+    return {f.name: None for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
+
+
+def _describe(f: dataclasses.Field[Any]) -> str:
+    parse = f.metadata.get("parse")
+    return (parse.__doc__ or "a value").strip() if parse else "a table"
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """`over` on top of `base`; tables merge key by key, everything else is replaced."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def describe_fields(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """(key, kind, default, doc) rows for the generated reference, depth first."""
+    rows = []
+    for f in fields(cls):
+        sub = f.metadata.get("table")
+        key = prefix + f.name
+        if sub is not None:
+            rows.append((key, "table", "", f.metadata.get("doc", "")))
+            rows.extend(describe_fields(sub, key + "."))
+            continue
+        if f.default is not MISSING:
+            default = f.default
+        elif f.default_factory is not MISSING:
+            default = f.default_factory()
+        else:
+            default = "(required)"
+        rows.append((key, _describe(f), _show_default(f, default), f.metadata.get("doc", "")))
+    return rows
+
+
+def _show_default(f: dataclasses.Field[Any], default: Any) -> str:
+    if default == "(required)":
+        return default
+    if default is None:
+        return "—"
+    if isinstance(default, bool):
+        return "true" if default else "false"
+    if f.metadata.get("example"):
+        return f.metadata["example"]
+    if isinstance(default, (tuple, list)):
+        return "[" + ", ".join(str(x) for x in default) + "]"
+    if isinstance(default, dict):
+        return "{}"
+    return f'"{default}"' if isinstance(default, str) else str(default)

@@ -1,0 +1,1 @@
+"""Effect executors for processes: spawning, cgroups and whole-tree signalling."""

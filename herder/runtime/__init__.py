@@ -1,0 +1,1 @@
+"""THE loop: owns all state, turns inputs into events, carries out the core's effects."""

@@ -1,0 +1,459 @@
+"""The supervisor: one asyncio task that owns every instance and carries out the core's effects.
+
+Inputs (SIGCHLD exits, timers, signals to herder, operator commands) only *post* events;
+`_drain` applies them one at a time through the core's table, runs the effects, then
+reconciles dependencies and shutdown order. Nothing else mutates an Instance, so there are
+no locks. Exits come from one SIGCHLD handler that calls waitpid(-1) until empty: herder
+is a child subreaper, so it also reaps orphans of its children — no thread per child, no
+polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import fcntl
+import os
+import random
+import secrets
+import signal
+import subprocess
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from herder.config import Config
+from herder.core import graph
+from herder.core.machine import (
+    ALIVE, ArmTimer, CancelTimer, Effect, Ev, Instance, KillLeftovers, Machine, Publish, Signal, Spawn, State,
+)
+from herder.errors import AlreadyRunning, SpawnError, TransitionError
+from herder.process import spawn as spawner
+from herder.process import tree
+from herder.process.cgroup import Cgroup, Cgroups
+from herder.runtime.clock import Clock, MonotonicClock
+from herder.runtime.events import EventBus
+from herder.store import runstate
+
+IDLE = frozenset({State.STOPPED, State.EXITED, State.FAILED})
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+@dataclass
+class _Proc:
+    """The runtime side of an instance: what the core need not know."""
+
+    cookie: str
+    cgroup: Cgroup | None = None
+    popen: subprocess.Popen[bytes] | None = None
+    pgid: int | None = None
+    start_time: int | None = None
+    timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+
+
+def instance_names(service: str, replicas: int) -> list[tuple[str, int | None]]:
+    if replicas == 1:
+        return [(service, None)]
+    return [(f"{service}.{i}", i) for i in range(replicas)]
+
+
+class Supervisor:
+    def __init__(self, config: Config, *, clock: Clock | None = None, rng: random.Random | None = None) -> None:
+        self.config = config
+        self.clock = clock or MonotonicClock()
+        rng = rng or random.Random()
+        self.machine = Machine(spread=lambda: rng.uniform(-1.0, 1.0))
+        self.events = EventBus()
+        self.instances: dict[str, Instance] = {}
+        self.procs: dict[str, _Proc] = {}
+        self.by_service: dict[str, list[str]] = {}
+        self.deps: dict[str, dict[str, str]] = {}
+        self._by_pid: dict[int, str] = {}
+        self._queue: deque[tuple[str, Ev, dict[str, Any]]] = deque()
+        self._draining = False
+        self._down = False
+        self._forced = False
+        self._finished: asyncio.Event | None = None
+        self._reaped: asyncio.Event | None = None
+        self._lock_fd: int | None = None
+        self.cgroups: Cgroups | None = None
+        self.orphans_reaped = 0
+        self.exit_code = 0
+        self._runstate: runstate.RunStateWriter | None = None
+        self._live_dirty = False
+        self._load_services(config)
+
+    # ---- setup ---------------------------------------------------------------------
+
+    def _load_services(self, config: Config) -> None:
+        for svc, spec in config.services.items():
+            self.deps[svc] = dict(spec.depends_on)
+            self.by_service[svc] = []
+            for name, replica in instance_names(svc, spec.replicas):
+                self.instances[name] = Instance(name, svc, replica, spec, since=self.clock.now())
+                self.procs[name] = _Proc(cookie=secrets.token_hex(8))
+                self.by_service[svc].append(name)
+
+    def _acquire_lock(self) -> None:
+        state_dir = self.config.state_dir
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path = state_dir / "herder.pid"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise AlreadyRunning(f"herder is already running on {state_dir} (pid {other}, socket "
+                                 f"{state_dir / 'herder.sock'}); use `herder status` or `herder down` first") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def _stop_previous(self) -> None:
+        """Instances a previous herder left alive must not run twice: stop them first."""
+        path = self.config.state_dir / "run.json"
+        old_pid, records = runstate.read(path)
+        alive = {n: r for n, r in records.items() if runstate.still_alive(r)}
+        if not alive:
+            return
+        self.events.emit("", "supervisor", f"herder: {len(alive)} instance(s) left running by a previous herder "
+                         f"(pid {old_pid}): {', '.join(sorted(alive))}; stopping them before starting")
+        import psutil
+
+        procs = []
+        for name, rec in alive.items():
+            cg = Cgroup(Path(rec.cgroup)) if rec.cgroup and Path(rec.cgroup).is_dir() else None
+            pids = set(cg.procs()) if cg else tree.members(rec.pid, rec.pid, rec.cookie)
+            tree.kill_all(pids, signal.SIGTERM)
+            procs.extend(psutil.Process(p) for p in pids if tree.start_time(p) is not None)
+        timeout = max((s.stop_timeout for s in self.config.services.values()), default=10.0)
+        _, left = psutil.wait_procs(procs, timeout=timeout)
+        for p in left:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        psutil.wait_procs(left, timeout=5)
+
+    # ---- lifetime ------------------------------------------------------------------
+
+    async def run(self, only: Iterable[str] | None = None, *, install_signals: bool = True,
+                  ready: Callable[[], None] | None = None) -> int:
+        """Start, supervise until `down`, stop everything, return the exit code."""
+        loop = asyncio.get_running_loop()
+        self._finished = asyncio.Event()
+        self._reaped = asyncio.Event()
+        self._acquire_lock()
+        self._runstate = runstate.RunStateWriter(self.config.state_dir / "run.json")
+        self._set_subreaper(True)
+        handled = [signal.SIGCHLD]
+        loop.add_signal_handler(signal.SIGCHLD, self._reap)
+        if install_signals:
+            loop.add_signal_handler(signal.SIGTERM, self.request_down)
+            loop.add_signal_handler(signal.SIGINT, self._on_sigint)
+            handled += [signal.SIGTERM, signal.SIGINT]
+        try:
+            self._stop_previous()
+            if self.config.herder.cgroups:
+                self.cgroups = Cgroups.detect(self.config.state_dir)
+            wanted = self._initial(only)
+            self.events.emit("", "supervisor", f"herder: supervising {len(self.instances)} instance(s) "
+                             f"(pid {os.getpid()}, tracking by {'cgroup' if self.cgroups else 'process group'})")
+            for name in wanted:
+                self._post(name, Ev.START)
+            if ready is not None:
+                ready()
+            await self._finished.wait()
+            await self._sweep()
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+            for p in self.procs.values():
+                for h in p.timers.values():
+                    h.cancel()
+            if self._runstate is not None:
+                await self._runstate.close({})
+            self._set_subreaper(False)
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+        return self.exit_code
+
+    def _initial(self, only: Iterable[str] | None) -> list[str]:
+        if only:
+            services = graph.closure(self.deps, only)
+        else:
+            services = {s for s, spec in self.config.services.items() if spec.autostart}
+        return [n for s in graph.levels(self.deps) for svc in s if svc in services for n in self.by_service[svc]]
+
+    @staticmethod
+    def _set_subreaper(on: bool) -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0)
+
+    def request_down(self) -> None:
+        """Stop everything in reverse dependency order, then finish (SIGTERM, first Ctrl+C)."""
+        if self._down:
+            return
+        self._down = True
+        self.events.emit("", "supervisor", "herder: stopping all services")
+        loop = asyncio.get_running_loop()
+        loop.call_later(self.config.herder.shutdown_timeout, self._shutdown_timeout)
+        self._kick()
+
+    def force(self) -> None:
+        """SIGKILL everything left now (second Ctrl+C); the exit code becomes 1."""
+        self._down = self._forced = True
+        self.exit_code = 1
+        self.events.emit("", "supervisor", "herder: forced stop: SIGKILL to everything left")
+        for name, inst in self.instances.items():
+            self._post(name, Ev.KILL)
+
+    def _on_sigint(self) -> None:
+        if self._down:
+            self.force()
+        else:
+            self.request_down()
+
+    def _shutdown_timeout(self) -> None:
+        if not self._finished or self._finished.is_set() or self._forced:
+            return
+        self.events.emit("", "supervisor", f"herder: shutdown_timeout ({self.config.herder.shutdown_timeout:g}s) "
+                         "reached; killing what is left")
+        self.force()
+
+    async def _sweep(self) -> None:
+        """After the last stop: nothing herder started may outlive it."""
+        if self.cgroups is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5.0
+        assert self._reaped is not None
+        while True:
+            busy = [cg for cg in self.cgroups.instances() if cg.procs()]
+            if not busy or loop.time() >= deadline:
+                break
+            for cg in busy:
+                cg.kill()
+            self._reaped.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, deadline - loop.time())):
+                    await self._reaped.wait()
+        for cg in self.cgroups.instances():
+            cg.remove()
+        self.cgroups.remove_root()
+
+    # ---- operator commands (the control API calls these) -----------------------------
+
+    def start(self, names: Iterable[str]) -> None:
+        for n in names:
+            self._post(n, Ev.START)
+
+    def stop(self, names: Iterable[str]) -> None:
+        for n in names:
+            self._post(n, Ev.STOP)
+
+    def restart(self, names: Iterable[str]) -> None:
+        for n in names:
+            self._post(n, Ev.RESTART)
+
+    # ---- the event pump --------------------------------------------------------------
+
+    def _post(self, name: str, ev: Ev, **data: Any) -> None:
+        self._queue.append((name, ev, data))
+        self._kick()
+
+    def _kick(self) -> None:
+        if not self._draining:
+            self._drain()
+
+    def _drain(self) -> None:
+        """Apply queued events one by one; reconcile whenever the queue runs dry."""
+        self._draining = True
+        try:
+            while True:
+                if not self._queue:
+                    self._reconcile()
+                    if not self._queue:
+                        break
+                name, ev, data = self._queue.popleft()
+                inst = self.instances.get(name)
+                if inst is None:
+                    continue
+                try:
+                    effects = self.machine.handle(inst, ev, self.clock.now(), **data)
+                except TransitionError as e:  # a bug in herder; never let it stop supervision
+                    self.events.emit(name, "bug", f"herder bug: {e}")
+                    continue
+                for eff in effects:
+                    self._do(inst, eff)
+        finally:
+            self._draining = False
+        self._save_runstate()
+
+    def _do(self, inst: Instance, eff: Effect) -> None:
+        p = self.procs[inst.name]
+        if isinstance(eff, Spawn):
+            self._spawn(inst, p)
+        elif isinstance(eff, Signal):
+            self._signal(inst, p, eff.signal, eff.scope)
+        elif isinstance(eff, KillLeftovers):
+            self._kill_leftovers(inst, p)
+        elif isinstance(eff, ArmTimer):
+            old = p.timers.pop(eff.kind, None)
+            if old:
+                old.cancel()
+            p.timers[eff.kind] = asyncio.get_running_loop().call_later(eff.delay, self._timer, inst.name, eff.kind)
+        elif isinstance(eff, CancelTimer):
+            old = p.timers.pop(eff.kind, None)
+            if old:
+                old.cancel()
+        elif isinstance(eff, Publish):
+            self.events.emit(inst.name, eff.kind, eff.message, {"state": inst.state.value, **eff.data})
+
+    def _timer(self, name: str, kind: str) -> None:
+        self.procs[name].timers.pop(kind, None)
+        self._post(name, Ev.BACKOFF_DONE if kind == "backoff" else Ev.STOP_TIMEOUT)
+
+    # ---- effects -----------------------------------------------------------------------
+
+    def _spawn(self, inst: Instance, p: _Proc) -> None:
+        try:
+            launch = spawner.plan(inst.name, inst.replica, inst.spec, p.cookie)
+            stdout, stderr, opened = spawner.open_outputs(inst.spec, inst.name, self.config.log_dir)
+        except (OSError, KeyError) as e:
+            self._queue.append((inst.name, Ev.SPAWN_FAILED, {"error": f"cannot prepare: {e}"}))
+            return
+        try:
+            popen = spawner.spawn(launch, stdout, stderr)
+            if self.cgroups is not None and inst.spec.kill == "tree":
+                if p.cgroup is None:
+                    p.cgroup = self.cgroups.for_instance(inst.name)
+                self.cgroups.adopt(p.cgroup, popen.pid)
+        except SpawnError as e:
+            self._queue.append((inst.name, Ev.SPAWN_FAILED, {"error": str(e)}))
+            return
+        finally:
+            for f in opened:
+                f.close()
+        p.popen, p.pgid, p.start_time = popen, popen.pid, tree.start_time(popen.pid)
+        self._by_pid[popen.pid] = inst.name
+        self._live_dirty = True
+        self._queue.append((inst.name, Ev.SPAWNED, {"pid": popen.pid}))
+
+    def _signal(self, inst: Instance, p: _Proc, sig: str, scope: str) -> None:
+        signum = signal.Signals[sig]
+        if scope == "tree" and p.cgroup is not None:
+            if signum == signal.SIGKILL:
+                p.cgroup.kill()
+            else:
+                p.cgroup.signal(signum)
+            return
+        if scope == "tree":
+            tree.kill_all(tree.members(inst.pid, p.pgid, p.cookie), signum)
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if scope == "group" and p.pgid is not None:
+                os.killpg(p.pgid, signum)
+            elif inst.pid is not None:
+                os.kill(inst.pid, signum)
+
+    def _kill_leftovers(self, inst: Instance, p: _Proc) -> None:
+        if p.cgroup is not None:
+            p.cgroup.kill()
+            return
+        if p.pgid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(p.pgid, signal.SIGKILL)
+        if inst.spec.kill == "tree":
+            tree.kill_all(tree.members(None, None, p.cookie))
+
+    def _reap(self) -> None:
+        """SIGCHLD: collect every exited child, ours or re-parented orphans."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            name = self._by_pid.pop(pid, None)
+            code = os.waitstatus_to_exitcode(status)
+            self._live_dirty = True
+            if name is None:
+                self.orphans_reaped += 1
+                continue
+            p = self.procs[name]
+            if p.popen is not None and p.popen.pid == pid:
+                p.popen.returncode = code  # tell Popen it is reaped; it must never waitpid itself
+                p.popen = None
+            if code >= 0:
+                self._post(name, Ev.EXIT, code=code, signal=None)
+            else:
+                self._post(name, Ev.EXIT, code=None, signal=signal.Signals(-code).name)
+        if self._reaped is not None:
+            self._reaped.set()
+
+    # ---- reconcile: dependencies and shutdown order ----------------------------------
+
+    def facts(self, name: str) -> graph.Facts:
+        inst = self.instances[name]
+        started = inst.state in (State.STARTING, State.RUNNING) and inst.pid is not None
+        ready = inst.state is State.RUNNING
+        hopeless = inst.state is State.FAILED or (inst.state is State.EXITED and not inst.completed) \
+            or (inst.state is State.STOPPED and not inst.want_up)
+        return graph.Facts(inst.state.value, started, ready, ready and inst.healthy is not False,
+                           inst.completed, hopeless)
+
+    def _reconcile(self) -> None:
+        if self._down:
+            self._reconcile_down()
+            return
+        for name, inst in self.instances.items():
+            if inst.state is not State.WAITING:
+                continue
+            reasons = []
+            for dep, cond in self.deps[inst.service].items():
+                facts = [self.facts(n) for n in self.by_service.get(dep, [])]
+                if not graph.condition_met(cond, facts):
+                    reasons.append(graph.waiting_reason(dep, cond, facts))
+            if not reasons:
+                self._queue.append((name, Ev.DEPS_MET, {}))
+            elif inst.reason != "; ".join(reasons):
+                inst.reason = "; ".join(reasons)
+                self.events.emit(name, "waiting", f"{name}: {inst.reason}", {"state": inst.state.value})
+
+    def _dependents_alive(self, service: str) -> bool:
+        for svc, deps in self.deps.items():
+            if service in deps:
+                for n in self.by_service[svc]:
+                    if self.instances[n].state in ALIVE:
+                        return True
+        return False
+
+    def _reconcile_down(self) -> None:
+        for name, inst in self.instances.items():
+            if inst.state in IDLE or inst.state is State.STOPPING:
+                continue
+            if inst.state in (State.STARTING, State.RUNNING) and self._dependents_alive(inst.service):
+                continue
+            self._queue.append((name, Ev.STOP, {}))
+        if all(i.state in IDLE for i in self.instances.values()) and not self._queue:
+            assert self._finished is not None
+            self._finished.set()
+
+    # ---- status and run state ------------------------------------------------------------
+
+    def _save_runstate(self) -> None:
+        if self._runstate is None or not self._live_dirty:
+            return
+        self._live_dirty = False
+        live = {}
+        for name, inst in self.instances.items():
+            if inst.pid is not None:
+                p = self.procs[name]
+                live[name] = runstate.LiveRecord(inst.pid, p.start_time, str(p.cgroup.path) if p.cgroup else None,
+                                                 p.cookie)
+        with contextlib.suppress(RuntimeError):  # no running loop: the final write in run() covers it
+            self._runstate.update(live)
