@@ -56,3 +56,11 @@ class TransitionError(HerderError):
 
     Raised by the pure core; reaching it is a bug in herder, never a user error.
     """
+
+
+class UnknownService(HerderError):
+    """A command named services that the config does not have."""
+
+    def __init__(self, unknown: list[str], known: list[str]) -> None:
+        self.unknown, self.known = unknown, known
+        super().__init__(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(known) or 'none'}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from contextlib import AsyncExitStack
 import ctypes
 import fcntl
 import os
@@ -23,14 +24,14 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from herder.config import Config
 from herder.core import graph
 from herder.core.machine import (
     ALIVE, ArmTimer, CancelTimer, Effect, Ev, Instance, KillLeftovers, Machine, Publish, Signal, Spawn, State,
 )
-from herder.errors import AlreadyRunning, SpawnError, TransitionError
+from herder.errors import AlreadyRunning, SpawnError, TransitionError, UnknownService
 from herder.process import spawn as spawner
 from herder.process import tree
 from herder.process.cgroup import Cgroup, Cgroups
@@ -40,6 +41,32 @@ from herder.store import runstate
 
 IDLE = frozenset({State.STOPPED, State.EXITED, State.FAILED})
 _PR_SET_CHILD_SUBREAPER = 36
+
+
+class Component(Protocol):
+    """Something that lives as long as the supervisor: the API server, the notify socket,
+    the log writer. Entered in order before any service starts, exited in reverse after
+    the last one stopped. Hooks it does not need can be omitted (see `Hooks`)."""
+
+    async def __aenter__(self) -> Any: ...
+    async def __aexit__(self, *exc: object) -> Any: ...
+
+
+@dataclass
+class Hooks:
+    """Spawn-time seams for components. Each list is called in order, on the loop.
+
+    env:     extra environment for an instance (NOTIFY_SOCKET, WATCHDOG_USEC …)
+    outputs: (stdout, stderr, files_to_close, after_spawn) for an instance; the first that
+             returns non-None wins; the default writes files directly (spawner.open_outputs)
+    spawned: told (instance, pid) after each spawn
+    exited:  told (instance, pid) after each reaped exit of a main process
+    """
+
+    env: list[Callable[[Instance], dict[str, str]]] = field(default_factory=list)
+    outputs: list[Callable[[Instance], Any]] = field(default_factory=list)
+    spawned: list[Callable[[Instance, int], None]] = field(default_factory=list)
+    exited: list[Callable[[Instance, int], None]] = field(default_factory=list)
 
 
 @dataclass
@@ -84,6 +111,8 @@ class Supervisor:
         self.exit_code = 0
         self._runstate: runstate.RunStateWriter | None = None
         self._live_dirty = False
+        self.components: list[Component] = []
+        self.hooks = Hooks()
         self._load_services(config)
 
     # ---- setup ---------------------------------------------------------------------
@@ -158,15 +187,18 @@ class Supervisor:
             self._stop_previous()
             if self.config.herder.cgroups:
                 self.cgroups = Cgroups.detect(self.config.state_dir)
-            wanted = self._initial(only)
-            self.events.emit("", "supervisor", f"herder: supervising {len(self.instances)} instance(s) "
-                             f"(pid {os.getpid()}, tracking by {'cgroup' if self.cgroups else 'process group'})")
-            for name in wanted:
-                self._post(name, Ev.START)
-            if ready is not None:
-                ready()
-            await self._finished.wait()
-            await self._sweep()
+            async with AsyncExitStack() as stack:
+                for comp in self.components:
+                    await stack.enter_async_context(comp)
+                wanted = self._initial(only)
+                self.events.emit("", "supervisor", f"herder: supervising {len(self.instances)} instance(s) "
+                                 f"(pid {os.getpid()}, tracking by {'cgroup' if self.cgroups else 'process group'})")
+                for name in wanted:
+                    self._post(name, Ev.START)
+                if ready is not None:
+                    ready()
+                await self._finished.wait()
+                await self._sweep()
         finally:
             for sig in handled:
                 loop.remove_signal_handler(sig)
@@ -319,9 +351,18 @@ class Supervisor:
     # ---- effects -----------------------------------------------------------------------
 
     def _spawn(self, inst: Instance, p: _Proc) -> None:
+        after: Callable[[int], None] | None = None
         try:
             launch = spawner.plan(inst.name, inst.replica, inst.spec, p.cookie)
-            stdout, stderr, opened = spawner.open_outputs(inst.spec, inst.name, self.config.log_dir)
+            for hook in self.hooks.env:
+                launch.env.update(hook(inst))
+            for hook in self.hooks.outputs:
+                got = hook(inst)
+                if got is not None:
+                    stdout, stderr, opened, after = got
+                    break
+            else:
+                stdout, stderr, opened = spawner.open_outputs(inst.spec, inst.name, self.config.log_dir)
         except (OSError, KeyError) as e:
             self._queue.append((inst.name, Ev.SPAWN_FAILED, {"error": f"cannot prepare: {e}"}))
             return
@@ -340,6 +381,10 @@ class Supervisor:
         p.popen, p.pgid, p.start_time = popen, popen.pid, tree.start_time(popen.pid)
         self._by_pid[popen.pid] = inst.name
         self._live_dirty = True
+        if after is not None:
+            after(popen.pid)
+        for spawned in self.hooks.spawned:
+            spawned(inst, popen.pid)
         self._queue.append((inst.name, Ev.SPAWNED, {"pid": popen.pid}))
 
     def _signal(self, inst: Instance, p: _Proc, sig: str, scope: str) -> None:
@@ -385,6 +430,8 @@ class Supervisor:
                 self.orphans_reaped += 1
                 continue
             p = self.procs[name]
+            for exited in self.hooks.exited:
+                exited(self.instances[name], pid)
             if p.popen is not None and p.popen.pid == pid:
                 p.popen.returncode = code  # tell Popen it is reaped; it must never waitpid itself
                 p.popen = None
@@ -457,3 +504,40 @@ class Supervisor:
                                                  p.cookie)
         with contextlib.suppress(RuntimeError):  # no running loop: the final write in run() covers it
             self._runstate.update(live)
+
+    # ---- queries (the control API and the console use these) ------------------------------
+
+    def resolve(self, names: Iterable[str]) -> list[str]:
+        """Service or instance names -> instance names; UnknownService names what exists."""
+        out: list[str] = []
+        unknown = []
+        for n in names:
+            if n in self.by_service:
+                out.extend(self.by_service[n])
+            elif n in self.instances:
+                out.append(n)
+            else:
+                unknown.append(n)
+        if unknown:
+            raise UnknownService(unknown, sorted(self.by_service))
+        return list(dict.fromkeys(out))
+
+    def status(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """One record per instance (interface.md `status --json`)."""
+        import time as _time
+
+        now, wall = self.clock.now(), _time.time()
+        out = []
+        for name in (self.resolve(names) if names else self.instances):
+            inst = self.instances[name]
+            since = wall - (now - inst.since)
+            out.append({
+                "name": name, "service": inst.service, "state": inst.state.value, "pid": inst.pid,
+                "since": _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(since)) + f".{int(since * 1000) % 1000:03d}Z",
+                "uptime": round(now - inst.started_at, 3) if inst.started_at is not None else None,
+                "restarts": inst.restarts,
+                "exit": (inst.last_exit.signal or inst.last_exit.code) if inst.last_exit else None,
+                "health": ("healthy" if inst.healthy else "unhealthy") if inst.healthy is not None else None,
+                "status": inst.status, "reason": inst.reason, "want": "up" if inst.want_up else "down",
+            })
+        return out
