@@ -103,7 +103,7 @@ class Runtime:
             self._loop = runner.get_loop()
             if not signals:
                 return runner.run(self._lifecycle())
-            catcher = SignalCatcher(self._on_signal, self._force, redeliver=redeliver)
+            catcher = SignalCatcher(self._loop, self._on_signal, self._force, redeliver=redeliver)
             with catcher:
                 return runner.run(self._lifecycle())
 
@@ -119,7 +119,7 @@ class Runtime:
         self.post("reload" if name == "SIGHUP" else "stop", name)
 
     def _force(self) -> None:
-        pending = len(self._shutdown.pop_all())
+        pending = len(self._shutdown)
         log.warning(
             "second interrupt: exiting now, without waiting (%d shutdown steps not run)", pending
         )

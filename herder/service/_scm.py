@@ -16,7 +16,6 @@ timeout of its own, so a service that never calls ready() would otherwise sit in
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -138,7 +137,7 @@ class ScmReporter:
         hint = 0
         if pending:
             left = (self._until - now) if self._until is not None else 0.0
-            hint = math.ceil(max(left, MIN_WAIT_HINT) * 1000)
+            hint = round(max(left, MIN_WAIT_HINT) * 1000)
         # No controls while starting or stopping: the SCM queues nothing, and a stop
         # that arrives while starting is refused until we are RUNNING.
         controls = 0 if state in (START_PENDING, STOP_PENDING, STOPPED) else self._accepted

@@ -74,11 +74,15 @@ class ShutdownStack:
         with self._lock:
             return sum(step.timeout for step in self._steps)
 
-    def pop_all(self) -> list[Step]:
-        """The steps in the order they must run (last registered first)."""
+    def __len__(self) -> int:
+        """Steps not started yet."""
         with self._lock:
-            steps, self._steps = self._steps[::-1], []
-        return steps
+            return len(self._steps)
+
+    def _next(self) -> Step | None:
+        """The step to run now: the last registered of those left."""
+        with self._lock:
+            return self._steps.pop() if self._steps else None
 
     async def run(
         self,
@@ -87,7 +91,7 @@ class ShutdownStack:
     ) -> list[StepResult]:
         """Run every step; never raises for a step's failure. ``deadline`` is on our clock."""
         results = []
-        for step in self.pop_all():
+        while (step := self._next()) is not None:
             results.append(await self._run_step(step, deadline, on_step))
         return results
 

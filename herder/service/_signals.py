@@ -4,6 +4,12 @@ Handlers do no work: they record the signal and hand it to the loop (the callbac
 ``call_soon_threadsafe``), except the second SIGINT, which must work even when the loop
 is stuck, so it calls ``on_force`` right in the handler.
 
+Python runs signal handlers on the main thread only, but the kernel may deliver the
+signal to any thread (a sync main, a shutdown step). The main thread, asleep in the
+loop's select(), would then not notice until something else woke it. So a wakeup fd
+(``signal.set_wakeup_fd``) is registered with the loop: the C-level handler writes to
+it, select() returns, and the Python handler runs at once.
+
 Restoration follows uvicorn's ``capture_signals``: on exit the previous handlers are put
 back and the signals that were not consumed are raised again, so a program that embeds
 ``run(exit=False)`` sees its own SIGINT/SIGTERM handling (KeyboardInterrupt, its own
@@ -17,8 +23,10 @@ shutdown has run (Windows ends the process when it returns).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -40,11 +48,15 @@ class SignalCatcher:
 
     def __init__(
         self,
+        loop: asyncio.AbstractEventLoop,
         on_signal: Callable[[str], None],
         on_force: Callable[[], None],
         *,
         redeliver: bool,
     ) -> None:
+        self._loop = loop
+        self._wakeup: tuple[socket.socket, socket.socket] | None = None
+        self._previous_wakeup = -1
         self._on_signal = on_signal
         self._on_force = on_force
         self._redeliver = redeliver
@@ -61,10 +73,25 @@ class SignalCatcher:
         self._received.append(sig)
         self._on_signal(sig.name)
 
+    def _drain(self) -> None:
+        """The wakeup bytes only serve to end select(); the handlers do the work."""
+        assert self._wakeup is not None
+        try:
+            while self._wakeup[0].recv(512):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
     def __enter__(self) -> SignalCatcher:
         if threading.current_thread() is not threading.main_thread():
             log.debug("not on the main thread: signals are left to the host program")
             return self
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        self._wakeup = (reader, writer)
+        self._loop.add_reader(reader.fileno(), self._drain)
+        self._previous_wakeup = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
         for sig in _available(STOP_SIGNALS + RELOAD_SIGNALS):
             self._previous[sig] = signal.signal(sig, self._handle)
         if sys.platform == "win32":
@@ -83,6 +110,13 @@ class SignalCatcher:
             self._console.remove()
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
+        if self._wakeup is not None:
+            signal.set_wakeup_fd(self._previous_wakeup)
+            if not self._loop.is_closed():
+                self._loop.remove_reader(self._wakeup[0].fileno())
+            for sock in self._wakeup:
+                sock.close()
+            self._wakeup = None
         if self._redeliver and exc is None:
             for sig in dict.fromkeys(self._received):
                 if sig.name in STOP_SIGNALS:
