@@ -52,4 +52,11 @@ def daemonize(preserve: list[int]) -> None:
         # Job-control signals are ignored; stop and reload are ours, installed after this.
         signal_map={signal.SIGTSTP: None, signal.SIGTTIN: None, signal.SIGTTOU: None},
     )
-    context.open()
+    # If we lead the terminal's session, our exit sends SIGHUP to the foreground process
+    # group, which still holds the first child until it calls setsid(): ignore SIGHUP
+    # across the forks, as daemon(3) recipes do; our own handler is installed after.
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        context.open()
+    finally:
+        signal.signal(signal.SIGHUP, previous)

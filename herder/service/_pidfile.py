@@ -20,6 +20,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from herder.service._errors import AlreadyRunning
@@ -66,6 +67,17 @@ def _read_pid(path: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+def _holder_pid(path: Path) -> int | None:
+    """The lock holder's pid. It writes it just after locking, so a loser of a start
+    race may look in between: a few short retries (50 ms at most) close that window."""
+    for _ in range(_ATTEMPTS):
+        pid = _read_pid(path)
+        if pid is not None:
+            return pid
+        time.sleep(0.005)
+    return None
+
+
 class InstanceLock:
     """The single-instance lock; ``acquire`` raises :class:`AlreadyRunning`."""
 
@@ -80,7 +92,7 @@ class InstanceLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             if not _try_lock(fd):
                 os.close(fd)
-                raise AlreadyRunning(self.name, str(self.path), _read_pid(self.path))
+                raise AlreadyRunning(self.name, str(self.path), _holder_pid(self.path))
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
             except FileNotFoundError:
@@ -90,7 +102,7 @@ class InstanceLock:
                 self.write_pid()
                 return
             os.close(fd)  # the holder removed it as we locked it: lock the new one
-        raise AlreadyRunning(self.name, str(self.path), _read_pid(self.path))
+        raise AlreadyRunning(self.name, str(self.path), _holder_pid(self.path))
 
     def write_pid(self) -> None:
         """(Re)write our pid into the lock file; called again after daemonizing."""

@@ -95,8 +95,8 @@ class Child:
             self._queue.put(line.rstrip("\n"))
         self._queue.put(None)
 
-    def wait_line(self, needle: str, timeout: float = DEADLINE) -> str:
-        """Consume output until a line containing ``needle``."""
+    def wait_any(self, *needles: str, timeout: float = DEADLINE) -> str:
+        """Consume output until a line containing one of ``needles``."""
         end = time.monotonic() + timeout
         for _ in range(100_000):
             try:
@@ -104,11 +104,15 @@ class Child:
             except queue.Empty:
                 break
             if line is None:
-                raise AssertionError(f"{needle!r} not printed before exit:\n" + self.output())
+                raise AssertionError(f"none of {needles} printed before exit:\n" + self.output())
             self.lines.append(line)
-            if needle in line:
+            if any(n in line for n in needles):
                 return line
-        raise AssertionError(f"{needle!r} not printed within {timeout}s:\n" + self.output())
+        raise AssertionError(f"none of {needles} printed within {timeout}s:\n" + self.output())
+
+    def wait_line(self, needle: str, timeout: float = DEADLINE) -> str:
+        """Consume output until a line containing ``needle``."""
+        return self.wait_any(needle, timeout=timeout)
 
     def signal(self, sig: signal.Signals) -> None:
         self.proc.send_signal(sig)
