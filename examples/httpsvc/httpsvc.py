@@ -71,6 +71,7 @@ class Server:
             path = parts[1] if len(parts) > 1 else "/"
             if path.startswith("/slow"):
                 # A long request, to show that a stop waits for it (drain).
+                print(f"slow request {path} started", flush=True)
                 await asyncio.sleep(float(path.partition("=")[2] or 1))
             body = b"ok\n" if path == "/health" else f"{path} #{self._hits.count(path)}\n".encode()
             writer.write(

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,3 +23,15 @@ def children() -> Iterator[list[Child]]:
     for child in started:
         if child.proc.returncode is None:
             child.kill()
+
+
+@pytest.fixture
+def spawn(children: list[Child]) -> Callable[..., Child]:
+    """Start a Python program as a child that is cleaned up after the test."""
+
+    def start(script: Path, env: dict[str, str], *args: str, **popen: object) -> Child:
+        child = Child.python(script, env, *args, **popen)
+        children.append(child)
+        return child
+
+    return start

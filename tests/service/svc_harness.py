@@ -114,6 +114,11 @@ class Child:
         """Consume output until a line containing ``needle``."""
         return self.wait_any(needle, timeout=timeout)
 
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
+        """Send ``sig`` and wait for the exit; return the exit code."""
+        self.signal(sig)
+        return self.finish()
+
     def signal(self, sig: signal.Signals) -> None:
         self.proc.send_signal(sig)
 

@@ -7,7 +7,7 @@ import json
 import os
 import signal
 import termios
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -59,11 +59,10 @@ def test_default_lock_path_prefers_the_runtime_dir(monkeypatch: pytest.MonkeyPat
     assert default_lock_path("web") == tmp_path / "web.lock"
 
 
-def test_two_instances_started_together_exactly_one_runs(tmp_path: Path, children: list[Child]) -> None:
+def test_two_instances_started_together_exactly_one_runs(tmp_path: Path, spawn: Callable[..., Child]) -> None:
     pidfile = tmp_path / "svc.pid"
     env = child_env(RUN=f"pidfile={pidfile}")
-    pair = [Child.python(PROG, env), Child.python(PROG, env)]
-    children.extend(pair)
+    pair = [spawn(PROG, env), spawn(PROG, env)]
     outcomes = [child.wait_any("READY pid=", "is already running") for child in pair]
     assert sorted("READY" in line for line in outcomes) == [False, True], outcomes
     winner, loser = pair if "READY" in outcomes[0] else pair[::-1]
@@ -72,22 +71,18 @@ def test_two_instances_started_together_exactly_one_runs(tmp_path: Path, childre
     assert f"svcprog is already running as pid {winner_pid} (lock {pidfile}.lock is held)" in loser.output()
     assert pidfile.read_text() == f"{winner_pid}\n"
     assert Path(f"{pidfile}.lock").read_text() == f"{winner_pid}\n"
-    winner.signal(signal.SIGTERM)
-    assert winner.finish() == 0
+    assert winner.stop(signal.SIGTERM) == 0
     assert not pidfile.exists() and not Path(f"{pidfile}.lock").exists()
 
 
-def test_single_instance_without_pidfile(tmp_path: Path, children: list[Child]) -> None:
+def test_single_instance_without_pidfile(tmp_path: Path, spawn: Callable[..., Child]) -> None:
     env = child_env(RUN="single_instance=1", XDG_RUNTIME_DIR=str(tmp_path))
-    first = Child.python(PROG, env)
-    children.append(first)
+    first = spawn(PROG, env)
     first.wait_line("READY")
-    second = Child.python(PROG, env)
-    children.append(second)
+    second = spawn(PROG, env)
     assert second.finish() == 1
     assert f"already running as pid {first.proc.pid} (lock {tmp_path}/svcprog.lock" in second.output()
-    first.signal(signal.SIGTERM)
-    assert first.finish() == 0
+    assert first.stop(signal.SIGTERM) == 0
 
 
 @pytest.fixture
@@ -103,7 +98,7 @@ def daemon_pids() -> Iterator[list[int]]:
 
 
 def test_daemonize_detaches_from_the_terminal_and_writes_the_daemons_pid(
-    tmp_path: Path, notify: NotifySocket, children: list[Child], daemon_pids: list[int]
+    tmp_path: Path, notify: NotifySocket, spawn: Callable[..., Child], daemon_pids: list[int]
 ) -> None:
     pidfile = tmp_path / "d.pid"
     leader, follower = os.openpty()
@@ -113,10 +108,9 @@ def test_daemonize_detaches_from_the_terminal_and_writes_the_daemons_pid(
 
     env = child_env(RUN=f"pidfile={pidfile};daemonize=1", REPORT="1", NOTIFY_SOCKET=str(notify.path))
     try:
-        parent = Child.python(PROG, env, stdin=follower, start_new_session=True, preexec_fn=take_terminal)
+        parent = spawn(PROG, env, stdin=follower, start_new_session=True, preexec_fn=take_terminal)
     finally:
         os.close(follower)
-    children.append(parent)
     before = json.loads(parent.wait_line("PARENT ").partition(" ")[2])
     assert before["tty_nr"] != 0 and before["can_open_dev_tty"]  # it did have a terminal
 

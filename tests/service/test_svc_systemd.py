@@ -6,6 +6,8 @@ both are run here. The test under the real herder supervisor comes with it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import http.client
 import signal
 import statistics
@@ -26,14 +28,13 @@ def _get(port: int, path: str) -> str:
 
 @pytest.mark.parametrize("manager", ["systemd", "herder"])
 def test_example_reports_ready_status_stopping_and_drains(
-    manager: str, notify: NotifySocket, children: list[Child], tmp_path
+    manager: str, notify: NotifySocket, spawn: Callable[..., Child], tmp_path
 ) -> None:
     extra = {"INVOCATION_ID": "0123"} if manager == "systemd" else {
         "HERDER_INSTANCE": "httpsvc", "HERDER_SERVICE": "httpsvc", "HERDER_STOP_TIMEOUT_USEC": "10000000",
     }
     env = child_env(NOTIFY_SOCKET=str(notify.path), PORT="0", HTTPSVC_DB=str(tmp_path / "db.sqlite"), **extra)
-    child = Child.python(EXAMPLE, env)
-    children.append(child)
+    child = spawn(EXAMPLE, env)
 
     line = child.wait_line("listening on http://")
     port = int(line.rsplit(":", 1)[1])
@@ -57,11 +58,10 @@ def test_example_reports_ready_status_stopping_and_drains(
 
 
 def test_watchdog_pings_at_half_the_interval_and_stop_while_the_loop_is_blocked(
-    notify: NotifySocket, children: list[Child]
+    notify: NotifySocket, spawn: Callable[..., Child]
 ) -> None:
     env = child_env(NOTIFY_SOCKET=str(notify.path), WATCHDOG_USEC="200000", RELOAD="block")
-    child = Child.python(PROGRAMS / "svcprog.py", env)
-    children.append(child)
+    child = spawn(PROGRAMS / "svcprog.py", env)
     child.wait_line("READY")
     # Ten pings at the steady rate: every 100 ms (half of WATCHDOG_USEC).
     for _ in range(11):
@@ -86,10 +86,9 @@ def test_watchdog_pings_at_half_the_interval_and_stop_while_the_loop_is_blocked(
     assert child.finish() == 0
 
 
-def test_watchdog_pid_for_another_process_means_no_pings(notify: NotifySocket, children: list[Child]) -> None:
+def test_watchdog_pid_for_another_process_means_no_pings(notify: NotifySocket, spawn: Callable[..., Child]) -> None:
     env = child_env(NOTIFY_SOCKET=str(notify.path), WATCHDOG_USEC="100000", WATCHDOG_PID="1")
-    child = Child.python(PROGRAMS / "svcprog.py", env)
-    children.append(child)
+    child = spawn(PROGRAMS / "svcprog.py", env)
     assert notify.recv() == "READY=1"
     child.signal(signal.SIGTERM)
     # Datagrams arrive in order: had any ping been sent before the stop, we would see it first.
@@ -98,7 +97,9 @@ def test_watchdog_pid_for_another_process_means_no_pings(notify: NotifySocket, c
     assert "WATCHDOG=1" not in notify.messages(skip_watchdog=False)
 
 
-def test_the_notify_variables_are_not_inherited_by_our_children(notify: NotifySocket, children: list[Child]) -> None:
+def test_the_notify_variables_are_not_inherited_by_our_children(
+    notify: NotifySocket, children: list[Child]
+) -> None:
     script = (
         "import os\nfrom herder.service import Service\nsvc = Service('env')\n"
         "@svc.main\ndef main(ctx):\n"
