@@ -51,7 +51,7 @@ class Stopping:
             )
         return self._thread.wait(timeout)
 
-    def __await__(self) -> Generator[Any, None, None]:
+    def __await__(self) -> Generator[Any, None, bool]:
         return self._async.wait().__await__()
 
     def _set(self, reason: str) -> None:
