@@ -1,0 +1,103 @@
+"""The pywin32 seam: the only module that imports pywin32, and only when called.
+
+It hosts the service from plain ``python.exe`` (``servicemanager.PrepareToHostSingle`` +
+``StartServiceCtrlDispatcher``), the way frozen pywin32 services do, so the same file
+installs with ``herder service install NAME -- python prog.py``. The SCM calls the
+service's main on a thread of its own and control codes on the dispatcher (main) thread;
+both are handed to :mod:`herder.service._scm` and the runtime.
+
+pywin32's ``SvcRun`` reports RUNNING before ``SvcDoRun``; we override ``SvcRun`` so the
+status sequence is ours. After ``SvcRun`` returns, pywin32 itself reports STOPPED with
+exit code 0 (or a generic error if ``SvcRun`` raised), overwriting ours; so for a
+non-zero exit we raise after reporting, and the SCM still sees a failure (and runs its
+recovery actions). Not run on real Windows in this project's CI.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from herder.service._scm import ScmStatus
+
+
+def is_scm_child() -> bool:
+    """True when the SCM started us: our parent is services.exe (as Go's x/sys/windows/svc)."""
+    if sys.platform != "win32":
+        return False
+    try:
+        import psutil  # type: ignore[import-untyped]
+
+        parent = psutil.Process().parent()
+        return parent is not None and parent.name().lower() == "services.exe"
+    except Exception:  # noqa: BLE001 - detection must never prevent a console start
+        return False
+
+
+class ExitCodeError(Exception):
+    """Raised out of SvcRun so pywin32 reports a failed stop for a non-zero exit code."""
+
+
+class PyWin32Seam:
+    """Real seam over ``servicemanager`` / ``win32service`` / ``win32serviceutil``."""
+
+    def __init__(self, name: str) -> None:
+        import servicemanager  # type: ignore[import-untyped]
+        import win32service  # type: ignore[import-untyped]
+
+        self._name = name
+        self._sm: Any = servicemanager
+        self._ws: Any = win32service
+        self._handle: Any = None
+
+    def set_status(self, status: ScmStatus) -> None:
+        self._ws.SetServiceStatus(
+            self._handle,
+            (
+                self._ws.SERVICE_WIN32_OWN_PROCESS,
+                status.state,
+                status.controls_accepted,
+                status.win32_exit_code,
+                status.service_exit_code,
+                status.checkpoint,
+                status.wait_hint_ms,
+            ),
+        )
+
+    def log_event(self, level: int, message: str) -> None:
+        if level >= logging.ERROR:
+            self._sm.LogErrorMsg(message)
+        elif level >= logging.WARNING:
+            self._sm.LogWarningMsg(message)
+        else:
+            self._sm.LogInfoMsg(message)
+
+    def host(self, service_main: Callable[[], int], on_control: Callable[[int], int]) -> int:
+        import win32serviceutil  # type: ignore[import-untyped]
+
+        seam = self
+        result: list[int] = []
+
+        class _Framework(win32serviceutil.ServiceFramework):  # type: ignore[misc]
+            _svc_name_ = self._name
+            _svc_display_name_ = self._name
+
+            def __init__(self, args: Any) -> None:
+                super().__init__(args)
+                seam._handle = self.ssh
+
+            def ServiceCtrlHandlerEx(self, control: int, event_type: int, data: Any) -> int:
+                return on_control(control)
+
+            def SvcRun(self) -> None:
+                code = service_main()
+                result.append(code)
+                if code:
+                    raise ExitCodeError(f"{seam._name} exited with code {code}")
+
+        self._sm.Initialize()
+        self._sm.PrepareToHostSingle(_Framework)
+        self._sm.StartServiceCtrlDispatcher()
+        return result[0] if result else 1
