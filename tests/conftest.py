@@ -101,3 +101,6 @@ async def until(pred: Callable[[], bool], timeout: float = 10.0, what: str = "co
         if loop.time() > deadline:
             raise AssertionError(f"{what} not reached within {timeout}s")
         await asyncio.sleep(0.01)
+
+
+sys.path.insert(0, str(Path(__file__).parent / "e2e"))

@@ -162,3 +162,10 @@ def test_units() -> None:
         parse_size("12 parsecs")
     with pytest.raises(ValueError):
         parse_signal("SIGNOPE")
+
+
+def test_config_reference_is_generated_from_the_schema() -> None:
+    from herder.config.docs import render
+
+    doc = Path(__file__).parents[2] / "docs" / "config.md"
+    assert doc.read_text() == render(), "docs/config.md is stale: run `make docs`"
