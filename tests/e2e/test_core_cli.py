@@ -31,7 +31,7 @@ def test_check_prints_every_error_and_exits_2(make_config: Callable[..., Path]) 
     assert f'{p}:3: services.a.restart: unknown value "allways"; expected one of always, on-failure, never' in res.stderr
     assert f'{p}:4: services.b: missing key "command"' in res.stderr
     assert f'{p}:5: services.b.kill: unknown value "everything"; expected one of tree, group, main' in res.stderr
-    assert "3 errors" in res.stderr
+    assert "3 errors; nothing was changed" in res.stderr
     ok = make_config('[services.a]\ncommand = "true"\nreplicas = 3\n', name="ok.toml")
     res = run("check", "-c", str(ok))
     assert res.returncode == 0 and "ok (1 services, 3 instances)" in res.stdout
