@@ -61,12 +61,17 @@ class Hooks:
              returns non-None wins; the default writes files directly (spawner.open_outputs)
     spawned: told (instance, pid) after each spawn
     exited:  told (instance, pid) after each reaped exit of a main process
+    event_data: extra data merged into an instance's published event (instance, kind)
+             (the log writer adds the last stderr lines to `exit` events)
+    status:  extra fields merged into an instance's status record (log counters …)
     """
 
     env: list[Callable[[Instance], dict[str, str]]] = field(default_factory=list)
     outputs: list[Callable[[Instance], Any]] = field(default_factory=list)
     spawned: list[Callable[[Instance, int], None]] = field(default_factory=list)
     exited: list[Callable[[Instance, int], None]] = field(default_factory=list)
+    event_data: list[Callable[[Instance, str], dict[str, Any]]] = field(default_factory=list)
+    status: list[Callable[[Instance], dict[str, Any]]] = field(default_factory=list)
 
 
 @dataclass
@@ -342,7 +347,10 @@ class Supervisor:
             if old:
                 old.cancel()
         elif isinstance(eff, Publish):
-            self.events.emit(inst.name, eff.kind, eff.message, {"state": inst.state.value, **eff.data})
+            data = {"state": inst.state.value, **eff.data}
+            for extra in self.hooks.event_data:
+                data.update(extra(inst, eff.kind))
+            self.events.emit(inst.name, eff.kind, eff.message, data)
 
     def _timer(self, name: str, kind: str) -> None:
         self.procs[name].timers.pop(kind, None)
@@ -540,4 +548,6 @@ class Supervisor:
                 "health": ("healthy" if inst.healthy else "unhealthy") if inst.healthy is not None else None,
                 "status": inst.status, "reason": inst.reason, "want": "up" if inst.want_up else "down",
             })
+            for extra in self.hooks.status:
+                out[-1].update(extra(inst))
         return out
