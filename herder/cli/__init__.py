@@ -24,6 +24,15 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("-c", "--config", metavar="FILE", help="config file (default ./herder.toml, else $HERDER_CONFIG)")
     up.add_argument("services", nargs="*", metavar="SERVICE", help="only these services (and what they depend on)")
 
+    logs = sub.add_parser("logs", help="show services' output, merged in time order")
+    logs.add_argument("-c", "--config", metavar="FILE", help="config file")
+    logs.add_argument("services", nargs="*", metavar="SERVICE", help="only these services or instances")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep streaming new lines")
+    logs.add_argument("-n", "--lines", type=int, default=50, metavar="N", help="last N lines (0 = all; default 50)")
+    logs.add_argument("--since", metavar="T", help='only lines after T: "10m" ago or 2024-05-01T12:00:00Z')
+    logs.add_argument("--json", action="store_true", help="one JSON object per line")
+    logs.add_argument("--reopen", action="store_true", help="make the supervisor reopen its log files (logrotate)")
+
     check = sub.add_parser("check", help="validate the config, print every error, exit 2 if any")
     check.add_argument("-c", "--config", metavar="FILE", help="config file")
     return p
@@ -39,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "up":
             from herder.cli.up import run_up
             return run_up(args.config, args.services)
+        if args.command == "logs":
+            from herder.cli.logs import run_logs
+            return run_logs(args.config, args.services, args.follow, args.lines, args.since, args.json, args.reopen)
         if args.command == "check":
             from herder.cli.check import run_check
             return run_check(args.config)

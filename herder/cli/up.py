@@ -31,4 +31,6 @@ def run_up(config_path: str | None, services: list[str]) -> int:
         raise UsageError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(sorted(cfg.services)) or 'none'}")
     sup = Supervisor(cfg)
     sup.events.subscribe(_print_event)
+    from herder.logs import install_foreground
+    install_foreground(sup)
     return asyncio.run(sup.run(services or None))

@@ -121,6 +121,7 @@ class LogHub:
         self.taps: list[Tap] = []
         self._forwarders: dict[str, Forwarder] = {}
         self._drop_reported: dict[str, float] = {}
+        self.console: Any = None  # the foreground view (a Tap with close()), if any
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
         self._lock = threading.Lock()
@@ -161,6 +162,8 @@ class LogHub:
             for ch in chans:
                 ch.done.wait(max(0.0, deadline - time.monotonic()))
         self.pump.stop()
+        if self.console is not None:
+            self.console.close()
         for sink in self.sinks.values():
             sink.close()
         for f in self._forwarders.values():
@@ -333,28 +336,35 @@ class LogHub:
         for ch, ts, data in chunk:
             fr = ch.framer
             if data is None:
-                out, lines = fr.flush(ts)
-                ch.done.set()
+                last, lines = fr.flush(ts)
+                out = [last] if last else []
             else:
                 want = bool(ch.forward or taps or ch.stream == "stderr")
                 out, lines = fr.feed(data, ts, want)
             if out and ch.sink is not None:
-                writes.setdefault(ch.sink, []).append(out)
+                writes.setdefault(ch.sink, []).extend(out)
             if lines:
-                recs = [Record(ts, ch.instance, ch.stream, x) for x in lines]
-                self.rings[ch.instance].extend(recs[-64:])
-                if ch.stream == "stderr":
-                    tail = self.err_tail[ch.instance]
+                inst, stream = ch.instance, ch.stream
+                if taps:
+                    recs = [Record(ts, inst, stream, x) for x in lines]
+                    live.extend(recs)
+                    recs = recs[-64:]
+                else:  # a flood: only the last lines can stay in the ring anyway
+                    recs = [Record(ts, inst, stream, x) for x in lines[-64:]]
+                self.rings[inst].extend(recs)
+                if stream == "stderr":
+                    tail = self.err_tail[inst]
                     tail.extend(lines[-50:])
                     del tail[:-50]
-                if taps:
-                    live.extend(recs)
                 for f in ch.forward:
                     svc = fr.service
                     for x in lines:
                         f.send(svc, ch.instance, ch.stream, x, ts)
         for sink, parts in writes.items():
             sink.write(parts)
+        for ch, _, data in chunk:
+            if data is None:
+                ch.done.set()  # after its last bytes are in the file
         if live:
             for tap in taps:
                 mine = [r for r in live if tap.wants(r.instance)]
