@@ -34,13 +34,13 @@ Notify = Callable[[str, str, dict[str, object]], None]  # (kind, message, data)
 def rotated_name(path: Path, wall: float, n: int = 0) -> Path:
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(wall)) + f".{int(wall * 1000) % 1000:03d}Z"
     stem, suffix = _split(path.name)
-    return path.with_name(f"{stem}.{stamp}{'-%d' % n if n else ''}{suffix}")
+    return path.with_name(f"{stem}.{stamp}{'_%04d' % n if n else ''}{suffix}")
 
 
 def rotated_files(path: Path) -> list[Path]:
     """The rotated siblings of `path` (compressed or not), oldest first."""
     stem, suffix = _split(path.name)
-    pat = re.compile(rf"{re.escape(stem)}\.(\d{{8}}T\d{{6}}\.\d{{3}}Z(?:-\d+)?){re.escape(suffix)}(?:\.gz)?\Z")
+    pat = re.compile(rf"{re.escape(stem)}\.(\d{{8}}T\d{{6}}\.\d{{3}}Z(?:_\d+)?){re.escape(suffix)}(?:\.gz)?\Z")
     try:
         names = [(m.group(1), e) for e in os.listdir(path.parent) if (m := pat.match(e))]
     except FileNotFoundError:

@@ -38,10 +38,10 @@ _stamp_cache: tuple[int, str] = (-1, "")
 def rfc3339(ts: float) -> str:
     """2024-05-01T12:00:00.123Z: UTC, millisecond resolution (the second part is cached)."""
     global _stamp_cache
-    sec = int(ts)
+    sec, ms = divmod(round(ts * 1000), 1000)
     if _stamp_cache[0] != sec:
         _stamp_cache = (sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)))
-    return f"{_stamp_cache[1]}.{int((ts - sec) * 1000):03d}Z"
+    return f"{_stamp_cache[1]}.{ms:03d}Z"
 
 
 def json_line(ts: float, service: str, instance: str, stream: str, line: bytes) -> bytes:
