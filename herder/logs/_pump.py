@@ -169,7 +169,10 @@ class Pump:
                 self._put((ch, time.time(), None))
                 return
             n = len(data)
-            if ch.pending + n > ch.limit or self.total + n > TOTAL_LIMIT:
+            # a chunk is always taken when nothing is waiting, so one read bigger than the bound passes
+            over_own = ch.pending > 0 and ch.pending + n > ch.limit
+            over_all = self.total > 0 and self.total + n > TOTAL_LIMIT
+            if over_own or over_all:
                 if ch.drop:
                     ch.dropped += n
                     self._on_drop(ch, n)
