@@ -113,6 +113,7 @@ class Supervisor:
         self._live_dirty = False
         self.components: list[Component] = []
         self.hooks = Hooks()
+        self.held: set[str] = set()   # instances an operator stopped by hand: not started by `up`
         self._load_services(config)
 
     # ---- setup ---------------------------------------------------------------------
@@ -190,7 +191,7 @@ class Supervisor:
             async with AsyncExitStack() as stack:
                 for comp in self.components:
                     await stack.enter_async_context(comp)
-                wanted = self._initial(only)
+                wanted = [n for n in self._initial(only) if only or n not in self.held]
                 self.events.emit("", "supervisor", f"herder: supervising {len(self.instances)} instance(s) "
                                  f"(pid {os.getpid()}, tracking by {'cgroup' if self.cgroups else 'process group'})")
                 for name in wanted:
@@ -289,6 +290,16 @@ class Supervisor:
     def restart(self, names: Iterable[str]) -> None:
         for n in names:
             self._post(n, Ev.RESTART)
+
+    def send_signal(self, names: Iterable[str], sig: str, tree_: bool = False) -> list[str]:
+        """Send `sig` ("SIGHUP") to each live instance's main process (or tree); the names reached."""
+        sent = []
+        for n in names:
+            inst = self.instances[n]
+            if inst.pid is not None and inst.state in ALIVE:
+                self._signal(inst, self.procs[n], sig, "tree" if tree_ else "main")
+                sent.append(n)
+        return sent
 
     # ---- the event pump --------------------------------------------------------------
 
