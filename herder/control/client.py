@@ -99,13 +99,14 @@ class Client:
         return value
 
     def stream(self, command: str, *, path: dict[str, str] | None = None,
-               query: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+               query: dict[str, Any] | None = None, timeout: float | None = None) -> Iterator[dict[str, Any]]:
         """Each JSON line of a streaming answer as it arrives; ends when the server ends it.
 
         The request is sent and its status checked before this returns, so a caller can
-        subscribe first and act second without missing what its action causes."""
+        subscribe first and act second without missing what its action causes. `timeout`
+        bounds each wait for a line (TimeoutError)."""
         method, url = self._url(command, path or {}, query)
-        resp = self._open(method, url, None, None)
+        resp = self._open(method, url, None, timeout)
         if resp.status >= 400:
             raw = resp.read()
             resp.close()

@@ -62,6 +62,7 @@ class Control:
         self._commit_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._jobs: set[asyncio.Task[Any]] = set()
         self._closing = False
+        self._drained: asyncio.Event | None = None
         self._unsub: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         state_dir = sup.config.state_dir
@@ -107,6 +108,11 @@ class Control:
                 self._loop.remove_signal_handler(signal.SIGHUP)
         for q in list(self.followers):
             q.put_nowait(None)
+        if self.followers:   # let streams deliver the last events (herder's own exit) before closing
+            self._drained = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(3):
+                    await self._drained.wait()
         for lst in self.listeners:
             await lst.close()
         with contextlib.suppress(FileNotFoundError):
@@ -187,6 +193,8 @@ class Control:
 
     def unfollow(self, q: asyncio.Queue[dict[str, Any] | None]) -> None:
         self.followers.discard(q)
+        if not self.followers and self._drained is not None:
+            self._drained.set()
 
     def operator(self, peer: Any, action: str, targets: list[str], extra: str = "") -> None:
         who = f"uid {peer.uid}" if peer.uid is not None else "tcp client"

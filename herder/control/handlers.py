@@ -30,10 +30,23 @@ def _names(req: Request, raw: str | None = None) -> list[str]:
 
 
 def records(control: Any, names: list[str] | None = None) -> list[dict[str, Any]]:
-    out = control.sup.status(names)
+    sup = control.sup
+    out = sup.status(names)
     for r in out:
         r["held"] = r["name"] in control.intent.held
+        r["blocked"] = r["state"] == "waiting" and _blocked(sup, sup.instances[r["name"]].service)
     return out
+
+
+def _blocked(sup: Any, service: str) -> bool:
+    """Waiting on a dependency that will not get there by itself (failed, stopped …)."""
+    from herder.core import graph
+
+    for dep, cond in sup.deps.get(service, {}).items():
+        facts = [sup.facts(n) for n in sup.by_service.get(dep, [])]
+        if not graph.condition_met(cond, facts) and (not facts or any(f.hopeless for f in facts)):
+            return True
+    return False
 
 
 async def services_list(req: Request) -> Reply:
@@ -196,6 +209,7 @@ async def events(req: Request) -> Stream:
                     if keep({"instance": r["name"]}):
                         yield {"ts": time.time(), "instance": r["name"], "kind": "snapshot",
                                "message": f"{r['name']}: {r['state']}", **r}
+                yield {"ts": time.time(), "instance": "", "kind": "snapshot_end", "message": "end of snapshot"}
             if limit > 0:
                 await ctl.synced(upto - 1)
                 past = await asyncio.to_thread(journal.query, ctl.sup.config.state_dir / "journal.db",

@@ -117,6 +117,7 @@ INSTANCE: dict[str, Any] = {
         "uptime": {"type": ["number", "null"]}, "restarts": {"type": "integer"},
         "exit": {"type": ["integer", "string", "null"]}, "health": _NULLSTR, "status": {"type": "string"},
         "reason": {"type": "string"}, "want": {"type": "string"}, "held": {"type": "boolean"},
+        "blocked": {"type": "boolean"},
     },
 }
 INSTANCES: dict[str, Any] = {"type": "array", "items": INSTANCE}

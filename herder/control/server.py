@@ -252,6 +252,12 @@ class Listener:
                 await writer.wait_closed()
 
 
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark a stream step's outcome as seen (it may end with StopAsyncIteration unobserved)."""
+    if not task.cancelled():
+        task.exception()
+
+
 class _Conn:
     def __init__(self, lst: Listener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.lst, self.reader, self.writer = lst, reader, writer
@@ -361,6 +367,7 @@ class _Conn:
         try:
             while True:
                 nxt = asyncio.ensure_future(it.__anext__())
+                nxt.add_done_callback(_retrieve)
                 done, _ = await asyncio.wait({nxt, closed}, return_when=asyncio.FIRST_COMPLETED)
                 if nxt not in done:
                     nxt.cancel()

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from herder.config import Config
+from herder.config import Config, ServiceSpec
 from herder.core import graph
 from herder.core.machine import (
     ALIVE, ArmTimer, CancelTimer, Effect, Ev, Instance, KillLeftovers, Machine, Publish, Signal, Spawn, State,
@@ -61,12 +61,14 @@ class Hooks:
              returns non-None wins; the default writes files directly (spawner.open_outputs)
     spawned: told (instance, pid) after each spawn
     exited:  told (instance, pid) after each reaped exit of a main process
+    removed: told (instance) when a reload drops an instance for good
     """
 
     env: list[Callable[[Instance], dict[str, str]]] = field(default_factory=list)
     outputs: list[Callable[[Instance], Any]] = field(default_factory=list)
     spawned: list[Callable[[Instance, int], None]] = field(default_factory=list)
     exited: list[Callable[[Instance, int], None]] = field(default_factory=list)
+    removed: list[Callable[[Instance], None]] = field(default_factory=list)
 
 
 @dataclass
@@ -120,12 +122,38 @@ class Supervisor:
 
     def _load_services(self, config: Config) -> None:
         for svc, spec in config.services.items():
-            self.deps[svc] = dict(spec.depends_on)
-            self.by_service[svc] = []
-            for name, replica in instance_names(svc, spec.replicas):
-                self.instances[name] = Instance(name, svc, replica, spec, since=self.clock.now())
-                self.procs[name] = _Proc(cookie=secrets.token_hex(8))
-                self.by_service[svc].append(name)
+            self.add_service(svc, spec)
+
+    def add_service(self, svc: str, spec: ServiceSpec, replicas: Iterable[int] | None = None) -> list[str]:
+        """Create the (idle) instances of a service, or the given replicas of it; their names."""
+        self.deps[svc] = dict(spec.depends_on)
+        names = self.by_service.setdefault(svc, [])
+        added = []
+        for name, replica in instance_names(svc, spec.replicas):
+            if name in self.instances or (replicas is not None and replica not in replicas):
+                continue
+            self.instances[name] = Instance(name, svc, replica, spec, since=self.clock.now())
+            self.procs[name] = _Proc(cookie=secrets.token_hex(8))
+            names.append(name)
+            added.append(name)
+        return added
+
+    def drop_instance(self, name: str) -> None:
+        """Forget an idle instance (reload removed it): timers, cgroup, indexes."""
+        inst = self.instances.pop(name)
+        p = self.procs.pop(name)
+        for h in p.timers.values():
+            h.cancel()
+        if p.cgroup is not None:
+            p.cgroup.remove()
+        names = self.by_service.get(inst.service, [])
+        if name in names:
+            names.remove(name)
+        if not names:
+            self.by_service.pop(inst.service, None)
+            self.deps.pop(inst.service, None)
+        for removed in self.hooks.removed:
+            removed(inst)
 
     def _acquire_lock(self) -> None:
         state_dir = self.config.state_dir
