@@ -71,8 +71,9 @@ def run_detached(args: Any) -> int:
         answer = f.readline().decode(errors="replace").strip()
     if answer != "ok":
         msg = answer.removeprefix("error: ") or f"the supervisor exited during start-up; see {cfg.state_dir / 'herder.log'}"
-        print(f"herder: {msg}", file=sys.stderr)
-        return EXIT_FAILED if "already running" in msg or not msg.startswith("config") else 2
+        usage = msg.startswith("config: ")
+        print(f"herder: {msg.removeprefix('config: ')}", file=sys.stderr)
+        return 2 if usage else EXIT_FAILED
     return _report(str(sock), cfg.state_dir, args)
 
 

@@ -230,7 +230,7 @@ def _tcp_settings(cfg: Any) -> tuple[str, int, str] | None:
     if not spec:
         return None
     host, sep, port = spec.rpartition(":")
-    if not sep or not port.isdigit() or not (0 < int(port) < 65536):
+    if not sep or not port.isdigit() or not (0 <= int(port) < 65536):
         raise ConfigError([f"{cfg.path}: herder.api_tcp: expected \"HOST:PORT\"; got {spec!r}"])
     token = os.environ.get("HERDER_API_TOKEN", "").strip()
     if cfg.herder.api_token_file:
