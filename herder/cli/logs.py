@@ -13,9 +13,10 @@ import re
 import signal
 import sys
 import time
+from typing import Any
 
 from herder.config import find_config, load
-from herder.errors import EXIT_OK, ConfigError, HerderError, NotRunning, UsageError
+from herder.errors import EXIT_OK, ConfigError, NotRunning, UsageError
 
 _COLOURS = (36, 33, 32, 35, 34, 91, 92, 93, 94, 95, 96)
 
@@ -64,6 +65,39 @@ def reopen(state_dir: os.PathLike[str]) -> int:
     return EXIT_OK
 
 
+def run(args: object) -> int:
+    """Entry from the command registry (herder.control.registry, command "logs")."""
+    a: Any = args
+    return run_logs(a.config, a.services, a.follow, a.lines, a.since, a.json, a.reopen)
+
+
+def _follow(config: str | None, services: list[str], n: int, as_json: bool) -> int:
+    """-f: the last n lines from the supervisor's memory, then every new line (one stream)."""
+    from argparse import Namespace
+
+    from herder.cli.ctl import client
+
+    c = client(Namespace(config=config, socket=None), timeout=None)
+    out = sys.stdout.buffer
+    colour = out.isatty() and not os.environ.get("NO_COLOR")
+    colours: dict[str, int] = {}
+    try:
+        for e in c.stream("logs", path={"name": ",".join(services) or "*"},
+                          query={"follow": True, "tail": max(n, 0)}):
+            if as_json:
+                out.write((json.dumps(e, ensure_ascii=False) + "\n").encode())
+            else:
+                label = e["instance"] + " | "
+                if colour:
+                    c_ = colours.setdefault(e["instance"], _COLOURS[len(colours) % len(_COLOURS)])
+                    label = f"\x1b[{c_}m{label}\x1b[0m"
+                out.write(f"{label}{e['ts']} {e['line']}\n".encode())
+            out.flush()
+    except BrokenPipeError:
+        pass
+    return EXIT_OK
+
+
 def run_logs(config: str | None, services: list[str], follow: bool, n: int, since: str | None, as_json: bool,
              do_reopen: bool) -> int:
     from herder.logs._framing import rfc3339
@@ -78,8 +112,7 @@ def run_logs(config: str | None, services: list[str], follow: bool, n: int, sinc
     if do_reopen:
         return reopen(cfg.state_dir)
     if follow:
-        raise HerderError("herder logs -f streams from the supervisor's API, which this build does not have yet; "
-                          "use `herder logs` (files) or `tail -F` on the files in " + str(cfg.log_dir))
+        return _follow(config, services, n, as_json)
     known = set(cfg.services)
     bad = [s for s in services if s.split(".")[0] not in known]
     if bad:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 
-from herder.config import find_config, load
+from herder.config import Config, find_config, load
 from herder.errors import ConfigError, UsageError
 from herder.runtime.events import Event
 
@@ -16,9 +17,8 @@ def _print_event(ev: Event) -> None:
     print(f"{stamp} {ev.message}", file=sys.stderr, flush=True)
 
 
-def run_up(config_path: str | None, services: list[str]) -> int:
-    from herder.runtime.supervisor import Supervisor
-
+def load_or_report(config_path: str | None, services: list[str]) -> Config | int:
+    """The validated config, or the exit code after printing every error."""
     path = find_config(config_path)
     try:
         cfg = load(path)
@@ -29,8 +29,25 @@ def run_up(config_path: str | None, services: list[str]) -> int:
     unknown = [s for s in services if s not in cfg.services]
     if unknown:
         raise UsageError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(sorted(cfg.services)) or 'none'}")
+    return cfg
+
+
+def supervise(cfg: Config, services: list[str], *, socket_group: str | None = None,
+              ready: Callable[[], None] | None = None) -> int:
+    """Build the supervisor with its components and run it to the end (foreground or daemon)."""
+    from herder.control.component import Control, ControlOptions
+    from herder.runtime.supervisor import Supervisor
+
     sup = Supervisor(cfg)
     sup.events.subscribe(_print_event)
-    from herder.logs import install_foreground
-    install_foreground(sup)
-    return asyncio.run(sup.run(services or None))
+    from herder.logs import install as install_logs
+    install_logs(sup, console=ready is None)  # the `name |` view in the foreground only
+    sup.components.append(Control(sup, ControlOptions(socket_group=socket_group)))
+    return asyncio.run(sup.run(services or None, ready=ready))
+
+
+def run_up(config_path: str | None, services: list[str], *, socket_group: str | None = None) -> int:
+    cfg = load_or_report(config_path, services)
+    if isinstance(cfg, int):
+        return cfg
+    return supervise(cfg, services, socket_group=socket_group)

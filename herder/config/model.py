@@ -102,6 +102,13 @@ class HerderSettings:
     log_dir: str | None = opt(None, p_opt_str, "service log files; default {state_dir}/logs")
     shutdown_timeout: float = opt(60.0, p_duration, "hard deadline for stopping everything", example='"60s"')
     cgroups: bool = opt(True, p_bool, "track each instance in its own cgroup where herder can create one")
+    socket_group: str | None = opt(None, p_opt_str, "open the API socket to this group (mode 0660); default owner only")
+    api_tcp: str | None = opt(None, p_opt_str, 'also serve the API on TCP "HOST:PORT"; needs api_token_file',
+                              example='"127.0.0.1:9180"')
+    api_token_file: str | None = opt(None, p_opt_str, "file holding the bearer token for the TCP API "
+                                     "(or set $HERDER_API_TOKEN)")
+    journal_max_age: float = opt(7 * 86400.0, p_duration, "drop journal events older than this", example='"7d"')
+    journal_max_rows: int = opt(100_000, p_int(100), "keep at most this many journal events")
 
 
 SERVICE_DEFAULTS_DOC = "merged under every [services.*] table (same keys as a service)"

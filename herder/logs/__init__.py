@@ -17,6 +17,7 @@ def install(sup: object, *, console: bool = False) -> LogHub:
     from herder.logs._own import OwnLog
 
     hub = LogHub(sup.config, sup.events).install(sup)  # type: ignore[attr-defined]
+    sup.logs = hub  # type: ignore[attr-defined]  # the API's /v1/logs finds it here
     sup.events.subscribe(OwnLog(hub))  # type: ignore[attr-defined]
     if console:
         from herder.logs._console import ConsoleTap
