@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 
-from herder.cli.check import load_or_report
+from herder.cli import check
+from herder.config import Config
 from herder.errors import UsageError
 from herder.runtime.events import Event
 
@@ -16,15 +18,33 @@ def _print_event(ev: Event) -> None:
     print(f"{stamp} {ev.message}", file=sys.stderr, flush=True)
 
 
-def run_up(config_path: str | None, services: list[str]) -> int:
-    from herder.runtime.supervisor import Supervisor
-
-    _, cfg = load_or_report(config_path)
+def load_or_report(config_path: str | None, services: list[str]) -> Config | int:
+    """The validated config (with every named service in it), or the exit code after printing every error."""
+    _, cfg = check.load_or_report(config_path)
     if isinstance(cfg, int):
         return cfg
     unknown = [s for s in services if s not in cfg.services]
     if unknown:
         raise UsageError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(sorted(cfg.services)) or 'none'}")
+    return cfg
+
+
+def supervise(cfg: Config, services: list[str], *, socket_group: str | None = None,
+              ready: Callable[[], None] | None = None) -> int:
+    """Build the supervisor with its components and run it to the end (foreground or daemon)."""
+    from herder.control.component import Control, ControlOptions
+    from herder.logs import install as install_logs
+    from herder.runtime.supervisor import Supervisor
+
     sup = Supervisor(cfg)
     sup.events.subscribe(_print_event)
-    return asyncio.run(sup.run(services or None))
+    install_logs(sup, console=ready is None)  # the `name |` view in the foreground only
+    sup.components.append(Control(sup, ControlOptions(socket_group=socket_group)))
+    return asyncio.run(sup.run(services or None, ready=ready))
+
+
+def run_up(config_path: str | None, services: list[str], *, socket_group: str | None = None) -> int:
+    cfg = load_or_report(config_path, services)
+    if isinstance(cfg, int):
+        return cfg
+    return supervise(cfg, services, socket_group=socket_group)

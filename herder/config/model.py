@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from herder.config.schema import (
-    opt, p_argv, p_bool, p_depends, p_duration, p_enum, p_env, p_float, p_int,
-    p_int_list, p_opt_str, p_signal, p_str, table,
+    opt, p_argv, p_bool, p_depends, p_duration, p_enum, p_env, p_float, p_forward, p_int,
+    p_int_list, p_opt_duration, p_opt_str, p_output, p_signal, p_size, p_str, table,
 )
 
 RESTART_POLICIES = ("always", "on-failure", "never")
 KILL_MODES = ("tree", "group", "main")
+LOG_FORMATS = ("text", "json")
+OVERFLOW_MODES = ("block", "drop")
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,25 @@ class StartLimit:
 class Logs:
     """Where a service's output goes (capture, rotation and forwarding: see docs/logs.md)."""
 
-    stdout: str = opt("auto", p_str, 'auto = {log_dir}/{name}.log | a path | "inherit" | "null"')
-    stderr: str = opt("merge", p_str, 'merge (into stdout) | auto = {log_dir}/{name}.err.log | a path | "inherit" | "null"')
+    stdout: str = opt("auto", p_output("auto"), 'auto = {log_dir}/{name}.log | a path | "inherit" | "null"')
+    stderr: str = opt("merge", p_output("merge", "auto"),
+                      'merge (into stdout\'s file) | auto = {log_dir}/{name}.err.log | a path | "inherit" | "null"')
+    timestamps: bool = opt(True, p_bool, "prefix every line with its RFC 3339 wall-clock time (ms, UTC)")
+    format: str = opt("text", p_enum(*LOG_FORMATS), "text | json (one object per line: ts, service, instance, stream, line)")
+    max_size: int = opt(50 * 1024**2, p_size, "rotate when the file would grow past this; 0 = never by size",
+                        example='"50MB"')
+    max_files: int = opt(10, p_int(0), "rotated files kept (oldest deleted first); 0 = keep none")
+    rotate_every: float | None = opt(None, p_opt_duration, "also rotate this often (monotonic clock)", example='"1d"')
+    compress: bool = opt(True, p_bool, "gzip rotated files, in the background")
+    on_overflow: str = opt("block", p_enum(*OVERFLOW_MODES),
+                           "disk slower than the child: block (backpressure, no byte lost) | drop (counted, reported)")
+    buffer: int = opt(4 * 1024**2, p_size, "bytes per stream held in memory while the disk catches up", example='"4MB"')
+    max_line: int = opt(32 * 1024, p_size, "longer lines are split into pieces of this size (never dropped)",
+                        example='"32KB"')
+    tail_lines: int = opt(20, p_int(0, 1000), "last stderr lines attached to each exit event")
+    forward: tuple[str, ...] = opt((), p_forward,
+                                   'also send lines to: "journald" | "syslog" (/dev/log) | "syslog:HOST:PORT" (UDP) '
+                                   '| "syslog:/PATH" | "eventlog" (Windows)', example='["journald"]')
 
 
 @dataclass(frozen=True)
@@ -83,6 +102,13 @@ class HerderSettings:
     log_dir: str | None = opt(None, p_opt_str, "service log files; default {state_dir}/logs")
     shutdown_timeout: float = opt(60.0, p_duration, "hard deadline for stopping everything", example='"60s"')
     cgroups: bool = opt(True, p_bool, "track each instance in its own cgroup where herder can create one")
+    socket_group: str | None = opt(None, p_opt_str, "open the API socket to this group (mode 0660); default owner only")
+    api_tcp: str | None = opt(None, p_opt_str, 'also serve the API on TCP "HOST:PORT"; needs api_token_file',
+                              example='"127.0.0.1:9180"')
+    api_token_file: str | None = opt(None, p_opt_str, "file holding the bearer token for the TCP API "
+                                     "(or set $HERDER_API_TOKEN)")
+    journal_max_age: float = opt(7 * 86400.0, p_duration, "drop journal events older than this", example='"7d"')
+    journal_max_rows: int = opt(100_000, p_int(100), "keep at most this many journal events")
 
 
 SERVICE_DEFAULTS_DOC = "merged under every [services.*] table (same keys as a service)"

@@ -148,6 +148,37 @@ def p_int_list(v: Any) -> tuple[int, ...]:
     return tuple(v)
 
 
+def p_output(*words: str) -> Parser:
+    """Where a stream goes: one of `words`, "inherit", "null", or a file path."""
+    def parse(v: Any) -> str:
+        if not isinstance(v, str) or not v.strip():
+            raise ValueError(f"expected {', '.join(words)}, inherit, null or a file path; got {_show(v)}")
+        return v
+    parse.__doc__ = ", ".join(f"`{w}`" for w in words) + ", `inherit`, `null` or a path"
+    return parse
+
+
+FORWARD_KINDS = ("journald", "syslog", "eventlog")
+
+
+def p_forward(v: Any) -> tuple[str, ...]:
+    """list of `journald`, `syslog`, `syslog:HOST:PORT`, `syslog:/PATH`, `eventlog`"""
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise ValueError(f"expected a list such as [\"journald\"]; got {_show(v)}")
+    for x in v:
+        kind, _, where = x.partition(":")
+        if kind not in FORWARD_KINDS or (where and kind != "syslog"):
+            raise ValueError(f"unknown log forwarding target {_show(x)}; expected journald, syslog, "
+                             "syslog:HOST:PORT, syslog:/PATH or eventlog")
+        if kind == "syslog" and where and not where.startswith("/"):
+            host, _, port = where.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{_show(x)}: expected syslog:HOST:PORT with a port from 1 to 65535, or syslog:/PATH")
+    return tuple(v)
+
+
 DEPENDENCY_CONDITIONS = ("started", "ready", "healthy", "completed")
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from herder.config import Config
+from herder.config import Config, ServiceSpec
 from herder.core import graph
 from herder.core.machine import (
     ALIVE, ArmTimer, CancelTimer, Effect, Ev, Instance, KillLeftovers, Machine, Publish, Signal, Spawn, State,
@@ -61,12 +61,19 @@ class Hooks:
              returns non-None wins; the default writes files directly (spawner.open_outputs)
     spawned: told (instance, pid) after each spawn
     exited:  told (instance, pid) after each reaped exit of a main process
+    event_data: extra data merged into an instance's published event (instance, kind)
+             (the log writer adds the last stderr lines to `exit` events)
+    status:  extra fields merged into an instance's status record (log counters …)
+    removed: told (instance) when a reload drops an instance for good
     """
 
     env: list[Callable[[Instance], dict[str, str]]] = field(default_factory=list)
     outputs: list[Callable[[Instance], Any]] = field(default_factory=list)
     spawned: list[Callable[[Instance, int], None]] = field(default_factory=list)
     exited: list[Callable[[Instance, int], None]] = field(default_factory=list)
+    event_data: list[Callable[[Instance, str], dict[str, Any]]] = field(default_factory=list)
+    status: list[Callable[[Instance], dict[str, Any]]] = field(default_factory=list)
+    removed: list[Callable[[Instance], None]] = field(default_factory=list)
 
 
 @dataclass
@@ -113,18 +120,45 @@ class Supervisor:
         self._live_dirty = False
         self.components: list[Component] = []
         self.hooks = Hooks()
+        self.held: set[str] = set()   # instances an operator stopped by hand: not started by `up`
         self._load_services(config)
 
     # ---- setup ---------------------------------------------------------------------
 
     def _load_services(self, config: Config) -> None:
         for svc, spec in config.services.items():
-            self.deps[svc] = dict(spec.depends_on)
-            self.by_service[svc] = []
-            for name, replica in instance_names(svc, spec.replicas):
-                self.instances[name] = Instance(name, svc, replica, spec, since=self.clock.now())
-                self.procs[name] = _Proc(cookie=secrets.token_hex(8))
-                self.by_service[svc].append(name)
+            self.add_service(svc, spec)
+
+    def add_service(self, svc: str, spec: ServiceSpec, replicas: Iterable[int] | None = None) -> list[str]:
+        """Create the (idle) instances of a service, or the given replicas of it; their names."""
+        self.deps[svc] = dict(spec.depends_on)
+        names = self.by_service.setdefault(svc, [])
+        added = []
+        for name, replica in instance_names(svc, spec.replicas):
+            if name in self.instances or (replicas is not None and replica not in replicas):
+                continue
+            self.instances[name] = Instance(name, svc, replica, spec, since=self.clock.now())
+            self.procs[name] = _Proc(cookie=secrets.token_hex(8))
+            names.append(name)
+            added.append(name)
+        return added
+
+    def drop_instance(self, name: str) -> None:
+        """Forget an idle instance (reload removed it): timers, cgroup, indexes."""
+        inst = self.instances.pop(name)
+        p = self.procs.pop(name)
+        for h in p.timers.values():
+            h.cancel()
+        if p.cgroup is not None:
+            p.cgroup.remove()
+        names = self.by_service.get(inst.service, [])
+        if name in names:
+            names.remove(name)
+        if not names:
+            self.by_service.pop(inst.service, None)
+            self.deps.pop(inst.service, None)
+        for removed in self.hooks.removed:
+            removed(inst)
 
     def _acquire_lock(self) -> None:
         state_dir = self.config.state_dir
@@ -190,7 +224,7 @@ class Supervisor:
             async with AsyncExitStack() as stack:
                 for comp in self.components:
                     await stack.enter_async_context(comp)
-                wanted = self._initial(only)
+                wanted = [n for n in self._initial(only) if only or n not in self.held]
                 self.events.emit("", "supervisor", f"herder: supervising {len(self.instances)} instance(s) "
                                  f"(pid {os.getpid()}, tracking by {'cgroup' if self.cgroups else 'process group'})")
                 self._queue.extend((name, Ev.START, {}) for name in wanted)
@@ -290,6 +324,16 @@ class Supervisor:
         for n in names:
             self._post(n, Ev.RESTART)
 
+    def send_signal(self, names: Iterable[str], sig: str, tree_: bool = False) -> list[str]:
+        """Send `sig` ("SIGHUP") to each live instance's main process (or tree); the names reached."""
+        sent = []
+        for n in names:
+            inst = self.instances[n]
+            if inst.pid is not None and inst.state in ALIVE:
+                self._signal(inst, self.procs[n], sig, "tree" if tree_ else "main")
+                sent.append(n)
+        return sent
+
     # ---- the event pump --------------------------------------------------------------
 
     def _post(self, name: str, ev: Ev, **data: Any) -> None:
@@ -342,7 +386,10 @@ class Supervisor:
             if old:
                 old.cancel()
         elif isinstance(eff, Publish):
-            self.events.emit(inst.name, eff.kind, eff.message, {"state": inst.state.value, **eff.data})
+            data = {"state": inst.state.value, **eff.data}
+            for extra in self.hooks.event_data:
+                data.update(extra(inst, eff.kind))
+            self.events.emit(inst.name, eff.kind, eff.message, data)
 
     def _timer(self, name: str, kind: str) -> None:
         self.procs[name].timers.pop(kind, None)
@@ -543,4 +590,6 @@ class Supervisor:
                 "health": ("healthy" if inst.healthy else "unhealthy") if inst.healthy is not None else None,
                 "status": inst.status, "reason": inst.reason, "want": "up" if inst.want_up else "down",
             })
+            for extra in self.hooks.status:
+                out[-1].update(extra(inst))
         return out

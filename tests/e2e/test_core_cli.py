@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import PROGRAMS, PY, ROOT, alive, toml_list
+from herdertest import PROGRAMS, PY, ROOT, alive, toml_list
 from herderproc import HerderProc, run
 
 

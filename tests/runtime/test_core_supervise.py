@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import PROGRAMS, PY, ROOT, Reporter, alive, run_async, toml_list, until
+from herdertest import PROGRAMS, PY, ROOT, Reporter, alive, run_async, toml_list, until
 from herder.config import load
 from herder.testing.harness import run_supervisor
 
