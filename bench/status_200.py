@@ -69,6 +69,14 @@ def main() -> None:
         print(show("herder status --socket", timed([HERDER, "status", "--socket", sock], env)))
         print(show("herder status --json", timed([HERDER, "status", "--json", "--socket", sock], env)))
         print(show("python -c pass (floor)", timed([sys.executable, "-c", "pass"], env)))
+        # as a regular (non-editable) install (pure Python: the package copied to a path): the editable finder alone costs 15-30 ms here
+        target = d / "site"
+        shutil.copytree(ROOT / "herder", target / "herder", ignore=shutil.ignore_patterns("__pycache__"))
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(target / "herder")], env=env, check=True)
+        main_code = "import sys; from herder.cli import main; sys.exit(main())"
+        installed = {**env, "PYTHONPATH": str(target)}
+        print(show("herder status (regular install, --socket)",
+                   timed([sys.executable, "-c", main_code, "status", "--socket", sock], installed)))
         rss1 = rss_kb(pid)
         subprocess.run(["curl", "-s", "--unix-socket", sock, "http://x/metrics", "-o", "/dev/null"], check=True)
         rss2 = rss_kb(pid)
