@@ -7,8 +7,9 @@ import sys
 import time
 from collections.abc import Callable
 
-from herder.config import Config, find_config, load
-from herder.errors import ConfigError, UsageError
+from herder.cli.check import load_or_report
+from herder.config import Config
+from herder.errors import UsageError
 from herder.runtime.events import Event
 
 
@@ -17,15 +18,11 @@ def _print_event(ev: Event) -> None:
     print(f"{stamp} {ev.message}", file=sys.stderr, flush=True)
 
 
-def load_or_report(config_path: str | None, services: list[str]) -> Config | int:
-    """The validated config, or the exit code after printing every error."""
-    path = find_config(config_path)
-    try:
-        cfg = load(path)
-    except ConfigError as e:
-        for line in e.problems:
-            print(line, file=sys.stderr)
-        return e.exit_code
+def load_for_up(config_path: str | None, services: list[str]) -> Config | int:
+    """The validated config, or the exit code after printing every error; unknown services are a usage error."""
+    _, cfg = load_or_report(config_path)
+    if isinstance(cfg, int):
+        return cfg
     unknown = [s for s in services if s not in cfg.services]
     if unknown:
         raise UsageError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(sorted(cfg.services)) or 'none'}")
@@ -45,7 +42,7 @@ def supervise(cfg: Config, services: list[str], *, socket_group: str | None = No
 
 
 def run_up(config_path: str | None, services: list[str], *, socket_group: str | None = None) -> int:
-    cfg = load_or_report(config_path, services)
+    cfg = load_for_up(config_path, services)
     if isinstance(cfg, int):
         return cfg
     return supervise(cfg, services, socket_group=socket_group)
