@@ -48,9 +48,9 @@ def _holder(state_dir: Any) -> str | None:
 
 
 def run_detached(args: Any) -> int:
-    from herder.cli.up import load_or_report
+    from herder.cli.up import load_for_up
 
-    cfg = load_or_report(args.config, args.services)
+    cfg = load_for_up(args.config, args.services)
     if isinstance(cfg, int):
         return cfg
     sock = cfg.state_dir / "herder.sock"

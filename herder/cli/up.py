@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from herder.cli import check
+from herder.cli.check import load_or_report
 from herder.config import Config
 from herder.errors import UsageError
 from herder.runtime.events import Event
@@ -18,9 +18,9 @@ def _print_event(ev: Event) -> None:
     print(f"{stamp} {ev.message}", file=sys.stderr, flush=True)
 
 
-def load_or_report(config_path: str | None, services: list[str]) -> Config | int:
-    """The validated config (with every named service in it), or the exit code after printing every error."""
-    _, cfg = check.load_or_report(config_path)
+def load_for_up(config_path: str | None, services: list[str]) -> Config | int:
+    """The validated config, or the exit code after printing every error; unknown services are a usage error."""
+    _, cfg = load_or_report(config_path)
     if isinstance(cfg, int):
         return cfg
     unknown = [s for s in services if s not in cfg.services]
@@ -44,7 +44,7 @@ def supervise(cfg: Config, services: list[str], *, socket_group: str | None = No
 
 
 def run_up(config_path: str | None, services: list[str], *, socket_group: str | None = None) -> int:
-    cfg = load_or_report(config_path, services)
+    cfg = load_for_up(config_path, services)
     if isinstance(cfg, int):
         return cfg
     return supervise(cfg, services, socket_group=socket_group)

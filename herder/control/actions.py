@@ -20,22 +20,15 @@ def _good_up(sup: Any, names: list[str]) -> bool:
                for n in names if n in sup.instances)
 
 
-async def start(sup: Any, names: list[str], wait: bool, timeout: float) -> tuple[bool, str]:
-    sup.start(names)
+async def start_or_stop(sup: Any, verb: str, names: list[str], wait: bool, timeout: float) -> tuple[bool, str]:
+    """Post START or STOP; with `wait`, answer once each instance settled (running/failed, or idle)."""
+    up = verb == "start"
+    (sup.start if up else sup.stop)(names)
     if not wait:
         return True, ""
-    if not await wait_instances(sup, names, settled_up, timeout):
-        return False, f"not running after {timeout:g}s"
-    return _good_up(sup, names), ""
-
-
-async def stop(sup: Any, names: list[str], wait: bool, timeout: float) -> tuple[bool, str]:
-    sup.stop(names)
-    if not wait:
-        return True, ""
-    if not await wait_instances(sup, names, settled_down, timeout):
-        return False, f"not stopped after {timeout:g}s"
-    return True, ""
+    if not await wait_instances(sup, names, settled_up if up else settled_down, timeout):
+        return False, f"not {'running' if up else 'stopped'} after {timeout:g}s"
+    return (_good_up(sup, names) if up else True), ""
 
 
 async def restart(sup: Any, names: list[str], timeout: float) -> tuple[bool, str]:

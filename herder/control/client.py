@@ -6,15 +6,26 @@ must start, ask and print in well under 100 ms.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
 from herder.control import registry
+
+if "ssl" not in sys.modules:
+    # http.client imports ssl for HTTPS, which a Unix socket never needs: ~30% of its import
+    # time. Hide ssl while http.client loads, then make it importable again.
+    sys.modules["ssl"] = None  # type: ignore[assignment]
+    try:
+        import http.client
+    finally:
+        del sys.modules["ssl"]
+else:
+    import http.client
 from herder.errors import HerderError, NotRunning
 
 

@@ -66,24 +66,23 @@ def _result(req: Request, names: list[str], ok: bool, message: str) -> Reply:
     return Reply(200, body)
 
 
-async def start(req: Request) -> Reply:
+async def _up_or_down(req: Request, verb: str) -> Reply:
+    """start / stop: record the operator's intent (kept across restarts), act, wait if asked."""
     names = _names(req)
     ctl = req.control
-    ctl.operator(req.peer, "start", names)
-    if ctl.intent.release(names):
+    ctl.operator(req.peer, verb, names)
+    if ctl.intent.hold(names) if verb == "stop" else ctl.intent.release(names):
         await ctl.save_intent()
-    ok, msg = await actions.start(ctl.sup, names, req.body["wait"], req.body["timeout"])
+    ok, msg = await actions.start_or_stop(ctl.sup, verb, names, req.body["wait"], req.body["timeout"])
     return _result(req, names, ok, msg)
+
+
+async def start(req: Request) -> Reply:
+    return await _up_or_down(req, "start")
 
 
 async def stop(req: Request) -> Reply:
-    names = _names(req)
-    ctl = req.control
-    ctl.operator(req.peer, "stop", names)
-    if ctl.intent.hold(names):
-        await ctl.save_intent()
-    ok, msg = await actions.stop(ctl.sup, names, req.body["wait"], req.body["timeout"])
-    return _result(req, names, ok, msg)
+    return await _up_or_down(req, "stop")
 
 
 async def restart(req: Request) -> Reply:

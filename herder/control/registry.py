@@ -20,7 +20,6 @@ A handler is `async def handler(req: herder.control.server.Request) -> Reply | S
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 JSON = "application/json"
@@ -28,17 +27,48 @@ NDJSON = "application/x-ndjson"
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
-@dataclass(frozen=True)
-class Param:
+class _Record:
+    """A small immutable record. Not a dataclass: importing dataclasses (and inspect) costs
+    the CLI ~10 ms, a tenth of `herder status`'s budget (docs/performance.md)."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        names = self.__slots__
+        for name, value in zip(names, args):
+            object.__setattr__(self, name, value)
+        for name, value in kw.items():
+            object.__setattr__(self, name, value)
+        for name in names[len(args):]:
+            if name not in kw:
+                object.__setattr__(self, name, self._defaults()[name])
+
+    @classmethod
+    def _defaults(cls) -> dict[str, Any]:
+        return {}
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{n}={getattr(self, n)!r}' for n in self.__slots__)})"
+
+
+class Param(_Record):
     """A path or query parameter (query values arrive as strings and are converted)."""
 
+    __slots__ = ("name", "where", "type", "doc", "default", "minimum", "maximum")
     name: str
     where: str                  # "path" | "query"
-    type: str = "string"        # JSON Schema type: string | integer | number | boolean
-    doc: str = ""
-    default: Any = None
-    minimum: int | None = None
-    maximum: int | None = None
+    type: str                   # JSON Schema type: string | integer | number | boolean
+    doc: str
+    default: Any
+    minimum: int | None
+    maximum: int | None
+
+    @classmethod
+    def _defaults(cls) -> dict[str, Any]:
+        return {"type": "string", "doc": "", "default": None, "minimum": None, "maximum": None}
 
     def schema(self) -> dict[str, Any]:
         s: dict[str, Any] = {"type": self.type}
@@ -53,39 +83,54 @@ class Param:
         return s
 
 
-@dataclass(frozen=True)
-class Arg:
+class Arg(_Record):
     """One argparse argument of a CLI subcommand: flags and add_argument keywords."""
 
+    __slots__ = ("flags", "kw")
     flags: tuple[str, ...]
-    kw: dict[str, Any] = field(default_factory=dict)
+    kw: dict[str, Any]
+
+    @classmethod
+    def _defaults(cls) -> dict[str, Any]:
+        return {"kw": {}}
 
 
-@dataclass(frozen=True)
-class Cli:
-    """The CLI subcommand a command drives; `run(args) -> exit code`."""
+class Cli(_Record):
+    """The CLI subcommand a command drives; `run(args) -> exit code` ("module:function")."""
 
+    __slots__ = ("name", "help", "run", "args", "aliases")
     name: str
     help: str
-    run: str                              # "module:function"
-    args: tuple[Arg, ...] = ()
-    aliases: tuple[str, ...] = ()
+    run: str
+    args: tuple[Arg, ...]
+    aliases: tuple[str, ...]
+
+    @classmethod
+    def _defaults(cls) -> dict[str, Any]:
+        return {"args": (), "aliases": ()}
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(_Record):
+    """One API operation: route, shapes, handler ("module:function") and its CLI."""
+
+    __slots__ = ("name", "method", "path", "summary", "handler", "params", "body", "response", "media",
+                 "errors", "cli", "tags")
     name: str                             # operationId
     method: str
     path: str                             # "/v1/services/{name}"
     summary: str
     handler: str                          # "module:function", imported by the server
-    params: tuple[Param, ...] = ()
-    body: dict[str, Any] | None = None    # JSON Schema of the request body (object)
-    response: dict[str, Any] | None = None  # JSON Schema of a 200 JSON body, or of one line of a stream
-    media: str = JSON
-    errors: tuple[int, ...] = ()          # documented error statuses besides 400
-    cli: Cli | None = None
-    tags: tuple[str, ...] = ()
+    params: tuple[Param, ...]
+    body: dict[str, Any] | None           # JSON Schema of the request body (object)
+    response: dict[str, Any] | None       # JSON Schema of a 200 JSON body, or of one line of a stream
+    media: str
+    errors: tuple[int, ...]               # documented error statuses besides 400
+    cli: Cli | None
+    tags: tuple[str, ...]
+
+    @classmethod
+    def _defaults(cls) -> dict[str, Any]:
+        return {"params": (), "body": None, "response": None, "media": JSON, "errors": (), "cli": None, "tags": ()}
 
     def pattern(self) -> re.Pattern[str]:
         return _compile(self.path)

@@ -13,8 +13,11 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 HERDER = str(Path(sys.executable).parent / "herder")
 
@@ -95,3 +98,20 @@ def request(sock: str, method: str, path: str, body: Any = None, raw: bytes | No
         return r.status, json.loads(payload)
     except ValueError:
         return r.status, payload.decode()
+
+
+@pytest.fixture
+def herd() -> Iterator[Callable[..., Herd]]:
+    """Make a Herd (config + state_dir); every supervisor started from one is stopped at the end.
+
+    Test modules import this fixture by name (`from ctl_harness import herd`)."""
+    made: list[Herd] = []
+
+    def make(services: str, herder: str = "") -> Herd:
+        h = Herd(services, herder)
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.close()

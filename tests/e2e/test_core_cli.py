@@ -123,13 +123,16 @@ def test_instances_left_by_a_killed_herder_are_stopped_not_duplicated(make_confi
     procs.append(h)
     old = {int(h.expect(rf"a.{i}: started \(pid (\d+)\)").group(1)) for i in range(2)}
     run_json = cfg.parent / ".herder" / "run.json"
-    for _ in range(1000):  # bounded: run.json is written off the loop, within milliseconds of the spawn
-        recorded = json.loads(run_json.read_text()) if run_json.exists() else {}
-        if {r["pid"] for r in recorded.get("instances", {}).values()} == old:
+
+    def recorded() -> set[int]:
+        doc = json.loads(run_json.read_text()) if run_json.exists() else {}
+        return {r["pid"] for r in doc.get("instances", {}).values()}
+
+    for _ in range(500):  # bounded: run.json is written off the loop, within milliseconds of the spawn
+        if recorded() == old:
             break
-        psutil.wait_procs([], timeout=0.01)
-    else:
-        raise AssertionError("run.json never listed both instances")
+        psutil.wait_procs([psutil.Process(p) for p in old], timeout=0.01)  # a 10 ms wait that ends early only if one dies
+    assert recorded() == old, "run.json never listed both instances"
     h.signal(signal.SIGKILL)
     h.wait()
     assert all(alive(p) for p in old)  # herder died; its children live on in their cgroup
