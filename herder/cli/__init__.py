@@ -26,12 +26,18 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate the config, print every error, exit 2 if any")
     check.add_argument("-c", "--config", metavar="FILE", help="config file")
+
+    from herder.cli import install_cmd  # argparse only at import time
+    install_cmd.add_parsers(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
+    from herder.cli.install_cmd import split_command  # `service install NAME … -- CMD ARGS…`
+    argv, tail = split_command(sys.argv[1:] if argv is None else list(argv))
     args = parser.parse_args(argv)
+    args.command_tail = tail
     if not args.command:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -42,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             from herder.cli.check import run_check
             return run_check(args.config)
+        if args.command in ("install", "uninstall", "service"):
+            from herder.cli.install_cmd import run as run_install
+            return run_install(args)
     except HerderError as e:
         print(f"herder: {e}", file=sys.stderr)
         return e.exit_code

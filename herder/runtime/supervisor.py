@@ -114,6 +114,8 @@ class Supervisor:
         self.components: list[Component] = []
         self.hooks = Hooks()
         self._load_services(config)
+        from herder.runtime import upward
+        upward.attach(self)  # READY/STATUS/WATCHDOG/STOPPING to systemd when it runs herder
 
     # ---- setup ---------------------------------------------------------------------
 
@@ -223,6 +225,11 @@ class Supervisor:
     def _set_subreaper(on: bool) -> None:
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0)
+
+    @property
+    def shutting_down(self) -> bool:
+        """True from the first `down` request (SIGTERM, Ctrl+C, API) on."""
+        return self._down
 
     def request_down(self) -> None:
         """Stop everything in reverse dependency order, then finish (SIGTERM, first Ctrl+C)."""
