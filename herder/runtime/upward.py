@@ -33,6 +33,7 @@ class Upward(Protocol):
     def status(self, text: str) -> None: ...
     def watchdog(self) -> None: ...
     def stopping(self, budget: float | None) -> None: ...
+    def stopped(self, exit_code: int) -> None: ...
 
 
 def summary(sup: Supervisor) -> str:
@@ -75,6 +76,7 @@ class ManagerReport:
             self._ping.cancel()
         if self._unsubscribe is not None:
             self._unsubscribe()
+        self.reporter.stopped(self.sup.exit_code)  # closes the notify socket
 
     def _arm(self) -> None:
         self._armed = True
