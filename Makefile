@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast docs clean nspawn-setup
+.PHONY: demo test test-fast docs clean nspawn-setup test-wine
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(STAMP) nspawn-setup
 nspawn-setup:
 	@if [ "$$(id -u)" = 0 ]; then tests/platform/setup-nspawn.sh >/dev/null || echo "nspawn tier: setup failed; its tests will be skipped"; \
 	else echo "nspawn tier: skipped (needs root)"; fi
+
+# Opt-in Windows tier: the rendered sc.exe lines against Wine's real SCM (~1.2 GB of packages).
+test-wine: $(STAMP)
+	tests/platform/setup-wine.sh
+	HERDER_TEST_WINE=1 $(PY) -m pytest -q -s tests/platform/test_install_wine.py
 
 docs: $(STAMP)
 	$(PY) -m herder.config.docs > docs/config.md
