@@ -16,6 +16,7 @@ demo: $(STAMP)
 	$(VENV)/bin/herder up -c examples/demo/herder.toml
 
 test: $(STAMP) nspawn-setup
+	@if [ -n "$$HERDER_TEST_WINE" ]; then tests/platform/setup-wine.sh; fi
 	$(PY) -m pytest -q
 
 # The systemd integration tier (tests/platform) boots a real systemd in systemd-nspawn. As root,

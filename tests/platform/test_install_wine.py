@@ -1,7 +1,8 @@
 """The sc.exe lines herder renders, run against Wine's real service control manager (opt-in).
 
-`make test-wine` installs Wine + mingw (~1.2 GB, tests/platform/setup-wine.sh) and sets
-HERDER_TEST_WINE=1. Wine 8's SCM really creates, starts, queries, stops and deletes
+`make test-wine` installs Wine + mingw (~1.2 GB, tests/platform/setup-wine.sh) and runs
+it; `make test` runs it when they are already installed (or with HERDER_TEST_WINE=1, which
+also installs them). Wine 8's SCM really creates, starts, queries, stops and deletes
 services, stores descriptions and auto-starts on "boot"; it does NOT implement failure
 actions (accepted and dropped), crash detection, or `sc failureflag/sidtype/qc/config`.
 So those lines are run and their results recorded, not asserted. Nothing here runs on
@@ -24,8 +25,10 @@ from herder.config.model import ServiceSpec
 from herder.platform import windows
 from herder.platform.spec import InstallSpec
 
+_HAVE_WINE = bool(shutil.which("wine") and shutil.which("x86_64-w64-mingw32-gcc"))
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600),
-              pytest.mark.skipif(not os.environ.get("HERDER_TEST_WINE"), reason="opt-in: `make test-wine`")]
+              pytest.mark.skipif(not (_HAVE_WINE or os.environ.get("HERDER_TEST_WINE")),
+                                 reason="opt-in: wine + mingw are not installed; `make test-wine` installs them (~1.2 GB)")]
 HERE = Path(__file__).parent
 NAME = "HerderItSvc"
 KNOWN_STUBS = {"failureflag", "sidtype"}     # not in Wine 8's sc.exe
