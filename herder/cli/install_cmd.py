@@ -138,8 +138,6 @@ def _install_herder(args: argparse.Namespace) -> int:
         raise UsageError(f"--watchdog: {e}") from None
     python = host.python
     command = (python, "-m", "herder", "up", "-c", str(path))
-    if host.manager == "windows":
-        command = (python, "-m", "herder", "up", "-c", str(path))
     state_dir = None
     if scope == "system" and not explicit_state and host.manager != "windows":
         state_dir = "/var/lib/herder" if host.manager == "systemd" else "/Library/Application Support/herder/state"

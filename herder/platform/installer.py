@@ -60,15 +60,10 @@ class Host:
     python: str = field(default_factory=lambda: sys.executable)
     features: systemd.Features | None = None
     win_api: Callable[[], w.ServiceApi] | None = None
-    root: Path = Path("/")          # tests install into a scratch tree
 
     @property
     def is_admin(self) -> bool:
         return self.manager == "windows" or self.uid == 0
-
-    def under(self, path: PurePath) -> Path:
-        """A POSIX path inside `root` (tests), the path itself otherwise."""
-        return self.root / Path(path).relative_to("/") if self.root != Path("/") else Path(path)
 
     def api(self) -> w.ServiceApi:
         if self.win_api is None:
@@ -129,7 +124,7 @@ def _read(host: Host, path: PurePath | None) -> str | None:
     if path is None or not host.local:
         return None
     try:
-        return host.under(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as e:
@@ -176,7 +171,7 @@ def check_not_taken(host: Host, spec: InstallSpec, existing_text: str | None) ->
                             "(nothing was changed)")
         if spec.scope == "system":
             for d in systemd.VENDOR_UNIT_DIRS:
-                other = host.under(Path(d) / systemd.unit_name(spec.name))
+                other = Path(d) / systemd.unit_name(spec.name)
                 if Path(d) != Path(systemd.SYSTEM_UNIT_DIR) and other.exists():
                     raise NameTaken(f"the name {spec.name} is taken by {Path(d) / systemd.unit_name(spec.name)}, "
                                     "which herder did not create; choose another name (nothing was changed)")
@@ -275,8 +270,6 @@ def plan_install(host: Host, spec: InstallSpec) -> Plan:
         plan.notes.insert(0, f"{spec.name}: updating in place; changed:")
         plan.notes[1:1] = describe_changes(old, content) or ["  (herder version only)"]
     plan.notes[:] = list(dict.fromkeys(plan.notes))
-    if host.root != Path("/"):
-        _reroot(host, plan)
     return plan
 
 
@@ -305,8 +298,6 @@ def plan_uninstall(host: Host, name: str, scope: str | None, kind: str) -> Plan:
     if spec.kind == "supervisor" and spec.state_dir:
         plan.notes.append(f"{name}: kept the state directory {spec.state_dir} (logs, journal); remove it by hand "
                           "if you no longer need it")
-    if host.root != Path("/"):
-        _reroot(host, plan)
     return plan
 
 
@@ -321,11 +312,3 @@ def control_commands(host: Host, name: str, action: str) -> tuple[InstallSpec, l
     if host.manager == "launchd":
         return spec, launchd.control(spec.scope, action, name, host.uid, host.home), []
     return spec, [], windows.control_op(action, spec)
-
-
-def _reroot(host: Host, plan: Plan) -> None:
-    """Tests: write and remove files inside host.root instead of /."""
-    from herder.platform.plan import Remove, WriteFile
-
-    plan.steps = [WriteFile(str(host.under(Path(s.path))), s.content, s.mode) if isinstance(s, WriteFile)
-                  else Remove(str(host.under(Path(s.path)))) if isinstance(s, Remove) else s for s in plan.steps]
