@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate the config, print every error, exit 2 if any")
     check.add_argument("-c", "--config", metavar="FILE", help="config file")
     _control_commands(sub)
+
+    from herder.cli import install_cmd  # argparse only at import time
+    install_cmd.add_parsers(sub)
     return p
 
 
@@ -55,7 +58,10 @@ def _control_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
+    from herder.cli.install_cmd import split_command  # `service install NAME … -- CMD ARGS…`
+    argv, tail = split_command(sys.argv[1:] if argv is None else list(argv))
     args = parser.parse_args(argv)
+    args.command_tail = tail
     if not args.command:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -69,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             from herder.cli.check import run_check
             return run_check(args.config)
+        if args.command in ("install", "uninstall", "service"):
+            from herder.cli.install_cmd import run as run_install
+            return run_install(args)
         if getattr(args, "run", None):
             import importlib
             mod, _, fn = args.run.partition(":")

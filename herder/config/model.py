@@ -98,7 +98,8 @@ class ServiceSpec:
 class HerderSettings:
     """The [herder] table: the supervisor itself."""
 
-    state_dir: str = opt(".herder", p_str, "socket, journal, pid and run-state files; relative to the config file")
+    state_dir: str = opt(".herder", p_str, "socket, journal, pid and run-state files; relative to the config file. "
+                         "Unset: $HERDER_STATE_DIR if set (`herder install --system` sets /var/lib/herder)")
     log_dir: str | None = opt(None, p_opt_str, "service log files; default {state_dir}/logs")
     shutdown_timeout: float = opt(60.0, p_duration, "hard deadline for stopping everything", example='"60s"')
     cgroups: bool = opt(True, p_bool, "track each instance in its own cgroup where herder can create one")

@@ -23,6 +23,9 @@ from herder.config.model import ServiceSpec
 from herder.errors import SpawnError
 
 
+_MANAGER_ONLY = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+
+
 @dataclass(frozen=True)
 class Launch:
     """Everything needed to start one instance, with {replica} substituted."""
@@ -40,6 +43,8 @@ def plan(name: str, replica: int | None, spec: ServiceSpec, cookie: str) -> Laun
         return s.replace("{replica}", str(replica if replica is not None else 0))
 
     env = dict(os.environ)
+    for own in _MANAGER_ONLY:  # herder's own manager's sd_notify socket and watchdog are herder's alone
+        env.pop(own, None)
     env.update({k: sub(v) for k, v in spec.env.items()})
     env.update({
         "HERDER_INSTANCE": name,

@@ -122,6 +122,8 @@ class Supervisor:
         self.hooks = Hooks()
         self.held: set[str] = set()   # instances an operator stopped by hand: not started by `up`
         self._load_services(config)
+        from herder.runtime import upward
+        upward.attach(self)  # READY/STATUS/WATCHDOG/STOPPING to systemd when it runs herder
 
     # ---- setup ---------------------------------------------------------------------
 
@@ -257,6 +259,11 @@ class Supervisor:
     def _set_subreaper(on: bool) -> None:
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0)
+
+    @property
+    def shutting_down(self) -> bool:
+        """True from the first `down` request (SIGTERM, Ctrl+C, API) on."""
+        return self._down
 
     def request_down(self) -> None:
         """Stop everything in reverse dependency order, then finish (SIGTERM, first Ctrl+C)."""
