@@ -30,5 +30,8 @@ def run_up(config_path: str | None, services: list[str]) -> int:
     if unknown:
         raise UsageError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(sorted(cfg.services)) or 'none'}")
     sup = Supervisor(cfg)
+    from herder.health import install as install_health
+
+    install_health(sup)   # readiness, probes, watchdog, $NOTIFY_SOCKET, limits
     sup.events.subscribe(_print_event)
     return asyncio.run(sup.run(services or None))

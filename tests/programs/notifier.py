@@ -1,0 +1,65 @@
+"""A small sd_notify program for the health tests, driven by its arguments.
+
+Each argument is one step, run in order:
+  send:TEXT      one datagram (\\n in TEXT becomes a newline: several assignments at once)
+  sleep:SECONDS  (only to let time pass for a watchdog; tests never sleep to synchronise)
+  fork-main      fork a child that becomes the main process: the child sends
+                 MAINPID=<its pid> and READY=1 in one datagram, the parent exits 0
+  hold           wait for SIGTERM, then exit 0
+  ping:SECONDS   send WATCHDOG=1 every SECONDS until SIGTERM
+  exit:CODE
+Without `hold`/`exit` at the end, the program holds.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+
+
+def send(text: str) -> None:
+    addr = os.environ["NOTIFY_SOCKET"]
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.sendto(text.replace("\\n", "\n").encode(), addr)
+
+
+def main(steps: list[str]) -> None:
+    stop = False
+
+    def on_term(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    for step in steps:
+        kind, _, arg = step.partition(":")
+        if kind == "send":
+            send(arg)
+        elif kind == "sleep":
+            time.sleep(float(arg))
+        elif kind == "exit":
+            sys.exit(int(arg))
+        elif kind == "fork-main":
+            pid = os.fork()
+            if pid:
+                os._exit(0)
+            send(f"MAINPID={os.getpid()}\nREADY=1\nSTATUS=child is main")
+        elif kind == "ping":
+            while not stop:
+                send("WATCHDOG=1")
+                time.sleep(float(arg))
+            sys.exit(0)
+        elif kind == "hold":
+            break
+    while not stop:
+        signal.pause() if hasattr(signal, "pause") else time.sleep(1)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
