@@ -369,7 +369,7 @@ def _stopping_stop(m: Machine, inst: Instance, data: dict[str, Any], now: float)
 
 def _stopping_exit(m: Machine, inst: Instance, data: dict[str, Any], now: float) -> list[Effect]:
     ex = Exit(data.get("code"), data.get("signal"))
-    ran = now - (inst.started_at or now)
+    ran = now - inst.started_at if inst.started_at is not None else 0.0
     was_ready = inst.was_ready
     out = _record_exit(inst, ex, ran, data.get("reason", ""))
     out.append(CancelTimer("stop"))
