@@ -7,6 +7,11 @@ Each argument is one step, run in order:
                  MAINPID=<its pid> and READY=1 in one datagram, the parent exits 0
   hold           wait for SIGTERM, then exit 0
   ping:SECONDS   send WATCHDOG=1 every SECONDS until SIGTERM
+  pings:N:SEC    send WATCHDOG=1 N times, SEC apart, then go on
+  env:VAR        send STATUS=VAR=<its value, or "unset">
+  rlimit         send STATUS=nofile=SOFT:HARD
+  print:TEXT     print TEXT on stdout (flushed)
+  big:N          one datagram of N bytes
   exit:CODE
 Without `hold`/`exit` at the end, the program holds.
 """
@@ -54,6 +59,22 @@ def main(steps: list[str]) -> None:
                 send("WATCHDOG=1")
                 time.sleep(float(arg))
             sys.exit(0)
+        elif kind == "pings":
+            n, _, sec = arg.partition(":")
+            for _ in range(int(n)):
+                send("WATCHDOG=1")
+                time.sleep(float(sec))
+        elif kind == "env":
+            send(f"STATUS={arg}={os.environ.get(arg, 'unset')}")
+        elif kind == "rlimit":
+            import resource
+
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            send(f"STATUS=nofile={soft}:{hard}")
+        elif kind == "print":
+            print(arg, flush=True)
+        elif kind == "big":
+            send("STATUS=" + "x" * int(arg))
         elif kind == "hold":
             break
     while not stop:
