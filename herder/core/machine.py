@@ -295,14 +295,14 @@ def _exit(m: Machine, inst: Instance, data: dict[str, Any], now: float) -> list[
     was_ready = inst.was_ready
     if spec.kill != "main":
         out.append(KillLeftovers())
+    why = f"{data['reason']} ({ex})" if data.get("reason") else str(ex)
     if spec.restart == "never" or (spec.restart == "on-failure" and success):
         inst.completed = success
-        _move(inst, State.EXITED, now, out, "completed" if success else str(ex))
+        _move(inst, State.EXITED, now, out, "completed" if success else why)
         return out
     if ran >= spec.backoff.reset_after:
         inst.consecutive = 0
     failed_start = ran < spec.min_uptime or not was_ready
-    why = f"{data['reason']} ({ex})" if data.get("reason") else str(ex)
     _restart_or_park(m, inst, now, out, failed_start=failed_start, why=why)
     return out
 

@@ -28,6 +28,35 @@ def from_spec(limits: object) -> tuple[tuple[int, int], ...]:
     return tuple((res, getattr(limits, key)) for key, res in NAMES.items() if getattr(limits, key, None) is not None)
 
 
+_CAP_SYS_RESOURCE = 24
+
+
+def may_raise_hard_limits() -> bool:
+    """CAP_SYS_RESOURCE in herder's effective set (root in a container may lack it)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> _CAP_SYS_RESOURCE & 1)
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+def problem(rlimits: Sequence[tuple[int, int]]) -> str | None:
+    """Why these limits cannot be set in the child, checked in the parent: the child's own
+    error would only say "Exception occurred in preexec_fn"."""
+    names = {v: k for k, v in NAMES.items()}
+    for res, value in rlimits:
+        hard = resource.getrlimit(res)[1]
+        above = hard != resource.RLIM_INFINITY and (value == resource.RLIM_INFINITY or value > hard)
+        if above and not may_raise_hard_limits():
+            shown = "unlimited" if value == resource.RLIM_INFINITY else str(value)
+            return (f"limits.{names.get(res, res)} = {shown} is above herder's own hard limit {hard}, and herder may "
+                    f"not raise it (needs root with CAP_SYS_RESOURCE); expected at most {hard}")
+    return None
+
+
 def preexec(rlimits: Sequence[tuple[int, int]], cgroup_files: Sequence[str],
             account: tuple[int, int, list[int]] | None) -> Callable[[], None]:
     """The function Popen runs in the child; `account` = (uid, gid, groups) to switch to."""

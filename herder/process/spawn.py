@@ -70,6 +70,9 @@ def spawn(launch: Launch, stdout: Any, stderr: Any) -> subprocess.Popen[bytes]:
     elif launch.group is not None:
         kwargs["group"] = launch.group
     if launch.rlimits or launch.cgroup_files:  # see herder.process.rlimits for why
+        why = _rlimits.problem(launch.rlimits)
+        if why:
+            raise SpawnError(why)
         account = None
         if "user" in kwargs:
             gid = kwargs.pop("group")

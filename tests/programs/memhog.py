@@ -10,6 +10,7 @@ import sys
 
 total = int(sys.argv[1])
 hold = "hold" in sys.argv[2:]
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 chunks = []
 for i in range(1, total + 1):
     chunks.append(bytearray(b"x" * (1024 * 1024)))   # written, so resident
@@ -17,6 +18,5 @@ for i in range(1, total + 1):
         print(f"allocated {i} MB", flush=True)
 print("done", flush=True)
 if hold:
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     while True:
         signal.pause()
