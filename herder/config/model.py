@@ -29,6 +29,11 @@ def _kinds(table_: object, names: tuple[str, ...]) -> list[str]:
     return [k for k in names if getattr(table_, k) not in (None, False)]
 
 
+def _only_one(table_: object, names: tuple[str, ...], what: str) -> list[Problem]:
+    kinds = _kinds(table_, names)
+    return [((kinds[1],), f"set only one {what}; got {' and '.join(kinds)}")] if len(kinds) > 1 else []
+
+
 @dataclass(frozen=True)
 class Backoff:
     """Delay before restart n (n = 0, 1, …): min(max, initial × factor^n), then ± jitter."""
@@ -74,14 +79,10 @@ class Ready:
 
     @property
     def kind(self) -> str | None:
-        kinds = _kinds(self, READY_KINDS)
-        return kinds[0] if kinds else None
+        return next(iter(_kinds(self, READY_KINDS)), None)
 
     def check(self) -> list[Problem]:
-        kinds = _kinds(self, READY_KINDS)
-        if len(kinds) > 1:
-            return [((kinds[1],), f"set only one readiness check; got {' and '.join(kinds)}")]
-        return []
+        return _only_one(self, READY_KINDS, "readiness check")
 
 
 @dataclass(frozen=True)
@@ -105,13 +106,11 @@ class Health:
 
     @property
     def kind(self) -> str | None:
-        kinds = _kinds(self, HEALTH_KINDS)
-        return kinds[0] if kinds else None
+        return next(iter(_kinds(self, HEALTH_KINDS)), None)
 
     def check(self) -> list[Problem]:
-        kinds = _kinds(self, HEALTH_KINDS)
-        if len(kinds) > 1:
-            return [((kinds[1],), f"set only one health probe; got {' and '.join(kinds)}")]
+        if _only_one(self, HEALTH_KINDS, "health probe"):
+            return _only_one(self, HEALTH_KINDS, "health probe")
         if self.body is not None and self.http is None:
             return [(("body",), "body is only checked with an http probe; expected http = \"URL\" too")]
         if self.watchdog is not None and self.watchdog <= 0:
