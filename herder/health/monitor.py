@@ -170,6 +170,13 @@ class Health:
     # ---- following the supervisor ------------------------------------------------------------
 
     def _on_event(self, ev: Event) -> None:
+        """Follow spawns, readiness and exits; a bug here must not unsubscribe the component."""
+        try:
+            self._follow(ev)
+        except Exception as e:  # noqa: BLE001
+            self.sup.events.emit(ev.instance, "bug", f"herder bug in the health component: {e!r}")
+
+    def _follow(self, ev: Event) -> None:
         name = ev.instance
         inst = self.sup.instances.get(name)
         if inst is None:

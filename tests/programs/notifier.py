@@ -4,7 +4,7 @@ Each argument is one step, run in order:
   send:TEXT      one datagram (\\n in TEXT becomes a newline: several assignments at once)
   sleep:SECONDS  (only to let time pass for a watchdog; tests never sleep to synchronise)
   fork-main      fork a child that becomes the main process: the child sends
-                 MAINPID=<its pid> and READY=1 in one datagram, the parent exits 0
+                 MAINPID=<its pid> and READY=1 in one datagram, then the parent exits 0
   hold           wait for SIGTERM, then exit 0
   ping:SECONDS   send WATCHDOG=1 every SECONDS until SIGTERM
   pings:N:SEC    send WATCHDOG=1 N times, SEC apart, then go on
@@ -50,10 +50,16 @@ def main(steps: list[str]) -> None:
         elif kind == "exit":
             sys.exit(int(arg))
         elif kind == "fork-main":
+            r, w = os.pipe()
             pid = os.fork()
-            if pid:
+            if pid:   # the parent leaves once the child has announced itself (a daemon hand-over)
+                os.close(w)
+                os.read(r, 1)
                 os._exit(0)
+            os.close(r)
             send(f"MAINPID={os.getpid()}\nREADY=1\nSTATUS=child is main")
+            os.write(w, b"x")
+            os.close(w)
         elif kind == "ping":
             while not stop:
                 send("WATCHDOG=1")
