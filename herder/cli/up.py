@@ -6,8 +6,8 @@ import asyncio
 import sys
 import time
 
-from herder.config import find_config, load
-from herder.errors import ConfigError, UsageError
+from herder.cli.check import load_or_report
+from herder.errors import UsageError
 from herder.runtime.events import Event
 
 
@@ -19,13 +19,9 @@ def _print_event(ev: Event) -> None:
 def run_up(config_path: str | None, services: list[str]) -> int:
     from herder.runtime.supervisor import Supervisor
 
-    path = find_config(config_path)
-    try:
-        cfg = load(path)
-    except ConfigError as e:
-        for line in e.problems:
-            print(line, file=sys.stderr)
-        return e.exit_code
+    _, cfg = load_or_report(config_path)
+    if isinstance(cfg, int):
+        return cfg
     unknown = [s for s in services if s not in cfg.services]
     if unknown:
         raise UsageError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(sorted(cfg.services)) or 'none'}")

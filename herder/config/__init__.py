@@ -76,6 +76,7 @@ class _Loader:
         self.raw = raw
         self.problems = Problems()
         self.check_accounts = check_accounts
+        self.depends: dict[str, dict[str, str]] = {}  # of every declared service, valid or not
 
     def run(self) -> Config:
         for key in self.raw:
@@ -93,7 +94,7 @@ class _Loader:
             spec = self._service(name, defaults if isinstance(defaults, Mapping) else {}, svc_raw)
             if spec is not None:
                 services[name] = spec
-        self._check_dependencies(services)
+        self._check_dependencies()
         state_dir = self._abs(settings.state_dir)
         log_dir = self._abs(settings.log_dir) if settings.log_dir else state_dir / "logs"
         if self.problems.items:
@@ -125,6 +126,8 @@ class _Loader:
 
         before = len(self.problems.items)
         spec = build(ServiceSpec, merged, here, self.problems, where)
+        if isinstance(spec.depends_on, dict):
+            self.depends[name] = spec.depends_on
         if len(self.problems.items) > before:
             return None
         changes: dict[str, Any] = {}
@@ -172,20 +175,19 @@ class _Loader:
             except KeyError:
                 self.problems.add(where(here + ("group",)), f'no group "{spec.group}" on this machine; expected an existing group')
 
-    def _check_dependencies(self, services: dict[str, ServiceSpec]) -> None:
+    def _check_dependencies(self) -> None:
         from herder.core.graph import find_cycle
 
-        names = set(services)
-        declared = {n for n in self.raw.get("services", {}) if isinstance(n, str)} if isinstance(self.raw.get("services"), Mapping) else set()
-        for name, spec in services.items():
-            for dep in spec.depends_on:
+        names = set(self.depends)
+        for name, deps in self.depends.items():
+            for dep in deps:
                 if dep == name:
                     self.problems.add(("services", name, "depends_on", dep), "a service cannot depend on itself")
-                elif dep not in names and dep not in declared:
+                elif dep not in names:
                     known = ", ".join(sorted(names)) or "none"
                     self.problems.add(("services", name, "depends_on", dep),
                                       f'unknown service "{dep}"; expected one of {known}')
-        graph = {n: [d for d in s.depends_on if d in names and d != n] for n, s in services.items()}
+        graph = {n: [d for d in deps if d in names and d != n] for n, deps in self.depends.items()}
         cycle = find_cycle(graph)
         if cycle:
             self.problems.add(("services", cycle[0], "depends_on"),

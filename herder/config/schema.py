@@ -38,16 +38,19 @@ def table(cls: type, doc: str = "") -> Any:
 # ---- parsers -------------------------------------------------------------------------
 
 def p_str(v: Any) -> str:
+    """string"""
     if not isinstance(v, str):
         raise ValueError(f"expected a string; got {_show(v)}")
     return v
 
 
 def p_opt_str(v: Any) -> str | None:
+    """string"""
     return None if v == "" else p_str(v)
 
 
 def p_bool(v: Any) -> bool:
+    """`true` or `false`"""
     if not isinstance(v, bool):
         raise ValueError(f"expected true or false; got {_show(v)}")
     return v

@@ -182,7 +182,7 @@ class Supervisor:
         self._finished = asyncio.Event()
         self._reaped = asyncio.Event()
         self._acquire_lock()
-        self._runstate = runstate.RunStateWriter(self.config.state_dir / "run.json")
+        self._runstate = runstate.RunStateWriter(self.config.state_dir / "run.json", self._live_records)
         self._set_subreaper(True)
         handled = [signal.SIGCHLD]
         loop.add_signal_handler(signal.SIGCHLD, self._reap)
@@ -200,8 +200,8 @@ class Supervisor:
                 wanted = self._initial(only)
                 self.events.emit("", "supervisor", f"herder: supervising {len(self.instances)} instance(s) "
                                  f"(pid {os.getpid()}, tracking by {'cgroup' if self.cgroups else 'process group'})")
-                for name in wanted:
-                    self._post(name, Ev.START)
+                self._queue.extend((name, Ev.START, {}) for name in wanted)
+                self._kick()
                 if ready is not None:
                     ready()
                 await self._finished.wait()
@@ -213,7 +213,7 @@ class Supervisor:
                 for h in p.timers.values():
                     h.cancel()
             if self._runstate is not None:
-                await self._runstate.close({})
+                await self._runstate.close()
             self._set_subreaper(False)
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
@@ -551,14 +551,17 @@ class Supervisor:
         if self._runstate is None or not self._live_dirty:
             return
         self._live_dirty = False
+        with contextlib.suppress(RuntimeError):  # no running loop: the final write in run() covers it
+            self._runstate.changed()
+
+    def _live_records(self) -> dict[str, runstate.LiveRecord]:
         live = {}
         for name, inst in self.instances.items():
             if inst.pid is not None:
                 p = self.procs[name]
                 live[name] = runstate.LiveRecord(inst.pid, p.start_time, str(p.cgroup.path) if p.cgroup else None,
                                                  p.cookie)
-        with contextlib.suppress(RuntimeError):  # no running loop: the final write in run() covers it
-            self._runstate.update(live)
+        return live
 
     # ---- queries (the control API and the console use these) ------------------------------
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from herder.service._duration import seconds
+from herder.units import seconds
 from herder.service._errors import AlreadyRunning, ServiceError
 from herder.service._modes import Detected, Mode, detect
 from herder.service._notify import Notifier, NotifyReporter

@@ -3,13 +3,16 @@
 Written atomically whenever the set of live processes changes, off the loop and
 coalesced (at most one write in flight; a change during a write triggers one more).
 The start time (from /proc) means a recycled pid is never mistaken for our instance.
-Used at start-up to find instances a previous herder left running.
+Used at start-up to find instances a previous herder left running. The write happens
+within milliseconds of a spawn, not before the child runs: a herder killed in that window
+does not know the newest child (fsync on the loop would cost every restart 1–5 ms).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -46,22 +49,28 @@ def still_alive(rec: LiveRecord) -> bool:
 
 
 class RunStateWriter:
-    def __init__(self, path: Path) -> None:
+    """Coalescing writer: `changed()` is cheap; the snapshot is taken once per actual write."""
+
+    def __init__(self, path: Path, snapshot: Callable[[], dict[str, LiveRecord]]) -> None:
         self.path = path
-        self._snapshot: dict[str, Any] | None = None
+        self._snapshot = snapshot
+        self._dirty = False
         self._task: asyncio.Task[None] | None = None
 
-    def update(self, instances: dict[str, LiveRecord]) -> None:
-        self._snapshot = {"supervisor_pid": os.getpid(), "instances": {n: asdict(r) for n, r in instances.items()}}
+    def changed(self) -> None:
+        self._dirty = True
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._flush())
 
-    async def _flush(self) -> None:
-        while self._snapshot is not None:
-            snap, self._snapshot = self._snapshot, None
-            await asyncio.to_thread(write_json, self.path, snap)
+    def _doc(self, records: dict[str, LiveRecord], pid: int | None) -> dict[str, Any]:
+        return {"supervisor_pid": pid, "instances": {n: asdict(r) for n, r in records.items()}}
 
-    async def close(self, final: dict[str, LiveRecord]) -> None:
+    async def _flush(self) -> None:
+        while self._dirty:
+            self._dirty = False
+            await asyncio.to_thread(write_json, self.path, self._doc(self._snapshot(), os.getpid()))
+
+    async def close(self) -> None:
         if self._task is not None:
             await self._task
-        write_json(self.path, {"supervisor_pid": None, "instances": {n: asdict(r) for n, r in final.items()}})
+        write_json(self.path, self._doc(self._snapshot(), None))

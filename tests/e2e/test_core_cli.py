@@ -1,0 +1,175 @@
+"""End to end through the CLI: `herder check` and `herder up` in the foreground."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from conftest import PROGRAMS, PY, ROOT, alive, toml_list
+from herderproc import HerderProc, run
+
+
+@pytest.fixture
+def procs() -> Iterator[list[HerderProc]]:
+    started: list[HerderProc] = []
+    yield started
+    for p in started:
+        p.kill()
+
+
+def test_check_prints_every_error_and_exits_2(make_config: Callable[..., Path]) -> None:
+    p = make_config('[services.a]\ncommand = "true"\nrestart = "allways"\n[services.b]\nkill = "everything"\n')
+    res = run("check", "-c", str(p))
+    assert res.returncode == 2
+    assert f'{p}:3: services.a.restart: unknown value "allways"; expected one of always, on-failure, never' in res.stderr
+    assert f'{p}:4: services.b: missing key "command"' in res.stderr
+    assert f'{p}:5: services.b.kill: unknown value "everything"; expected one of tree, group, main' in res.stderr
+    assert "3 errors; nothing was changed" in res.stderr
+    ok = make_config('[services.a]\ncommand = "true"\nreplicas = 3\n', name="ok.toml")
+    res = run("check", "-c", str(ok))
+    assert res.returncode == 0 and "ok (1 services, 3 instances)" in res.stdout
+
+
+def test_check_finds_herder_toml_then_env(make_config: Callable[..., Path], tmp_path: Path) -> None:
+    make_config('[services.a]\ncommand = 42\n')
+    assert run("check", cwd=tmp_path).returncode == 2
+    other = tmp_path / "sub"
+    other.mkdir()
+    (other / "x.toml").write_text('[services.a]\ncommand = "true"\n')
+    assert run("check", cwd=other, env={"HERDER_CONFIG": str(other / "x.toml")}).returncode == 0
+    assert run("bogus").returncode == 2
+
+
+def test_up_runs_until_ctrl_c_then_stops_in_reverse_order(make_config: Callable[..., Path], tmp_path: Path,
+                                                          procs: list[HerderProc]) -> None:
+    cfg = make_config(f'''
+        [services.db]
+        command = ["sleep", "1000"]
+        [services.web]
+        command = {toml_list([PY, str(PROGRAMS / "tree.py"), "stay"])}
+        depends_on = ["db"]
+        env = {{ PYTHONPATH = "{PROGRAMS}" }}
+        logs = {{ stdout = "inherit" }}
+        ''')
+    h = HerderProc("up", "-c", str(cfg))
+    procs.append(h)
+    tree = json.loads(h.expect(r'\{"event": "tree".*\}').group(0))
+    db = int(h.expect(r"db: started \(pid (\d+)\)").group(1))
+    web = int(h.expect(r"web: started \(pid (\d+)\)").group(1))
+    h.signal(signal.SIGINT)
+    assert h.wait() == 0
+    out = "\n".join(h.lines)
+    assert out.index("web: stopping -> stopped") < out.index("db: running -> stopping")
+    for pid in (db, web, tree["setsid"], tree["group"]):
+        assert not alive(pid), pid
+    if ROOT:
+        import hashlib
+        tag = hashlib.sha1(str((cfg.parent / ".herder").resolve()).encode()).hexdigest()[:10]
+        assert not list(Path("/sys/fs/cgroup").glob(f"**/herder-{tag}")), "cgroups left behind"
+
+
+def test_second_ctrl_c_forces_sigkill_and_exit_1(make_config: Callable[..., Path], procs: list[HerderProc]) -> None:
+    cfg = make_config(f'''
+        [services.s]
+        command = {toml_list([PY, str(PROGRAMS / "stubborn.py")])}
+        stop_timeout = "1h"
+        env = {{ PYTHONPATH = "{PROGRAMS}" }}
+        logs = {{ stdout = "inherit" }}
+        ''')
+    h = HerderProc("up", "-c", str(cfg))
+    procs.append(h)
+    h.expect('"event": "up"')
+    pid = int(h.expect(r"s: started \(pid (\d+)\)").group(1))
+    h.signal(signal.SIGINT)
+    h.expect('"event": "sigterm"')
+    h.signal(signal.SIGINT)
+    assert h.wait() == 1
+    assert "forced stop" in "\n".join(h.lines)
+    assert not alive(pid)
+
+
+def test_sigterm_is_a_graceful_down(make_config: Callable[..., Path], procs: list[HerderProc]) -> None:
+    cfg = make_config('[services.a]\ncommand = ["sleep", "1000"]\n')
+    h = HerderProc("up", "-c", str(cfg))
+    procs.append(h)
+    pid = int(h.expect(r"a: started \(pid (\d+)\)").group(1))
+    h.signal(signal.SIGTERM)
+    assert h.wait() == 0 and not alive(pid)
+
+
+def test_one_supervisor_per_state_dir(make_config: Callable[..., Path], procs: list[HerderProc]) -> None:
+    cfg = make_config('[services.a]\ncommand = ["sleep", "1000"]\n')
+    h = HerderProc("up", "-c", str(cfg))
+    procs.append(h)
+    h.expect(r"a: started")
+    res = run("up", "-c", str(cfg))
+    assert res.returncode == 1
+    assert f"herder is already running on {cfg.parent / '.herder'} (pid {h.pid}" in res.stderr
+    h.signal(signal.SIGTERM)
+    assert h.wait() == 0
+
+
+def test_instances_left_by_a_killed_herder_are_stopped_not_duplicated(make_config: Callable[..., Path],
+                                                                      procs: list[HerderProc]) -> None:
+    cfg = make_config('[services.a]\ncommand = ["sleep", "1000"]\nreplicas = 2\n')
+    h = HerderProc("up", "-c", str(cfg))
+    procs.append(h)
+    old = {int(h.expect(rf"a.{i}: started \(pid (\d+)\)").group(1)) for i in range(2)}
+    run_json = cfg.parent / ".herder" / "run.json"
+    for _ in range(1000):  # bounded: run.json is written off the loop, within milliseconds of the spawn
+        recorded = json.loads(run_json.read_text()) if run_json.exists() else {}
+        if {r["pid"] for r in recorded.get("instances", {}).values()} == old:
+            break
+        psutil.wait_procs([], timeout=0.01)
+    else:
+        raise AssertionError("run.json never listed both instances")
+    h.signal(signal.SIGKILL)
+    h.wait()
+    assert all(alive(p) for p in old)  # herder died; its children live on in their cgroup
+    h2 = HerderProc("up", "-c", str(cfg))
+    procs.append(h2)
+    h2.expect(r"2 instance\(s\) left running by a previous herder \(pid \d+\): a.0, a.1; stopping them")
+    new = {int(h2.expect(rf"a.{i}: started \(pid (\d+)\)").group(1)) for i in range(2)}
+    assert not new & old
+    assert not any(alive(p) for p in old)
+    h2.signal(signal.SIGTERM)
+    assert h2.wait() == 0
+
+
+@pytest.mark.skipif(not ROOT or not shutil.which("unshare"), reason="needs root and unshare")
+def test_herder_as_pid_1_reaps_and_stops_in_order(make_config: Callable[..., Path], procs: list[HerderProc]) -> None:
+    cfg = make_config(f'''
+        [services.base]
+        command = ["sleep", "1000"]
+        [services.o]
+        command = {toml_list([PY, str(PROGRAMS / "orphans.py"), "3"])}
+        depends_on = ["base"]
+        env = {{ PYTHONPATH = "{PROGRAMS}", REPORT_SOCKET = "" }}
+        logs = {{ stdout = "inherit" }}
+        ''')
+    h = HerderProc("up", "-c", str(cfg), prefix=["unshare", "--pid", "--fork", "--mount-proc"])
+    procs.append(h)
+    h.expect(r"supervising 2 instance\(s\) \(pid 1,")
+    h.expect('"event": "orphans"')
+    herder = psutil.Process(h.pid).children()[0]
+
+    def settled() -> bool:  # the 3 orphaned `sleep 0.2` were re-parented to herder (PID 1) and reaped
+        kids = herder.children()
+        return len(kids) == 2 and all(k.status() != psutil.STATUS_ZOMBIE for k in kids)
+
+    for _ in range(300):  # bounded wait; each round blocks until a child of herder exits or 50 ms pass
+        if settled():
+            break
+        psutil.wait_procs(herder.children(), timeout=0.05)
+    assert settled(), [(k.pid, k.name(), k.status()) for k in herder.children()]
+    os.kill(herder.pid, signal.SIGTERM)
+    assert h.wait() == 0
+    out = "\n".join(h.lines)
+    assert out.index("o: stopping -> stopped") < out.index("base: running -> stopping")
