@@ -2,7 +2,7 @@
 
 `async with running(tmp_path, toml) as h:` starts the supervisor (no signal handlers) in
 a task; `await h.wait(pred)` returns the first event (from the start) matching pred, or
-fails after a generous deadline; leaving the block does `down` and waits for the run to
+fails after a generous deadline (herder.testing.harness.Running underneath); leaving the block does `down` and waits for the run to
 end, so no test leaves a process behind.
 """
 
@@ -19,6 +19,7 @@ from herder.config import load
 from herder.health import Health, install
 from herder.runtime.events import Event
 from herder.runtime.supervisor import Supervisor
+from herder.testing.harness import Running
 
 PROGRAMS = Path(__file__).resolve().parent.parent / "programs"
 PY = sys.executable
@@ -42,45 +43,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class Handle:
-    def __init__(self, sup: Supervisor, health: Health) -> None:
-        self.sup = sup
-        self.health = health
-        self.events: list[Event] = []
-        self._changed = asyncio.Event()
-        sup.events.subscribe(self._on)
+class Handle(Running):
+    """herder.testing's Running, plus the health component and shorter names."""
 
-    def _on(self, ev: Event) -> None:
-        self.events.append(ev)
-        self._changed.set()
+    def __init__(self, sup: Supervisor, health: Health) -> None:
+        super().__init__(sup)
+        self.health = health
 
     def find(self, pred: Callable[[Event], bool], start: int = 0) -> Event | None:
         return next((e for e in self.events[start:] if pred(e)), None)
 
     async def wait(self, pred: Callable[[Event], bool], timeout: float = DEADLINE, start: int = 0) -> Event:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            found = self.find(pred, start)
-            if found is not None:
-                return found
-            self._changed.clear()
-            left = deadline - loop.time()
-            if left <= 0:
-                tail = "\n".join(f"  {e.instance} {e.kind}: {e.message}" for e in self.events[-25:])
-                raise AssertionError(f"no matching event within {timeout:g}s; last events:\n{tail}")
-            try:
-                async with asyncio.timeout(left):
-                    await self._changed.wait()
-            except TimeoutError:
-                pass
+        return await self.wait_for(pred, timeout, start)
 
-    async def state(self, name: str, state: str, timeout: float = DEADLINE, start: int = 0) -> Event:
+    async def reach(self, name: str, state: str, timeout: float = DEADLINE, start: int = 0) -> Event:
+        """The first state event (from `start`) that moves `name` to `state`."""
         return await self.wait(lambda e: e.instance == name and e.kind == "state" and e.data.get("to") == state,
                                timeout, start)
-
-    def kinds(self, name: str) -> list[str]:
-        return [e.kind for e in self.events if e.instance == name]
 
 
 @asynccontextmanager

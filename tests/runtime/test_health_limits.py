@@ -21,7 +21,7 @@ ready = {{ notify = true, timeout = "20s" }}
 limits = {{ nofile = 123 }}
 """
         async with running(tmp_path, toml) as h:
-            await h.state("r", "running")
+            await h.reach("r", "running")
             assert h.sup.instances["r"].status == "nofile=123:123"
     asyncio.run(main())
 
@@ -44,7 +44,7 @@ user = "nobody"
             else:
                 assert ev.kind == "spawn_failed"
                 assert "limits.nproc = unlimited is above herder's own hard limit" in ev.message
-                await h.state("r", "exited")
+                await h.reach("r", "exited")
     asyncio.run(main())
 
 
@@ -78,7 +78,7 @@ restart = "never"
             if ev.kind == "limit_warning":
                 pytest.skip(f"no memory cgroup controller here: {ev.message}")
             assert ev.data["signal"] == "SIGKILL" and ev.data["reason"] == "oom", ev.message
-            state = await h.state("hog", "exited")
+            state = await h.reach("hog", "exited")
             assert "oom" in state.data["reason"]
     asyncio.run(main())
 
@@ -91,7 +91,7 @@ command = "sleep 60"
 limits = { cpu = 0.25 }
 """
         async with running(tmp_path, toml) as h:
-            await h.state("c", "running")
+            await h.reach("c", "running")
             if h.find(lambda e: e.kind == "limit_warning"):
                 pytest.skip("no cpu cgroup controller here")
             pid = h.sup.instances["c"].pid

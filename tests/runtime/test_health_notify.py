@@ -21,7 +21,7 @@ command = {cmd}
 ready = {{ notify = true, timeout = "20s" }}
 """
         async with running(tmp_path, toml) as h:
-            await h.state("n", "running")
+            await h.reach("n", "running")
             await h.wait(lambda e: e.kind == "status" and e.data["status"] == "serving")
             assert h.sup.instances["n"].status == "serving"
             assert h.sup.status(["n"])[0]["status"] == "serving"
@@ -46,7 +46,7 @@ depends_on = {{ slow = "ready" }}
             assert h.sup.instances["slow"].state.value == "starting"
             assert h.find(lambda e: e.instance == "dep" and e.kind == "spawn") is None
             flag.touch()
-            ready = await h.state("slow", "running")
+            ready = await h.reach("slow", "running")
             spawn = await h.wait(lambda e: e.instance == "dep" and e.kind == "spawn")
             assert h.events.index(spawn) > h.events.index(ready)
     asyncio.run(main())
@@ -63,7 +63,7 @@ kill = "main"
         async with running(tmp_path, toml) as h:
             spawn = await h.wait(lambda e: e.instance == "d" and e.kind == "spawn")
             moved = await h.wait(lambda e: e.instance == "d" and e.kind == "mainpid")
-            await h.state("d", "running")
+            await h.reach("d", "running")
             child = moved.data["pid"]
             assert child != spawn.data["pid"] and h.sup.instances["d"].pid == child
             # the original process exited 0: that is not the instance's exit
@@ -72,7 +72,7 @@ kill = "main"
             h.sup.stop(["d"])
             ex = await h.wait(lambda e: e.instance == "d" and e.kind == "exit")
             assert ex.data["pid"] == child and ex.data["code"] == 0   # SIGTERM went to the child; herder reaped it
-            await h.state("d", "stopped")
+            await h.reach("d", "stopped")
     asyncio.run(main())
 
 
@@ -84,7 +84,7 @@ command = {prog("notifier.py", f"send:MAINPID={os.getpid()}", "send:READY=1")}
 ready = {{ notify = true, timeout = "20s" }}
 """
         async with running(tmp_path, toml) as h:
-            await h.state("d", "running")
+            await h.reach("d", "running")
             warn = await h.wait(lambda e: e.kind == "notify_warning" and "MAINPID" in e.message)
             assert str(os.getpid()) in warn.message
             assert h.sup.instances["d"].pid != os.getpid()
@@ -100,10 +100,10 @@ command = {cmd}
 ready = {{ notify = true, timeout = "20s" }}
 """
         async with running(tmp_path, toml) as h:
-            first = await h.state("r", "running")
+            first = await h.reach("r", "running")
             start = h.events.index(first)
-            await h.state("r", "reloading", start=start)
-            back = await h.state("r", "running", start=start + 1)
+            await h.reach("r", "reloading", start=start)
+            back = await h.reach("r", "running", start=start + 1)
             assert back.data["reason"] == "reloaded"
     asyncio.run(main())
 
@@ -116,7 +116,7 @@ command = {prog("notifier.py", "send:EXTEND_TIMEOUT_USEC=20000000", "sleep:1.0",
 ready = {{ notify = true, timeout = "300ms" }}
 """
         async with running(tmp_path, toml) as h:
-            await h.state("x", "running")
+            await h.reach("x", "running")
             assert h.find(lambda e: e.kind == "extend") is not None
             assert h.find(lambda e: e.kind == "failing") is None
     asyncio.run(main())
@@ -132,7 +132,7 @@ command = {cmd}
 ready = {{ notify = true, timeout = "20s" }}
 """
         async with running(tmp_path, toml) as h:
-            await h.state("g", "running")
+            await h.reach("g", "running")
             await h.wait(lambda e: e.kind == "errno" and e.data["errno"] == 2)
             await h.wait(lambda e: e.kind == "notify_stopping")
             warnings = [e for e in h.events if e.kind == "notify_warning"]
@@ -144,7 +144,7 @@ ready = {{ notify = true, timeout = "20s" }}
 def test_a_stranger_is_ignored(tmp_path: Path) -> None:
     async def main() -> None:
         async with running(tmp_path, '[services.s]\ncommand = "sleep 60"\n') as h:
-            await h.state("s", "running")
+            await h.reach("s", "running")
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
                 addr = h.health.notify.address
                 s.sendto(b"READY=1", "\0" + addr[1:] if addr.startswith("@") else addr)
@@ -168,8 +168,8 @@ command = {prog("notifier.py", "env:WATCHDOG_USEC", "send:READY=1")}
 ready = {{ notify = true, timeout = "20s" }}
 """
         async with running(tmp_path, toml) as h:
-            await h.state("w", "running")
-            await h.state("plain", "running")
+            await h.reach("w", "running")
+            await h.reach("plain", "running")
             statuses = {(e.instance, e.data["status"]) for e in h.events if e.kind == "status"}
             assert ("w", "WATCHDOG_USEC=5000000") in statuses
             assert ("w", "WATCHDOG_PID=unset") in statuses
@@ -191,7 +191,7 @@ command = "sleep 60"
 depends_on = {{ gunicorn = "healthy" }}
 """
         async with running(tmp_path, toml) as h:
-            await h.state("gunicorn", "running", timeout=60)
+            await h.reach("gunicorn", "running", timeout=60)
             assert h.sup.instances["gunicorn"].status == "Gunicorn arbiter booted"
             await h.wait(lambda e: e.instance == "client" and e.kind == "spawn", timeout=60)
             assert h.sup.instances["gunicorn"].healthy is True

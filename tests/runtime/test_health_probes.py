@@ -71,7 +71,7 @@ start_limit = { burst = 2, interval = "60s" }
 stop_timeout = "5s"
 """
         async with running(tmp_path, toml) as h:
-            failed = await h.state("stuck", "failed")
+            failed = await h.reach("stuck", "failed")
             fails = [e for e in h.events if e.kind == "failing"]
             assert len(fails) == 3 and all(e.data["reason"] == "ready_timeout" for e in fails)
             restarts = [e for e in h.events if e.kind == "restart"]
@@ -92,7 +92,7 @@ ready = {{ exec = ["test", "-e", "{flag}"], timeout = "20s", interval = "50ms" }
 health = {{ exec = ["{PY}", "-c", "import sys; sys.exit(0)"], interval = "100ms", success_threshold = 2 }}
 """
         async with running(tmp_path, toml) as h:
-            await h.state("job", "running")
+            await h.reach("job", "running")
             await h.wait(lambda e: e.kind == "health" and e.data["health"] == "healthy")
             assert h.sup.orphans_reaped == 0      # probe exits were routed, not counted as orphans
             assert not h.sup._watched             # and nothing is left waiting
@@ -121,7 +121,7 @@ command = {prog("notifier.py", "print:booting", "print:INFO: Application startup
 ready = {{ log = "Application startup complete", timeout = "20s", interval = "50ms" }}
 """
         async with running(tmp_path, toml) as h:
-            await h.state("app", "running")
+            await h.reach("app", "running")
             ev = h.find(lambda e: e.kind == "ready_check")
             assert ev is not None and "Application startup complete" in ev.message
     asyncio.run(main())
@@ -140,7 +140,7 @@ command = "sleep 60"
 depends_on = {{ db = "healthy" }}
 """
         async with running(tmp_path, toml) as h:
-            await h.state("db", "running")
+            await h.reach("db", "running")
             healthy = await h.wait(lambda e: e.instance == "db" and e.kind == "health" and e.data["health"] == "healthy")
             spawn = await h.wait(lambda e: e.instance == "api" and e.kind == "spawn")
             assert h.events.index(spawn) > h.events.index(healthy)
@@ -163,13 +163,13 @@ bind = true
 """
         async with running(tmp_path, toml) as h:
             for n in ("db", "loose", "bound"):
-                await h.state(n, "running")
+                await h.reach(n, "running")
             loose_pid, bound_pid = h.sup.instances["loose"].pid, h.sup.instances["bound"].pid
             n0 = len(h.events)
             h.sup.restart(["db"])
             await h.wait(lambda e: e.instance == "bound" and e.kind == "bind", start=n0)
             await h.wait(lambda e: e.instance == "bound" and e.kind == "spawn", start=n0)
-            await h.state("bound", "running", start=n0)
+            await h.reach("bound", "running", start=n0)
             assert h.sup.instances["bound"].pid != bound_pid
             assert h.sup.instances["loose"].pid == loose_pid
             db_running = h.find(lambda e: e.instance == "db" and e.kind == "state" and e.data["to"] == "running", n0)
@@ -188,7 +188,7 @@ ready = {{ notify = true, timeout = "20s" }}
 health = {{ watchdog = "500ms" }}
 """
         async with running(tmp_path, toml) as h:
-            await h.state("w", "running")
+            await h.reach("w", "running")
             failing = await h.wait(lambda e: e.kind == "failing")
             assert failing.data["reason"] == "watchdog"
             unhealthy = h.find(lambda e: e.kind == "health" and e.data["health"] == "unhealthy")
