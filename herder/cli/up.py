@@ -37,6 +37,9 @@ def supervise(cfg: Config, services: list[str], *, socket_group: str | None = No
     from herder.runtime.supervisor import Supervisor
 
     sup = Supervisor(cfg)
+    from herder.health import install as install_health
+
+    install_health(sup)   # readiness, probes, watchdog, $NOTIFY_SOCKET, limits
     sup.events.subscribe(_print_event)
     install_logs(sup, console=ready is None)  # the `name |` view in the foreground only
     sup.components.append(Control(sup, ControlOptions(socket_group=socket_group)))

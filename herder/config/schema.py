@@ -225,7 +225,9 @@ def build(cls: type[T], raw: Any, path: tuple[str, ...], problems: Problems,
 
     `where` maps a key path to the path the user wrote (a key merged in from [defaults] is
     reported at its place in [defaults]). Values that fail keep their default so that the
-    rest of the file is still checked.
+    rest of the file is still checked. A table class may define `check(self)` returning
+    (key path, message) pairs for rules that span several keys; it runs only when every
+    key of the table parsed.
     """
     if not isinstance(raw, Mapping):
         problems.add(where(path), f"expected a table; got {_show(raw)}")
@@ -235,6 +237,7 @@ def build(cls: type[T], raw: Any, path: tuple[str, ...], problems: Problems,
         if key not in known:
             problems.add(where(path + (key,)), f"unknown key; expected one of {', '.join(sorted(known))}")
     kwargs: dict[str, Any] = {}
+    before = len(problems.items)
     for f in fields(cls):  # type: ignore[arg-type]
         sub = f.metadata.get("table")
         if f.name not in raw:
@@ -250,9 +253,14 @@ def build(cls: type[T], raw: Any, path: tuple[str, ...], problems: Problems,
         except ValueError as e:
             problems.add(where(path + (f.name,)), str(e))
     try:
-        return cls(**kwargs)
+        obj = cls(**kwargs)
     except TypeError:  # a required field failed; the problem is already recorded
         return cls(**{**_placeholders(cls), **kwargs})
+    check = getattr(obj, "check", None)
+    if callable(check) and len(problems.items) == before:
+        for sub_path, message in check():  # rules across keys ("set only one of …")
+            problems.add(where(path + tuple(sub_path)), message)
+    return obj
 
 
 def _placeholders(cls: type) -> dict[str, Any]:

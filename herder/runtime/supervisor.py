@@ -29,8 +29,10 @@ from typing import Any, Protocol
 from herder.config import Config, ServiceSpec
 from herder.core import graph
 from herder.core.machine import (
-    ALIVE, ArmTimer, CancelTimer, Effect, Ev, Instance, KillLeftovers, Machine, Publish, Signal, Spawn, State,
+    ALIVE, READY_STATES, UP, ArmTimer, CancelTimer, Effect, Ev, Instance, KillLeftovers, Machine, Publish, Signal,
+    Spawn, State,
 )
+from herder.core.probe import counts_healthy
 from herder.errors import AlreadyRunning, SpawnError, TransitionError, UnknownService
 from herder.process import spawn as spawner
 from herder.process import tree
@@ -57,10 +59,12 @@ class Hooks:
     """Spawn-time seams for components. Each list is called in order, on the loop.
 
     env:     extra environment for an instance (NOTIFY_SOCKET, WATCHDOG_USEC …)
+    launch:  may return a changed Launch (cgroups to join before exec …)
     outputs: (stdout, stderr, files_to_close, after_spawn) for an instance; the first that
              returns non-None wins; the default writes files directly (spawner.open_outputs)
     spawned: told (instance, pid) after each spawn
-    exited:  told (instance, pid) after each reaped exit of a main process
+    exited:  told (instance, pid) after each reaped exit of a main process; may return a
+             dict merged into the EXIT event (e.g. {"reason": "oom"})
     event_data: extra data merged into an instance's published event (instance, kind)
              (the log writer adds the last stderr lines to `exit` events)
     status:  extra fields merged into an instance's status record (log counters …)
@@ -68,9 +72,10 @@ class Hooks:
     """
 
     env: list[Callable[[Instance], dict[str, str]]] = field(default_factory=list)
+    launch: list[Callable[[Instance, spawner.Launch], spawner.Launch]] = field(default_factory=list)
     outputs: list[Callable[[Instance], Any]] = field(default_factory=list)
     spawned: list[Callable[[Instance, int], None]] = field(default_factory=list)
-    exited: list[Callable[[Instance, int], None]] = field(default_factory=list)
+    exited: list[Callable[[Instance, int], dict[str, Any] | None]] = field(default_factory=list)
     event_data: list[Callable[[Instance, str], dict[str, Any]]] = field(default_factory=list)
     status: list[Callable[[Instance], dict[str, Any]]] = field(default_factory=list)
     removed: list[Callable[[Instance], None]] = field(default_factory=list)
@@ -106,6 +111,8 @@ class Supervisor:
         self.by_service: dict[str, list[str]] = {}
         self.deps: dict[str, dict[str, str]] = {}
         self._by_pid: dict[int, str] = {}
+        self._retired: dict[int, str] = {}     # former main pids after MAINPID= (reaped quietly)
+        self._watched: dict[int, Callable[[int], None]] = {}   # helper processes (exec probes)
         self._queue: deque[tuple[str, Ev, dict[str, Any]]] = deque()
         self._draining = False
         self._down = False
@@ -343,6 +350,39 @@ class Supervisor:
 
     # ---- the event pump --------------------------------------------------------------
 
+    def post(self, name: str, ev: Ev, **data: Any) -> None:
+        """For components: an input event (READY from the notify socket, FAIL from a probe)."""
+        self._post(name, ev, **data)
+
+    def watch_pid(self, pid: int, on_exit: Callable[[int], None]) -> None:
+        """Route the exit of a helper process herder spawned (an exec probe) to on_exit(code).
+
+        Call it right after the spawn, before the next await: the reaper runs on this loop,
+        so it cannot reap the pid first."""
+        self._watched[pid] = on_exit
+
+    def move_main_pid(self, name: str, pid: int) -> None:
+        """MAINPID=: signals and stop now go to pid; its exit is the instance's exit.
+
+        The old main pid is reaped quietly. The new one must be in the instance's tree
+        (the caller checks): as a subreaper herder reaps it once its parent is gone; while
+        its parent lives, the parent reaps it and `on_foreign_exit` reports the exit."""
+        inst = self.instances[name]
+        if inst.pid is None or inst.pid == pid:
+            return
+        old = inst.pid
+        if self._by_pid.pop(old, None) is not None:
+            self._retired[old] = name
+        self._by_pid[pid] = name
+        self._live_dirty = True
+        self._post(name, Ev.MAINPID, pid=pid)
+
+    def on_foreign_exit(self, pid: int) -> None:
+        """A main pid that is not herder's child ended (seen by a pidfd): status unknown."""
+        name = self._by_pid.pop(pid, None)
+        if name is not None:
+            self._post(name, Ev.EXIT, code=None, signal=None, reason="exited (status unknown: not herder's child)")
+
     def _post(self, name: str, ev: Ev, **data: Any) -> None:
         self._queue.append((name, ev, data))
         self._kick()
@@ -400,7 +440,7 @@ class Supervisor:
 
     def _timer(self, name: str, kind: str) -> None:
         self.procs[name].timers.pop(kind, None)
-        self._post(name, Ev.BACKOFF_DONE if kind == "backoff" else Ev.STOP_TIMEOUT)
+        self._post(name, {"backoff": Ev.BACKOFF_DONE, "ready": Ev.READY_TIMEOUT}.get(kind, Ev.STOP_TIMEOUT))
 
     # ---- effects -----------------------------------------------------------------------
 
@@ -410,6 +450,8 @@ class Supervisor:
             launch = spawner.plan(inst.name, inst.replica, inst.spec, p.cookie)
             for hook in self.hooks.env:
                 launch.env.update(hook(inst))
+            for change in self.hooks.launch:
+                launch = change(inst, launch)
             for hook in self.hooks.outputs:
                 got = hook(inst)
                 if got is not None:
@@ -439,7 +481,7 @@ class Supervisor:
             after(popen.pid)
         for spawned in self.hooks.spawned:
             spawned(inst, popen.pid)
-        self._queue.append((inst.name, Ev.SPAWNED, {"pid": popen.pid}))
+        self._queue.append((inst.name, Ev.SPAWNED, {"pid": popen.pid, "await_ready": inst.spec.ready.kind is not None}))
 
     def _signal(self, inst: Instance, p: _Proc, sig: str, scope: str) -> None:
         signum = signal.Signals[sig]
@@ -480,31 +522,44 @@ class Supervisor:
             name = self._by_pid.pop(pid, None)
             code = os.waitstatus_to_exitcode(status)
             self._live_dirty = True
+            helper = self._watched.pop(pid, None)
+            if helper is not None:
+                helper(code)
+                continue
             if name is None:
+                retired = self._retired.pop(pid, None)
+                if retired is not None:
+                    self._mark_reaped(self.procs[retired], pid, code)
+                    continue
                 self.orphans_reaped += 1
                 continue
             p = self.procs[name]
+            extra: dict[str, Any] = {}
             for exited in self.hooks.exited:
-                exited(self.instances[name], pid)
-            if p.popen is not None and p.popen.pid == pid:
-                p.popen.returncode = code  # tell Popen it is reaped; it must never waitpid itself
-                p.popen = None
+                extra.update(exited(self.instances[name], pid) or {})
+            self._mark_reaped(p, pid, code)
             if code >= 0:
-                self._post(name, Ev.EXIT, code=code, signal=None)
+                self._post(name, Ev.EXIT, code=code, signal=None, **extra)
             else:
-                self._post(name, Ev.EXIT, code=None, signal=signal.Signals(-code).name)
+                self._post(name, Ev.EXIT, code=None, signal=signal.Signals(-code).name, **extra)
         if self._reaped is not None:
             self._reaped.set()
+
+    @staticmethod
+    def _mark_reaped(p: _Proc, pid: int, code: int) -> None:
+        if p.popen is not None and p.popen.pid == pid:
+            p.popen.returncode = code  # tell Popen it is reaped; it must never waitpid itself
+            p.popen = None
 
     # ---- reconcile: dependencies and shutdown order ----------------------------------
 
     def facts(self, name: str) -> graph.Facts:
         inst = self.instances[name]
-        started = inst.state in (State.STARTING, State.RUNNING) and inst.pid is not None
-        ready = inst.state is State.RUNNING
+        started = inst.state in UP and inst.pid is not None
+        ready = inst.state in READY_STATES
         hopeless = inst.state is State.FAILED or (inst.state is State.EXITED and not inst.completed) \
             or (inst.state is State.STOPPED and not inst.want_up)
-        return graph.Facts(inst.state.value, started, ready, ready and inst.healthy is not False,
+        return graph.Facts(inst.state.value, started, ready, ready and counts_healthy(inst.spec.health, inst.healthy),
                            inst.completed, hopeless)
 
     def _reconcile(self) -> None:
@@ -537,7 +592,7 @@ class Supervisor:
         for name, inst in self.instances.items():
             if inst.state in IDLE or inst.state is State.STOPPING:
                 continue
-            if inst.state in (State.STARTING, State.RUNNING) and self._dependents_alive(inst.service):
+            if inst.state in UP and self._dependents_alive(inst.service):
                 continue
             self._queue.append((name, Ev.STOP, {}))
         if all(i.state in IDLE for i in self.instances.values()) and not self._queue:
@@ -594,7 +649,8 @@ class Supervisor:
                 "uptime": round(now - inst.started_at, 3) if inst.started_at is not None else None,
                 "restarts": inst.restarts,
                 "exit": (inst.last_exit.signal or inst.last_exit.code) if inst.last_exit else None,
-                "health": ("healthy" if inst.healthy else "unhealthy") if inst.healthy is not None else None,
+                "health": {True: "healthy", False: "unhealthy"}.get(inst.healthy)  # type: ignore[arg-type]
+                if inst.healthy is not None else ("unknown" if inst.spec.health.kind and inst.pid else None),
                 "status": inst.status, "reason": inst.reason, "want": "up" if inst.want_up else "down",
             })
             for extra in self.hooks.status:

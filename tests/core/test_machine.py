@@ -28,7 +28,8 @@ def make(state: State, spec: ServiceSpec = SPEC, **kw: object) -> Instance:
     return inst
 
 
-DATA = {Ev.SPAWNED: {"pid": 7}, Ev.SPAWN_FAILED: {"error": "nope"}, Ev.EXIT: {"code": 1, "signal": None}}
+DATA = {Ev.SPAWNED: {"pid": 7}, Ev.SPAWN_FAILED: {"error": "nope"}, Ev.EXIT: {"code": 1, "signal": None},
+        Ev.FAIL: {"reason": "health"}, Ev.HEALTH: {"healthy": False}, Ev.MAINPID: {"pid": 9}, Ev.EXTEND: {"seconds": 1.0}}
 
 
 @pytest.mark.parametrize("state", list(State))
