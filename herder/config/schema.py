@@ -317,3 +317,21 @@ def _show_default(f: dataclasses.Field[Any], default: Any) -> str:
     if isinstance(default, dict):
         return "{}"
     return f'"{default}"' if isinstance(default, str) else str(default)
+
+
+def rebuild(cls: type[T], data: Mapping[str, Any]) -> T:
+    """Inverse of dataclasses.asdict for schema classes (JSON records such as install
+    records): nested tables become their classes again, lists become tuples where the
+    field is a tuple, keys the class does not know (an older or newer record) are skipped."""
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        sub = f.metadata.get("table")
+        if sub is not None and isinstance(value, Mapping):
+            value = rebuild(sub, value)
+        elif isinstance(value, list) and str(f.type).startswith("tuple"):
+            value = tuple(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)

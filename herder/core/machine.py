@@ -286,16 +286,20 @@ def _spawn_failed(m: Machine, inst: Instance, data: dict[str, Any], now: float) 
 def _exit(m: Machine, inst: Instance, data: dict[str, Any], now: float) -> list[Effect]:
     """The main process ended on its own: apply the restart policy."""
     ex = Exit(data.get("code"), data.get("signal"))
-    ran = now - (inst.started_at or now)
+    ran = now - (inst.started_at if inst.started_at is not None else now)
     out = _record_exit(inst, ex, ran, data.get("reason", ""))
     if inst.state is State.STARTING:
         out.append(CancelTimer("ready"))
     spec = inst.spec
-    success = ex.signal is None and ex.code in spec.success_exit_codes and not data.get("reason")
+    # exiting before it became ready is a failed start whatever the code (systemd: Type=notify)
+    never_ready = inst.state is State.STARTING
+    success = ex.signal is None and ex.code in spec.success_exit_codes and not data.get("reason") and not never_ready
     was_ready = inst.was_ready
     if spec.kill != "main":
         out.append(KillLeftovers())
     why = f"{data['reason']} ({ex})" if data.get("reason") else str(ex)
+    if never_ready:
+        why += " before it was ready"
     if spec.restart == "never" or (spec.restart == "on-failure" and success):
         inst.completed = success
         _move(inst, State.EXITED, now, out, "completed" if success else why)

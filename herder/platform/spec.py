@@ -14,7 +14,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from herder.config.model import Backoff, Logs, ServiceSpec, StartLimit
+from herder.config.model import ServiceSpec
+from herder.config.schema import rebuild
 
 SCOPES = ("system", "user")
 START_TYPES = ("auto", "delayed", "manual", "disabled")
@@ -55,22 +56,12 @@ class InstallSpec:
     def to_record(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data.pop("password")
-        svc = data["service"]
-        svc["command"] = list(svc["command"])
-        svc["success_exit_codes"] = list(svc["success_exit_codes"])
         return data
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> InstallSpec:
         d = dict(data)
-        svc = dict(d.pop("service"))
-        svc["command"] = tuple(svc["command"])
-        svc["success_exit_codes"] = tuple(svc.get("success_exit_codes", (0,)))
-        svc["backoff"] = Backoff(**svc.get("backoff", {}))
-        svc["start_limit"] = StartLimit(**svc.get("start_limit", {}))
-        svc["logs"] = Logs(**svc.get("logs", {}))
-        known = {f.name for f in dataclasses.fields(ServiceSpec)}
-        spec = ServiceSpec(**{k: v for k, v in svc.items() if k in known})
+        spec = rebuild(ServiceSpec, d.pop("service"))
         mine = {f.name for f in dataclasses.fields(cls)}
         return cls(service=spec, **{k: v for k, v in d.items() if k in mine and k != "service"})
 
