@@ -94,3 +94,32 @@ def format_duration(seconds: float) -> str:
     if rest:
         out.append(f"{rest:g}s")
     return "".join(out)
+
+
+def parse_since(text: str) -> float:
+    """A point in time as users type it -> unix seconds.
+
+    "10m" (that long ago), unix seconds ("1700000000"), an RFC 3339 time
+    ("2026-05-01T12:00:00Z", "…+02:00") or a bare date / date and time, read as local time
+    (as a person typing it means). Raises ValueError saying what is accepted.
+    """
+    import time
+    from datetime import datetime, timezone
+
+    t = text.strip()
+    try:
+        return float(t)
+    except ValueError:
+        pass
+    try:
+        return time.time() - parse_duration(t)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(t.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f'expected a duration such as "10m", an RFC 3339 time such as 2026-05-01T12:00:00Z, '
+                         f'or unix seconds; got "{text}"') from None
+    if dt.tzinfo is None:
+        dt = dt.astimezone()
+    return dt.astimezone(timezone.utc).timestamp()

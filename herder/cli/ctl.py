@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from herder.control.client import ApiError, Client, discover_socket
-from herder.errors import EXIT_FAILED, EXIT_OK
+from herder.errors import EXIT_FAILED, EXIT_OK, NotRunning, UsageError
 
 
 def client(args: Any, timeout: float | None = 600.0) -> Client:
@@ -132,15 +132,48 @@ def run_events(args: Any) -> int:
     query = {"follow": args.follow, "since": args.since, "limit": args.limit,
              "service": ",".join(args.services) if args.services else None}
     try:
-        for e in client(args, timeout=None).stream("events", query=query):
-            if args.json:
-                sys.stdout.write(json.dumps(e) + "\n")
-            else:
-                sys.stdout.write(format_event(e) + "\n")
+        try:
+            events = iter(client(args, timeout=None).stream("events", query=query))
+            first = next(events, None)
+        except NotRunning:
+            if args.follow:
+                raise
+            events, first = iter(_journal_offline(args)), None  # the supervisor is gone: read its journal
+        for e in _chain(first, events):
+            sys.stdout.write((json.dumps(e) if args.json else format_event(e)) + "\n")
             sys.stdout.flush()
     except BrokenPipeError:
         pass
     return EXIT_OK
+
+
+def _chain(first: Any, rest: Any) -> Any:
+    if first is not None:
+        yield first
+    yield from rest
+
+
+def _journal_offline(args: Any) -> list[dict[str, Any]]:
+    """`herder events` with no supervisor: the same events, read from {state_dir}/journal.db."""
+    from pathlib import Path
+
+    from herder.store.journal import query
+    from herder.units import parse_since
+
+    db = Path(discover_socket(getattr(args, "socket", None), getattr(args, "config", None))).parent / "journal.db"
+    if not db.exists():
+        raise NotRunning(f"herder is not running and has no journal at {db}; start it with `herder up -d`")
+    try:
+        since = parse_since(args.since) if args.since else None
+    except ValueError as e:
+        raise UsageError(f"--since: {e}") from None
+    wanted = set(args.services or ())
+    rows = query(db, since=since, limit=100_000 if wanted else (args.limit or 100))
+    if wanted:
+        rows = [r for r in rows if r["instance"] in wanted or r["instance"].split(".")[0] in wanted]
+        rows = rows[-(args.limit or 100):]
+    print(f"(herder is not running: events from {db})", file=sys.stderr)
+    return rows
 
 
 def run_down(args: Any) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import signal
 import sys
 import time
@@ -22,22 +21,13 @@ _COLOURS = (36, 33, 32, 35, 34, 91, 92, 93, 94, 95, 96)
 
 
 def parse_since(text: str) -> float:
-    """'10m' (ago), an RFC 3339 time, or a bare date."""
-    from herder.config.units import parse_duration
-    from herder.logs._read import parse_ts
+    """--since (herder.units.parse_since); a bad value is a usage error."""
+    from herder.units import parse_since as parse
 
     try:
-        return time.time() - parse_duration(text)
-    except ValueError:
-        pass
-    m = re.fullmatch(r"(\d{4}-\d\d-\d\d)(?:[T ](\d\d:\d\d(?::\d\d(?:\.\d{1,3})?)?))?Z?", text.strip())
-    if not m:
-        raise UsageError(f'--since: expected a duration such as "10m" or a time such as 2024-05-01T12:00:00Z; got "{text}"')
-    hms = m.group(2) or "00:00:00"
-    if hms.count(":") == 1:
-        hms += ":00"
-    sec, _, ms = hms.partition(".")
-    return parse_ts(f"{m.group(1)}T{sec}.{(ms or '0').ljust(3, '0')}Z")
+        return parse(text)
+    except ValueError as e:
+        raise UsageError(f"--since: {e}") from None
 
 
 def reopen(state_dir: os.PathLike[str]) -> int:

@@ -161,30 +161,15 @@ async def openapi(req: Request) -> Reply:
 
 
 def parse_since(text: str | None) -> float | None:
-    """RFC 3339 time, unix seconds, or a duration ago ("10m") → unix seconds."""
+    """The `since` parameter (herder.units.parse_since), or None; a bad value is a 400."""
     if not text:
         return None
-    t = text.strip()
-    try:
-        return float(t)
-    except ValueError:
-        pass
-    from herder.config.units import parse_duration
+    from herder.units import parse_since as parse
 
     try:
-        return time.time() - parse_duration(t)
-    except ValueError:
-        pass
-    from datetime import datetime, timezone
-
-    try:
-        dt = datetime.fromisoformat(t.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise HTTPError(400, f"since: expected an RFC 3339 time, unix seconds or a duration such as 10m; "
-                        f"got {text!r}") from None
-    if dt.tzinfo is None:
-        dt = dt.astimezone()  # local time, as a user typing it means
-    return dt.astimezone(timezone.utc).timestamp()
+        return parse(text)
+    except ValueError as e:
+        raise HTTPError(400, f"since: {e}") from None
 
 
 async def events(req: Request) -> Stream:
