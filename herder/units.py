@@ -123,3 +123,13 @@ def parse_since(text: str) -> float:
     if dt.tzinfo is None:
         dt = dt.astimezone()
     return dt.astimezone(timezone.utc).timestamp()
+
+
+def stamp_ms(ts: float, fmt: str = "%Y-%m-%dT%H:%M:%S", utc: bool = True) -> str:
+    """`fmt` plus ".mmm" for a unix time; seconds and milliseconds come from one integer so a
+    time just before a second boundary never prints as the start of that second."""
+    import time
+
+    ms = int(ts * 1000)
+    t = time.gmtime(ms // 1000) if utc else time.localtime(ms // 1000)
+    return time.strftime(fmt, t) + f".{ms % 1000:03d}"

@@ -58,7 +58,9 @@ def _control_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    from herder.cli.install_cmd import split_command  # `service install NAME … -- CMD ARGS…`
+    from herder.cli.install_cmd import (
+        split_command,  # `service install NAME … -- CMD ARGS…`
+    )
     argv, tail = split_command(sys.argv[1:] if argv is None else list(argv))
     args = parser.parse_args(argv)
     args.command_tail = tail

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from typing import Any
 
 from herder.control.client import ApiError, Client, discover_socket
 from herder.errors import EXIT_FAILED, EXIT_OK, NotRunning, UsageError
+from herder.units import stamp_ms
 
 
 def client(args: Any, timeout: float | None = 600.0) -> Client:
@@ -124,7 +124,7 @@ def run_reload(args: Any) -> int:
 
 def format_event(e: dict[str, Any]) -> str:
     ts = e.get("ts", 0.0)
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) + f".{int(ts * 1000) % 1000:03d}"
+    stamp = stamp_ms(ts, "%Y-%m-%d %H:%M:%S", utc=False)
     return f"{stamp} {e.get('message', '')}"
 
 

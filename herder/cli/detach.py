@@ -18,7 +18,6 @@ prints one line per service. Exit 1 if any failed.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import signal
 import sys
@@ -32,19 +31,11 @@ IN_TRANSIT = {"starting", "backoff", "stopping"}
 
 
 def _holder(state_dir: Any) -> str | None:
-    """The pid of the herder holding state_dir's lock, or None when it is free."""
-    path = state_dir / "herder.pid"
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return None
-    except BlockingIOError:
-        return os.read(fd, 32).decode(errors="replace").strip() or "?"
-    finally:
-        os.close(fd)
+    """The pid of the herder holding state_dir's lock (as text), or None when it is free."""
+    from herder.store.lock import holder
+
+    pid = holder(state_dir)
+    return None if pid is None else (str(pid) if pid > 0 else "?")
 
 
 def run_detached(args: Any) -> int:
@@ -121,13 +112,32 @@ def _daemon(cfg: Any, args: Any, w: int) -> int:  # pragma: no cover - runs in t
 
 
 def _report(sock: str, state_dir: Any, args: Any) -> int:
-    """Follow events until every wanted instance settled; one line per service."""
+    """Follow events until every wanted instance settled; one line per service.
+
+    "running" counts once an instance has stayed up for its min_uptime (supervisord's
+    startsecs): a program that crashes at once is briefly `running`, and `up -d` must not
+    call that a success. Waiting for that is following the event stream for exactly the
+    time left, woken early by any state change."""
     from herder.control.client import Client
 
     client = Client(sock, timeout=30)
     deadline = time.monotonic() + args.timeout
     state: dict[str, dict[str, Any]] = {}
-    stream = client.stream("events", query={"follow": True, "limit": 0, "snapshot": True}, timeout=args.timeout)
+    while time.monotonic() <= deadline:
+        _follow_until_settled(client, state, deadline)
+        young = [r["min_uptime"] - (r["uptime"] or 0.0) for r in client.call("services_list")
+                 if r["name"] in state and r["state"] == "running"]
+        left = min(max(young, default=0.0), deadline - time.monotonic())
+        if left <= 0:
+            break
+        _wait_quiet(client, set(state), left)  # ends early at a state change; either way, look again
+    rows = client.call("services_list")
+    return _print_outcome(rows, set(state), state_dir, timed_out=time.monotonic() > deadline)
+
+
+def _follow_until_settled(client: Any, state: dict[str, dict[str, Any]], deadline: float) -> None:
+    stream = client.stream("events", query={"follow": True, "limit": 0, "snapshot": True},
+                           timeout=max(0.1, deadline - time.monotonic()))
     try:
         for e in stream:
             if e["kind"] == "snapshot":
@@ -143,8 +153,19 @@ def _report(sock: str, state_dir: Any, args: Any) -> int:
         pass
     finally:
         stream.close()  # type: ignore[attr-defined]
-    rows = client.call("services_list")
-    return _print_outcome(rows, set(state), state_dir, timed_out=time.monotonic() > deadline)
+
+
+def _wait_quiet(client: Any, names: set[str], seconds: float) -> None:
+    """Return after `seconds` without a state change of `names`, or at the first one."""
+    stream = client.stream("events", query={"follow": True, "limit": 0}, timeout=seconds)
+    try:
+        for e in stream:
+            if e["kind"] == "state" and e["instance"] in names:
+                return
+    except TimeoutError:
+        return
+    finally:
+        stream.close()  # type: ignore[attr-defined]
 
 
 def _settled(client: Any, state: dict[str, dict[str, Any]]) -> bool:

@@ -6,12 +6,10 @@ supervisor's API (GET /v1/logs/{name}?follow=1), which lives with the control AP
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal
 import sys
-import time
 from typing import Any
 
 from herder.config import find_config, load
@@ -34,22 +32,13 @@ def reopen(state_dir: os.PathLike[str]) -> int:
     """Send SIGUSR1 to the supervisor that holds state_dir's lock."""
     from pathlib import Path
 
-    path = Path(state_dir) / "herder.pid"
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise NotRunning(f"no supervisor on {state_dir} (no {path})") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            raise NotRunning(f"no supervisor on {state_dir} ({path} is not locked)")
-        except BlockingIOError:
-            pass
-        pid = int(os.read(fd, 32).decode().strip() or 0)
-    finally:
-        os.close(fd)
+    from herder.store.lock import holder
+
+    pid = holder(Path(state_dir))
+    if pid is None:
+        raise NotRunning(f"no supervisor holds {Path(state_dir) / 'herder.pid'}")
     if pid <= 0:
-        raise NotRunning(f"{path} names no pid")
+        raise NotRunning(f"{Path(state_dir) / 'herder.pid'} is locked but names no pid")
     os.kill(pid, signal.SIGUSR1)
     print(f"herder: asked pid {pid} to reopen its log files", file=sys.stderr)
     return EXIT_OK

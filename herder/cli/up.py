@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from collections.abc import Callable
 
 from herder.cli.check import load_or_report
 from herder.config import Config
 from herder.errors import UsageError
 from herder.runtime.events import Event
+from herder.units import stamp_ms
 
 
 def _print_event(ev: Event) -> None:
-    stamp = time.strftime("%H:%M:%S", time.localtime(ev.ts)) + f".{int(ev.ts * 1000) % 1000:03d}"
+    stamp = stamp_ms(ev.ts, "%H:%M:%S", utc=False)
     print(f"{stamp} {ev.message}", file=sys.stderr, flush=True)
 
 

@@ -10,11 +10,33 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from herder.config.probe_values import (
-    p_cpus, p_hostport, p_opt_argv, p_opt_size, p_regex, p_rlimit, p_url,
+    p_cpus,
+    p_hostport,
+    p_opt_argv,
+    p_opt_size,
+    p_regex,
+    p_rlimit,
+    p_url,
 )
 from herder.config.schema import (
-    opt, p_argv, p_bool, p_depends, p_duration, p_enum, p_env, p_float, p_forward, p_int,
-    p_int_list, p_opt_duration, p_opt_str, p_output, p_signal, p_size, p_str, table,
+    opt,
+    p_argv,
+    p_bool,
+    p_depends,
+    p_duration,
+    p_enum,
+    p_env,
+    p_float,
+    p_forward,
+    p_int,
+    p_int_list,
+    p_opt_duration,
+    p_opt_str,
+    p_output,
+    p_signal,
+    p_size,
+    p_str,
+    table,
 )
 
 RESTART_POLICIES = ("always", "on-failure", "never")

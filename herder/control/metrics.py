@@ -13,12 +13,13 @@ from typing import Any
 
 from herder.core.machine import State
 
+
 class _Collector:
     def __init__(self, control: Any) -> None:
         self.control = control
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import GaugeMetricFamily, CounterMetricFamily
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         sup = self.control.sup
         now = sup.clock.now()

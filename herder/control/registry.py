@@ -159,7 +159,7 @@ INSTANCE: dict[str, Any] = {
     "properties": {
         "name": {"type": "string"}, "service": {"type": "string"}, "state": {"type": "string"},
         "pid": {"type": ["integer", "null"]}, "since": {"type": "string"},
-        "uptime": {"type": ["number", "null"]}, "restarts": {"type": "integer"},
+        "uptime": {"type": ["number", "null"]}, "min_uptime": {"type": "number"}, "restarts": {"type": "integer"},
         "exit": {"type": ["integer", "string", "null"]}, "health": _NULLSTR, "status": {"type": "string"},
         "reason": {"type": "string"}, "want": {"type": "string"}, "held": {"type": "boolean"},
         "blocked": {"type": "boolean"},

@@ -12,7 +12,6 @@ timers. Every task belongs to one TaskGroup; every wait has a deadline.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import os
 from collections.abc import Coroutine
@@ -20,7 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from herder.core.machine import Ev, Instance, State
-from herder.core.probe import Act, ArmWatchdog, PEv, ProbeEffect, Schedule, Tracker, Verdict
+from herder.core.probe import (
+    Act,
+    ArmWatchdog,
+    PEv,
+    ProbeEffect,
+    Schedule,
+    Tracker,
+    Verdict,
+)
 from herder.core.sdnotify import Message
 from herder.health import probes
 from herder.health.cgroup_limits import LimitCgroups, Placement

@@ -32,7 +32,10 @@ Notify = Callable[[str, str, dict[str, object]], None]  # (kind, message, data)
 
 
 def rotated_name(path: Path, wall: float, n: int = 0) -> Path:
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(wall)) + f".{int(wall * 1000) % 1000:03d}Z"
+    # seconds and milliseconds from one integer, so names sort by time even when
+    # wall * 1000 rounds up across a second boundary (…59.9999 must not become …59.000)
+    ms = int(wall * 1000)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
     stem, suffix = _split(path.name)
     return path.with_name(f"{stem}.{stamp}{'_%04d' % n if n else ''}{suffix}")
 

@@ -16,6 +16,8 @@ import struct
 import time
 from typing import Any, Protocol
 
+from herder.units import stamp_ms
+
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 DEV_LOG = "/dev/log"
 _FACILITY_DAEMON = 3
@@ -120,7 +122,7 @@ class SyslogForwarder(_Datagram):
     def send(self, service: str, instance: str, stream: str, line: bytes, ts: float) -> None:
         pri = _FACILITY_DAEMON * 8 + (3 if stream == "stderr" else 6)
         if self.remote:
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+            stamp = stamp_ms(ts) + "Z"
             head = f"<{pri}>1 {stamp} {self.hostname} {service} {os.getpid()} {stream} - "
         else:
             head = f"<{pri}>{time.strftime('%b %d %H:%M:%S', time.localtime(ts))} {instance}: "

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath, PureWindowsPath
 
 from herder.errors import EXIT_FAILED, HerderError, UsageError
-from herder.platform import launchd, systemd, windows
 from herder.platform import _win32 as w
+from herder.platform import launchd, systemd, windows
 from herder.platform.plan import InstallError, Plan
 from herder.platform.spec import InstallSpec
 

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from herder import __version__
-from herder.config.units import format_duration
 from herder.platform.plan import Plan
 from herder.platform.spec import MARKER, InstallSpec
 

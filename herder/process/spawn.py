@@ -23,7 +23,6 @@ from herder.config.model import ServiceSpec
 from herder.errors import SpawnError
 from herder.process import rlimits as _rlimits
 
-
 _MANAGER_ONLY = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
 

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from contextlib import AsyncExitStack
 import ctypes
-import fcntl
 import os
 import random
 import secrets
@@ -22,6 +20,7 @@ import signal
 import subprocess
 from collections import deque
 from collections.abc import Callable, Iterable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,17 +28,30 @@ from typing import Any, Protocol
 from herder.config import Config, ServiceSpec
 from herder.core import graph
 from herder.core.machine import (
-    ALIVE, READY_STATES, UP, ArmTimer, CancelTimer, Effect, Ev, Instance, KillLeftovers, Machine, Publish, Signal,
-    Spawn, State,
+    ALIVE,
+    READY_STATES,
+    UP,
+    ArmTimer,
+    CancelTimer,
+    Effect,
+    Ev,
+    Instance,
+    KillLeftovers,
+    Machine,
+    Publish,
+    Signal,
+    Spawn,
+    State,
 )
 from herder.core.probe import counts_healthy
-from herder.errors import AlreadyRunning, SpawnError, TransitionError, UnknownService
+from herder.errors import SpawnError, TransitionError, UnknownService
 from herder.process import spawn as spawner
 from herder.process import tree
 from herder.process.cgroup import Cgroup, Cgroups
 from herder.runtime.clock import Clock, MonotonicClock
 from herder.runtime.events import EventBus
 from herder.store import runstate
+from herder.units import stamp_ms
 
 IDLE = frozenset({State.STOPPED, State.EXITED, State.FAILED})
 _PR_SET_CHILD_SUBREAPER = 36
@@ -170,20 +182,9 @@ class Supervisor:
             removed(inst)
 
     def _acquire_lock(self) -> None:
-        state_dir = self.config.state_dir
-        state_dir.mkdir(parents=True, exist_ok=True)
-        path = state_dir / "herder.pid"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise AlreadyRunning(f"herder is already running on {state_dir} (pid {other}, socket "
-                                 f"{state_dir / 'herder.sock'}); use `herder status` or `herder down` first") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._lock_fd = fd
+        from herder.store import lock
+
+        self._lock_fd = lock.acquire(self.config.state_dir)
 
     def _stop_previous(self) -> None:
         """Instances a previous herder left alive must not run twice: stop them first."""
@@ -645,8 +646,9 @@ class Supervisor:
             since = wall - (now - inst.since)
             out.append({
                 "name": name, "service": inst.service, "state": inst.state.value, "pid": inst.pid,
-                "since": _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(since)) + f".{int(since * 1000) % 1000:03d}Z",
+                "since": stamp_ms(since) + "Z",
                 "uptime": round(now - inst.started_at, 3) if inst.started_at is not None else None,
+                "min_uptime": inst.spec.min_uptime,
                 "restarts": inst.restarts,
                 "exit": (inst.last_exit.signal or inst.last_exit.code) if inst.last_exit else None,
                 "health": {True: "healthy", False: "unhealthy"}.get(inst.healthy)  # type: ignore[arg-type]

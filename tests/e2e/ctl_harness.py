@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import http.client
 import json
 import os
@@ -58,17 +57,10 @@ class Herd:
         return {x["name"]: x for x in json.loads(r.stdout)}
 
     def holder(self) -> int | None:
-        try:
-            fd = os.open(self.state / "herder.pid", os.O_RDONLY)
-        except OSError:
-            return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            return None
-        except BlockingIOError:
-            return int(os.read(fd, 32).decode().strip() or 0) or None
-        finally:
-            os.close(fd)
+        from herder.store.lock import holder
+
+        pid = holder(self.state)
+        return pid if pid and pid > 0 else None
 
     def close(self) -> None:
         if self.holder() is not None:
@@ -104,7 +96,7 @@ def request(sock: str, method: str, path: str, body: Any = None, raw: bytes | No
 def herd() -> Iterator[Callable[..., Herd]]:
     """Make a Herd (config + state_dir); every supervisor started from one is stopped at the end.
 
-    Test modules import this fixture by name (`from ctl_harness import herd`)."""
+    Registered for every test by tests/conftest.py."""
     made: list[Herd] = []
 
     def make(services: str, herder: str = "") -> Herd:

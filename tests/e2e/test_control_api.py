@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 
-from ctl_harness import herd, request, run  # noqa: F401 (herd is a fixture)
+from ctl_harness import request, run
 
 SLEEPERS = """
 [services.a]

@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 
-from ctl_harness import herd, HERDER, run  # noqa: F401 (herd is a fixture)
+from ctl_harness import HERDER, run
 
 BASE = """
 [services.a]

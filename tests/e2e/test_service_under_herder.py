@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from ctl_harness import Herd, herd  # noqa: F401  (the fixture)
+from ctl_harness import Herd
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "httpsvc" / "httpsvc.py"
 

@@ -301,11 +301,6 @@ async def hub_ready(hub: LogHub) -> None:
 
 
 def test_sigusr1_reopens_files_after_an_outside_rename(tmp_path: Path) -> None:
-    cmd = prog(tmp_path, "ticker", """
-        import sys
-        for line in sys.stdin:
-            pass
-    """)
     writer = prog(tmp_path, "two", """
         import os, sys, time
         os.write(1, b"before\\n")
