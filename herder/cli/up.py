@@ -14,8 +14,12 @@ from herder.units import stamp_ms
 
 
 def _print_event(ev: Event) -> None:
-    stamp = stamp_ms(ev.ts, "%H:%M:%S", utc=False)
-    print(f"{stamp} {ev.message}", file=sys.stderr, flush=True)
+    """herder's own lines in the foreground: spawns, exits, decisions, stops. The routine
+    steps of a start (-> waiting, -> starting) are left to `herder events` and the journal."""
+    if ev.kind == "state" and (ev.data.get("to") == "starting"
+                               or (ev.data.get("to") == "waiting" and ev.data.get("reason") == "dependencies")):
+        return
+    print(f"{stamp_ms(ev.ts, '%H:%M:%S', utc=False)} {ev.message}", file=sys.stderr, flush=True)
 
 
 def load_for_up(config_path: str | None, services: list[str]) -> Config | int:
