@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--socket-group", metavar="GROUP", help="open the API socket to this group (mode 0660)")
     up.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
                     help="with -d: wait at most this long for the services (default 300)")
+    up.add_argument("--console", action=argparse.BooleanOptionalAction, default=None,
+                    help="show every service's output here as `name | line` (default: when stdout is a terminal)")
     up.add_argument("services", nargs="*", metavar="SERVICE", help="only these services (and what they depend on)")
 
     check = sub.add_parser("check", help="validate the config, print every error, exit 2 if any")
@@ -73,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from herder.cli.detach import run_detached
                 return run_detached(args)
             from herder.cli.up import run_up
-            return run_up(args.config, args.services, socket_group=args.socket_group)
+            return run_up(args.config, args.services, socket_group=args.socket_group, console=args.console)
         if args.command == "check":
             from herder.cli.check import run_check
             return run_check(args.config)

@@ -34,7 +34,7 @@ def load_for_up(config_path: str | None, services: list[str]) -> Config | int:
 
 
 def supervise(cfg: Config, services: list[str], *, socket_group: str | None = None,
-              ready: Callable[[], None] | None = None) -> int:
+              ready: Callable[[], None] | None = None, console: bool = False) -> int:
     """Build the supervisor with its components and run it to the end (foreground or daemon)."""
     from herder.control.component import Control, ControlOptions
     from herder.logs import install as install_logs
@@ -45,13 +45,19 @@ def supervise(cfg: Config, services: list[str], *, socket_group: str | None = No
 
     install_health(sup)   # readiness, probes, watchdog, $NOTIFY_SOCKET, limits
     sup.events.subscribe(_print_event)
-    install_logs(sup, console=ready is None)  # the `name |` view in the foreground only
+    install_logs(sup, console=console)  # the `name |` view: foreground, on a terminal (or --console)
     sup.components.append(Control(sup, ControlOptions(socket_group=socket_group)))
     return asyncio.run(sup.run(services or None, ready=ready))
 
 
-def run_up(config_path: str | None, services: list[str], *, socket_group: str | None = None) -> int:
+def run_up(config_path: str | None, services: list[str], *, socket_group: str | None = None,
+           console: bool | None = None) -> int:
+    """Foreground. The `name | line` view is on when stdout is a terminal: under systemd
+    (stdout = the journal) or redirected to a file it would copy every service's output a
+    second time, and it costs the capture path a Python step per line (4x slower floods)."""
     cfg = load_for_up(config_path, services)
     if isinstance(cfg, int):
         return cfg
-    return supervise(cfg, services, socket_group=socket_group)
+    if console is None:
+        console = sys.stdout.isatty()
+    return supervise(cfg, services, socket_group=socket_group, console=console)
