@@ -13,12 +13,33 @@ from collections.abc import Sequence
 from herder.errors import EXIT_USAGE, HerderError
 
 
-def _parser() -> argparse.ArgumentParser:
+_LOCAL = ("up", "check", "install", "uninstall", "service")
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named in argv (its first word that is not an option), or None."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word
+        if word in ("-h", "--help", "--version"):
+            return None
+    return None
+
+
+def _parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, or (`only`) one with just that subcommand: building every
+    subcommand costs `herder status` ~25 ms it does not need. Help and unknown commands
+    get the full parser, so their messages list everything."""
     from herder import __version__
 
     p = argparse.ArgumentParser(prog="herder", description="Supervise programs as reliable services.")
     p.add_argument("--version", action="version", version=f"herder {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    if only is not None and only not in _LOCAL:
+        if _control_commands(sub, only):
+            return p
+        only = None  # not a registry command: build everything, argparse says what is wrong
 
     up = sub.add_parser("up", help="start the supervisor and the services (foreground; Ctrl+C stops)")
     up.add_argument("-c", "--config", metavar="FILE", help="config file (default ./herder.toml, else $HERDER_CONFIG)")
@@ -33,21 +54,26 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate the config, print every error, exit 2 if any")
     check.add_argument("-c", "--config", metavar="FILE", help="config file")
-    _control_commands(sub)
-
+    if only in (None, "up", "check"):
+        _control_commands(sub)
     from herder.cli import install_cmd  # argparse only at import time
     install_cmd.add_parsers(sub)
     return p
 
 
-def _control_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Subcommands that talk to the supervisor, built from the command registry."""
+def _control_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], only: str | None = None) -> bool:
+    """Subcommands that talk to the supervisor, built from the command registry (all, or
+    just `only`); True when something was added."""
     from herder.control.registry import COMMANDS
 
+    added = False
     for cmd in COMMANDS:
         if cmd.cli is None:
             continue
         for name in (cmd.cli.name, *cmd.cli.aliases):
+            if only is not None and name != only:
+                continue
+            added = True
             sp = sub.add_parser(name, help=cmd.cli.help, description=f"{cmd.cli.help} ({cmd.method} {cmd.path})")
             sp.set_defaults(run=cmd.cli.run)
             sp.add_argument("-c", "--config", metavar="FILE", help="find the supervisor through this config's state_dir")
@@ -56,6 +82,7 @@ def _control_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
             sp.add_argument("--json", action="store_true", help="machine-readable output")
             for arg in cmd.cli.args:
                 sp.add_argument(*arg.flags, **arg.kw)
+    return added
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,9 @@
-"""The API client: stdlib http.client over AF_UNIX, driven by the command registry.
+"""The API client: HTTP/1.1 over the supervisor's Unix socket, driven by the command registry.
 
-Deliberately tiny and import-light (no asyncio, no server modules): `herder status`
-must start, ask and print in well under 100 ms.
+Deliberately tiny and import-light (no asyncio, no server modules, no http.client):
+`herder status` must start, ask and print in well under 100 ms, and http.client alone
+costs ~20 ms of imports (it pulls in the email parser). The server is herder's own (h11),
+so an answer has either a Content-Length or a chunked body; that is all this reads.
 """
 
 from __future__ import annotations
@@ -9,24 +11,13 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sys
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlencode
 
 from herder.control import registry
-
-if "ssl" not in sys.modules:
-    # http.client imports ssl for HTTPS, which a Unix socket never needs: ~30% of its import
-    # time. Hide ssl while http.client loads, then make it importable again.
-    sys.modules["ssl"] = None  # type: ignore[assignment]
-    try:
-        import http.client
-    finally:
-        del sys.modules["ssl"]
-else:
-    import http.client
 from herder.errors import HerderError, NotRunning
+
+_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
 class ApiError(HerderError):
@@ -39,21 +30,85 @@ class ApiError(HerderError):
         self.exit_code = 2 if status in (400, 404, 405, 422) else 1
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float | None) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
+def _quote(text: str) -> str:
+    return "".join(chr(b) if b in _SAFE else f"%{b:02X}" for b in text.encode())
 
-    def connect(self) -> None:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        if self.timeout is not None:
-            s.settimeout(self.timeout)
-        try:
-            s.connect(self.unix_path)
-        except BaseException:
-            s.close()
-            raise
-        self.sock = s
+
+def urlencode(query: dict[str, Any]) -> str:
+    return "&".join(f"{_quote(str(k))}={_quote(str(v))}" for k, v in query.items())
+
+
+class Response:
+    """Status, headers and a body read lazily (Content-Length, chunked, or until close)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._f = sock.makefile("rb")
+        line = self._f.readline(65537)
+        parts = line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
+            raise ConnectionError(f"not an HTTP answer: {line[:80]!r}")
+        self.status = int(parts[1])
+        self.headers: dict[str, str] = {}
+        while True:
+            h = self._f.readline(65537)
+            if h in (b"\r\n", b"\n", b""):
+                break
+            k, _, v = h.decode("latin-1").partition(":")
+            self.headers[k.strip().lower()] = v.strip()
+        self._chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
+        length = self.headers.get("content-length")
+        self._left = int(length) if length is not None and not self._chunked else None
+        self._buf = b""
+        self._eof = False
+
+    def getheader(self, name: str, default: str = "") -> str:
+        return self.headers.get(name.lower(), default)
+
+    def _more(self) -> bytes:
+        """The next piece of the body; b"" at its end."""
+        if self._eof:
+            return b""
+        if self._chunked:
+            size_line = self._f.readline(65537)
+            size = int(size_line.split(b";")[0].strip() or b"0", 16) if size_line else 0
+            if size == 0:
+                while self._f.readline(65537) not in (b"\r\n", b"\n", b""):  # trailers
+                    pass
+                self._eof = True
+                return b""
+            data = self._f.read(size)
+            self._f.readline(65537)  # the CRLF after the chunk
+            if len(data) < size:
+                self._eof = True
+            return data
+        want = 65536 if self._left is None else min(self._left, 65536)
+        data = self._f.read1(want) if want else b""
+        if self._left is not None:
+            self._left -= len(data)
+        if not data or self._left == 0:
+            self._eof = True
+        return data
+
+    def read(self) -> bytes:
+        out, self._buf = [self._buf], b""
+        while piece := self._more():
+            out.append(piece)
+        return b"".join(out)
+
+    def readline(self) -> bytes:
+        while b"\n" not in self._buf:
+            piece = self._more()
+            if not piece:
+                line, self._buf = self._buf, b""
+                return line
+            self._buf += piece
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line + b"\n"
+
+    def close(self) -> None:
+        self._f.close()
+        self._sock.close()
 
 
 class Client:
@@ -61,16 +116,19 @@ class Client:
         self.socket_path = socket_path
         self.timeout = timeout
 
-    def _open(self, method: str, url: str, body: Any, timeout: float | None) -> http.client.HTTPResponse:
-        conn = _UnixConnection(self.socket_path, timeout)
-        headers = {"Host": "herder"}
-        data = None
+    def _open(self, method: str, url: str, body: Any, timeout: float | None) -> Response:
+        data = b"" if body is None else json.dumps(body).encode()
+        head = f"{method} {url} HTTP/1.1\r\nHost: herder\r\nConnection: close\r\n"
         if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
+            head += f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+        elif method in ("POST", "PUT"):
+            head += "Content-Length: 0\r\n"
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.settimeout(timeout)
         try:
-            conn.request(method, url, body=data, headers=headers)
-            return conn.getresponse()
+            conn.connect(self.socket_path)
+            conn.sendall((head + "\r\n").encode("latin-1") + data)
+            return Response(conn)
         except (FileNotFoundError, ConnectionRefusedError):
             conn.close()
             raise NotRunning(f"herder is not running (no supervisor answers on {self.socket_path}); "
@@ -129,12 +187,12 @@ class Client:
         return _lines(resp)
 
 
-def _lines(resp: http.client.HTTPResponse) -> Iterator[dict[str, Any]]:
+def _lines(resp: Response) -> Iterator[dict[str, Any]]:
     try:
         while True:
             try:
                 line = resp.readline()
-            except (http.client.IncompleteRead, ConnectionError):
+            except (ConnectionError, ValueError):
                 return
             if not line:
                 return
@@ -156,20 +214,20 @@ def discover_socket(explicit: str | None, config: str | None) -> str:
     if env and not config:
         return env
     import tomllib
-    from pathlib import Path
 
     from herder.errors import UsageError
 
     # interface.md: -c FILE, else ./herder.toml, else $HERDER_CONFIG (herder.config.find_config,
     # restated here because importing herder.config costs the whole schema)
     if config:
-        path = Path(config)
-    elif Path("herder.toml").exists() or not os.environ.get("HERDER_CONFIG"):
-        path = Path("herder.toml")
+        path = config
+    elif os.path.exists("herder.toml") or not os.environ.get("HERDER_CONFIG"):
+        path = "herder.toml"
     else:
-        path = Path(os.environ["HERDER_CONFIG"])
+        path = os.environ["HERDER_CONFIG"]
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        with open(path, encoding="utf-8") as f:
+            raw = tomllib.loads(f.read())
     except FileNotFoundError:
         raise UsageError(f"no config at {path}: pass -c FILE or --socket PATH (or set $HERDER_SOCKET)") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
@@ -178,7 +236,7 @@ def discover_socket(explicit: str | None, config: str | None) -> str:
     state_dir = herder.get("state_dir", ".herder")
     if not isinstance(state_dir, str):
         raise UsageError(f"{path}: herder.state_dir: expected a string")
-    sd = Path(os.path.expanduser(state_dir))
-    if not sd.is_absolute():
-        sd = path.resolve().parent / sd
-    return str(sd / "herder.sock")
+    sd = os.path.expanduser(state_dir)
+    if not os.path.isabs(sd):
+        sd = os.path.join(os.path.dirname(os.path.realpath(path)), sd)
+    return os.path.join(sd, "herder.sock")
