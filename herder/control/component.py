@@ -19,6 +19,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Coroutine
@@ -60,6 +61,10 @@ class Control:
         self.metrics_registry: Any = None
         self.journal: Journal | None = None
         self._commit_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._commit_lock = threading.Lock()
+        self._commit_upto = 0
+        self._commit_pending = False
+        self._undo_sighup: Any = None
         self._jobs: set[asyncio.Task[Any]] = set()
         self._closing = False
         self._drained: asyncio.Event | None = None
@@ -96,16 +101,19 @@ class Control:
             await self._close()
             raise
         if self.options.install_sighup:
-            self._loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+            from herder.runtime import signals
+
+            self._undo_sighup = signals.install(self._loop, signal.SIGHUP, self._on_sighup)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self._close()
 
     async def _close(self) -> None:
-        if self._loop is not None and self.options.install_sighup:
-            with contextlib.suppress(Exception):
-                self._loop.remove_signal_handler(signal.SIGHUP)
+        undo = getattr(self, "_undo_sighup", None)
+        if undo is not None:
+            self._undo_sighup = None
+            undo()
         for q in list(self.followers):
             q.put_nowait(None)
         if self.followers:   # let streams deliver the last events (herder's own exit) before closing
@@ -162,9 +170,23 @@ class Control:
                 q.put_nowait(d)
 
     def _committed_threadsafe(self, upto: int) -> None:
+        # one wake-up in flight at most: the journal thread commits far more often than the
+        # loop may look, and every call_soon_threadsafe costs a byte in the loop's self-pipe
+        # (herder.runtime.signals says why that pipe must not fill)
+        with self._commit_lock:
+            self._commit_upto = max(self._commit_upto, upto)
+            if self._commit_pending:
+                return
+            self._commit_pending = True
         if self._loop is not None:
             with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._committed, upto)
+                self._loop.call_soon_threadsafe(self._committed_latest)
+
+    def _committed_latest(self) -> None:
+        with self._commit_lock:
+            self._commit_pending = False
+            upto = self._commit_upto
+        self._committed(upto)
 
     def _committed(self, upto: int) -> None:
         keep = []

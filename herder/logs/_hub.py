@@ -121,6 +121,9 @@ class LogHub:
         self.taps: list[Tap] = []
         self._forwarders: dict[str, Forwarder] = {}
         self._drop_reported: dict[str, float] = {}
+        self._emit_lock = threading.Lock()
+        self._emit_queue: list[tuple[str, str, str, dict[str, Any]]] = []
+        self._emit_pending = False
         self.console: Any = None  # the foreground view (a Tap with close()), if any
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
@@ -142,12 +145,15 @@ class LogHub:
         self._loop = asyncio.get_running_loop()
         self.start()
         if self.signals:
-            self._loop.add_signal_handler(signal.SIGUSR1, self.reopen)
+            from herder.runtime import signals
+
+            self._undo_usr1 = signals.install(self._loop, signal.SIGUSR1, self.reopen)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self.signals and self._loop is not None:
-            self._loop.remove_signal_handler(signal.SIGUSR1)
+        undo, self._undo_usr1 = getattr(self, "_undo_usr1", None), None
+        if undo is not None:
+            undo()
         await asyncio.get_running_loop().run_in_executor(None, self.close)
 
     def start(self) -> None:
@@ -397,9 +403,23 @@ class LogHub:
         return lambda kind, msg, data: self._emit(name, kind, msg, dict(data))
 
     def _emit(self, instance: str, kind: str, message: str, data: dict[str, Any]) -> None:
+        """An event from the pump or writer thread, handed to the loop. At most one wake-up
+        is in flight (herder.runtime.signals: a full self-pipe would drop signals)."""
         loop = self._loop
         if loop is None:
             self.events.emit(instance, kind, message, data)
             return
+        with self._emit_lock:
+            self._emit_queue.append((instance, kind, message, data))
+            if self._emit_pending:
+                return
+            self._emit_pending = True
         with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self.events.emit, instance, kind, message, data)
+            loop.call_soon_threadsafe(self._emit_flush)
+
+    def _emit_flush(self) -> None:
+        with self._emit_lock:
+            batch, self._emit_queue = self._emit_queue, []
+            self._emit_pending = False
+        for instance, kind, message, data in batch:
+            self.events.emit(instance, kind, message, data)

@@ -221,12 +221,13 @@ class Supervisor:
         self._acquire_lock()
         self._runstate = runstate.RunStateWriter(self.config.state_dir / "run.json", self._live_records)
         self._set_subreaper(True)
-        handled = [signal.SIGCHLD]
+        from herder.runtime import signals
+
         loop.add_signal_handler(signal.SIGCHLD, self._reap)
+        restore = []
         if install_signals:
-            loop.add_signal_handler(signal.SIGTERM, self.request_down)
-            loop.add_signal_handler(signal.SIGINT, self._on_sigint)
-            handled += [signal.SIGTERM, signal.SIGINT]
+            restore += [signals.install(loop, signal.SIGTERM, self.request_down),
+                        signals.install(loop, signal.SIGINT, self._on_sigint)]
         try:
             self._stop_previous()
             if self.config.herder.cgroups:
@@ -244,8 +245,9 @@ class Supervisor:
                 await self._finished.wait()
                 await self._sweep()
         finally:
-            for sig in handled:
-                loop.remove_signal_handler(sig)
+            loop.remove_signal_handler(signal.SIGCHLD)
+            for undo in restore:
+                undo()
             for p in self.procs.values():
                 for h in p.timers.values():
                     h.cancel()

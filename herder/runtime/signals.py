@@ -1,0 +1,43 @@
+"""Signal intake for the loop that never loses a one-shot signal.
+
+asyncio's add_signal_handler learns of a signal only through one byte written to its
+self-pipe. Every call_soon_threadsafe from another thread writes a byte there too, and an
+AF_UNIX socket is full after about 230 such writes (each costs a whole buffer's
+accounting), so while the loop is busy (a batch of 200 spawns takes ~0.5 s) a burst of
+thread wake-ups can fill it, and CPython then drops the signal's byte: a SIGTERM was seen
+to vanish that way. Here a Python-level handler (CPython always runs it, in the main
+thread, between bytecodes) only appends the callback to the loop's ready queue, which
+holds it even when the wake-up byte is lost. The wake-up fd that asyncio set for SIGCHLD
+still wakes the selector.
+
+SIGCHLD keeps add_signal_handler: losing some of its bytes is harmless, because any one
+delivery reaps every exited child (waitpid(-1) until none is left).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from typing import Any
+
+
+def install(loop: asyncio.AbstractEventLoop, sig: int, callback: Callable[[], None]) -> Callable[[], None]:
+    """Run callback on the loop for every delivery of sig; returns a function that restores the old handler."""
+
+    def handler(signum: int, frame: Any) -> None:
+        try:
+            loop.call_soon_threadsafe(callback)
+        except RuntimeError:  # the loop is closed
+            pass
+
+    old = signal.signal(sig, handler)
+    # with this handler a full self-pipe loses nothing: keep CPython from reporting it
+    fd = signal.set_wakeup_fd(-1)
+    if fd != -1:
+        signal.set_wakeup_fd(fd, warn_on_full_buffer=False)
+
+    def restore() -> None:
+        signal.signal(sig, old)
+
+    return restore

@@ -1,0 +1,47 @@
+"""A one-shot signal (SIGTERM) is never lost, even when the loop's self-pipe is full.
+
+asyncio learns of signals through one byte each in its self-pipe; other threads'
+call_soon_threadsafe fill the same pipe (~230 writes fill an AF_UNIX socket). This test
+fills it for real while the loop is blocked, then delivers SIGTERM: herder must still stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from herder.config import load
+from herder.runtime.supervisor import Supervisor
+from herdertest import run_async
+
+
+def test_sigterm_survives_a_full_self_pipe(make_config: Callable[..., Path]) -> None:
+    cfg = load(make_config('[services.a]\ncommand = ["sleep", "1000"]\n'))
+
+    async def body() -> int:
+        loop = asyncio.get_running_loop()
+        sup = Supervisor(cfg)
+        started = asyncio.Event()
+        task = loop.create_task(sup.run(install_signals=True, ready=started.set))
+        await started.wait()
+        while sup.instances["a"].pid is None:
+            await asyncio.sleep(0)   # yields to the loop only; the spawn happens on it
+
+        def flood() -> None:          # a thread waking the loop 2,000 times, as a busy component might
+            for _ in range(2000):
+                loop.call_soon_threadsafe(lambda: None)
+
+        t = threading.Thread(target=flood)
+        t.start()
+        t.join()                      # the loop is blocked in this join: the self-pipe is full now
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)              # still blocked: the signal's byte cannot be written (the thing under test)
+        async with asyncio.timeout(30):
+            return await task
+
+    assert run_async(body()) == 0
