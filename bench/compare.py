@@ -62,7 +62,7 @@ class Plan:
 FULL = Plan(n=200, restart_rounds=4, kills_per_round=5, start_rounds=5, idle_seconds=30.0, status_reps=3,
             log_bytes=300_000_000, log_rounds=3, stop_rounds=3, stop_cap=60.0)
 QUICK = Plan(n=20, restart_rounds=1, kills_per_round=3, start_rounds=1, idle_seconds=2.0, status_reps=2,
-             log_bytes=20_000_000, log_rounds=1, stop_rounds=1, stop_cap=15.0)
+             log_bytes=20_000_000, log_rounds=1, stop_rounds=1, stop_cap=6.0)
 
 
 class Results:

@@ -181,7 +181,8 @@ class Herder(Tool):
 
     def __init__(self) -> None:
         super().__init__()
-        self.exe = str(VENV_BIN / "herder")
+        # $BENCH_HERDER: measure another build of herder (e.g. a branch installed elsewhere).
+        self.exe = os.environ.get("BENCH_HERDER") or str(VENV_BIN / "herder")
         self._status: bool | None = None
         self._capture: bool | None = None
 
