@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import dataclasses
 import hashlib
 import json
 import os
@@ -135,6 +136,7 @@ def start_idle_status(res: Results, tool: Tool, work: Path, plan: Plan, idle: bo
         if got is None:
             raise TimeoutError(f"{len(stamps(out))} of {plan.n} started within 60 s")
         res.add("start_ms", tool.name, (max(t for _, t in got[: plan.n]) - t0) / 1e6)
+        res.slot("start_ms", tool.name).setdefault("first_ms", []).append(round((min(t for _, t in got) - t0) / 1e6, 1))
         if idle:
             measure_idle(res, tool, s, plan)
         measure_status(res, tool, s, plan)
@@ -348,9 +350,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tools", help="comma-separated subset of: " + ", ".join(t.name for t in ALL))
     ap.add_argument("--measures", default="restart,start,logs,stop,orphans",
                     help="subset of restart,start (with idle and status),logs,stop,orphans")
+    ap.add_argument("--log-mb", type=int, help="override the size of the log flood (MB)")
     ap.add_argument("--out", type=Path, default=HERE / "out" / "results.json")
     args = ap.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    if args.log_mb:
+        plan = dataclasses.replace(plan, log_bytes=args.log_mb * 1_000_000)
     wanted = set(args.tools.split(",")) if args.tools else None
     tools: list[Tool] = []
     skipped: dict[str, str] = {}

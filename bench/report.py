@@ -135,6 +135,8 @@ def markdown(doc: dict[str, Any], png_name: str | None) -> str:
             if m.key == "logs_mbps" and slot and slot.get("checks"):
                 bad = [c for c in slot["checks"] if not c["sha256_ok"]]
                 rng += "; bytes exact" if not bad else f"; {len(bad)} run(s) lost or changed bytes"
+            if m.key == "idle_rss_mb" and slot and "uss_mb" in slot:
+                rng += f"; USS {slot['uss_mb']:g} MB"
             if m.key == "orphans" and slot and slot.get("survivors"):
                 rng = "survivors: " + (", ".join(slot["survivors"][0]) or "none")
             out.append(f"| {m.title} | {t} | {med}{unit} | {rng} | {n} | {r} | {tgt} |")

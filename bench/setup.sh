@@ -12,18 +12,17 @@ BUILD=bench/.build
 VENV=$BUILD/venv
 PY=${PYTHON:-python3}
 mkdir -p "$BUILD"
+pip_q() { "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@" 2> >(grep -v '^WARNING: Location' >&2); }
 unset PYTHONDONTWRITEBYTECODE   # users have .pyc files; measure herder with them
 
 if [ ! -f "$VENV/.peers" ]; then
     rm -rf "$VENV"
     "$PY" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check supervisor circus matplotlib psutil \
-        2> >(grep -v '^WARNING: Location' >&2)
+    pip_q supervisor circus matplotlib psutil
     touch "$VENV/.peers"
 fi
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall --no-build-isolation . \
-    >/dev/null 2>&1 || "$VENV/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall .
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -r <(
+pip_q --no-deps --force-reinstall --no-build-isolation . >/dev/null 2>&1 || pip_q --force-reinstall .
+pip_q -r <(
     "$VENV/bin/python" - <<'PY'
 import tomllib
 deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]
