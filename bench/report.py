@@ -163,6 +163,7 @@ def chart(doc: dict[str, Any], path: Path) -> None:
     ms = [m for m in measures(info) if m.key != "orphans"]
     fig, ax = plt.subplots(figsize=(9, 5.5))
     height = 0.8 / max(1, len(peers))
+    top = 1.0
     for i, peer in enumerate(peers):
         ys, xs, capped = [], [], []
         for j, m in enumerate(ms):
@@ -176,10 +177,12 @@ def chart(doc: dict[str, Any], path: Path) -> None:
             xs.append(x)
             capped.append(cap or (hv is not None and hv < m.floor))
         bars = ax.barh(ys, xs, height=height, label=peer)
+        top = max([top, *xs])
         for b, x, c in zip(bars, xs, capped):
             ax.text(b.get_width() * 1.05, b.get_y() + b.get_height() / 2, ("≥ " if c else "") + fmt(x) + "×",
                     va="center", fontsize=7)
     ax.set_xscale("log")
+    ax.set_xlim(right=top * 4)   # room for the labels
     ax.axvline(1.0, color="black", linewidth=1)
     ax.set_yticks(range(len(ms)), [m.title for m in ms], fontsize=8)
     ax.invert_yaxis()
