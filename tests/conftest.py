@@ -1,19 +1,19 @@
-"""Shared fixtures: config files in tmp dirs, test programs, and a bounded process check."""
+"""Shared fixtures: config files in tmp dirs and the report socket of test programs."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import sys
 import textwrap
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-PROGRAMS = Path(__file__).parent / "programs"
-PY = sys.executable
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent / "e2e"))
+
+from ctl_harness import herd  # noqa: E402,F401  (the fixture: real `herder up -d` supervisors)
+from herdertest import PROGRAMS, Reporter  # noqa: E402
 
 
 @pytest.fixture
@@ -28,79 +28,16 @@ def make_config(tmp_path: Path) -> Callable[[str], Path]:
     return write
 
 
-def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
-    return asyncio.run(coro)
-
-
-def alive(pid: int) -> bool:
-    """True if pid exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def toml_list(argv: list[str]) -> str:
-    return "[" + ", ".join('"' + a.replace("\\", "\\\\").replace('"', '\\"') + '"' for a in argv) + "]"
-
-
 @pytest.fixture(autouse=True)
 def _no_stray_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for k in ("HERDER_CONFIG", "HERDER_SOCKET", "NOTIFY_SOCKET", "WATCHDOG_USEC"):
         monkeypatch.delenv(k, raising=False)
 
 
-ROOT = os.geteuid() == 0
-
-
-class Reporter:
-    """A datagram socket test programs send JSON to (env REPORT_SOCKET); `get` waits with a deadline."""
-
-    def __init__(self, path: Path) -> None:
-        import socket
-
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.setblocking(False)
-
-    async def get(self, timeout: float = 15.0, event: str | None = None) -> dict[str, Any]:
-        import json
-
-        loop = asyncio.get_running_loop()
-        async with asyncio.timeout(timeout):
-            while True:
-                msg = json.loads(await loop.sock_recv(self.sock, 65536))
-                if event is None or msg.get("event") == event:
-                    return msg
-
-    def get_sync(self, timeout: float = 15.0, event: str | None = None) -> dict[str, Any]:
-        return asyncio.run(self.get(timeout, event))
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 @pytest.fixture
-def reporter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+def reporter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Reporter]:
     r = Reporter(tmp_path / "report.sock")
     monkeypatch.setenv("REPORT_SOCKET", str(r.path))
     monkeypatch.setenv("PYTHONPATH", str(PROGRAMS))
     yield r
     r.close()
-
-
-async def until(pred: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    """For conditions no event announces (a process gone, no zombie left): re-check with a deadline.
-
-    Async, so the loop under test keeps running (and reaping) while we wait."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not pred():
-        if loop.time() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s")
-        await asyncio.sleep(0.01)
-
-
-sys.path.insert(0, str(Path(__file__).parent / "e2e"))

@@ -22,26 +22,68 @@ def _parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="start the supervisor and the services (foreground; Ctrl+C stops)")
     up.add_argument("-c", "--config", metavar="FILE", help="config file (default ./herder.toml, else $HERDER_CONFIG)")
+    up.add_argument("-d", "--detach", action="store_true",
+                    help="run in the background; return once every autostart service is running or failed")
+    up.add_argument("--socket-group", metavar="GROUP", help="open the API socket to this group (mode 0660)")
+    up.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
+                    help="with -d: wait at most this long for the services (default 300)")
     up.add_argument("services", nargs="*", metavar="SERVICE", help="only these services (and what they depend on)")
 
     check = sub.add_parser("check", help="validate the config, print every error, exit 2 if any")
     check.add_argument("-c", "--config", metavar="FILE", help="config file")
+    _control_commands(sub)
+
+    from herder.cli import install_cmd  # argparse only at import time
+    install_cmd.add_parsers(sub)
     return p
+
+
+def _control_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Subcommands that talk to the supervisor, built from the command registry."""
+    from herder.control.registry import COMMANDS
+
+    for cmd in COMMANDS:
+        if cmd.cli is None:
+            continue
+        for name in (cmd.cli.name, *cmd.cli.aliases):
+            sp = sub.add_parser(name, help=cmd.cli.help, description=f"{cmd.cli.help} ({cmd.method} {cmd.path})")
+            sp.set_defaults(run=cmd.cli.run)
+            sp.add_argument("-c", "--config", metavar="FILE", help="find the supervisor through this config's state_dir")
+            sp.add_argument("--socket", metavar="PATH", help="the supervisor's socket (default $HERDER_SOCKET, "
+                            "else {state_dir}/herder.sock)")
+            sp.add_argument("--json", action="store_true", help="machine-readable output")
+            for arg in cmd.cli.args:
+                sp.add_argument(*arg.flags, **arg.kw)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
+    from herder.cli.install_cmd import (
+        split_command,  # `service install NAME … -- CMD ARGS…`
+    )
+    argv, tail = split_command(sys.argv[1:] if argv is None else list(argv))
     args = parser.parse_args(argv)
+    args.command_tail = tail
     if not args.command:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
         if args.command == "up":
+            if args.detach:
+                from herder.cli.detach import run_detached
+                return run_detached(args)
             from herder.cli.up import run_up
-            return run_up(args.config, args.services)
+            return run_up(args.config, args.services, socket_group=args.socket_group)
         if args.command == "check":
             from herder.cli.check import run_check
             return run_check(args.config)
+        if args.command in ("install", "uninstall", "service"):
+            from herder.cli.install_cmd import run as run_install
+            return run_install(args)
+        if getattr(args, "run", None):
+            import importlib
+            mod, _, fn = args.run.partition(":")
+            return int(getattr(importlib.import_module(mod), fn)(args))
     except HerderError as e:
         print(f"herder: {e}", file=sys.stderr)
         return e.exit_code

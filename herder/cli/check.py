@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from herder.config import find_config, load
+from herder.config import Config, find_config, load
 from herder.errors import EXIT_OK, ConfigError
 
 
-def run_check(config_path: str | None) -> int:
+def load_or_report(config_path: str | None) -> tuple[Path, Config | int]:
+    """The loaded config, or the exit code after printing every error (for any command)."""
     path = find_config(config_path)
     try:
-        cfg = load(path)
+        return path, load(path)
     except ConfigError as e:
         for line in e.problems:
             print(line, file=sys.stderr)
         n = len(e.problems)
-        print(f"{path}: {n} error{'s' if n != 1 else ''}", file=sys.stderr)
-        return e.exit_code
+        print(f"{path}: {n} error{'s' if n != 1 else ''}; nothing was changed", file=sys.stderr)
+        return path, e.exit_code
+
+
+def run_check(config_path: str | None) -> int:
+    path, cfg = load_or_report(config_path)
+    if isinstance(cfg, int):
+        return cfg
     n = sum(s.replicas for s in cfg.services.values())
     print(f"{path}: ok ({len(cfg.services)} services, {n} instances)")
     return EXIT_OK

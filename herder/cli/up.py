@@ -4,31 +4,54 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
+from collections.abc import Callable
 
-from herder.config import find_config, load
-from herder.errors import ConfigError, UsageError
+from herder.cli.check import load_or_report
+from herder.config import Config
+from herder.errors import UsageError
 from herder.runtime.events import Event
+from herder.units import stamp_ms
 
 
 def _print_event(ev: Event) -> None:
-    stamp = time.strftime("%H:%M:%S", time.localtime(ev.ts)) + f".{int(ev.ts * 1000) % 1000:03d}"
-    print(f"{stamp} {ev.message}", file=sys.stderr, flush=True)
+    """herder's own lines in the foreground: spawns, exits, decisions, stops. The routine
+    steps of a start (-> waiting, -> starting) are left to `herder events` and the journal."""
+    if ev.kind == "state" and (ev.data.get("to") == "starting"
+                               or (ev.data.get("to") == "waiting" and ev.data.get("reason") == "dependencies")):
+        return
+    print(f"{stamp_ms(ev.ts, '%H:%M:%S', utc=False)} {ev.message}", file=sys.stderr, flush=True)
 
 
-def run_up(config_path: str | None, services: list[str]) -> int:
-    from herder.runtime.supervisor import Supervisor
-
-    path = find_config(config_path)
-    try:
-        cfg = load(path)
-    except ConfigError as e:
-        for line in e.problems:
-            print(line, file=sys.stderr)
-        return e.exit_code
+def load_for_up(config_path: str | None, services: list[str]) -> Config | int:
+    """The validated config, or the exit code after printing every error; unknown services are a usage error."""
+    _, cfg = load_or_report(config_path)
+    if isinstance(cfg, int):
+        return cfg
     unknown = [s for s in services if s not in cfg.services]
     if unknown:
         raise UsageError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(sorted(cfg.services)) or 'none'}")
+    return cfg
+
+
+def supervise(cfg: Config, services: list[str], *, socket_group: str | None = None,
+              ready: Callable[[], None] | None = None) -> int:
+    """Build the supervisor with its components and run it to the end (foreground or daemon)."""
+    from herder.control.component import Control, ControlOptions
+    from herder.logs import install as install_logs
+    from herder.runtime.supervisor import Supervisor
+
     sup = Supervisor(cfg)
+    from herder.health import install as install_health
+
+    install_health(sup)   # readiness, probes, watchdog, $NOTIFY_SOCKET, limits
     sup.events.subscribe(_print_event)
-    return asyncio.run(sup.run(services or None))
+    install_logs(sup, console=ready is None)  # the `name |` view in the foreground only
+    sup.components.append(Control(sup, ControlOptions(socket_group=socket_group)))
+    return asyncio.run(sup.run(services or None, ready=ready))
+
+
+def run_up(config_path: str | None, services: list[str], *, socket_group: str | None = None) -> int:
+    cfg = load_for_up(config_path, services)
+    if isinstance(cfg, int):
+        return cfg
+    return supervise(cfg, services, socket_group=socket_group)

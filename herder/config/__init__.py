@@ -95,7 +95,12 @@ class _Loader:
             if spec is not None:
                 services[name] = spec
         self._check_dependencies()
-        state_dir = self._abs(settings.state_dir)
+        # A system install (`herder install --system`) points HERDER_STATE_DIR at /var/lib/herder;
+        # a state_dir written in the file still wins.
+        herder_raw = self.raw.get("herder", {})
+        explicit = isinstance(herder_raw, Mapping) and "state_dir" in herder_raw
+        env_state = os.environ.get("HERDER_STATE_DIR")
+        state_dir = self._abs(env_state if env_state and not explicit else settings.state_dir)
         log_dir = self._abs(settings.log_dir) if settings.log_dir else state_dir / "logs"
         if self.problems.items:
             raise ConfigError(self._render())

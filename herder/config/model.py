@@ -9,13 +9,53 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from herder.config.probe_values import (
+    p_cpus,
+    p_hostport,
+    p_opt_argv,
+    p_opt_size,
+    p_regex,
+    p_rlimit,
+    p_url,
+)
 from herder.config.schema import (
-    opt, p_argv, p_bool, p_depends, p_duration, p_enum, p_env, p_float, p_int,
-    p_int_list, p_opt_str, p_signal, p_str, table,
+    opt,
+    p_argv,
+    p_bool,
+    p_depends,
+    p_duration,
+    p_enum,
+    p_env,
+    p_float,
+    p_forward,
+    p_int,
+    p_int_list,
+    p_opt_duration,
+    p_opt_str,
+    p_output,
+    p_signal,
+    p_size,
+    p_str,
+    table,
 )
 
 RESTART_POLICIES = ("always", "on-failure", "never")
 KILL_MODES = ("tree", "group", "main")
+LOG_FORMATS = ("text", "json")
+OVERFLOW_MODES = ("block", "drop")
+READY_KINDS = ("notify", "http", "tcp", "exec", "log")
+HEALTH_KINDS = ("http", "tcp", "exec")
+HEALTH_ACTIONS = ("restart", "none")
+Problem = tuple[tuple[str, ...], str]
+
+
+def _kinds(table_: object, names: tuple[str, ...]) -> list[str]:
+    return [k for k in names if getattr(table_, k) not in (None, False)]
+
+
+def _only_one(table_: object, names: tuple[str, ...], what: str) -> list[Problem]:
+    kinds = _kinds(table_, names)
+    return [((kinds[1],), f"set only one {what}; got {' and '.join(kinds)}")] if len(kinds) > 1 else []
 
 
 @dataclass(frozen=True)
@@ -41,8 +81,103 @@ class StartLimit:
 class Logs:
     """Where a service's output goes (capture, rotation and forwarding: see docs/logs.md)."""
 
-    stdout: str = opt("auto", p_str, 'auto = {log_dir}/{name}.log | a path | "inherit" | "null"')
-    stderr: str = opt("merge", p_str, 'merge (into stdout) | auto = {log_dir}/{name}.err.log | a path | "inherit" | "null"')
+    stdout: str = opt("auto", p_output("auto"), 'auto = {log_dir}/{name}.log | a path | "inherit" | "null"')
+    stderr: str = opt("merge", p_output("merge", "auto"),
+                      'merge (into stdout\'s file) | auto = {log_dir}/{name}.err.log | a path | "inherit" | "null"')
+    timestamps: bool = opt(True, p_bool, "prefix every line with its RFC 3339 wall-clock time (ms, UTC)")
+    format: str = opt("text", p_enum(*LOG_FORMATS), "text | json (one object per line: ts, service, instance, stream, line)")
+    max_size: int = opt(50 * 1024**2, p_size, "rotate when the file would grow past this; 0 = never by size",
+                        example='"50MB"')
+    max_files: int = opt(10, p_int(0), "rotated files kept (oldest deleted first); 0 = keep none")
+    rotate_every: float | None = opt(None, p_opt_duration, "also rotate this often (monotonic clock)", example='"1d"')
+    compress: bool = opt(True, p_bool, "gzip rotated files, in the background")
+    on_overflow: str = opt("block", p_enum(*OVERFLOW_MODES),
+                           "disk slower than the child: block (backpressure, no byte lost) | drop (counted, reported)")
+    buffer: int = opt(4 * 1024**2, p_size, "bytes per stream held in memory while the disk catches up", example='"4MB"')
+    max_line: int = opt(32 * 1024, p_size, "longer lines are split into pieces of this size (never dropped)",
+                        example='"32KB"')
+    tail_lines: int = opt(20, p_int(0, 1000), "last stderr lines attached to each exit event")
+    forward: tuple[str, ...] = opt((), p_forward,
+                                   'also send lines to: "journald" | "syslog" (/dev/log) | "syslog:HOST:PORT" (UDP) '
+                                   '| "syslog:/PATH" | "eventlog" (Windows)', example='["journald"]')
+
+
+@dataclass(frozen=True)
+class Ready:
+    """When an instance counts as ready (docs/health.md). Set at most one check; with none,
+    an instance is ready as soon as it is spawned, and the other keys have no effect (so
+    [defaults] may set a timeout for every service that has a check)."""
+
+    notify: bool = opt(False, p_bool, "wait for READY=1 on $NOTIFY_SOCKET (the sd_notify protocol)")
+    http: str | None = opt(None, p_url, "ready once this URL answers 2xx or 3xx", example='"http://127.0.0.1:8000/ready"')
+    tcp: str | None = opt(None, p_hostport, "ready once host:port accepts a connection", example='"127.0.0.1:5432"')
+    exec: tuple[str, ...] | None = opt(None, p_opt_argv, "ready once this command exits 0", example='["pg_isready"]')
+    log: str | None = opt(None, p_regex, "ready once a line of the service's output matches this regular expression",
+                          example='"Application startup complete"')
+    timeout: float = opt(30.0, p_duration, "not ready by then: a failed start (stopped, then backoff)", example='"30s"')
+    interval: float = opt(0.5, p_duration, "pause between attempts of an http, tcp, exec or log check", example='"500ms"')
+    attempt_timeout: float = opt(2.0, p_duration, "longest one http, tcp or exec attempt may take", example='"2s"')
+
+    @property
+    def kind(self) -> str | None:
+        return next(iter(_kinds(self, READY_KINDS)), None)
+
+    def check(self) -> list[Problem]:
+        return _only_one(self, READY_KINDS, "readiness check")
+
+
+@dataclass(frozen=True)
+class Health:
+    """Liveness while running: a probe every `interval`, and/or a watchdog (docs/health.md)."""
+
+    http: str | None = opt(None, p_url, "healthy while this URL answers 2xx or 3xx", example='"http://127.0.0.1:8000/health"')
+    tcp: str | None = opt(None, p_hostport, "healthy while host:port accepts connections", example='"127.0.0.1:5432"')
+    exec: tuple[str, ...] | None = opt(None, p_opt_argv, "healthy while this command exits 0", example='["check.sh"]')
+    body: str | None = opt(None, p_regex, "with http: the response body must also match this regular expression",
+                           example='"ok"')
+    interval: float = opt(10.0, p_duration, "time from one probe's end to the next probe", example='"10s"')
+    timeout: float = opt(2.0, p_duration, "a probe taking longer fails", example='"2s"')
+    initial_delay: float = opt(0.0, p_duration, "wait this long after the instance is ready before the first probe",
+                               example='"5s"')
+    failure_threshold: int = opt(3, p_int(1), "consecutive failures that make the instance unhealthy")
+    success_threshold: int = opt(1, p_int(1), "consecutive successes that make it healthy")
+    action: str = opt("restart", p_enum(*HEALTH_ACTIONS), "on unhealthy: restart (through the stop path) | none (event only)")
+    watchdog: float | None = opt(None, p_opt_duration, "WATCHDOG=1 must arrive at least this often (sets WATCHDOG_USEC)",
+                                 example='"30s"')
+
+    @property
+    def kind(self) -> str | None:
+        return next(iter(_kinds(self, HEALTH_KINDS)), None)
+
+    def check(self) -> list[Problem]:
+        if _only_one(self, HEALTH_KINDS, "health probe"):
+            return _only_one(self, HEALTH_KINDS, "health probe")
+        if self.body is not None and self.http is None:
+            return [(("body",), "body is only checked with an http probe; expected http = \"URL\" too")]
+        if self.watchdog is not None and self.watchdog <= 0:
+            return [(("watchdog",), "expected a duration above zero")]
+        return []
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits (docs/health.md): rlimits set before exec, cgroup limits, RSS watch."""
+
+    memory: int | None = opt(None, p_opt_size, "hard memory limit of the instance's cgroup; over it the kernel OOM-kills "
+                             "(reported as reason oom)", example='"512MB"')
+    cpu: float | None = opt(None, p_cpus, "CPU quota of the instance's cgroup, in CPUs (0.5 = half of one)", example="0.5")
+    max_memory_restart: int | None = opt(None, p_opt_size, "RSS of the whole process tree above this: graceful restart",
+                                         example='"400MB"')
+    memory_check_interval: float = opt(5.0, p_duration, "how often max_memory_restart samples the RSS", example='"5s"')
+    nofile: int | None = opt(None, p_rlimit, "RLIMIT_NOFILE (soft = hard) set before exec", example="4096")
+    nproc: int | None = opt(None, p_rlimit, "RLIMIT_NPROC (soft = hard) set before exec", example="512")
+    core: int | None = opt(None, p_rlimit, 'RLIMIT_CORE in bytes, or "unlimited" (soft = hard) set before exec', example="0")
+
+    def check(self) -> list[Problem]:
+        if self.memory is not None and self.max_memory_restart is not None and self.max_memory_restart >= self.memory:
+            return [(("max_memory_restart",), "must be below limits.memory, else the OOM killer acts first; "
+                     "expected a smaller size")]
+        return []
 
 
 @dataclass(frozen=True)
@@ -73,16 +208,38 @@ class ServiceSpec:
                                      factory=dict, example='{ db = "ready" }')
     bind: bool = opt(False, p_bool, "restart this service whenever a dependency restarts")
     logs: Logs = table(Logs, "output capture")
+    ready: Ready = table(Ready, "readiness: gates dependents (ready/healthy) and rolling restarts")
+    health: Health = table(Health, "liveness while running")
+    limits: Limits = table(Limits, "resource limits")
+
+    def check(self) -> list[Problem]:
+        out: list[Problem] = []
+        watched = self.health.kind is not None or self.health.watchdog is not None
+        if watched and self.health.action == "restart" and self.restart == "never":
+            out.append((("health", "action"), 'restart = "never" means herder never restarts this service; expected '
+                        'action = "none", or restart = "on-failure" or "always"'))
+        if self.ready.log is not None and self.logs.stdout in ("null", "inherit"):
+            out.append((("ready", "log"), f'needs the output in a file herder reads, but logs.stdout = "{self.logs.stdout}"; '
+                        'expected logs.stdout = "auto" or a path'))
+        return out
 
 
 @dataclass(frozen=True)
 class HerderSettings:
     """The [herder] table: the supervisor itself."""
 
-    state_dir: str = opt(".herder", p_str, "socket, journal, pid and run-state files; relative to the config file")
+    state_dir: str = opt(".herder", p_str, "socket, journal, pid and run-state files; relative to the config file. "
+                         "Unset: $HERDER_STATE_DIR if set (`herder install --system` sets /var/lib/herder)")
     log_dir: str | None = opt(None, p_opt_str, "service log files; default {state_dir}/logs")
     shutdown_timeout: float = opt(60.0, p_duration, "hard deadline for stopping everything", example='"60s"')
     cgroups: bool = opt(True, p_bool, "track each instance in its own cgroup where herder can create one")
+    socket_group: str | None = opt(None, p_opt_str, "open the API socket to this group (mode 0660); default owner only")
+    api_tcp: str | None = opt(None, p_opt_str, 'also serve the API on TCP "HOST:PORT"; needs api_token_file',
+                              example='"127.0.0.1:9180"')
+    api_token_file: str | None = opt(None, p_opt_str, "file holding the bearer token for the TCP API "
+                                     "(or set $HERDER_API_TOKEN)")
+    journal_max_age: float = opt(7 * 86400.0, p_duration, "drop journal events older than this", example='"7d"')
+    journal_max_rows: int = opt(100_000, p_int(100), "keep at most this many journal events")
 
 
 SERVICE_DEFAULTS_DOC = "merged under every [services.*] table (same keys as a service)"

@@ -148,6 +148,37 @@ def p_int_list(v: Any) -> tuple[int, ...]:
     return tuple(v)
 
 
+def p_output(*words: str) -> Parser:
+    """Where a stream goes: one of `words`, "inherit", "null", or a file path."""
+    def parse(v: Any) -> str:
+        if not isinstance(v, str) or not v.strip():
+            raise ValueError(f"expected {', '.join(words)}, inherit, null or a file path; got {_show(v)}")
+        return v
+    parse.__doc__ = ", ".join(f"`{w}`" for w in words) + ", `inherit`, `null` or a path"
+    return parse
+
+
+FORWARD_KINDS = ("journald", "syslog", "eventlog")
+
+
+def p_forward(v: Any) -> tuple[str, ...]:
+    """list of `journald`, `syslog`, `syslog:HOST:PORT`, `syslog:/PATH`, `eventlog`"""
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise ValueError(f"expected a list such as [\"journald\"]; got {_show(v)}")
+    for x in v:
+        kind, _, where = x.partition(":")
+        if kind not in FORWARD_KINDS or (where and kind != "syslog"):
+            raise ValueError(f"unknown log forwarding target {_show(x)}; expected journald, syslog, "
+                             "syslog:HOST:PORT, syslog:/PATH or eventlog")
+        if kind == "syslog" and where and not where.startswith("/"):
+            host, _, port = where.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{_show(x)}: expected syslog:HOST:PORT with a port from 1 to 65535, or syslog:/PATH")
+    return tuple(v)
+
+
 DEPENDENCY_CONDITIONS = ("started", "ready", "healthy", "completed")
 
 
@@ -194,7 +225,9 @@ def build(cls: type[T], raw: Any, path: tuple[str, ...], problems: Problems,
 
     `where` maps a key path to the path the user wrote (a key merged in from [defaults] is
     reported at its place in [defaults]). Values that fail keep their default so that the
-    rest of the file is still checked.
+    rest of the file is still checked. A table class may define `check(self)` returning
+    (key path, message) pairs for rules that span several keys; it runs only when every
+    key of the table parsed.
     """
     if not isinstance(raw, Mapping):
         problems.add(where(path), f"expected a table; got {_show(raw)}")
@@ -204,6 +237,7 @@ def build(cls: type[T], raw: Any, path: tuple[str, ...], problems: Problems,
         if key not in known:
             problems.add(where(path + (key,)), f"unknown key; expected one of {', '.join(sorted(known))}")
     kwargs: dict[str, Any] = {}
+    before = len(problems.items)
     for f in fields(cls):  # type: ignore[arg-type]
         sub = f.metadata.get("table")
         if f.name not in raw:
@@ -219,9 +253,14 @@ def build(cls: type[T], raw: Any, path: tuple[str, ...], problems: Problems,
         except ValueError as e:
             problems.add(where(path + (f.name,)), str(e))
     try:
-        return cls(**kwargs)
+        obj = cls(**kwargs)
     except TypeError:  # a required field failed; the problem is already recorded
         return cls(**{**_placeholders(cls), **kwargs})
+    check = getattr(obj, "check", None)
+    if callable(check) and len(problems.items) == before:
+        for sub_path, message in check():  # rules across keys ("set only one of …")
+            problems.add(where(path + tuple(sub_path)), message)
+    return obj
 
 
 def _placeholders(cls: type) -> dict[str, Any]:
@@ -278,3 +317,21 @@ def _show_default(f: dataclasses.Field[Any], default: Any) -> str:
     if isinstance(default, dict):
         return "{}"
     return f'"{default}"' if isinstance(default, str) else str(default)
+
+
+def rebuild(cls: type[T], data: Mapping[str, Any]) -> T:
+    """Inverse of dataclasses.asdict for schema classes (JSON records such as install
+    records): nested tables become their classes again, lists become tuples where the
+    field is a tuple, keys the class does not know (an older or newer record) are skipped."""
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        sub = f.metadata.get("table")
+        if sub is not None and isinstance(value, Mapping):
+            value = rebuild(sub, value)
+        elif isinstance(value, list) and str(f.type).startswith("tuple"):
+            value = tuple(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)

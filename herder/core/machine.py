@@ -26,6 +26,7 @@ class State(enum.Enum):
     STARTING = "starting"  # spawned; not ready yet
     RUNNING = "running"    # spawned and ready
     BACKOFF = "backoff"    # exited; restart timer armed
+    RELOADING = "reloading"  # ready, then sent RELOADING=1; READY=1 ends it
     STOPPING = "stopping"  # stop signal sent; waiting for the exit
     EXITED = "exited"      # ended and not restarted (`completed` when it succeeded)
     FAILED = "failed"      # start limit reached; parked until `herder start`
@@ -43,9 +44,17 @@ class Ev(enum.Enum):
     BACKOFF_DONE = "backoff_done"  # restart delay elapsed
     STOP_TIMEOUT = "stop_timeout"  # stop_timeout elapsed while stopping
     KILL = "kill"                  # forced shutdown: SIGKILL now
+    READY_TIMEOUT = "ready_timeout"  # ready.timeout elapsed while starting
+    RELOADING = "reloading"        # the program sent RELOADING=1
+    FAIL = "fail"                  # herder judged the process failing (data: reason, message): restart it
+    HEALTH = "health"              # the health verdict changed (data: healthy, reason, message)
+    MAINPID = "mainpid"            # the program named another main process (data: pid)
+    EXTEND = "extend"              # EXTEND_TIMEOUT_USEC= (data: seconds): push the ready/stop deadline
 
 
-ALIVE = frozenset({State.STARTING, State.RUNNING, State.STOPPING})
+ALIVE = frozenset({State.STARTING, State.RUNNING, State.RELOADING, State.STOPPING})
+UP = (State.STARTING, State.RUNNING, State.RELOADING)   # alive and not being stopped
+READY_STATES = (State.RUNNING, State.RELOADING)
 
 
 # ---- effects: what the runtime must do ---------------------------------------------
@@ -68,7 +77,7 @@ class KillLeftovers:
 
 @dataclass(frozen=True)
 class ArmTimer:
-    kind: str       # "backoff" | "stop"
+    kind: str       # "backoff" | "stop" | "ready"
     delay: float
 
 
@@ -119,6 +128,10 @@ class Instance:
     reason: str = ""
     healthy: bool | None = None         # None: no liveness check configured
     status: str = ""                    # last STATUS= text
+    failing: str = ""                   # why herder is stopping it as failed (ready_timeout, health, watchdog, memory)
+    was_ready: bool = False             # this run reached ready
+    ready_deadline: float | None = None  # monotonic deadline of ready.timeout while starting
+    stop_deadline: float | None = None   # monotonic deadline of stop_timeout while stopping
 
 
 Rule = Callable[[Instance, dict[str, Any], float], list[Effect]]
@@ -188,16 +201,80 @@ def _deps_met(m: Machine, inst: Instance, data: dict[str, Any], now: float) -> l
 
 def _spawned(m: Machine, inst: Instance, data: dict[str, Any], now: float) -> list[Effect]:
     inst.pid, inst.started_at, inst.completed = data["pid"], now, False
+    inst.failing, inst.healthy, inst.status, inst.ready_deadline = "", None, "", None
+    inst.was_ready = not data.get("await_ready")
     out: list[Effect] = [Publish("spawn", f"{inst.name}: started (pid {inst.pid})", {"pid": inst.pid})]
-    if not data.get("await_ready"):
+    if inst.was_ready:
         _move(inst, State.RUNNING, now, out)
+    elif inst.spec.ready.timeout > 0:
+        inst.ready_deadline = now + inst.spec.ready.timeout
+        out.append(ArmTimer("ready", inst.spec.ready.timeout))
     return out
 
 
 def _ready(m: Machine, inst: Instance, data: dict[str, Any], now: float) -> list[Effect]:
     out: list[Effect] = []
-    _move(inst, State.RUNNING, now, out)
+    if inst.state is State.STARTING:
+        out.append(CancelTimer("ready"))
+        inst.ready_deadline = None
+    inst.was_ready = True
+    _move(inst, State.RUNNING, now, out, "reloaded" if inst.state is State.RELOADING else "")
     return out
+
+
+def _reloading(m: Machine, inst: Instance, data: dict[str, Any], now: float) -> list[Effect]:
+    out: list[Effect] = []
+    _move(inst, State.RELOADING, now, out)
+    return out
+
+
+def _ready_timeout(m: Machine, inst: Instance, data: dict[str, Any], now: float) -> list[Effect]:
+    kind = inst.spec.ready.kind or "ready"
+    msg = (f"{inst.name} was not ready within ready.timeout = {inst.spec.ready.timeout:g}s ({kind} check); "
+           "stopping it as a failed start. Raise ready.timeout if it needs longer.")
+    return _fail(m, inst, {"reason": "ready_timeout", "message": msg}, now)
+
+
+def _fail(m: Machine, inst: Instance, data: dict[str, Any], now: float) -> list[Effect]:
+    """Stop through the normal stop path; the exit then goes through the restart policy."""
+    reason = data["reason"]
+    out: list[Effect] = [Publish("failing", data.get("message") or f"{inst.name}: failing ({reason})",
+                                 {"reason": reason})]
+    out += _stop(m, inst, {"then_start": inst.want_up, "reason": reason}, now)
+    inst.failing = reason
+    return out
+
+
+def _health(m: Machine, inst: Instance, data: dict[str, Any], now: float) -> list[Effect]:
+    healthy = data["healthy"]
+    if inst.healthy == healthy:
+        return []
+    inst.healthy = healthy
+    word = {True: "healthy", False: "unhealthy", None: "unknown"}[healthy]
+    return [Publish("health", f"{inst.name}: {word}" + (f" ({data['message']})" if data.get("message") else ""),
+                    {"health": word, "reason": data.get("reason", "health")})]
+
+
+def _mainpid(m: Machine, inst: Instance, data: dict[str, Any], now: float) -> list[Effect]:
+    old, inst.pid = inst.pid, data["pid"]
+    return [Publish("mainpid", f"{inst.name}: main process is now pid {inst.pid} (was {old})",
+                    {"pid": inst.pid, "old": old})]
+
+
+def _extend(m: Machine, inst: Instance, data: dict[str, Any], now: float) -> list[Effect]:
+    """EXTEND_TIMEOUT_USEC: the deadline becomes at least now + seconds (systemd's rule)."""
+    kind = "ready" if inst.state is State.STARTING else "stop"
+    deadline = inst.ready_deadline if kind == "ready" else inst.stop_deadline
+    if deadline is None or now + data["seconds"] <= deadline:
+        return []
+    deadline = now + data["seconds"]
+    if kind == "ready":
+        inst.ready_deadline = deadline
+    else:
+        inst.stop_deadline = deadline
+    return [ArmTimer(kind, data["seconds"]),
+            Publish("extend", f"{inst.name}: {kind} deadline extended by the program to {data['seconds']:g}s from now",
+                    {"seconds": data["seconds"], "timer": kind})]
 
 
 def _spawn_failed(m: Machine, inst: Instance, data: dict[str, Any], now: float) -> list[Effect]:
@@ -209,29 +286,39 @@ def _spawn_failed(m: Machine, inst: Instance, data: dict[str, Any], now: float) 
 def _exit(m: Machine, inst: Instance, data: dict[str, Any], now: float) -> list[Effect]:
     """The main process ended on its own: apply the restart policy."""
     ex = Exit(data.get("code"), data.get("signal"))
-    ran = now - (inst.started_at or now)
-    out = _record_exit(inst, ex, ran)
+    ran = now - (inst.started_at if inst.started_at is not None else now)
+    out = _record_exit(inst, ex, ran, data.get("reason", ""))
+    if inst.state is State.STARTING:
+        out.append(CancelTimer("ready"))
     spec = inst.spec
-    success = ex.signal is None and ex.code in spec.success_exit_codes
-    was_ready = inst.state is State.RUNNING
+    # exiting before it became ready is a failed start whatever the code (systemd: Type=notify)
+    never_ready = inst.state is State.STARTING
+    success = ex.signal is None and ex.code in spec.success_exit_codes and not data.get("reason") and not never_ready
+    was_ready = inst.was_ready
     if spec.kill != "main":
         out.append(KillLeftovers())
+    why = f"{data['reason']} ({ex})" if data.get("reason") else str(ex)
+    if never_ready:
+        why += " before it was ready"
     if spec.restart == "never" or (spec.restart == "on-failure" and success):
         inst.completed = success
-        _move(inst, State.EXITED, now, out, "completed" if success else str(ex))
+        _move(inst, State.EXITED, now, out, "completed" if success else why)
         return out
     if ran >= spec.backoff.reset_after:
         inst.consecutive = 0
     failed_start = ran < spec.min_uptime or not was_ready
-    _restart_or_park(m, inst, now, out, failed_start=failed_start, why=str(ex))
+    _restart_or_park(m, inst, now, out, failed_start=failed_start, why=why)
     return out
 
 
-def _record_exit(inst: Instance, ex: Exit, ran: float) -> list[Effect]:
+def _record_exit(inst: Instance, ex: Exit, ran: float, reason: str = "") -> list[Effect]:
+    """`reason` names a cause herder detected (oom: the kernel's OOM killer ended it)."""
     inst.last_exit = ex
     pid, inst.pid, inst.started_at = inst.pid, None, None
-    return [Publish("exit", f"{inst.name}: {ex} after {ran:.3f}s (pid {pid})",
-                    {"pid": pid, "code": ex.code, "signal": ex.signal, "runtime": round(ran, 6)})]
+    extra = {"reason": reason} if reason else {}
+    what = f"{ex}, {reason}" if reason else str(ex)
+    return [Publish("exit", f"{inst.name}: {what} after {ran:.3f}s (pid {pid})",
+                    {"pid": pid, "code": ex.code, "signal": ex.signal, "runtime": round(ran, 6), **extra})]
 
 
 def _restart_or_park(m: Machine, inst: Instance, now: float, out: list[Effect], *, failed_start: bool, why: str) -> None:
@@ -263,7 +350,10 @@ def _stop(m: Machine, inst: Instance, data: dict[str, Any], now: float) -> list[
     inst.want_up = bool(data.get("then_start", False))
     scope = "main" if inst.spec.kill == "main" else "group"
     out: list[Effect] = [Signal(inst.spec.stop_signal, scope), ArmTimer("stop", inst.spec.stop_timeout)]
-    _move(inst, State.STOPPING, now, out, "restart" if inst.want_up else "")
+    if inst.state is State.STARTING:
+        out.append(CancelTimer("ready"))
+    inst.stop_deadline = now + inst.spec.stop_timeout
+    _move(inst, State.STOPPING, now, out, data.get("reason") or ("restart" if inst.want_up else ""))
     return out
 
 
@@ -283,11 +373,21 @@ def _stopping_stop(m: Machine, inst: Instance, data: dict[str, Any], now: float)
 
 def _stopping_exit(m: Machine, inst: Instance, data: dict[str, Any], now: float) -> list[Effect]:
     ex = Exit(data.get("code"), data.get("signal"))
-    out = _record_exit(inst, ex, now - (inst.started_at or now))
+    ran = now - inst.started_at if inst.started_at is not None else 0.0
+    was_ready = inst.was_ready
+    out = _record_exit(inst, ex, ran, data.get("reason", ""))
     out.append(CancelTimer("stop"))
+    inst.stop_deadline = None
     if inst.spec.kill != "main":
         out.append(KillLeftovers())
-    if inst.want_up:
+    failing, inst.failing = inst.failing, ""
+    if failing and inst.want_up:
+        # stopped by herder as failing: the restart policy, backoff and start limit apply
+        if ran >= inst.spec.backoff.reset_after:
+            inst.consecutive = 0
+        failed_start = failing == "ready_timeout" or not was_ready or ran < inst.spec.min_uptime
+        _restart_or_park(m, inst, now, out, failed_start=failed_start, why=failing)
+    elif inst.want_up:
         inst.restarts += 1
         _move(inst, State.WAITING, now, out, "dependencies")
     else:
@@ -305,6 +405,8 @@ def _stop_timeout(m: Machine, inst: Instance, data: dict[str, Any], now: float) 
 def _kill(m: Machine, inst: Instance, data: dict[str, Any], now: float) -> list[Effect]:
     inst.want_up = False
     out: list[Effect] = [Signal("SIGKILL", "main" if inst.spec.kill == "main" else "tree")]
+    if inst.state is State.STARTING:
+        out.append(CancelTimer("ready"))
     if inst.state is not State.STOPPING:
         out.append(ArmTimer("stop", inst.spec.stop_timeout))
         _move(inst, State.STOPPING, now, out, "forced")
@@ -331,14 +433,33 @@ _rule((S.WAITING,), (E.STOP, E.KILL), _want_down_idle, (S.STOPPED,), "not starte
 _rule((S.WAITING,), (E.DEPS_MET,), _deps_met, (S.STARTING,), "spawn the process")
 _rule((S.STARTING,), (E.SPAWNED,), _spawned, (S.STARTING, S.RUNNING), "running, or starting until ready")
 _rule((S.STARTING,), (E.SPAWN_FAILED,), _spawn_failed, (S.BACKOFF, S.FAILED, S.EXITED), "a failed start")
-_rule((S.STARTING,), (E.READY,), _ready, (S.RUNNING,), "ready")
+_rule((S.STARTING,), (E.READY,), _ready, (S.RUNNING,), "ready: cancel the ready timeout")
+_rule((S.RELOADING,), (E.READY,), _ready, (S.RUNNING,), "reload finished")
 _rule((S.RUNNING, S.STOPPING), (E.READY,), _ignore, (S.RUNNING, S.STOPPING), "no change")
-_rule((S.STARTING, S.RUNNING), (E.EXIT,), _exit, (S.EXITED, S.BACKOFF, S.FAILED),
+_rule((S.RUNNING,), (E.RELOADING,), _reloading, (S.RELOADING,), "the program reloads; READY=1 ends it")
+_rule((S.STARTING, S.RELOADING, S.STOPPING), (E.RELOADING,), _ignore, (S.STARTING, S.RELOADING, S.STOPPING),
+      "not meaningful here: ignored")
+_rule((S.STARTING,), (E.READY_TIMEOUT,), _ready_timeout, (S.STOPPING,),
+      "not ready in time: stop it; its exit is a failed start (backoff, start limit)")
+_rule((S.STARTING, S.RUNNING, S.RELOADING), (E.FAIL,), _fail, (S.STOPPING,),
+      "failing (health, watchdog, memory): stop it; its exit goes through the restart policy")
+_rule((S.STARTING, S.RUNNING, S.RELOADING), (E.EXIT,), _exit, (S.EXITED, S.BACKOFF, S.FAILED),
       "apply the restart policy; a run shorter than min_uptime, or never ready, is a failed start")
-_rule((S.STARTING, S.RUNNING), (E.START,), _ignore, (S.STARTING, S.RUNNING), "already up")
-_rule((S.STARTING, S.RUNNING), (E.STOP,), _stop, (S.STOPPING,), "stop_signal, arm stop_timeout")
-_rule((S.STARTING, S.RUNNING), (E.RESTART,), _restart, (S.STOPPING,), "stop, then start again")
-_rule((S.STARTING, S.RUNNING, S.STOPPING), (E.KILL,), _kill, (S.STOPPING,), "SIGKILL the tree now")
+_rule((S.STARTING, S.RUNNING, S.RELOADING), (E.START,), _ignore, (S.STARTING, S.RUNNING, S.RELOADING), "already up")
+_rule((S.STARTING, S.RUNNING, S.RELOADING), (E.STOP,), _stop, (S.STOPPING,), "stop_signal, arm stop_timeout")
+_rule((S.STARTING, S.RUNNING, S.RELOADING), (E.RESTART,), _restart, (S.STOPPING,), "stop, then start again")
+_rule((S.STARTING, S.RUNNING, S.RELOADING, S.STOPPING), (E.KILL,), _kill, (S.STOPPING,), "SIGKILL the tree now")
+_rule((S.STARTING, S.RUNNING, S.RELOADING, S.STOPPING), (E.MAINPID,), _mainpid,
+      (S.STARTING, S.RUNNING, S.RELOADING, S.STOPPING), "stop and signals now go to the new main pid")
+_rule((S.STARTING, S.STOPPING), (E.EXTEND,), _extend, (S.STARTING, S.STOPPING), "push the ready or stop deadline")
+_rule((S.RUNNING, S.RELOADING), (E.EXTEND,), _ignore, (S.RUNNING, S.RELOADING), "no deadline to extend")
+_rule(tuple(State), (E.HEALTH,), _health, tuple(State), "record the health verdict (an event when it changes)")
+_rule(tuple(s for s in State if s is not S.STARTING), (E.READY_TIMEOUT,), _ignore, tuple(s for s in State if s is not S.STARTING),
+      "a late timer: ignored")
+_rule((S.STOPPING,) + _IDLE + (S.WAITING, S.BACKOFF), (E.FAIL,), _ignore, (S.STOPPING,) + _IDLE + (S.WAITING, S.BACKOFF),
+      "not running: nothing to restart")
+_rule(_IDLE + (S.WAITING, S.BACKOFF), (E.RELOADING, E.MAINPID, E.EXTEND), _ignore, _IDLE + (S.WAITING, S.BACKOFF),
+      "no process: ignored (a late message)")
 _rule((S.BACKOFF,), (E.BACKOFF_DONE,), _backoff_done, (S.WAITING,), "delay over: start again")
 _rule((S.BACKOFF,), (E.START, E.RESTART), _want_up, (S.WAITING,), "skip the rest of the delay")
 _rule((S.BACKOFF,), (E.STOP, E.KILL), _want_down_idle, (S.STOPPED,), "cancel the restart")

@@ -21,6 +21,9 @@ from typing import IO, Any
 
 from herder.config.model import ServiceSpec
 from herder.errors import SpawnError
+from herder.process import rlimits as _rlimits
+
+_MANAGER_ONLY = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,8 @@ class Launch:
     cwd: str | None
     user: str | None
     group: str | None
+    rlimits: tuple[tuple[int, int], ...] = ()   # (RLIMIT_*, value) set soft = hard before exec
+    cgroup_files: tuple[str, ...] = ()          # cgroup.procs files the child joins before exec
 
 
 def plan(name: str, replica: int | None, spec: ServiceSpec, cookie: str) -> Launch:
@@ -40,6 +45,8 @@ def plan(name: str, replica: int | None, spec: ServiceSpec, cookie: str) -> Laun
         return s.replace("{replica}", str(replica if replica is not None else 0))
 
     env = dict(os.environ)
+    for own in _MANAGER_ONLY:  # herder's own manager's sd_notify socket and watchdog are herder's alone
+        env.pop(own, None)
     env.update({k: sub(v) for k, v in spec.env.items()})
     env.update({
         "HERDER_INSTANCE": name,
@@ -53,7 +60,7 @@ def plan(name: str, replica: int | None, spec: ServiceSpec, cookie: str) -> Laun
         pw = pwd.getpwnam(spec.user)
         env.update({"HOME": pw.pw_dir, "USER": pw.pw_name, "LOGNAME": pw.pw_name})
     return Launch(name, tuple(sub(a) for a in spec.command), env,
-                  sub(spec.cwd) if spec.cwd else None, spec.user, spec.group)
+                  sub(spec.cwd) if spec.cwd else None, spec.user, spec.group, _rlimits.from_spec(spec.limits))
 
 
 def spawn(launch: Launch, stdout: Any, stderr: Any) -> subprocess.Popen[bytes]:
@@ -66,6 +73,16 @@ def spawn(launch: Launch, stdout: Any, stderr: Any) -> subprocess.Popen[bytes]:
         kwargs["extra_groups"] = os.getgrouplist(pw.pw_name, pw.pw_gid)
     elif launch.group is not None:
         kwargs["group"] = launch.group
+    if launch.rlimits or launch.cgroup_files:  # see herder.process.rlimits for why
+        why = _rlimits.problem(launch.rlimits)
+        if why:
+            raise SpawnError(why)
+        account = None
+        if "user" in kwargs:
+            gid = kwargs.pop("group")
+            gid = gid if isinstance(gid, int) else _gid(gid)
+            account = (kwargs.pop("user"), gid, kwargs.pop("extra_groups"))
+        kwargs["preexec_fn"] = _rlimits.preexec(launch.rlimits, launch.cgroup_files, account)
     try:
         return subprocess.Popen(
             launch.argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
@@ -76,6 +93,14 @@ def spawn(launch: Launch, stdout: Any, stderr: Any) -> subprocess.Popen[bytes]:
         raise SpawnError(f"{what}: {e.strerror or e}") from None
     except (ValueError, KeyError) as e:  # unknown account, NUL in an argument
         raise SpawnError(str(e)) from None
+    except subprocess.SubprocessError as e:  # the preexec step failed (a limit above the hard limit …)
+        raise SpawnError(f"cannot apply limits.* or join the cgroup before exec: {e}") from None
+
+
+def _gid(group: str) -> int:
+    import grp
+
+    return grp.getgrnam(group).gr_gid
 
 
 def open_outputs(spec: ServiceSpec, name: str, log_dir: Path) -> tuple[Any, Any, list[IO[bytes]]]:

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from contextlib import AsyncExitStack
 import ctypes
-import fcntl
 import os
 import random
 import secrets
@@ -22,22 +20,38 @@ import signal
 import subprocess
 from collections import deque
 from collections.abc import Callable, Iterable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from herder.config import Config
+from herder.config import Config, ServiceSpec
 from herder.core import graph
 from herder.core.machine import (
-    ALIVE, ArmTimer, CancelTimer, Effect, Ev, Instance, KillLeftovers, Machine, Publish, Signal, Spawn, State,
+    ALIVE,
+    READY_STATES,
+    UP,
+    ArmTimer,
+    CancelTimer,
+    Effect,
+    Ev,
+    Instance,
+    KillLeftovers,
+    Machine,
+    Publish,
+    Signal,
+    Spawn,
+    State,
 )
-from herder.errors import AlreadyRunning, SpawnError, TransitionError, UnknownService
+from herder.core.probe import counts_healthy
+from herder.errors import SpawnError, TransitionError, UnknownService
 from herder.process import spawn as spawner
 from herder.process import tree
 from herder.process.cgroup import Cgroup, Cgroups
 from herder.runtime.clock import Clock, MonotonicClock
 from herder.runtime.events import EventBus
 from herder.store import runstate
+from herder.units import stamp_ms
 
 IDLE = frozenset({State.STOPPED, State.EXITED, State.FAILED})
 _PR_SET_CHILD_SUBREAPER = 36
@@ -57,16 +71,26 @@ class Hooks:
     """Spawn-time seams for components. Each list is called in order, on the loop.
 
     env:     extra environment for an instance (NOTIFY_SOCKET, WATCHDOG_USEC …)
+    launch:  may return a changed Launch (cgroups to join before exec …)
     outputs: (stdout, stderr, files_to_close, after_spawn) for an instance; the first that
              returns non-None wins; the default writes files directly (spawner.open_outputs)
     spawned: told (instance, pid) after each spawn
-    exited:  told (instance, pid) after each reaped exit of a main process
+    exited:  told (instance, pid) after each reaped exit of a main process; may return a
+             dict merged into the EXIT event (e.g. {"reason": "oom"})
+    event_data: extra data merged into an instance's published event (instance, kind)
+             (the log writer adds the last stderr lines to `exit` events)
+    status:  extra fields merged into an instance's status record (log counters …)
+    removed: told (instance) when a reload drops an instance for good
     """
 
     env: list[Callable[[Instance], dict[str, str]]] = field(default_factory=list)
+    launch: list[Callable[[Instance, spawner.Launch], spawner.Launch]] = field(default_factory=list)
     outputs: list[Callable[[Instance], Any]] = field(default_factory=list)
     spawned: list[Callable[[Instance, int], None]] = field(default_factory=list)
-    exited: list[Callable[[Instance, int], None]] = field(default_factory=list)
+    exited: list[Callable[[Instance, int], dict[str, Any] | None]] = field(default_factory=list)
+    event_data: list[Callable[[Instance, str], dict[str, Any]]] = field(default_factory=list)
+    status: list[Callable[[Instance], dict[str, Any]]] = field(default_factory=list)
+    removed: list[Callable[[Instance], None]] = field(default_factory=list)
 
 
 @dataclass
@@ -99,6 +123,8 @@ class Supervisor:
         self.by_service: dict[str, list[str]] = {}
         self.deps: dict[str, dict[str, str]] = {}
         self._by_pid: dict[int, str] = {}
+        self._retired: dict[int, str] = {}     # former main pids after MAINPID= (reaped quietly)
+        self._watched: dict[int, Callable[[int], None]] = {}   # helper processes (exec probes)
         self._queue: deque[tuple[str, Ev, dict[str, Any]]] = deque()
         self._draining = False
         self._down = False
@@ -113,34 +139,52 @@ class Supervisor:
         self._live_dirty = False
         self.components: list[Component] = []
         self.hooks = Hooks()
+        self.held: set[str] = set()   # instances an operator stopped by hand: not started by `up`
         self._load_services(config)
+        from herder.runtime import upward
+        upward.attach(self)  # READY/STATUS/WATCHDOG/STOPPING to systemd when it runs herder
 
     # ---- setup ---------------------------------------------------------------------
 
     def _load_services(self, config: Config) -> None:
         for svc, spec in config.services.items():
-            self.deps[svc] = dict(spec.depends_on)
-            self.by_service[svc] = []
-            for name, replica in instance_names(svc, spec.replicas):
-                self.instances[name] = Instance(name, svc, replica, spec, since=self.clock.now())
-                self.procs[name] = _Proc(cookie=secrets.token_hex(8))
-                self.by_service[svc].append(name)
+            self.add_service(svc, spec)
+
+    def add_service(self, svc: str, spec: ServiceSpec, replicas: Iterable[int] | None = None) -> list[str]:
+        """Create the (idle) instances of a service, or the given replicas of it; their names."""
+        self.deps[svc] = dict(spec.depends_on)
+        names = self.by_service.setdefault(svc, [])
+        added = []
+        for name, replica in instance_names(svc, spec.replicas):
+            if name in self.instances or (replicas is not None and replica not in replicas):
+                continue
+            self.instances[name] = Instance(name, svc, replica, spec, since=self.clock.now())
+            self.procs[name] = _Proc(cookie=secrets.token_hex(8))
+            names.append(name)
+            added.append(name)
+        return added
+
+    def drop_instance(self, name: str) -> None:
+        """Forget an idle instance (reload removed it): timers, cgroup, indexes."""
+        inst = self.instances.pop(name)
+        p = self.procs.pop(name)
+        for h in p.timers.values():
+            h.cancel()
+        if p.cgroup is not None:
+            p.cgroup.remove()
+        names = self.by_service.get(inst.service, [])
+        if name in names:
+            names.remove(name)
+        if not names:
+            self.by_service.pop(inst.service, None)
+            self.deps.pop(inst.service, None)
+        for removed in self.hooks.removed:
+            removed(inst)
 
     def _acquire_lock(self) -> None:
-        state_dir = self.config.state_dir
-        state_dir.mkdir(parents=True, exist_ok=True)
-        path = state_dir / "herder.pid"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise AlreadyRunning(f"herder is already running on {state_dir} (pid {other}, socket "
-                                 f"{state_dir / 'herder.sock'}); use `herder status` or `herder down` first") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._lock_fd = fd
+        from herder.store import lock
+
+        self._lock_fd = lock.acquire(self.config.state_dir)
 
     def _stop_previous(self) -> None:
         """Instances a previous herder left alive must not run twice: stop them first."""
@@ -190,7 +234,7 @@ class Supervisor:
             async with AsyncExitStack() as stack:
                 for comp in self.components:
                     await stack.enter_async_context(comp)
-                wanted = self._initial(only)
+                wanted = [n for n in self._initial(only) if only or n not in self.held]
                 self.events.emit("", "supervisor", f"herder: supervising {len(self.instances)} instance(s) "
                                  f"(pid {os.getpid()}, tracking by {'cgroup' if self.cgroups else 'process group'})")
                 self._queue.extend((name, Ev.START, {}) for name in wanted)
@@ -223,6 +267,11 @@ class Supervisor:
     def _set_subreaper(on: bool) -> None:
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0)
+
+    @property
+    def shutting_down(self) -> bool:
+        """True from the first `down` request (SIGTERM, Ctrl+C, API) on."""
+        return self._down
 
     def request_down(self) -> None:
         """Stop everything in reverse dependency order, then finish (SIGTERM, first Ctrl+C)."""
@@ -290,7 +339,50 @@ class Supervisor:
         for n in names:
             self._post(n, Ev.RESTART)
 
+    def send_signal(self, names: Iterable[str], sig: str, tree_: bool = False) -> list[str]:
+        """Send `sig` ("SIGHUP") to each live instance's main process (or tree); the names reached."""
+        sent = []
+        for n in names:
+            inst = self.instances[n]
+            if inst.pid is not None and inst.state in ALIVE:
+                self._signal(inst, self.procs[n], sig, "tree" if tree_ else "main")
+                sent.append(n)
+        return sent
+
     # ---- the event pump --------------------------------------------------------------
+
+    def post(self, name: str, ev: Ev, **data: Any) -> None:
+        """For components: an input event (READY from the notify socket, FAIL from a probe)."""
+        self._post(name, ev, **data)
+
+    def watch_pid(self, pid: int, on_exit: Callable[[int], None]) -> None:
+        """Route the exit of a helper process herder spawned (an exec probe) to on_exit(code).
+
+        Call it right after the spawn, before the next await: the reaper runs on this loop,
+        so it cannot reap the pid first."""
+        self._watched[pid] = on_exit
+
+    def move_main_pid(self, name: str, pid: int) -> None:
+        """MAINPID=: signals and stop now go to pid; its exit is the instance's exit.
+
+        The old main pid is reaped quietly. The new one must be in the instance's tree
+        (the caller checks): as a subreaper herder reaps it once its parent is gone; while
+        its parent lives, the parent reaps it and `on_foreign_exit` reports the exit."""
+        inst = self.instances[name]
+        if inst.pid is None or inst.pid == pid:
+            return
+        old = inst.pid
+        if self._by_pid.pop(old, None) is not None:
+            self._retired[old] = name
+        self._by_pid[pid] = name
+        self._live_dirty = True
+        self._post(name, Ev.MAINPID, pid=pid)
+
+    def on_foreign_exit(self, pid: int) -> None:
+        """A main pid that is not herder's child ended (seen by a pidfd): status unknown."""
+        name = self._by_pid.pop(pid, None)
+        if name is not None:
+            self._post(name, Ev.EXIT, code=None, signal=None, reason="exited (status unknown: not herder's child)")
 
     def _post(self, name: str, ev: Ev, **data: Any) -> None:
         self._queue.append((name, ev, data))
@@ -342,11 +434,14 @@ class Supervisor:
             if old:
                 old.cancel()
         elif isinstance(eff, Publish):
-            self.events.emit(inst.name, eff.kind, eff.message, {"state": inst.state.value, **eff.data})
+            data = {"state": inst.state.value, **eff.data}
+            for extra in self.hooks.event_data:
+                data.update(extra(inst, eff.kind))
+            self.events.emit(inst.name, eff.kind, eff.message, data)
 
     def _timer(self, name: str, kind: str) -> None:
         self.procs[name].timers.pop(kind, None)
-        self._post(name, Ev.BACKOFF_DONE if kind == "backoff" else Ev.STOP_TIMEOUT)
+        self._post(name, {"backoff": Ev.BACKOFF_DONE, "ready": Ev.READY_TIMEOUT}.get(kind, Ev.STOP_TIMEOUT))
 
     # ---- effects -----------------------------------------------------------------------
 
@@ -356,6 +451,8 @@ class Supervisor:
             launch = spawner.plan(inst.name, inst.replica, inst.spec, p.cookie)
             for hook in self.hooks.env:
                 launch.env.update(hook(inst))
+            for change in self.hooks.launch:
+                launch = change(inst, launch)
             for hook in self.hooks.outputs:
                 got = hook(inst)
                 if got is not None:
@@ -385,7 +482,7 @@ class Supervisor:
             after(popen.pid)
         for spawned in self.hooks.spawned:
             spawned(inst, popen.pid)
-        self._queue.append((inst.name, Ev.SPAWNED, {"pid": popen.pid}))
+        self._queue.append((inst.name, Ev.SPAWNED, {"pid": popen.pid, "await_ready": inst.spec.ready.kind is not None}))
 
     def _signal(self, inst: Instance, p: _Proc, sig: str, scope: str) -> None:
         signum = signal.Signals[sig]
@@ -426,31 +523,44 @@ class Supervisor:
             name = self._by_pid.pop(pid, None)
             code = os.waitstatus_to_exitcode(status)
             self._live_dirty = True
+            helper = self._watched.pop(pid, None)
+            if helper is not None:
+                helper(code)
+                continue
             if name is None:
+                retired = self._retired.pop(pid, None)
+                if retired is not None:
+                    self._mark_reaped(self.procs[retired], pid, code)
+                    continue
                 self.orphans_reaped += 1
                 continue
             p = self.procs[name]
+            extra: dict[str, Any] = {}
             for exited in self.hooks.exited:
-                exited(self.instances[name], pid)
-            if p.popen is not None and p.popen.pid == pid:
-                p.popen.returncode = code  # tell Popen it is reaped; it must never waitpid itself
-                p.popen = None
+                extra.update(exited(self.instances[name], pid) or {})
+            self._mark_reaped(p, pid, code)
             if code >= 0:
-                self._post(name, Ev.EXIT, code=code, signal=None)
+                self._post(name, Ev.EXIT, code=code, signal=None, **extra)
             else:
-                self._post(name, Ev.EXIT, code=None, signal=signal.Signals(-code).name)
+                self._post(name, Ev.EXIT, code=None, signal=signal.Signals(-code).name, **extra)
         if self._reaped is not None:
             self._reaped.set()
+
+    @staticmethod
+    def _mark_reaped(p: _Proc, pid: int, code: int) -> None:
+        if p.popen is not None and p.popen.pid == pid:
+            p.popen.returncode = code  # tell Popen it is reaped; it must never waitpid itself
+            p.popen = None
 
     # ---- reconcile: dependencies and shutdown order ----------------------------------
 
     def facts(self, name: str) -> graph.Facts:
         inst = self.instances[name]
-        started = inst.state in (State.STARTING, State.RUNNING) and inst.pid is not None
-        ready = inst.state is State.RUNNING
+        started = inst.state in UP and inst.pid is not None
+        ready = inst.state in READY_STATES
         hopeless = inst.state is State.FAILED or (inst.state is State.EXITED and not inst.completed) \
             or (inst.state is State.STOPPED and not inst.want_up)
-        return graph.Facts(inst.state.value, started, ready, ready and inst.healthy is not False,
+        return graph.Facts(inst.state.value, started, ready, ready and counts_healthy(inst.spec.health, inst.healthy),
                            inst.completed, hopeless)
 
     def _reconcile(self) -> None:
@@ -483,7 +593,7 @@ class Supervisor:
         for name, inst in self.instances.items():
             if inst.state in IDLE or inst.state is State.STOPPING:
                 continue
-            if inst.state in (State.STARTING, State.RUNNING) and self._dependents_alive(inst.service):
+            if inst.state in UP and self._dependents_alive(inst.service):
                 continue
             self._queue.append((name, Ev.STOP, {}))
         if all(i.state in IDLE for i in self.instances.values()) and not self._queue:
@@ -536,11 +646,15 @@ class Supervisor:
             since = wall - (now - inst.since)
             out.append({
                 "name": name, "service": inst.service, "state": inst.state.value, "pid": inst.pid,
-                "since": _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(since)) + f".{int(since * 1000) % 1000:03d}Z",
+                "since": stamp_ms(since) + "Z",
                 "uptime": round(now - inst.started_at, 3) if inst.started_at is not None else None,
+                "min_uptime": inst.spec.min_uptime,
                 "restarts": inst.restarts,
                 "exit": (inst.last_exit.signal or inst.last_exit.code) if inst.last_exit else None,
-                "health": ("healthy" if inst.healthy else "unhealthy") if inst.healthy is not None else None,
+                "health": {True: "healthy", False: "unhealthy"}.get(inst.healthy)  # type: ignore[arg-type]
+                if inst.healthy is not None else ("unknown" if inst.spec.health.kind and inst.pid else None),
                 "status": inst.status, "reason": inst.reason, "want": "up" if inst.want_up else "down",
             })
+            for extra in self.hooks.status:
+                out[-1].update(extra(inst))
         return out

@@ -14,10 +14,10 @@ import threading
 from collections.abc import Callable, Generator
 from typing import Any
 
-from herder.service._duration import seconds
 from herder.service._errors import ServiceError
 from herder.service._modes import Mode
 from herder.service._shutdown import DEFAULT_STEP_TIMEOUT, ShutdownStack
+from herder.units import seconds
 
 
 class Stopping:

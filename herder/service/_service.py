@@ -16,13 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from herder.service._duration import seconds
 from herder.service._errors import AlreadyRunning, ServiceError
 from herder.service._modes import Detected, Mode, detect
 from herder.service._notify import Notifier, NotifyReporter
 from herder.service._pidfile import InstanceLock, PidFile, default_lock_path
 from herder.service._report import NullReporter, Reporter
 from herder.service._runtime import EXIT_FAILURE, EXIT_FORCED, Hooks, Runtime, Timing
+from herder.units import seconds
 
 log = logging.getLogger("herder.service")
 

@@ -169,3 +169,11 @@ def test_config_reference_is_generated_from_the_schema() -> None:
 
     doc = Path(__file__).parents[2] / "docs" / "config.md"
     assert doc.read_text() == render(), "docs/config.md is stale: run `make docs`"
+
+
+def test_millisecond_stamps_never_go_back_at_a_second_boundary() -> None:
+    from herder.units import stamp_ms
+
+    before, after = 1_700_000_000.9999999, 1_700_000_001.0004
+    assert stamp_ms(before) <= stamp_ms(after)  # the old code printed ...20.000 for `before`
+    assert stamp_ms(before).endswith(":20.999") or stamp_ms(before).endswith(":21.000")

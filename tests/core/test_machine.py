@@ -28,7 +28,8 @@ def make(state: State, spec: ServiceSpec = SPEC, **kw: object) -> Instance:
     return inst
 
 
-DATA = {Ev.SPAWNED: {"pid": 7}, Ev.SPAWN_FAILED: {"error": "nope"}, Ev.EXIT: {"code": 1, "signal": None}}
+DATA = {Ev.SPAWNED: {"pid": 7}, Ev.SPAWN_FAILED: {"error": "nope"}, Ev.EXIT: {"code": 1, "signal": None},
+        Ev.FAIL: {"reason": "health"}, Ev.HEALTH: {"healthy": False}, Ev.MAINPID: {"pid": 9}, Ev.EXTEND: {"seconds": 1.0}}
 
 
 @pytest.mark.parametrize("state", list(State))
@@ -204,3 +205,15 @@ def test_jitter_comes_from_the_injected_source() -> None:
         start(m, inst, 0.0)
         eff = m.handle(inst, Ev.EXIT, 5.0, code=1, signal=None)
         assert effects_of(eff, ArmTimer)[0].delay == pytest.approx(expected)
+
+
+def test_exit_zero_before_ready_is_a_failed_start_not_completed() -> None:
+    m, inst = Machine(), make(State.STOPPED)
+    m.handle(inst, Ev.START, 0.0)
+    m.handle(inst, Ev.DEPS_MET, 0.0)
+    m.handle(inst, Ev.SPAWNED, 0.0, pid=9, await_ready=True)
+    assert inst.state is State.STARTING
+    eff = m.handle(inst, Ev.EXIT, 0.0, code=0, signal=None)  # a clock at 0.0 must not confuse the run time
+    assert inst.state is State.BACKOFF and not inst.completed
+    assert any("exit 0 before it was ready" in p.message for p in effects_of(eff, Publish))
+    assert inst.failed_starts

@@ -47,9 +47,9 @@ class HerderProc:
                                      + "\n".join(self.lines))
             self._buf += chunk
             *done, self._buf = self._buf.split(b"\n")
-            for raw in done:
-                line = raw.decode(errors="replace")
-                self.lines.append(line)
+            fresh = [raw.decode(errors="replace") for raw in done]
+            self.lines.extend(fresh)  # keep every line, also those after a match
+            for line in fresh:
                 m = rx.search(line)
                 if m:
                     return m

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import PROGRAMS, PY, ROOT, Reporter, alive, run_async, toml_list, until
+from herdertest import PROGRAMS, PY, ROOT, Reporter, alive, run_async, toml_list, until
 from herder.config import load
 from herder.testing.harness import run_supervisor
 
@@ -170,7 +170,7 @@ def test_stop_timeout_escalates_to_sigkill_with_an_explaining_event(make_config:
 
 
 def test_dependencies_order_start_and_reverse_stop(make_config: Callable[..., Path], tmp_path: Path) -> None:
-    cfg = load(make_config(f'''
+    cfg = load(make_config('''
         [services.migrate]
         command = ["sh", "-c", "exit 0"]
         restart = "never"
@@ -179,7 +179,7 @@ def test_dependencies_order_start_and_reverse_stop(make_config: Callable[..., Pa
         [services.web]
         command = ["sleep", "1000"]
         replicas = 2
-        depends_on = {{ db = "started", migrate = "completed" }}
+        depends_on = { db = "started", migrate = "completed" }
         [services.edge]
         command = ["sleep", "1000"]
         depends_on = ["web"]

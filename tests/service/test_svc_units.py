@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from herder.service._duration import seconds
+from herder.units import seconds
 from herder.service._modes import Detected, Mode, detect
 from herder.service._notify import Notifier
 

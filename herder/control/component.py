@@ -1,0 +1,252 @@
+"""The control component: everything the API needs, living as long as the supervisor.
+
+Entered by the supervisor before any service starts (so the socket answers while
+services come up) and exited after the last one stopped. It owns:
+
+- the listeners (Unix socket, optional TCP with a bearer token),
+- the event numbering, an in-memory ring of recent events, the SQLite journal, and the
+  queues of clients following `/v1/events?follow=1`,
+- the operators' intent (instances stopped by hand stay stopped across restarts),
+- long operations (rolling restarts, reloads) as tasks it owns, so they outlive the
+  request that started them but never the supervisor (cancelled and awaited on exit),
+- SIGHUP = reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from herder.control import registry
+from herder.control.server import Listener, Router
+from herder.errors import ConfigError
+from herder.runtime.events import Event
+from herder.store.intent import Intent
+from herder.store.journal import Journal
+
+RING = 2000
+FOLLOW_QUEUE = 10000
+
+
+@dataclass(frozen=True)
+class ControlOptions:
+    socket_group: str | None = None      # overrides [herder] socket_group
+    install_sighup: bool = True
+
+
+def socket_path(state_dir: Path) -> Path:
+    return state_dir / "herder.sock"
+
+
+class Control:
+    def __init__(self, sup: Any, options: ControlOptions | None = None) -> None:
+        self.sup = sup
+        self.options = options or ControlOptions()
+        self.started = time.time()
+        self.router = Router(registry.COMMANDS)
+        self.listeners: list[Listener] = []
+        self.ring: deque[dict[str, Any]] = deque(maxlen=RING)
+        self.followers: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        self.next_id = self.first_id = 1
+        self.metrics_registry: Any = None
+        self.journal: Journal | None = None
+        self._commit_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._jobs: set[asyncio.Task[Any]] = set()
+        self._closing = False
+        self._drained: asyncio.Event | None = None
+        self._unsub: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        state_dir = sup.config.state_dir
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.intent = Intent(state_dir / "intent.json")
+        sup.held = set(self.intent.held)   # the supervisor leaves these down at start-up
+        self.reloading = False
+
+    # ---- lifetime ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Control:
+        cfg = self.sup.config
+        self._loop = asyncio.get_running_loop()
+        tcp = _tcp_settings(cfg)  # raises ConfigError before anything is opened
+        self.journal = Journal(cfg.state_dir / "journal.db", cfg.herder.journal_max_age, cfg.herder.journal_max_rows)
+        self.next_id = self.first_id = self.journal.last_id() + 1
+        self.journal.start(self._committed_threadsafe)
+        self._unsub = self.sup.events.subscribe(self._on_event)
+        try:
+            group = self.options.socket_group or cfg.herder.socket_group
+            gid = _group_id(group) if group else None
+            unix = Listener(self, self.router, allow_gid=gid)
+            await unix.open_unix(str(socket_path(cfg.state_dir)), 0o660 if gid is not None else 0o600, gid)
+            self.listeners.append(unix)
+            if tcp is not None:
+                host, port, token = tcp
+                lst = Listener(self, self.router, token=token, allow_uids=set())
+                await lst.open_tcp(host, port)
+                self.listeners.append(lst)
+        except BaseException:
+            await self._close()
+            raise
+        if self.options.install_sighup:
+            self._loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._close()
+
+    async def _close(self) -> None:
+        if self._loop is not None and self.options.install_sighup:
+            with contextlib.suppress(Exception):
+                self._loop.remove_signal_handler(signal.SIGHUP)
+        for q in list(self.followers):
+            q.put_nowait(None)
+        if self.followers:   # let streams deliver the last events (herder's own exit) before closing
+            self._drained = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(3):
+                    await self._drained.wait()
+        for lst in self.listeners:
+            await lst.close()
+        with contextlib.suppress(FileNotFoundError):
+            socket_path(self.sup.config.state_dir).unlink()
+        self._closing = True
+        for t in list(self._jobs):
+            t.cancel()
+        if self._jobs:
+            await asyncio.gather(*self._jobs, return_exceptions=True)
+        if self._unsub is not None:
+            self._unsub()
+        if self.journal is not None:
+            await asyncio.to_thread(self.journal.close)
+        for _, fut in self._commit_waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run a long operation owned by the component (survives its request)."""
+        if self._closing:
+            coro.close()
+            raise RuntimeError("herder is shutting down")
+        task = asyncio.get_running_loop().create_task(coro)
+        self._jobs.add(task)
+        task.add_done_callback(self._job_done)
+        return task
+
+    def _job_done(self, task: asyncio.Task[Any]) -> None:
+        self._jobs.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            print_err(f"herder: background operation failed: {task.exception()!r}")
+
+    # ---- events ---------------------------------------------------------------------------
+
+    def _on_event(self, ev: Event) -> None:
+        d = ev.as_dict()
+        d["id"] = self.next_id
+        self.next_id += 1
+        self.ring.append(d)
+        if self.journal is not None:
+            self.journal.put(d["id"], d)
+        for q in list(self.followers):
+            if q.qsize() >= FOLLOW_QUEUE:   # a client that stopped reading: end its stream
+                self.followers.discard(q)
+                q.put_nowait(None)
+            else:
+                q.put_nowait(d)
+
+    def _committed_threadsafe(self, upto: int) -> None:
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._committed, upto)
+
+    def _committed(self, upto: int) -> None:
+        keep = []
+        for want, fut in self._commit_waiters:
+            if want <= upto:
+                if not fut.done():
+                    fut.set_result(None)
+            else:
+                keep.append((want, fut))
+        self._commit_waiters = keep
+
+    async def synced(self, upto: int, timeout: float = 10.0) -> None:
+        """Wait until the journal holds every event with id ≤ upto (bounded)."""
+        if self.journal is None or upto <= self.journal._written or upto <= self.journal.last_id():
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._commit_waiters.append((upto, fut))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await fut
+
+    def follow(self) -> asyncio.Queue[dict[str, Any] | None]:
+        q: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.followers.add(q)
+        return q
+
+    def unfollow(self, q: asyncio.Queue[dict[str, Any] | None]) -> None:
+        self.followers.discard(q)
+        if not self.followers and self._drained is not None:
+            self._drained.set()
+
+    def operator(self, peer: Any, action: str, targets: list[str], extra: str = "") -> None:
+        who = f"uid {peer.uid}" if peer.uid is not None else "tcp client"
+        what = f"{action} {' '.join(targets)}".strip()
+        self.sup.events.emit("", "operator", f"{who}: {what}{extra}",
+                             {"uid": peer.uid, "pid": peer.pid, "action": action, "targets": targets})
+
+    async def save_intent(self) -> None:
+        await asyncio.to_thread(self.intent.save, self.intent.snapshot())
+        self.sup.held = set(self.intent.held)
+
+    # ---- reload on SIGHUP -------------------------------------------------------------------
+
+    def _on_sighup(self) -> None:
+        from herder.control.reload import reload_from_signal
+
+        with contextlib.suppress(RuntimeError):
+            self.spawn(reload_from_signal(self))
+
+
+def _group_id(name: str) -> int:
+    import grp
+
+    try:
+        return grp.getgrnam(name).gr_gid if not name.isdigit() else int(name)
+    except KeyError:
+        raise ConfigError([f"socket_group: no group {name!r} on this machine; expected an existing group"]) from None
+
+
+def _tcp_settings(cfg: Any) -> tuple[str, int, str] | None:
+    """(host, port, token) for the TCP listener; refuses a listener without a token."""
+    spec = cfg.herder.api_tcp
+    if not spec:
+        return None
+    host, sep, port = spec.rpartition(":")
+    if not sep or not port.isdigit() or not (0 <= int(port) < 65536):
+        raise ConfigError([f"{cfg.path}: herder.api_tcp: expected \"HOST:PORT\"; got {spec!r}"])
+    token = os.environ.get("HERDER_API_TOKEN", "").strip()
+    if cfg.herder.api_token_file:
+        path = Path(cfg.herder.api_token_file)
+        if not path.is_absolute():
+            path = cfg.path.resolve().parent / path
+        try:
+            token = path.read_text().strip()
+        except OSError as e:
+            raise ConfigError([f"{cfg.path}: herder.api_token_file: cannot read {path}: {e.strerror}"]) from None
+    if len(token) < 16:
+        raise ConfigError([f"{cfg.path}: herder.api_tcp is set but there is no bearer token of at least 16 "
+                           "characters; expected herder.api_token_file (or $HERDER_API_TOKEN). Refusing to "
+                           "serve the API on TCP without one."])
+    return host.strip("[]") or "127.0.0.1", int(port), token
+
+
+def print_err(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)

@@ -1,0 +1,65 @@
+"""`GET /metrics`: Prometheus text format through prometheus_client.
+
+A custom collector reads the instances at scrape time (no gauges to keep in step with
+state changes); the ProcessCollector adds herder's own CPU, memory and fds. The package
+is imported on the first scrape, not at start-up, so a herder nobody scrapes never pays
+for it (measured in docs/performance.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from herder.core.machine import State
+
+
+class _Collector:
+    def __init__(self, control: Any) -> None:
+        self.control = control
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        sup = self.control.sup
+        now = sup.clock.now()
+        state = GaugeMetricFamily("herder_instance_state", "1 for the instance's current state",
+                                  labels=["instance", "service", "state"])
+        up = GaugeMetricFamily("herder_instance_up", "1 when running (ready)", labels=["instance", "service"])
+        restarts = CounterMetricFamily("herder_instance_restarts", "restarts since herder started",
+                                       labels=["instance", "service"])
+        uptime = GaugeMetricFamily("herder_instance_uptime_seconds", "seconds since the current process started",
+                                   labels=["instance", "service"])
+        last_exit = GaugeMetricFamily("herder_instance_last_exit_code",
+                                      "last exit code (negative: killed by that signal number)",
+                                      labels=["instance", "service"])
+        for name, inst in sup.instances.items():
+            lab = [name, inst.service]
+            for s in State:
+                state.add_metric(lab + [s.value], 1.0 if inst.state is s else 0.0)
+            up.add_metric(lab, 1.0 if inst.state is State.RUNNING else 0.0)
+            restarts.add_metric(lab, float(inst.restarts))
+            uptime.add_metric(lab, now - inst.started_at if inst.started_at is not None else 0.0)
+            if inst.last_exit is not None:
+                ex = inst.last_exit
+                if ex.signal:
+                    import signal as _s
+
+                    last_exit.add_metric(lab, -float(_s.Signals[ex.signal].value))
+                else:
+                    last_exit.add_metric(lab, float(ex.code or 0))
+        yield from (state, up, restarts, uptime, last_exit)
+        events = CounterMetricFamily("herder_events", "events published since herder started")
+        events.add_metric([], float(self.control.next_id - self.control.first_id))
+        yield events
+
+
+def render(control: Any) -> bytes:
+    from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+
+    reg = control.metrics_registry
+    if reg is None:
+        reg = control.metrics_registry = CollectorRegistry(auto_describe=False)
+        ProcessCollector(namespace="herder", registry=reg)
+        reg.register(_Collector(control))  # type: ignore[arg-type]
+    return bytes(generate_latest(reg))

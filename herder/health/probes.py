@@ -1,0 +1,156 @@
+"""The checks themselves: one HTTP request, one TCP connect, one command, a log line.
+
+Each check is a coroutine returning (ok, why) and never raising for the probed program's
+faults: a refused connection, a 500 or a timeout is a failed check with a reason the
+events show ("HTTP 503 from http://127.0.0.1:8000/health"). HTTP is spoken by hand over
+asyncio streams (HTTP/1.0, Connection: close, at most 64 KiB of body read) so a probe
+costs no thread and no dependency; https does not verify the certificate, as Kubernetes
+probes do not (local services use self-signed ones).
+
+Exec checks are started with herder.process.spawn and their exit comes from the
+supervisor's reaper (`Supervisor.watch_pid`): a second waitpid() would race it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import ssl
+import subprocess
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+
+from herder.config.probe_values import split_hostport
+from herder.process import spawn as spawner
+
+BODY_LIMIT = 64 * 1024
+Result = tuple[bool, str]
+
+
+async def http_check(url: str, timeout: float, body: str | None = None) -> Result:
+    u = urllib.parse.urlsplit(url)
+    host = u.hostname or "127.0.0.1"
+    port = u.port or (443 if u.scheme == "https" else 80)
+    ctx = None
+    if u.scheme == "https":
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    path = (u.path or "/") + (f"?{u.query}" if u.query else "")
+    writer = None
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, port, ssl=ctx)
+            hosthdr = u.netloc.rpartition("@")[2]
+            writer.write(f"GET {path} HTTP/1.0\r\nHost: {hosthdr}\r\nUser-Agent: herder-probe\r\n"
+                         f"Connection: close\r\n\r\n".encode("latin-1"))
+            await writer.drain()
+            status_line = await reader.readline()
+            parts = status_line.split(None, 2)
+            if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+                return False, f"not an HTTP response from {url}: {status_line[:60]!r}"
+            code = int(parts[1])
+            if not 200 <= code < 400:
+                return False, f"HTTP {code} from {url}"
+            if body is None:
+                return True, f"HTTP {code}"
+            data = await reader.read(BODY_LIMIT + 16 * 1024)
+            text = data.partition(b"\r\n\r\n")[2][:BODY_LIMIT].decode("utf-8", "replace")
+            if re.search(body, text):
+                return True, f"HTTP {code}, body matches"
+            return False, f"HTTP {code} from {url} but the body does not match {body!r}"
+    except TimeoutError:
+        return False, f"no answer from {url} within {timeout:g}s"
+    except (OSError, ssl.SSLError, asyncio.IncompleteReadError, ValueError) as e:
+        return False, f"{url}: {e.strerror if isinstance(e, OSError) and e.strerror else e}"
+    finally:
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+async def tcp_check(hostport: str, timeout: float) -> Result:
+    host, port = split_hostport(hostport)
+    try:
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(host, port)
+    except TimeoutError:
+        return False, f"no connection to {hostport} within {timeout:g}s"
+    except OSError as e:
+        return False, f"{hostport}: {e.strerror or e}"
+    writer.close()
+    with contextlib.suppress(Exception):
+        await writer.wait_closed()
+    return True, f"connected to {hostport}"
+
+
+WatchPid = Callable[[int, Callable[[int], None]], None]
+
+
+async def exec_check(launch: spawner.Launch, timeout: float, watch_pid: WatchPid) -> Result:
+    """Run a command in its own session; exit 0 passes. On timeout its group is killed and
+    its exit still awaited (bounded), so no zombie is left behind."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[int] = loop.create_future()
+    try:
+        popen = spawner.spawn(launch, subprocess.DEVNULL, subprocess.DEVNULL)
+    except Exception as e:  # noqa: BLE001 - SpawnError and friends: a failed check, not a crash
+        return False, f"cannot run {launch.argv[0]}: {e}"
+    watch_pid(popen.pid, lambda code: done.done() or done.set_result(code))
+    popen.returncode = 0  # herder's reaper owns this pid: Popen must never waitpid() it
+    try:
+        async with asyncio.timeout(timeout):
+            code = await asyncio.shield(done)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(popen.pid, signal.SIGKILL)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5.0):
+                await done
+        return False, f"{launch.argv[0]} took longer than {timeout:g}s"
+    if code == 0:
+        return True, "exit 0"
+    what = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit {code}"
+    return False, f"{launch.argv[0]}: {what}"
+
+
+class LogWatch:
+    """Tails the files a service's output goes to, from where they ended at spawn, until a
+    line matches. Reads only while the instance is starting (ready.interval apart), and
+    works whoever writes the file (the child directly, or herder's log capture)."""
+
+    def __init__(self, paths: list[Path], pattern: str) -> None:
+        self.pattern = re.compile(pattern)
+        self.offsets = {p: _size(p) for p in paths}
+        self.partial = {p: b"" for p in paths}
+
+    def check(self) -> Result:
+        for path, offset in self.offsets.items():
+            size = _size(path)
+            if size < offset:  # rotated or truncated: start over
+                offset, self.partial[path] = 0, b""
+            if size == offset:
+                continue
+            with contextlib.suppress(OSError), open(path, "rb") as f:
+                f.seek(offset)
+                chunk = f.read(min(size - offset, 1 << 20))
+                self.offsets[path] = offset + len(chunk)
+                lines = (self.partial[path] + chunk).split(b"\n")
+                self.partial[path] = lines.pop()[-65536:]
+                for line in lines:
+                    text = line.decode("utf-8", "replace")
+                    if self.pattern.search(text):
+                        return True, f"log line matched: {text[:120]}"
+        return False, "no matching log line yet"
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

@@ -1,0 +1,258 @@
+"""The capture pump: one reader thread drains every pipe, one writer thread owns the files.
+
+Why two threads and not the event loop: a write to a regular file can block (slow or full
+disk) and cannot be made non-blocking, so file I/O on the loop would stall supervision.
+Why a reader separate from the writer: in `drop` mode a child must keep running even when
+the disk is stuck, so something has to keep reading its pipe while a write blocks.
+
+The reader only does non-blocking reads (1 MiB at a time, from pipes enlarged to 1 MiB)
+and hands chunks to the writer. Memory is bounded per stream (`buffer`) and in total
+(`TOTAL_LIMIT`): past the bound, a `block` stream stops being read (the pipe fills, the
+child's write() waits: backpressure, no byte lost), a `drop` stream is still read but
+its chunks are discarded and counted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import selectors
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from herder.logs._files import RotatingFile
+from herder.logs._framing import Framer
+
+CHUNK = 1 << 20
+PIPE_SIZE = 1 << 20
+TOTAL_LIMIT = 32 << 20
+_F_SETPIPE_SZ = 1031
+
+
+def make_pipe() -> tuple[int, int]:
+    """(read end, write end); enlarged so a child writing 64 KB at a time rarely waits on us."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(r, _F_SETPIPE_SZ, PIPE_SIZE)
+    os.set_blocking(r, False)
+    return r, w
+
+
+@dataclass(eq=False)
+class Channel:
+    """One captured stream of one instance run: a pipe's read end and where its bytes go."""
+
+    fd: int
+    instance: str
+    stream: str
+    framer: Framer
+    sink: RotatingFile | None
+    drop: bool
+    limit: int
+    forward: list[Any] = field(default_factory=list)
+    queued: int = 0           # bytes handed to the writer (reader thread only writes this)
+    taken: int = 0            # bytes the writer finished with (writer thread only writes this)
+    dropped: int = 0
+    paused: bool = False
+    closed: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def pending(self) -> int:
+        return self.queued - self.taken
+
+
+class Pump:
+    """The two threads. `deliver(ch, ts, data, eof)` runs in the writer thread for each chunk."""
+
+    def __init__(self, deliver: Callable[[list[tuple[Channel, float, bytes | None]]], None],
+                 on_drop: Callable[[Channel, int], None], idle: Callable[[], float | None]) -> None:
+        self._deliver, self._on_drop, self._idle = deliver, on_drop, idle
+        self._sel = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, None)
+        self._cmds: deque[Callable[[], None]] = deque()
+        self._items: deque[tuple[Channel, float, bytes | None] | Callable[[], None]] = deque()
+        self._cv = threading.Condition()
+        self._queued_total = 0    # reader thread only
+        self._taken_total = 0     # writer thread only
+        self._paused: set[Channel] = set()  # reader thread only
+        self._stop = False
+        self._reader = threading.Thread(target=self._read_loop, name="herder-log-reader", daemon=True)
+        self._writer = threading.Thread(target=self._write_loop, name="herder-log-writer", daemon=True)
+
+    def start(self) -> None:
+        self._reader.start()
+        self._writer.start()
+
+    # -- called from other threads ---------------------------------------------------------------
+
+    def _command(self, fn: Callable[[], None]) -> None:
+        self._cmds.append(fn)
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_w, b"!")
+
+    def add(self, ch: Channel) -> None:
+        self._command(lambda: self._sel.register(ch.fd, selectors.EVENT_READ, ch))
+
+    def in_writer(self, fn: Callable[[], None]) -> None:
+        """Run fn in the writer thread after everything queued so far."""
+        with self._cv:
+            self._items.append(fn)
+            self._cv.notify()
+
+    def wake_writer(self) -> None:
+        with self._cv:
+            self._cv.notify()
+
+    def drain(self, channels: list[Channel], then: Callable[[], None]) -> None:
+        """Read what is already in these pipes, hand it to the writer, then call `then` there."""
+        def now() -> None:
+            for ch in channels:
+                if not ch.closed and not ch.paused:
+                    self._read(ch, until_empty=True)
+            self.in_writer(then)
+        self._command(now)
+
+    def stop(self) -> None:
+        """Read every pipe to EOF is not waited for: callers close children first."""
+        self._stop = True
+        self._command(lambda: None)
+        self._reader.join(timeout=10)
+        with self._cv:
+            self._cv.notify()
+        self._writer.join(timeout=30)
+        for key in list(self._sel.get_map().values()):
+            if key.data is not None:
+                self._close(key.data)
+        self._sel.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    # -- reader thread ---------------------------------------------------------------------------
+
+    def _read_loop(self) -> None:
+        while not self._stop:
+            for key, _ in self._sel.select():
+                ch = key.data
+                if ch is None:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_r, 4096)
+                    while self._cmds:
+                        self._cmds.popleft()()
+                elif not ch.closed:
+                    self._read(ch)
+
+    @property
+    def total(self) -> int:
+        """Bytes held in memory between the two threads."""
+        return self._queued_total - self._taken_total
+
+    def _read(self, ch: Channel, until_empty: bool = False) -> None:
+        while True:
+            try:
+                data = os.read(ch.fd, CHUNK)
+            except BlockingIOError:
+                return
+            except OSError as e:
+                if e.errno == errno.EINTR:
+                    continue
+                data = b""
+            if not data:
+                self._close(ch)
+                self._put((ch, time.time(), None))
+                return
+            n = len(data)
+            # a chunk is always taken when nothing is waiting, so one read bigger than the bound passes
+            over_own = ch.pending > 0 and ch.pending + n > ch.limit
+            over_all = self.total > 0 and self.total + n > TOTAL_LIMIT
+            if over_own or over_all:
+                if ch.drop:
+                    ch.dropped += n
+                    self._on_drop(ch, n)
+                    if not until_empty and len(data) < CHUNK:
+                        return
+                    continue
+                ch.queued += n
+                self._queued_total += n
+                self._pause(ch)  # before the put, so the writer that takes it sees the pause
+                self._put((ch, time.time(), data))
+                return
+            ch.queued += n
+            self._queued_total += n
+            self._put((ch, time.time(), data))
+            if not until_empty and n < CHUNK:
+                return
+
+    def _pause(self, ch: Channel) -> None:
+        ch.paused = True
+        self._paused.add(ch)
+        with contextlib.suppress(KeyError, ValueError):
+            self._sel.unregister(ch.fd)
+
+    def _resume_eligible(self) -> None:
+        if self.total > TOTAL_LIMIT // 2:
+            return
+        for ch in [c for c in self._paused if c.pending <= c.limit // 2]:
+            self._paused.discard(ch)
+            ch.paused = False
+            if not ch.closed:
+                self._sel.register(ch.fd, selectors.EVENT_READ, ch)
+                self._read(ch)
+
+    def _close(self, ch: Channel) -> None:
+        if ch.closed:
+            return
+        ch.closed = True
+        with contextlib.suppress(KeyError, ValueError):
+            self._sel.unregister(ch.fd)
+        os.close(ch.fd)
+
+    def _put(self, item: tuple[Channel, float, bytes | None]) -> None:
+        with self._cv:
+            self._items.append(item)
+            if len(self._items) == 1:
+                self._cv.notify()
+
+    # -- writer thread ---------------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        while True:
+            timeout = self._idle()  # runs due time rotations; seconds until the next one
+            with self._cv:
+                if not self._items and not self._stop:
+                    self._cv.wait(timeout)
+                batch = list(self._items)
+                self._items.clear()
+            if not batch:
+                if self._stop:
+                    return
+                continue
+            chunk: list[tuple[Channel, float, bytes | None]] = []
+            for item in batch:
+                if callable(item):
+                    if chunk:
+                        self._deliver_batch(chunk)
+                        chunk = []
+                    item()
+                else:
+                    chunk.append(item)
+            if chunk:
+                self._deliver_batch(chunk)
+
+    def _deliver_batch(self, chunk: list[tuple[Channel, float, bytes | None]]) -> None:
+        self._deliver(chunk)
+        paused = False
+        for ch, _, data in chunk:
+            if data is not None:
+                ch.taken += len(data)
+                self._taken_total += len(data)
+            paused = paused or ch.paused
+        if paused or self._paused:
+            self._command(self._resume_eligible)

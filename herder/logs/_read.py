@@ -1,0 +1,118 @@
+"""Reading log files back for `herder logs`: last lines of each instance, merged by time.
+
+Works without a running supervisor (the files are the record). Lines carry their time
+when the service logs with timestamps (text prefix) or as JSON; raw lines have no time of
+their own and are shown after the timed ones of the same file, in file order.
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import heapq
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from herder.config import Config
+
+_TS_RE = re.compile(rb"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3})Z ")
+
+
+@dataclass(frozen=True)
+class Line:
+    ts: float | None
+    instance: str
+    stream: str
+    text: bytes
+
+
+def parse_ts(stamp: str) -> float:
+    """'2024-05-01T12:00:00.123Z' → epoch seconds."""
+    base, _, ms = stamp.rstrip("Z").partition(".")
+    return calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S")) + int(ms or 0) / 1000
+
+
+def instance_files(cfg: Config, only: list[str] | None = None) -> list[tuple[str, str, Path]]:
+    """(instance, stream, path) for every captured file the config describes."""
+    out = []
+    for svc, spec in cfg.services.items():
+        if only and svc not in only and not any(o.startswith(svc + ".") for o in only):
+            continue
+        names = [(svc, None)] if spec.replicas == 1 else [(f"{svc}.{i}", i) for i in range(spec.replicas)]
+        for name, replica in names:
+            if only and svc not in only and name not in only:
+                continue
+            for stream, mode, suffix in (("stdout", spec.logs.stdout, ".log"), ("stderr", spec.logs.stderr, ".err.log")):
+                if mode in ("inherit", "null", "merge"):
+                    continue
+                if mode == "auto":
+                    path = cfg.log_dir / f"{name}{suffix}"
+                else:
+                    path = Path(mode.replace("{replica}", str(replica or 0)))
+                    if not path.is_absolute():
+                        path = cfg.path.resolve().parent / path
+                    if replica is not None and "{replica}" not in mode:
+                        path = path.with_name(f"{path.stem}.{replica}{path.suffix}")
+                out.append((name, stream if spec.logs.stderr != "merge" else "", path))
+    return out
+
+
+def last_lines(path: Path, n: int, block: int = 64 * 1024) -> list[bytes]:
+    """The last n lines of a file, reading backwards (n <= 0: all)."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return []
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        if n <= 0:
+            return f.read().splitlines()
+        data, pos = b"", size
+        while pos > 0 and data.count(b"\n") <= n:
+            step = min(block, pos)
+            pos -= step
+            f.seek(pos)
+            data = f.read(step) + data
+        lines = data.splitlines()
+        return lines[-n:]
+
+
+def parse_line(raw: bytes, instance: str, stream: str) -> Line:
+    if raw.startswith(b"{"):
+        try:
+            obj = json.loads(raw)
+            text = obj.get("line", "")
+            data = (base64.b64decode(obj["line_b64"]) if "line_b64" in obj
+                    else text.encode("utf-8", "surrogateescape"))
+            return Line(parse_ts(obj["ts"]), obj.get("instance", instance), obj.get("stream", stream), data)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            pass
+    m = _TS_RE.match(raw)
+    if m:
+        return Line(parse_ts(f"{m.group(1).decode()}.{m.group(2).decode()}Z"), instance, stream, raw[m.end():])
+    return Line(None, instance, stream, raw)
+
+
+def read_tail(cfg: Config, only: list[str] | None, n: int, since: float | None) -> list[Line]:
+    """The last n lines (n <= 0: all) across the selected instances, oldest first."""
+    streams = []
+    for instance, stream, path in instance_files(cfg, only):
+        lines = [parse_line(x, instance, stream or "stdout") for x in last_lines(path, n)]
+        if since is not None:
+            lines = [x for x in lines if x.ts is not None and x.ts >= since]
+        streams.append(_with_order(lines))
+    merged = [x for _, _, x in heapq.merge(*streams, key=lambda t: (t[0], t[1]))]
+    return merged[-n:] if n > 0 else merged
+
+
+def _with_order(lines: list[Line]) -> Iterator[tuple[float, int, Line]]:
+    last = float("-inf")
+    for i, x in enumerate(lines):
+        if x.ts is not None:
+            last = x.ts
+        yield (last, i, x)

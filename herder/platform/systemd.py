@@ -1,0 +1,259 @@
+"""systemd units rendered from a ServiceSpec, and the systemctl steps that install them.
+
+``render_unit`` is pure: the same spec and the same ``Features`` give the same bytes
+(golden tests compare them, and every unit the tests render passes
+``systemd-analyze verify`` with empty stderr). What depends on the host is only the
+systemd version: RestartSteps / RestartMaxDelaySec exist from v254, so on older hosts
+the backoff curve degrades to its first delay (RestartSec) and docs/install.md says so.
+
+Mapping decisions (docs/install.md has the table):
+
+- herder itself is ``Type=notify`` (it sends READY=1 once its autostart services are up)
+  with ``KillMode=mixed``: SIGTERM to herder alone, so that herder stops its services in
+  reverse dependency order; with control-group systemd would signal them all at once.
+  ``Delegate=yes`` lets herder make a cgroup per instance inside its unit.
+- a single program gets ``KillMode=control-group`` (``kill = "main"`` → ``mixed``).
+- hardening is on by default in system scope; user managers cannot build most sandboxes
+  without user namespaces, so user units only get NoNewPrivileges.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from herder import __version__
+from herder.platform.plan import Plan
+from herder.platform.spec import MARKER, InstallSpec
+
+SYSTEM_UNIT_DIR = "/etc/systemd/system"
+#: Where other packages' units live: a name found here is taken by someone else.
+VENDOR_UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/local/lib/systemd/system",
+                    "/lib/systemd/system", "/usr/lib/systemd/system")
+SUPERVISOR_START_TIMEOUT = 300.0
+
+_RESTART = {"always": "always", "on-failure": "on-failure", "never": "no"}
+_PLAIN = re.compile(r"[A-Za-z0-9_/.:,+=@-]+\Z")
+
+HARDENING_SYSTEM = (
+    "NoNewPrivileges=yes",
+    "PrivateTmp=yes",
+    "ProtectSystem=full",
+    "ProtectKernelModules=yes",
+    "ProtectKernelLogs=yes",
+    "ProtectHostname=yes",
+    "ProtectClock=yes",
+    "RestrictSUIDSGID=yes",
+    "RestrictRealtime=yes",
+    "LockPersonality=yes",
+)
+#: Not for herder itself: it writes its instances' cgroups under /sys/fs/cgroup.
+HARDENING_PROGRAM_ONLY = ("ProtectKernelTunables=yes", "ProtectControlGroups=yes")
+HARDENING_USER = ("NoNewPrivileges=yes",)
+
+
+@dataclass(frozen=True)
+class Features:
+    """What the host's systemd understands."""
+
+    version: int = 252
+
+    @property
+    def restart_steps(self) -> bool:
+        return self.version >= 254
+
+
+def detect_features() -> Features:
+    """`systemctl --version` → Features; an unknown version is treated as 252 (Debian 12)."""
+    try:
+        out = subprocess.run(["systemctl", "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return Features()
+    m = re.match(r"systemd (\d+)", out)
+    return Features(int(m.group(1))) if m else Features()
+
+
+def unit_name(name: str) -> str:
+    return name if name.endswith((".service", ".target", ".socket")) else f"{name}.service"
+
+
+def unit_dir(scope: str, home: Path | None = None) -> Path:
+    if scope == "system":
+        return Path(SYSTEM_UNIT_DIR)
+    import os
+
+    base = os.environ.get("XDG_CONFIG_HOME") or str((home or Path.home()) / ".config")
+    return Path(base) / "systemd" / "user"
+
+
+def systemctl(scope: str) -> tuple[str, ...]:
+    return ("systemctl",) if scope == "system" else ("systemctl", "--user")
+
+
+# ---- quoting -------------------------------------------------------------------------
+
+def quote_arg(arg: str) -> str:
+    """One ExecStart= word: specifiers (%) and variables ($) kept literal, quoted if needed."""
+    s = arg.replace("%", "%%").replace("$", "$$")
+    if _PLAIN.match(s):
+        return s
+    s = s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    return f'"{s}"'
+
+
+def quote_env(key: str, value: str) -> str:
+    s = f"{key}={value}".replace("%", "%%").replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{s}"'
+
+
+def seconds(value: float) -> str:
+    """A systemd time span: whole seconds as "10s", fractions as "250ms"."""
+    if value == int(value):
+        return f"{int(value)}s"
+    return f"{round(value * 1000)}ms"
+
+
+def restart_steps(initial: float, factor: float, maximum: float) -> int:
+    """How many exponential steps systemd needs to go from RestartSec to RestartMaxDelaySec."""
+    if factor <= 1.0 or maximum <= initial or initial <= 0:
+        return 0
+    return max(1, min(100, math.ceil(math.log(maximum / initial) / math.log(factor))))
+
+
+# ---- rendering -----------------------------------------------------------------------
+
+def render_unit(spec: InstallSpec, features: Features = Features()) -> str:
+    """The unit file's exact text."""
+    svc = spec.service
+    supervisor = spec.kind == "supervisor"
+    system = spec.scope == "system"
+    unit: list[str] = [f"Description={_percent(spec.title)}"]
+    if supervisor and system:
+        unit += ["Wants=network-online.target", "After=network-online.target"]
+    for dep in spec.depends:
+        unit += [f"Wants={unit_name(dep)}", f"After={unit_name(dep)}"]
+        if svc.bind:
+            unit.append(f"PartOf={unit_name(dep)}")
+    unit += [f"StartLimitIntervalSec={seconds(svc.start_limit.interval)}",
+             f"StartLimitBurst={svc.start_limit.burst}"]
+    if spec.start == "disabled":
+        unit.append("RefuseManualStart=yes")
+
+    service: list[str] = []
+    service.append("Type=notify" if spec.notify else "Type=exec")
+    if spec.notify:
+        service.append("NotifyAccess=main")
+    service.append("ExecStart=" + " ".join(quote_arg(a) for a in svc.command))
+    if not supervisor:
+        service.append(f'ExecReload=/bin/sh -c "kill -s {svc.reload_signal.removeprefix("SIG")} ${{MAINPID}}"')
+    for key, value in svc.env.items():
+        service.append(f"Environment={quote_env(key, value)}")
+    if spec.state_dir:
+        service.append(f"Environment={quote_env('HERDER_STATE_DIR', spec.state_dir)}")
+    service.append(f"Environment=HERDER_STOP_TIMEOUT_USEC={round(svc.stop_timeout * 1_000_000)}")
+    if svc.cwd:
+        service.append(f"WorkingDirectory={_percent(svc.cwd)}")
+    if system and svc.user:
+        service.append(f"User={_percent(svc.user)}")
+    if system and svc.group:
+        service.append(f"Group={_percent(svc.group)}")
+    service.append(f"Restart={_RESTART[svc.restart]}")
+    service.append(f"RestartSec={seconds(svc.backoff.initial)}")
+    steps = restart_steps(svc.backoff.initial, svc.backoff.factor, svc.backoff.max)
+    if features.restart_steps and steps:
+        service += [f"RestartSteps={steps}", f"RestartMaxDelaySec={seconds(svc.backoff.max)}"]
+    extra = sorted(c for c in svc.success_exit_codes if c != 0)
+    if extra:
+        service.append("SuccessExitStatus=" + " ".join(str(c) for c in extra))
+    if spec.notify:
+        service.append(f"TimeoutStartSec={seconds(SUPERVISOR_START_TIMEOUT if supervisor else 90.0)}")
+    if spec.watchdog:
+        service.append(f"WatchdogSec={seconds(spec.watchdog)}")
+    service.append(f"TimeoutStopSec={seconds(svc.stop_timeout)}")
+    service.append(f"KillSignal={svc.stop_signal}")
+    service.append("KillMode=" + ("mixed" if supervisor or svc.kill == "main" else "control-group"))
+    if supervisor:
+        service.append("Delegate=yes")
+    if supervisor and system and spec.state_dir and spec.state_dir.startswith("/var/lib/"):
+        service.append(f"StateDirectory={_percent(spec.state_dir.removeprefix('/var/lib/'))}")
+    if spec.log_dir:
+        out = Path(spec.log_dir) / f"{spec.name}.log"
+        service.append(f"StandardOutput=append:{_percent(str(out))}")
+        if svc.logs.stderr != "merge":
+            service.append(f"StandardError=append:{_percent(str(Path(spec.log_dir) / f'{spec.name}.err.log'))}")
+    if spec.hardening:
+        if system:
+            service += list(HARDENING_SYSTEM) + ([] if supervisor else list(HARDENING_PROGRAM_ONLY))
+        else:
+            service += list(HARDENING_USER)
+
+    target = "multi-user.target" if system else "default.target"
+    how = "herder install" if supervisor else f"herder service install {spec.name}"
+    head = [
+        f"# Written by herder {__version__} ({how}). Re-run that command to change it;",
+        f"# `herder {'uninstall' if supervisor else 'service uninstall ' + spec.name}` removes it.",
+        f"# {MARKER}: {spec.kind} {spec.name}",
+    ]
+    body = ["[Unit]", *unit, "", "[Service]", *service, "", "[Install]", f"WantedBy={target}"]
+    return "\n".join(head + body) + "\n"
+
+
+def _percent(s: str) -> str:
+    return s.replace("%", "%%")
+
+
+def is_managed(text: str) -> bool:
+    return any(line.startswith(f"# {MARKER}:") for line in text.splitlines())
+
+
+# ---- plans ---------------------------------------------------------------------------
+
+def plan_install(spec: InstallSpec, content: str, old: str | None, record: tuple[Path, str]) -> Plan:
+    """Write (or update) the unit, then reload and enable/start per the start type."""
+    plan = Plan()
+    ctl = systemctl(spec.scope)
+    name = unit_name(spec.name)
+    path = unit_dir(spec.scope) / name
+    fresh, changed = old is None, old is not None and old != content
+    if fresh or changed:
+        plan.write(path, content)
+        plan.write(record[0], record[1])
+        if spec.log_dir:
+            plan.run("mkdir", "-p", spec.log_dir)
+        plan.run(*ctl, "daemon-reload")
+    else:
+        plan.write(record[0], record[1])
+    if spec.start in ("auto", "delayed"):
+        if fresh:
+            plan.run(*ctl, "enable", "--now", name)
+        else:
+            plan.run(*ctl, "enable", name)
+            plan.run(*ctl, "restart" if changed else "start", name)
+    else:
+        plan.run(*ctl, "disable", name)
+        if changed:
+            plan.run(*ctl, "try-restart", name)
+    if spec.scope == "user" and spec.start in ("auto", "delayed"):
+        plan.run("loginctl", "enable-linger", check=False)
+    return plan
+
+
+def plan_uninstall(spec: InstallSpec, record: Path) -> Plan:
+    plan = Plan()
+    ctl = systemctl(spec.scope)
+    name = unit_name(spec.name)
+    plan.run(*ctl, "disable", "--now", name, check=False)
+    plan.remove(unit_dir(spec.scope) / name)
+    plan.remove(record)
+    plan.run(*ctl, "daemon-reload")
+    plan.run(*ctl, "reset-failed", name, check=False)
+    return plan
+
+
+def control(scope: str, action: str, name: str) -> tuple[str, ...]:
+    """start | stop | restart | status → the systemctl command."""
+    extra = ("--no-pager", "--lines=10") if action == "status" else ()
+    return (*systemctl(scope), action, *extra, unit_name(name))

@@ -1,0 +1,122 @@
+"""herder reporting upward, to the service manager that runs herder itself.
+
+When systemd starts herder as a ``Type=notify`` unit (``herder install``), it waits for
+READY=1 before it calls the unit started, and kills herder if WATCHDOG=1 stops arriving.
+This component tells it: READY=1 once every instance herder was asked to start is
+running (ready) or has settled as failed/exited, a one-line STATUS= whenever the counts
+change, WATCHDOG=1 from a loop timer (so a stuck loop stops the pings, which is the
+point), and STOPPING=1 as soon as herder begins its ordered shutdown.
+
+It speaks through the library's sd_notify client (``herder.service._notify``), and any
+object with the same four methods can stand in: the Windows service host passes the
+SCM context, so ``herder install`` reports RUNNING to the SCM at the same moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import TYPE_CHECKING, Any, Protocol
+
+from herder.core.machine import State
+from herder.runtime.events import Event
+
+if TYPE_CHECKING:
+    from herder.runtime.supervisor import Supervisor
+
+SETTLED = frozenset({State.RUNNING, State.FAILED, State.EXITED})
+
+
+class Upward(Protocol):
+    def ready(self) -> None: ...
+    def status(self, text: str) -> None: ...
+    def watchdog(self) -> None: ...
+    def stopping(self, budget: float | None) -> None: ...
+    def stopped(self, exit_code: int) -> None: ...
+
+
+def summary(sup: Supervisor) -> str:
+    """One line: '3/4 running, 1 failed' (counts of every state present, running first)."""
+    counts: dict[str, int] = {}
+    for inst in sup.instances.values():
+        counts[inst.state.value] = counts.get(inst.state.value, 0) + 1
+    total = len(sup.instances)
+    parts = [f"{counts.pop('running', 0)}/{total} running"]
+    parts += [f"{n} {state}" for state, n in sorted(counts.items()) if state != "stopped" or sup.shutting_down]
+    return ", ".join(parts)
+
+
+class ManagerReport:
+    """A Supervisor component: READY/STATUS/WATCHDOG/STOPPING to herder's own manager."""
+
+    def __init__(self, sup: Supervisor, reporter: Upward, watchdog_interval: float | None = None) -> None:
+        self.sup = sup
+        self.reporter = reporter
+        self.watchdog_interval = watchdog_interval
+        self.ready_sent = False
+        self.stopping_sent = False
+        self._armed = False
+        self._last_status = ""
+        self._unsubscribe: Any = None
+        self._ping: asyncio.TimerHandle | None = None
+
+    async def __aenter__(self) -> ManagerReport:
+        loop = asyncio.get_running_loop()
+        self._unsubscribe = self.sup.events.subscribe(self._on_event)
+        # run() posts the initial START events right after the components are entered,
+        # without awaiting; this callback runs once they have all been applied.
+        loop.call_soon(self._arm)
+        if self.watchdog_interval:
+            self._send_ping()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._ping is not None:
+            self._ping.cancel()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self.reporter.stopped(self.sup.exit_code)  # closes the notify socket
+
+    def _arm(self) -> None:
+        self._armed = True
+        self._check()
+
+    def _send_ping(self) -> None:
+        self.reporter.watchdog()
+        assert self.watchdog_interval
+        self._ping = asyncio.get_running_loop().call_later(self.watchdog_interval / 2, self._send_ping)
+
+    def _on_event(self, ev: Event) -> None:
+        if self.sup.shutting_down and not self.stopping_sent:
+            self.stopping_sent = True
+            self.reporter.stopping(self.sup.config.herder.shutdown_timeout)
+        self._check()
+
+    def _check(self) -> None:
+        if not self._armed:
+            return
+        text = summary(self.sup)
+        if text != self._last_status:
+            self._last_status = text
+            self.reporter.status(text)
+        if self.ready_sent or self.stopping_sent:
+            return
+        if all(i.state in SETTLED for i in self.sup.instances.values() if i.want_up):
+            self.ready_sent = True
+            self.reporter.ready()
+
+
+def attach(sup: Supervisor, environ: dict[str, str] | None = None) -> ManagerReport | None:
+    """Add the component when herder's environment names a notify socket (systemd)."""
+    env = os.environ if environ is None else environ
+    if not env.get("NOTIFY_SOCKET"):
+        return None
+    from herder.service._modes import detect
+    from herder.service._notify import Notifier, NotifyReporter
+
+    found = detect(env, platform=sys.platform, pid=os.getpid(), ppid=os.getppid())
+    assert found.notify_socket is not None
+    comp = ManagerReport(sup, NotifyReporter(Notifier(found.notify_socket)), found.watchdog_interval)
+    sup.components.append(comp)
+    return comp

@@ -1,0 +1,47 @@
+"""The single-instance lock of a state_dir: `{state_dir}/herder.pid`, flock'ed by the
+running supervisor, holding its pid.
+
+An flock (not the pid alone) is the truth: it vanishes with the process, however it
+died, so a stale file never blocks a new herder and a recycled pid is never mistaken
+for one. Readers take a shared, non-blocking lock to ask "is anyone holding it?".
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from herder.errors import AlreadyRunning
+
+
+def acquire(state_dir: Path) -> int:
+    """Take the lock and write our pid; returns the fd to keep open. AlreadyRunning names the holder."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state_dir / "herder.pid", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        other = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise AlreadyRunning(f"herder is already running on {state_dir} (pid {other}, socket "
+                             f"{state_dir / 'herder.sock'}); use `herder status` or `herder down` first") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def holder(state_dir: Path) -> int | None:
+    """The pid of the supervisor holding state_dir's lock, or None when nobody holds it."""
+    try:
+        fd = os.open(Path(state_dir) / "herder.pid", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        text = os.read(fd, 32).decode(errors="replace").strip()
+        return int(text) if text.isdigit() else -1
+    finally:
+        os.close(fd)

@@ -1,0 +1,240 @@
+"""The process machine's health rows (herder/core/machine.py): ready timeout, FAIL,
+HEALTH, RELOADING, MAINPID, EXTEND, oom exits — each line of docs/health.md that the
+core decides, on a fake clock."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from herder.config.model import Health, Limits, Ready, ServiceSpec, StartLimit
+from herder.core.machine import (
+    TABLE, ArmTimer, CancelTimer, Ev, Instance, Machine, Publish, Signal, State,
+)
+from herder.testing import FakeClock
+
+HEALTH_EVENTS = (Ev.READY_TIMEOUT, Ev.RELOADING, Ev.FAIL, Ev.HEALTH, Ev.MAINPID, Ev.EXTEND)
+
+
+def spec(**kw: object) -> ServiceSpec:
+    base = dict(command=("prog",), ready=Ready(notify=True, timeout=5.0), min_uptime=0.0)
+    base.update(kw)
+    return ServiceSpec(**base)  # type: ignore[arg-type]
+
+
+class Run:
+    def __init__(self, **kw: object) -> None:
+        self.clock = FakeClock(1000.0)
+        self.m = Machine()
+        self.inst = Instance("web", "web", None, spec(**kw))
+
+    def ev(self, ev: Ev, **data: object) -> list:
+        return self.m.handle(self.inst, ev, self.clock.now(), **data)
+
+    def spawn(self, await_ready: bool = True, pid: int = 100) -> list:
+        self.ev(Ev.START)
+        self.ev(Ev.DEPS_MET)
+        return self.ev(Ev.SPAWNED, pid=pid, await_ready=await_ready)
+
+
+def kinds(effects: list) -> list[str]:
+    return [e.kind for e in effects if isinstance(e, Publish)]
+
+
+@pytest.mark.parametrize("state", list(State))
+@pytest.mark.parametrize("ev", HEALTH_EVENTS)
+def test_every_health_event_has_a_rule_in_every_state(state: State, ev: Ev) -> None:
+    assert (state, ev) in TABLE
+
+
+def test_await_ready_keeps_starting_and_arms_the_ready_timer() -> None:
+    r = Run()
+    out = r.spawn()
+    assert r.inst.state is State.STARTING
+    assert ArmTimer("ready", 5.0) in out
+
+
+def test_ready_cancels_the_timer() -> None:
+    r = Run()
+    r.spawn()
+    out = r.ev(Ev.READY)
+    assert r.inst.state is State.RUNNING and CancelTimer("ready") in out
+
+
+def test_ready_timeout_stops_it_then_its_exit_is_a_failed_start_with_backoff() -> None:
+    r = Run()
+    r.spawn()
+    r.clock.advance(5.0)
+    out = r.ev(Ev.READY_TIMEOUT)
+    assert r.inst.state is State.STOPPING and r.inst.reason == "ready_timeout"
+    assert Signal("SIGTERM", "group") in out and "failing" in kinds(out)
+    out = r.ev(Ev.EXIT, code=None, signal="SIGTERM")
+    assert r.inst.state is State.BACKOFF
+    assert len(r.inst.failed_starts) == 1 and r.inst.want_up
+    assert any(isinstance(e, ArmTimer) and e.kind == "backoff" for e in out)
+
+
+def test_ready_timeouts_reach_the_start_limit_and_park_in_failed() -> None:
+    r = Run(start_limit=StartLimit(burst=1, interval=60.0))
+    r.spawn()
+    r.ev(Ev.READY_TIMEOUT)
+    r.ev(Ev.EXIT, code=0, signal=None)
+    assert r.inst.state is State.BACKOFF
+    r.ev(Ev.BACKOFF_DONE)
+    r.ev(Ev.DEPS_MET)
+    r.ev(Ev.SPAWNED, pid=101, await_ready=True)
+    r.ev(Ev.READY_TIMEOUT)
+    r.ev(Ev.EXIT, code=0, signal=None)
+    assert r.inst.state is State.FAILED and "ready_timeout" in r.inst.reason
+
+
+def test_a_readiness_failure_does_not_park_for_good_after_start() -> None:
+    """process-compose's bug: one readiness failure killed the service for good."""
+    r = Run()
+    r.spawn()
+    r.ev(Ev.READY_TIMEOUT)
+    r.ev(Ev.EXIT, code=0, signal=None)
+    r.ev(Ev.BACKOFF_DONE)
+    r.ev(Ev.DEPS_MET)
+    r.ev(Ev.SPAWNED, pid=101, await_ready=True)
+    r.ev(Ev.READY)
+    assert r.inst.state is State.RUNNING
+
+
+def test_operator_stop_during_a_failing_stop_wins() -> None:
+    r = Run()
+    r.spawn()
+    r.ev(Ev.READY_TIMEOUT)
+    r.ev(Ev.STOP)
+    r.ev(Ev.EXIT, code=0, signal=None)
+    assert r.inst.state is State.STOPPED and r.inst.failing == ""
+
+
+def test_exit_while_never_ready_is_a_failed_start() -> None:
+    r = Run()
+    r.spawn()
+    out = r.ev(Ev.EXIT, code=1, signal=None)
+    assert CancelTimer("ready") in out
+    assert r.inst.state is State.BACKOFF and len(r.inst.failed_starts) == 1
+
+
+def test_late_ready_timeout_is_ignored() -> None:
+    r = Run()
+    r.spawn()
+    r.ev(Ev.READY)
+    assert r.ev(Ev.READY_TIMEOUT) == [] and r.inst.state is State.RUNNING
+
+
+def test_fail_from_running_goes_through_stop_then_restart_policy() -> None:
+    r = Run(ready=Ready(), health=Health(http="http://h:1/"))
+    r.spawn(await_ready=False)
+    r.clock.advance(120.0)          # a long healthy run: backoff starts from the bottom again
+    r.inst.consecutive = 4
+    out = r.ev(Ev.FAIL, reason="health", message="web: 3 consecutive failures")
+    assert r.inst.state is State.STOPPING and r.inst.reason == "health"
+    assert [e for e in out if isinstance(e, Publish) and e.kind == "failing"][0].data == {"reason": "health"}
+    out = r.ev(Ev.EXIT, code=None, signal="SIGTERM")
+    assert r.inst.state is State.BACKOFF
+    assert [e.delay for e in out if isinstance(e, ArmTimer)] == [0.1]
+    assert len(r.inst.failed_starts) == 0        # it had been ready: not a failed start
+
+
+def test_fail_with_restart_never_ends_exited() -> None:
+    r = Run(ready=Ready(), restart="never")
+    r.spawn(await_ready=False)
+    r.ev(Ev.FAIL, reason="memory")
+    r.ev(Ev.EXIT, code=0, signal=None)
+    assert r.inst.state is State.EXITED and not r.inst.completed
+
+
+def test_fail_when_not_running_is_ignored() -> None:
+    r = Run()
+    assert r.ev(Ev.FAIL, reason="health") == []
+    r.spawn()
+    r.ev(Ev.STOP)
+    assert r.ev(Ev.FAIL, reason="health") == [] and r.inst.failing == ""
+
+
+def test_health_records_and_publishes_changes_only() -> None:
+    r = Run(ready=Ready())
+    r.spawn(await_ready=False)
+    assert kinds(r.ev(Ev.HEALTH, healthy=True, reason="health")) == ["health"]
+    assert r.ev(Ev.HEALTH, healthy=True, reason="health") == []
+    assert r.inst.healthy is True
+    r.ev(Ev.HEALTH, healthy=False, reason="watchdog")
+    assert r.inst.healthy is False and r.inst.state is State.RUNNING   # recording alone never restarts
+
+
+def test_spawn_resets_health_and_status() -> None:
+    r = Run(ready=Ready())
+    r.spawn(await_ready=False)
+    r.inst.healthy, r.inst.status = False, "old"
+    r.ev(Ev.EXIT, code=1, signal=None)
+    r.ev(Ev.BACKOFF_DONE)
+    r.ev(Ev.DEPS_MET)
+    r.ev(Ev.SPAWNED, pid=5)
+    assert r.inst.healthy is None and r.inst.status == ""
+
+
+def test_reloading_then_ready() -> None:
+    r = Run()
+    r.spawn()
+    r.ev(Ev.READY)
+    r.ev(Ev.RELOADING)
+    assert r.inst.state is State.RELOADING
+    r.ev(Ev.READY)
+    assert r.inst.state is State.RUNNING and r.inst.reason == "reloaded"
+
+
+def test_exit_while_reloading_counts_as_a_ready_run() -> None:
+    r = Run()
+    r.spawn()
+    r.ev(Ev.READY)
+    r.ev(Ev.RELOADING)
+    r.ev(Ev.EXIT, code=1, signal=None)
+    assert r.inst.state is State.BACKOFF and len(r.inst.failed_starts) == 0
+
+
+def test_mainpid_moves_the_main_process() -> None:
+    r = Run()
+    r.spawn(pid=100)
+    out = r.ev(Ev.MAINPID, pid=123)
+    assert r.inst.pid == 123 and kinds(out) == ["mainpid"]
+
+
+def test_extend_pushes_the_ready_deadline_never_shortens_it() -> None:
+    r = Run()
+    r.spawn()
+    r.clock.advance(4.0)
+    assert r.ev(Ev.EXTEND, seconds=0.5) == []            # 4.5 < 5: no change
+    out = r.ev(Ev.EXTEND, seconds=10.0)
+    assert ArmTimer("ready", 10.0) in out and r.inst.ready_deadline == 1014.0
+
+
+def test_extend_pushes_the_stop_deadline() -> None:
+    r = Run(ready=Ready())
+    r.spawn(await_ready=False)
+    r.ev(Ev.STOP)
+    out = r.ev(Ev.EXTEND, seconds=30.0)
+    assert ArmTimer("stop", 30.0) in out
+
+
+def test_oom_exit_is_reported_and_is_a_failure() -> None:
+    r = Run(ready=Ready(), restart="on-failure")
+    r.spawn(await_ready=False)
+    out = r.ev(Ev.EXIT, code=None, signal="SIGKILL", reason="oom")
+    exit_ev = [e for e in out if isinstance(e, Publish) and e.kind == "exit"][0]
+    assert exit_ev.data["reason"] == "oom" and "oom" in exit_ev.message
+    assert r.inst.state is State.BACKOFF and "oom" in r.inst.reason
+
+
+def test_a_reasoned_exit_with_code_0_is_not_a_success() -> None:
+    r = Run(ready=Ready(), restart="on-failure")
+    r.spawn(await_ready=False)
+    r.ev(Ev.EXIT, code=0, signal=None, reason="oom")
+    assert r.inst.state is State.BACKOFF
+
+
+def test_limits_default_to_none() -> None:
+    assert dataclasses.asdict(Limits())["memory"] is None

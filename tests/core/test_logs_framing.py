@@ -1,0 +1,89 @@
+"""The framer: lines across reads, long lines, partial last line, timestamps, JSON escaping."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from herder.logs._framing import Framer, rfc3339
+
+TS = 1714564800.123  # 2024-05-01T12:00:00.123Z
+STAMP = b"2024-05-01T12:00:00.123Z "
+
+
+def framer(**kw: object) -> Framer:
+    args = {"timestamps": True, "fmt": "text", "max_line": 16}
+    args.update(kw)
+    return Framer("web", "web.0", "stdout", **args)  # type: ignore[arg-type]
+
+
+def feed_all(f: Framer, chunks: list[bytes], want: bool) -> tuple[bytes, list[bytes]]:
+    out, lines = [], []
+    for c in chunks:
+        o, ls = f.feed(c, TS, want)
+        out.extend(bytes(x) for x in o)
+        lines.extend(ls)
+    o, ls = f.flush(TS)
+    return b"".join(out) + o, lines + ls
+
+
+def test_rfc3339_is_utc_with_milliseconds() -> None:
+    assert rfc3339(TS) == "2024-05-01T12:00:00.123Z"
+
+
+def test_lines_spanning_reads_get_one_prefix_each() -> None:
+    out, lines = feed_all(framer(), [b"hel", b"lo\nwor", b"ld\n"], True)
+    assert out == STAMP + b"hello\n" + STAMP + b"world\n"
+    assert lines == [b"hello", b"world"]
+
+
+def test_long_line_is_split_not_dropped() -> None:
+    out, lines = feed_all(framer(max_line=4), [b"abcdefghij\nxy\n"], True)
+    assert lines == [b"abcd", b"efgh", b"ij", b"xy"]
+    assert out.replace(STAMP, b"") == b"abcd\nefgh\nij\nxy\n"
+
+
+def test_partial_last_line_is_flushed_at_exit() -> None:
+    out, lines = feed_all(framer(), [b"done\nno newline"], False)
+    assert out == STAMP + b"done\n" + STAMP + b"no newline\n"
+
+
+def test_raw_mode_is_byte_exact_including_binary() -> None:
+    data = [bytes(range(256)) * 3, b"\xff\xfe\n", b"tail"]
+    out, _ = feed_all(framer(timestamps=False), data, False)
+    assert out == b"".join(data)
+
+
+def test_json_escapes_non_utf8_and_keeps_the_bytes() -> None:
+    out, _ = feed_all(framer(fmt="json"), [b'caf\xc3\xa9 "q"\n', b"x\xffy\n"], False)
+    first, second = (json.loads(x) for x in out.splitlines())
+    assert first == {"ts": "2024-05-01T12:00:00.123Z", "service": "web", "instance": "web.0", "stream": "stdout",
+                     "line": 'café "q"'}
+    assert second["line"] == "x\ufffdy" and base64.b64decode(second["line_b64"]) == b"x\xffy"
+
+
+chunks = st.lists(st.binary(max_size=64).map(lambda b: b.replace(b"\r", b"\n")), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(chunks, st.integers(1, 40))
+def test_fast_timestamp_path_equals_the_line_by_line_path(parts: list[bytes], max_line: int) -> None:
+    fast, _ = feed_all(framer(max_line=max_line), parts, False)
+    slow, lines = feed_all(framer(max_line=max_line), parts, True)
+    assert fast == slow
+    # every byte of the input is in the output, in order, once
+    assert re.sub(rb"2024-05-01T12:00:00\.123Z ", b"", slow).replace(b"\n", b"") == b"".join(parts).replace(b"\n", b"")
+    assert all(len(x) <= max_line for x in lines)
+
+
+@settings(max_examples=200, deadline=None)
+@given(chunks)
+def test_raw_sampled_ring_lines_are_real_lines(parts: list[bytes]) -> None:
+    f = framer(timestamps=False, max_line=10_000)
+    _, lines = feed_all(f, parts, False)
+    whole = b"".join(parts).split(b"\n")
+    assert all(x in whole for x in lines)
