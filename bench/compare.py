@@ -62,8 +62,8 @@ class Plan:
 
 FULL = Plan(n=200, restart_rounds=4, kills_per_round=5, start_rounds=5, idle_seconds=30.0, status_reps=3,
             log_bytes=300_000_000, log_rounds=3, stop_rounds=3, stop_cap=60.0)
-QUICK = Plan(n=20, restart_rounds=1, kills_per_round=3, start_rounds=1, idle_seconds=2.0, status_reps=2,
-             log_bytes=20_000_000, log_rounds=1, stop_rounds=1, stop_cap=6.0)
+QUICK = Plan(n=20, restart_rounds=1, kills_per_round=3, start_rounds=1, idle_seconds=1.0, status_reps=2,
+             log_bytes=20_000_000, log_rounds=1, stop_rounds=1, stop_cap=4.0)
 
 
 class Results:
@@ -145,7 +145,7 @@ def start_idle_status(res: Results, tool: Tool, work: Path, plan: Plan, idle: bo
 
 
 def measure_idle(res: Results, tool: Tool, s: Session, plan: Plan) -> None:
-    time.sleep(1.0)  # let start-up work finish; the window below is what we measure
+    time.sleep(min(1.0, plan.idle_seconds))  # let start-up work finish; the window below is what we measure
     procs = s.own_processes()
     if not procs:
         raise RuntimeError("found none of the supervisor's processes")
@@ -299,7 +299,7 @@ def stop_all(res: Results, tool: Tool, work: Path, plan: Plan) -> None:
             res.slot("stop_ms", tool.name).setdefault("capped", []).append(
                 {"cap_s": plan.stop_cap, "still_running": left})
     finally:
-        s.close(timeout=5)
+        s.close(timeout=1)
 
 
 # 7. orphans --------------------------------------------------------------------------------
@@ -396,8 +396,10 @@ def main(argv: list[str] | None = None) -> int:
             return
         for r in range(count):
             for t in tools:
-                print(f"bench: {measure} round {r + 1}/{count}: {t.name}", file=sys.stderr, flush=True)
+                t0 = time.monotonic()
                 run_trial(res, measure, t, lambda: fn(t, root / f"{measure}-{r}-{t.name}", r))
+                print(f"bench: {measure} round {r + 1}/{count}: {t.name} ({time.monotonic() - t0:.1f} s)",
+                      file=sys.stderr, flush=True)
 
     try:
         rounds("restart_ms", plan.restart_rounds, lambda t, w, r: restart(res, t, w, plan.kills_per_round, plan))

@@ -94,7 +94,7 @@ class Session:
         for proc in (self.stopper, self.launcher):
             if proc is not None:
                 try:
-                    proc.wait(timeout=2)
+                    proc.wait(timeout=0.5)  # the bounded wait above is the grace period
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(timeout=5)
