@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast docs clean nspawn-setup test-wine
+.PHONY: demo test test-fast docs clean nspawn-setup test-wine bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,19 @@ test-wine: $(STAMP)
 docs: $(STAMP)
 	$(PY) -m herder.config.docs > docs/config.md
 	$(PY) -m herder.core.docs > docs/states.md
+
+# herder side by side with supervisord, circus and PM2 (docs/performance.md); not part of `make test`.
+# Peers go to bench/.build (their own venv, pm2 via npm); figures to bench/out/results.json.
+BENCH_PY := bench/.build/venv/bin/python
+bench:
+	bash bench/setup.sh
+	$(BENCH_PY) bench/compare.py $(BENCH_ARGS)
+	$(BENCH_PY) bench/report.py bench/out/results.json --doc docs/performance.md --png docs/performance-ratios.png
+
+bench-quick:
+	bash bench/setup.sh
+	$(BENCH_PY) bench/compare.py --quick --out bench/out/quick.json
+	$(BENCH_PY) bench/report.py bench/out/quick.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache

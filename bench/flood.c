@@ -1,0 +1,46 @@
+/* A benchmark child that floods stdout: argv[2] bytes of 100-byte numbered lines, written
+   in 64 KB writes (655 lines = 65,500 B), then waits. Just before its first write it appends
+   "pid monotonic_ns" to argv[1] (like stamp.c), so throughput is measured from the child's
+   first byte to the moment the log file holds the last one. Line k is "%09d " + 89 'x' +
+   "\n", so a reader can tell lost lines from duplicated ones. C, so the writer is never the
+   bottleneck. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LINE 100
+#define PER_WRITE 655
+
+int main(int argc, char **argv) {
+    if (argc < 3) { fprintf(stderr, "usage: flood STAMPFILE BYTES\n"); return 2; }
+    long long lines = atoll(argv[2]) / LINE;
+    static char block[LINE * PER_WRITE];
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    char buf[64];
+    int n = snprintf(buf, sizeof buf, "%d %lld\n", (int)getpid(), (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+    int fd = open(argv[1], O_WRONLY | O_APPEND | O_CREAT, 0644);
+    if (fd >= 0) { (void)!write(fd, buf, n); close(fd); }
+    for (long long k = 0; k < lines;) {
+        int m = 0;
+        for (; m < PER_WRITE && k < lines; m++, k++) {
+            char *l = block + m * LINE;
+            char head[24];
+            snprintf(head, sizeof head, "%09lld ", k);
+            memcpy(l, head, 10);
+            memset(l + 10, 'x', LINE - 11);
+            l[LINE - 1] = '\n';
+        }
+        size_t len = (size_t)m * LINE, off = 0;
+        while (off < len) {
+            ssize_t w = write(1, block + off, len - off);
+            if (w < 0) { if (errno == EINTR) continue; return 1; }
+            off += (size_t)w;
+        }
+    }
+    for (;;) pause();
+}

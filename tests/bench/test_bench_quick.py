@@ -1,0 +1,73 @@
+"""`make bench` cannot rot: its quick mode runs every measure on every installed tool.
+
+The peers (supervisor, circus from PyPI; pm2 from npm) are installed by bench/setup.sh
+into bench/.build; without a network that fails and this test is skipped, saying why.
+Nothing here asserts a speed: it checks that each tool produced a figure or a recorded
+error for each measure, that herder produced every figure, and that no process is left.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH_PY = ROOT / "bench" / ".build" / "venv" / "bin" / "python"
+MEASURES = ("restart_ms", "start_ms", "idle_cpu_s", "idle_rss_mb", "status_ms", "logs_mbps", "stop_ms", "orphans")
+
+
+def _bench_processes(since: float) -> list[str]:
+    """Live processes started by the benchmark (their argv names its temp dirs)."""
+    left = []
+    for p in psutil.process_iter(["cmdline", "create_time", "status"]):
+        try:
+            if (p.info["create_time"] >= since and p.info["status"] != psutil.STATUS_ZOMBIE
+                    and any("herder-bench-" in a for a in p.info["cmdline"] or ())):
+                left.append(f"{p.pid} {' '.join(p.info['cmdline'])}")
+        except psutil.Error:
+            continue
+    return left
+
+
+@pytest.mark.timeout(900)
+def test_bench_quick_runs_every_measure_and_leaves_nothing(tmp_path: Path) -> None:
+    if not shutil.which("gcc"):
+        pytest.skip("gcc not found: the benchmark's children are C programs")
+    setup = subprocess.run(["bash", str(ROOT / "bench" / "setup.sh")], capture_output=True, text=True, timeout=600)
+    if setup.returncode != 0:
+        pytest.skip(f"bench peers could not be installed (no network?): {setup.stderr.strip()[-300:]}")
+    since = time.time() - 1
+    out = tmp_path / "quick.json"
+    run = subprocess.run([str(BENCH_PY), str(ROOT / "bench" / "compare.py"), "--quick", "--out", str(out)],
+                         capture_output=True, text=True, timeout=90, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    tools = list(doc["info"]["versions"])
+    assert tools[0] == "herder" and {"supervisord", "circus"} <= set(tools), doc["info"]
+    for measure in MEASURES:
+        for tool in tools:
+            slot = doc["results"].get(measure, {}).get(tool)
+            assert slot is not None, f"{measure}: no result for {tool}"
+            if tool == "herder":
+                assert not slot["errors"], f"{measure}: {slot['errors']}"
+                assert slot["samples"] or slot.get("pending"), f"{measure}: herder has no figure"
+            else:
+                assert slot["samples"] or slot["errors"] or slot.get("capped"), f"{measure}: {tool}: {slot}"
+    assert all(c["sha256_ok"] for c in doc["results"]["logs_mbps"]["herder"]["checks"])
+    assert doc["results"]["orphans"]["herder"]["samples"] == [0]
+    assert _bench_processes(since) == []
+
+    png, md = tmp_path / "ratios.png", tmp_path / "performance.md"
+    md.write_text("# Performance\n\nhand-written text\n")
+    rep = subprocess.run([str(BENCH_PY), str(ROOT / "bench" / "report.py"), str(out), "--doc", str(md),
+                          "--png", str(png)], capture_output=True, text=True, timeout=60)
+    assert rep.returncode == 0, rep.stderr
+    text = md.read_text()
+    assert "hand-written text" in text and "| restart: SIGKILL → next start | herder |" in text
+    assert png.stat().st_size > 1000
