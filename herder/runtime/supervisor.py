@@ -138,6 +138,7 @@ class Supervisor:
         self._runstate: runstate.RunStateWriter | None = None
         self._live_dirty = False
         self.components: list[Component] = []
+        self.base_env = spawner.base_environment()   # children's environment: herder's, taken once
         self.hooks = Hooks()
         self.held: set[str] = set()   # instances an operator stopped by hand: not started by `up`
         self._load_services(config)
@@ -450,7 +451,7 @@ class Supervisor:
     def _spawn(self, inst: Instance, p: _Proc) -> None:
         after: Callable[[int], None] | None = None
         try:
-            launch = spawner.plan(inst.name, inst.replica, inst.spec, p.cookie)
+            launch = spawner.plan(inst.name, inst.replica, inst.spec, p.cookie, self.base_env)
             for hook in self.hooks.env:
                 launch.env.update(hook(inst))
             for change in self.hooks.launch:
