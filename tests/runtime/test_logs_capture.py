@@ -317,9 +317,10 @@ def test_sigusr1_reopens_files_after_an_outside_rename(tmp_path: Path) -> None:
     log = tmp_path / ".herder" / "logs" / "w.log"
 
     async def drive(sup: Supervisor, hub: LogHub, events: list[Event]) -> None:
-        while not (log.exists() and log.read_bytes() == b"before\n"):
-            await hub_ready(hub)
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(30):  # the file has no event of its own: re-check, bounded
+            while not (log.exists() and log.read_bytes() == b"before\n"):
+                await hub_ready(hub)
+                await asyncio.sleep(0.01)
         os.rename(log, tmp_path / "w.log.1")
         os.kill(os.getpid(), signal.SIGUSR1)
         await wait_event(sup, events, lambda ev: ev.kind == "log_reopen")
