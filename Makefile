@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast docs clean nspawn-setup test-wine bench bench-quick
+.PHONY: demo test test-fast lint docs clean nspawn-setup test-wine bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ demo: $(STAMP)
 test: $(STAMP) nspawn-setup
 	@if [ -n "$$HERDER_TEST_WINE" ]; then tests/platform/setup-wine.sh >/dev/null || echo "wine tier: setup failed; its tests will be skipped"; fi
 	$(PY) -m pytest -q
+
+# mypy strict on the whole package and ruff (config in pyproject.toml).
+lint: $(STAMP)
+	$(VENV)/bin/mypy
+	$(VENV)/bin/ruff check herder tests
 
 # The systemd integration tier (tests/platform) boots a real systemd in systemd-nspawn. As root,
 # install systemd-container + mmdebstrap and build the rootfs once (cached in /var/cache/herder-it).
