@@ -271,7 +271,7 @@ def test_user_and_supplementary_groups_when_root(make_config: Callable[..., Path
         user = "nobody"
         restart = "never"
         env = {{ PYTHONPATH = "{PROGRAMS}", REPORT_SOCKET = "" }}
-        logs = {{ stdout = "{out}" }}
+        logs = {{ stdout = "{out}", timestamps = false }}
         '''))
 
     async def body() -> None:

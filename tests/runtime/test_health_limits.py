@@ -96,7 +96,7 @@ limits = { cpu = 0.25 }
                 pytest.skip("no cpu cgroup controller here")
             pid = h.sup.instances["c"].pid
             lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
-            place = h.health.placements["c"]
+            place = h.sup.limits.placements["c"]
             assert place.join
             for procs in place.join:
                 members = Path(procs).read_text().split()

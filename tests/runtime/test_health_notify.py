@@ -136,7 +136,7 @@ ready = {{ notify = true, timeout = "20s" }}
             await h.wait(lambda e: e.kind == "errno" and e.data["errno"] == 2)
             await h.wait(lambda e: e.kind == "notify_stopping")
             warnings = [e for e in h.events if e.kind == "notify_warning"]
-            assert len(warnings) == 2 and h.health.notify.garbage == 2
+            assert len(warnings) == 2 and h.sup.notify.garbage == 2
             assert "oversized" in warnings[1].message
     asyncio.run(main())
 
@@ -146,10 +146,10 @@ def test_a_stranger_is_ignored(tmp_path: Path) -> None:
         async with running(tmp_path, '[services.s]\ncommand = "sleep 60"\n') as h:
             await h.reach("s", "running")
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-                addr = h.health.notify.address
+                addr = h.sup.notify.address
                 s.sendto(b"READY=1", "\0" + addr[1:] if addr.startswith("@") else addr)
             await h.wait(lambda e: e.kind == "notify_warning" and "belongs to no instance" in e.message)
-            assert h.health.notify.strangers == 1
+            assert h.sup.notify.strangers == 1
     asyncio.run(main())
 
 

@@ -95,7 +95,7 @@ health = {{ exec = ["{PY}", "-c", "import sys; sys.exit(0)"], interval = "100ms"
             await h.reach("job", "running")
             await h.wait(lambda e: e.kind == "health" and e.data["health"] == "healthy")
             assert h.sup.orphans_reaped == 0      # probe exits were routed, not counted as orphans
-            assert not h.sup._watched             # and nothing is left waiting
+            assert h.sup.procs.helpers() == 0      # and nothing is left waiting
     asyncio.run(main())
 
 
@@ -109,7 +109,7 @@ health = { exec = ["sleep", "30"], timeout = "200ms", interval = "100ms", failur
         async with running(tmp_path, toml) as h:
             ev = await h.wait(lambda e: e.kind == "health" and e.data["health"] == "unhealthy")
             assert "took longer than 0.2s" in ev.message
-            assert not [k for k in h.sup._watched]  # the killed probe was reaped
+            assert h.sup.procs.helpers() == 0  # the killed probe was reaped
     asyncio.run(main())
 
 

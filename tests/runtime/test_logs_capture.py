@@ -42,7 +42,7 @@ def run(cfg_path: Path, driver: Callable[[Supervisor, LogHub, list[Event]], Awai
         signals: bool = False) -> list[Event]:
     cfg = load(cfg_path)
     sup = Supervisor(cfg)
-    hub = LogHub(cfg, sup.events, signals=signals).install(sup)
+    hub = sup.logs
     events: list[Event] = []
     changed = asyncio.Event()
 
@@ -61,7 +61,7 @@ def run(cfg_path: Path, driver: Callable[[Supervisor, LogHub, list[Event]], Awai
             finally:
                 sup.request_down()
         task = asyncio.ensure_future(drive())
-        await sup.run(install_signals=False)
+        await sup.run(install_signals=signals)   # signals: SIGUSR1 reopens the files
         await task
 
     asyncio.run(main())
