@@ -28,6 +28,11 @@ class Clock(Now, Protocol):
         """Call `callback` on the running loop once now() >= deadline (on this clock)."""
         ...
 
+    def busy(self) -> Callable[[], None]:
+        """The runtime awaits an answer that is already on its way (an exited process's last
+        output): a virtual clock must not jump meanwhile. Call the result when it came."""
+        ...
+
 
 class MonotonicClock:
     def now(self) -> float:
@@ -36,3 +41,10 @@ class MonotonicClock:
     def wake_at(self, deadline: float, callback: Callable[[], None]) -> Wakeup:
         loop = asyncio.get_running_loop()
         return loop.call_at(loop.time() + max(0.0, deadline - self.now()), callback)
+
+    def busy(self) -> Callable[[], None]:
+        return _nothing
+
+
+def _nothing() -> None:
+    return None

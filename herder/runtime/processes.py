@@ -33,6 +33,7 @@ from herder.logs._hub import EXIT_DRAIN_WAIT, LineWatch, LogHub
 from herder.process import spawn as spawner
 from herder.process import tree
 from herder.process.cgroup import Cgroup, Cgroups
+from herder.runtime.clock import Clock
 from herder.store import runstate
 from herder.store.runstate import LiveRecord
 
@@ -41,6 +42,7 @@ EnvFor = Callable[[str], dict[str, str]]
 Prepare = Callable[[str, spawner.Launch], spawner.Launch]
 ExitReason = Callable[[str], str]
 _FOREIGN = "exited (status unknown: not herder's child)"
+KILL_WAIT = 1.0   # real seconds a virtual clock waits for a SIGKILLed main process to be reaped
 
 
 @dataclass
@@ -55,8 +57,9 @@ class Proc:
 
 
 class Processes:
-    def __init__(self, world: World, logs: LogHub, post: Post, post_now: Post) -> None:
+    def __init__(self, world: World, logs: LogHub, post: Post, post_now: Post, clock: Clock) -> None:
         self.world = world
+        self.clock = clock
         self.logs = logs
         self.post = post              # an event for the queue
         self.post_now = post_now      # the answer to a spawn: stepped before anything else
@@ -71,6 +74,7 @@ class Processes:
         self._retired: dict[int, str] = {}         # former main pids after MAINPID= (reaped quietly)
         self._helpers: dict[int, Callable[[int], None]] = {}   # helper processes (exec probes)
         self._pidfds: dict[int, int] = {}
+        self._killed: dict[str, tuple[Callable[[], None], asyncio.TimerHandle]] = {}
         self._reaped: asyncio.Event | None = None
         self.runstate: runstate.RunStateWriter | None = None
         self._live_dirty = False
@@ -133,10 +137,28 @@ class Processes:
 
     def kill(self, name: str, scope: Scope) -> None:
         p = self.procs.get(name)
+        self._dying(name)
         if scope is Scope.TREE and p is not None and p.cgroup is not None:
             p.cgroup.kill()
         else:
             self.signal(name, _SIGKILL, scope)
+
+    def _dying(self, name: str) -> None:
+        """After SIGKILL the exit is certain and on its way: a virtual clock waits for it
+        (for at most KILL_WAIT real seconds: a process in uninterruptible sleep)."""
+        inst = self.world.instances.get(name)
+        if inst is None or inst.pid is None or name in self._killed:
+            return
+        release = self.clock.busy()
+        handle = asyncio.get_running_loop().call_later(KILL_WAIT, self._reaped_or_late, name)
+        self._killed[name] = (release, handle)
+
+    def _reaped_or_late(self, name: str) -> None:
+        held = self._killed.pop(name, None)
+        if held is not None:
+            release, handle = held
+            handle.cancel()
+            release()
 
     def kill_leftovers(self, name: str) -> None:
         inst, p = self.world.instances.get(name), self.procs.get(name)
@@ -214,6 +236,8 @@ class Processes:
         ev = Exited(name, pid, code if code >= 0 else None, sig, self.exit_reason(name))
         handle: asyncio.TimerHandle | None = None
         sent = False
+        settled = self.clock.busy()
+        self._reaped_or_late(name)
 
         def send() -> None:
             nonlocal sent
@@ -221,6 +245,7 @@ class Processes:
                 sent = True
                 if handle is not None:
                     handle.cancel()
+                settled()
                 self.post(ev)
 
         handle = asyncio.get_running_loop().call_later(EXIT_DRAIN_WAIT, send)
@@ -247,6 +272,8 @@ class Processes:
         loop.add_reader(fd, gone)
 
     def close(self) -> None:
+        for name in list(self._killed):
+            self._reaped_or_late(name)
         loop = asyncio.get_running_loop()
         for fd in self._pidfds.values():
             loop.remove_reader(fd)

@@ -66,7 +66,7 @@ class Supervisor:
         self._tickets = 0
         self._finished: asyncio.Event | None = None
         self.logs = LogHub(config, self.events)
-        self.procs = Processes(self.world, self.logs, self.post, self._answers.append)
+        self.procs = Processes(self.world, self.logs, self.post, self._answers.append, self.clock)
         self.timers = Timers(self.clock, lambda key, at: self.post(TimerFired(key, at)))
         self.checks = Checks(self.world, self.post, self.events, self.procs.watch, self.procs.tree_pids)
         posix = sys.platform != "win32"

@@ -10,6 +10,8 @@ Autojump, in the spirit of trio's MockClock(autojump_threshold=0): the event loo
 (an fd, a callback); if not and a wake-up is pending on this clock, the clock jumps to
 the earliest one and the loop goes on at once. A stop timeout of 10 s, a backoff of
 30 s, a probe interval of a minute then cost microseconds, with real child processes.
+The runtime marks what is already on its way (an exited child's last output, see
+herder.runtime.clock.Clock.busy); the clock does not jump over that.
 
 What it means for a test: every deadline the supervisor armed fires as soon as the loop
 would otherwise wait for the outside world. A test must therefore not depend on a real
@@ -50,6 +52,7 @@ class FakeClock:
         self._wakeups: list[tuple[float, int, _Wakeup]] = []
         self._seq = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._busy = 0        # answers on their way (herder.runtime.clock.Clock.busy): no jump meanwhile
         self.jumps = 0        # how often the loop idled into a jump (for tests of the clock itself)
 
     def now(self) -> float:
@@ -74,6 +77,18 @@ class FakeClock:
         heapq.heappush(self._wakeups, (deadline, next(self._seq), w))
         return w
 
+    def busy(self) -> Callable[[], None]:
+        self._busy += 1
+        done = False
+
+        def release() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                self._busy -= 1
+
+        return release
+
     def pending(self) -> float | None:
         """The earliest live wake-up, if any."""
         while self._wakeups and self._wakeups[0][2].cancelled:
@@ -83,7 +98,7 @@ class FakeClock:
     def jump(self) -> bool:
         """Autojump: move to the earliest wake-up and queue every due callback on the loop."""
         nxt = self.pending()
-        if nxt is None or self._loop is None:
+        if nxt is None or self._loop is None or self._busy:
             return False
         self._now = max(self._now, nxt)
         self.jumps += 1

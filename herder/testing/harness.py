@@ -21,18 +21,21 @@ from typing import Any
 from herder.config import Config
 from herder.runtime.events import Event
 from herder.runtime.supervisor import Supervisor
+from herder.testing.clock import FakeClock
 
 
 class Running:
     def __init__(self, sup: Supervisor) -> None:
         self.sup = sup
         self.events: list[Event] = []
+        self.at: list[float] = []        # the supervisor's clock (virtual with a FakeClock) at each event
         self.exit_code: int | None = None
         self._changed = asyncio.Event()
         sup.events.subscribe(self._record)
 
     def _record(self, ev: Event) -> None:
         self.events.append(ev)
+        self.at.append(self.sup.clock.now())
         self._changed.set()
 
     def mark(self) -> int:
@@ -91,6 +94,14 @@ async def run_supervisor(config: Config, only: Iterable[str] | None = None, **kw
     try:
         yield running
     finally:
+        settle(sup)
         sup.request_down()
         async with asyncio.timeout(60):
             running.exit_code = await task
+
+
+def settle(sup: Supervisor) -> None:
+    """On the way out of a test: let a FakeClock moved by hand jump from now on, so `down`
+    cannot hang on a stop timeout that nobody would advance."""
+    if isinstance(sup.clock, FakeClock):
+        sup.clock.autojump = True

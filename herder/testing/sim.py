@@ -42,6 +42,7 @@ class Sim:
     services: Mapping[str, ServiceSpec] | Config
     now: float = 1000.0
     stubborn: set[str] = field(default_factory=set)      # services whose processes ignore the stop signal
+    unkillable: set[str] = field(default_factory=set)    # services whose processes survive SIGKILL (D state)
     fail_spawns: dict[str, str] = field(default_factory=dict)   # service -> spawn error
     spread: float = 0.0
     world: World = field(init=False)
@@ -141,7 +142,7 @@ class Sim:
                 self._queue.append(Exited(eff.name, target.pid, None, eff.signal.name))
         elif isinstance(eff, fx.Kill):
             target = world.instances.get(eff.name)
-            if target is not None and target.pid is not None:
+            if target is not None and target.pid is not None and target.service not in self.unkillable:
                 self._queue.append(Exited(eff.name, target.pid, None, "SIGKILL"))
         elif isinstance(eff, fx.RunCheck):
             self.checks.append(eff)

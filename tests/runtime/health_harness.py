@@ -21,7 +21,7 @@ from herder.runtime.events import Event
 from herder.runtime.supervisor import Supervisor
 from herder.testing.clock import FakeClock
 from herder.testing.clock import run as herder_run
-from herder.testing.harness import Running
+from herder.testing.harness import Running, settle
 
 PROGRAMS = Path(__file__).resolve().parent.parent / "programs"
 PY = sys.executable
@@ -70,6 +70,7 @@ async def running(tmp_path: Path, toml: str, only: list[str] | None = None,
         await h.wait(lambda e: e.kind == "supervisor" and "supervising" in e.message)
         yield h
     finally:
+        settle(sup)
         if not task.done():
             sup.request_down()
         async with asyncio.timeout(DEADLINE):

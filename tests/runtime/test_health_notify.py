@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from health_harness import NL, PROGRAMS, PY, free_port, prog, running
+from health_harness import NL, PROGRAMS, PY, free_port, prog, run, running
+
+from herder.testing import FakeClock
 
 
 def test_several_assignments_in_one_datagram(tmp_path: Path) -> None:
@@ -109,17 +111,30 @@ ready = {{ notify = true, timeout = "20s" }}
 
 
 def test_extend_timeout_usec_pushes_the_ready_deadline(tmp_path: Path) -> None:
+    """On a clock moved by hand: past the configured ready.timeout, within the extension."""
+    clock = FakeClock()
+    go = tmp_path / "go"
+    os.mkfifo(go)
+
     async def main() -> None:
         toml = f"""
 [services.x]
-command = {prog("notifier.py", "send:EXTEND_TIMEOUT_USEC=20000000", "sleep:1.0", "send:READY=1")}
+command = {prog("notifier.py", "send:EXTEND_TIMEOUT_USEC=20000000", f"wait:{go}", "send:READY=1")}
 ready = {{ notify = true, timeout = "300ms" }}
 """
-        async with running(tmp_path, toml) as h:
-            await h.reach("x", "running")
-            assert h.find(lambda e: e.kind == "extend") is not None
+        async with running(tmp_path, toml, clock=clock) as h:
+            await h.wait(lambda e: e.kind == "extend")
+            clock.advance(10.0)                      # well past 300 ms
             assert h.find(lambda e: e.kind == "failing") is None
-    asyncio.run(main())
+            fd = os.open(go, os.O_RDWR)   # never blocks; holds the byte until the program reads it
+            try:
+                os.write(fd, b"x")
+                await h.reach("x", "running")
+            finally:
+                os.close(fd)
+            clock.advance(30.0)                      # a late timer must not fire either
+            assert h.find(lambda e: e.kind == "failing") is None
+    run(main, clock)
 
 
 def test_stopping_errno_and_garbage_are_reported_never_fatal(tmp_path: Path) -> None:
