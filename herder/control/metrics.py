@@ -51,6 +51,15 @@ class _Collector:
                 else:
                     last_exit.add_metric(lab, float(ex.code or 0))
         yield from (state, up, restarts, uptime, last_exit)
+        logs = {key: CounterMetricFamily(f"herder_log_{key}_bytes", doc, labels=["instance", "service"])
+                for key, doc in (("dropped", "output bytes dropped (logs.on_overflow = drop)"),
+                                 ("unwritten", "output bytes that could not be written (disk full, write error)"),
+                                 ("written", "output bytes written to the log files"))}
+        for name, inst in sup.instances.items():
+            stats = sup.logs.stats(name)
+            for key, family in logs.items():
+                family.add_metric([name, inst.service], float(stats[f"{key}_bytes"]))
+        yield from logs.values()
         events = CounterMetricFamily("herder_events", "events published since herder started")
         events.add_metric([], float(self.control.next_id - self.control.first_id))
         yield events

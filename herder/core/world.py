@@ -143,9 +143,6 @@ class World:
     def all_idle(self) -> bool:
         return all(inst.state in IDLE for inst in self.instances.values())
 
-    def job_of(self, name: str) -> Job | None:
-        return next((j for j in self.jobs.values() if name in j.names and j.kind is not JobKind.RELOAD), None)
-
 
 def add_service(world: World, svc: str, spec: ServiceSpec, now: float,
                 replicas: Iterable[int] | None = None) -> list[str]:

@@ -133,13 +133,6 @@ class FollowTap(Tap):
         return out
 
 
-class _Stream:
-    """Per (instance, stream) settings shared by successive runs."""
-
-    def __init__(self, sink: RotatingFile | None, spec: Logs, forwarders: list[Forwarder]) -> None:
-        self.sink, self.spec, self.forwarders = sink, spec, forwarders
-
-
 class LogHub:
     """The capture component. `install(supervisor)` wires it in; it is entered before services start."""
 
@@ -309,17 +302,6 @@ class LogHub:
                 "unwritten_bytes": sum(s.unwritten for s in sinks),
                 "written_bytes": sum(s.written for s in sinks),
                 "files": sorted(str(s.path) for s in sinks)}
-
-    def metrics(self) -> list[str]:
-        """Prometheus text lines for GET /metrics."""
-        out = ["# TYPE herder_log_dropped_bytes_total counter",
-               "# TYPE herder_log_unwritten_bytes_total counter",
-               "# TYPE herder_log_written_bytes_total counter"]
-        for name in sorted(self.current):
-            s = self.stats(name)
-            for key in ("dropped", "unwritten", "written"):
-                out.append(f'herder_log_{key}_bytes_total{{instance="{name}"}} {s[key + "_bytes"]}')
-        return out
 
     # -- operator actions -------------------------------------------------------------------------
 

@@ -74,8 +74,8 @@ async def start(argv: tuple[str, ...], env: dict[str, str], cwd: str | None, log
 def _job_for(pid: int) -> Any:
     """A Job Object that kills its processes when closed; None when pywin32 is missing."""
     try:
-        import win32api  # type: ignore[import-untyped]
-        import win32con  # type: ignore[import-untyped]
+        import win32api
+        import win32con
         import win32job
     except ImportError:
         return None

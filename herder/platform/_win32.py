@@ -49,7 +49,7 @@ class PyWin32Api:
     """The real SCM through pywin32 (win32service) and winreg. Not run in CI."""
 
     def __init__(self) -> None:
-        import win32service  # type: ignore[import-untyped]
+        import win32service
 
         self._ws: Any = win32service
 

@@ -130,7 +130,8 @@ def execute(plan: Plan, runner: Runner = run_command) -> None:
             res = runner(s.argv)
             if res.returncode != 0 and s.check:
                 why = (res.stderr or res.stdout or "").strip()
-                raise InstallError(f"`{show_command(s.argv)}` failed (exit {res.returncode})" + (f": {why}" if why else ""))
+                raise InstallError(f"`{show_command(s.argv)}` failed (exit {res.returncode})"
+                                   + (f": {why}" if why else ""))
         else:
             try:
                 s.fn()

@@ -20,6 +20,7 @@ failure-actions-on-non-crash set, so a non-zero exit counts as a failure too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from collections.abc import Callable
@@ -55,7 +56,7 @@ def is_virtual(acct: str) -> bool:
 
 
 def record_dir() -> PureWindowsPath:
-    return PureWindowsPath(os.environ.get("ProgramData", r"C:\ProgramData")) / "herder" / "installed"
+    return PureWindowsPath(os.environ.get("PROGRAMDATA", r"C:\ProgramData")) / "herder" / "installed"
 
 
 def bin_path(spec: InstallSpec, python: str) -> str:
@@ -132,7 +133,8 @@ def install_ops(spec: InstallSpec, python: str, *, update: bool) -> list[Op]:
                   lambda api: api.config2(name, w.SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, bool(flag))))
     if is_virtual(acct):
         ops.append(Op(("sc", "sidtype", name, "unrestricted"),
-                      lambda api: api.config2(name, w.SERVICE_CONFIG_SERVICE_SID_INFO, w.SERVICE_SID_TYPE_UNRESTRICTED)))
+                      lambda api: api.config2(name, w.SERVICE_CONFIG_SERVICE_SID_INFO,
+                                              w.SERVICE_SID_TYPE_UNRESTRICTED)))
     pre = round(svc.stop_timeout * 1000) + 5000
     ops.append(Op(_reg(name, "", "PreshutdownTimeout", pre),
                   lambda api: api.config2(name, w.SERVICE_CONFIG_PRESHUTDOWN_INFO, pre)))
@@ -157,10 +159,8 @@ def uninstall_ops(spec: InstallSpec) -> list[Op]:
 
 
 def _stop_quietly(api: w.ServiceApi, name: str, timeout: float) -> None:
-    try:
+    with contextlib.suppress(Exception):   # not running (1062) is fine before a delete
         api.stop(name, timeout)
-    except Exception:  # noqa: BLE001 - not running (1062) is fine before a delete
-        pass
 
 
 def render_sc(spec: InstallSpec, python: str = "python.exe", *, update: bool = False) -> list[tuple[str, ...]]:

@@ -23,6 +23,7 @@ signal does not turn a blocking call elsewhere into EINTR.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -32,10 +33,8 @@ def install(loop: asyncio.AbstractEventLoop, sig: int, callback: Callable[[], No
     """Run callback on the loop for every delivery of sig; returns a function that restores the old handler."""
 
     def handler(signum: int, frame: Any) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):   # the loop is closed
             loop.call_soon_threadsafe(callback)
-        except RuntimeError:  # the loop is closed
-            pass
 
     old = signal.signal(sig, handler)
     signal.siginterrupt(sig, False)

@@ -30,7 +30,6 @@ from typing import Any
 
 from herder.config import Config
 from herder.core import effects as fx
-from herder.core.effects import TimerKey
 from herder.core.events import Command, Down, Event, Force, Interrupt, TimerFired, Up, Verb
 from herder.core.instance import Instance
 from herder.core.step import step
@@ -221,13 +220,6 @@ class Supervisor:
             _set_subreaper(False)
             os.close(lock_fd)
         return self.exit_code
-
-    def next_deadline(self) -> tuple[TimerKey, float] | None:
-        """The earliest armed deadline (for tests and diagnostics)."""
-        at = self.timers.next_deadline()
-        if at is None:
-            return None
-        return next((k, a) for k, a in self.timers.armed.items() if a == at)
 
 
 def _set_subreaper(on: bool) -> None:

@@ -28,7 +28,7 @@ def is_scm_child() -> bool:
     if sys.platform != "win32":
         return False
     try:
-        import psutil  # type: ignore[import-untyped]
+        import psutil
 
         parent = psutil.Process().parent()
         return parent is not None and parent.name().lower() == "services.exe"
@@ -44,8 +44,8 @@ class PyWin32Seam:
     """Real seam over ``servicemanager`` / ``win32service`` / ``win32serviceutil``."""
 
     def __init__(self, name: str) -> None:
-        import servicemanager  # type: ignore[import-untyped]
-        import win32service  # type: ignore[import-untyped]
+        import servicemanager
+        import win32service
 
         self._name = name
         self._sm: Any = servicemanager
@@ -75,7 +75,7 @@ class PyWin32Seam:
             self._sm.LogInfoMsg(message)
 
     def host(self, service_main: Callable[[], int], on_control: Callable[[int], int]) -> int:
-        import win32serviceutil  # type: ignore[import-untyped]
+        import win32serviceutil
 
         seam = self
         result: list[int] = []

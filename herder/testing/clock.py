@@ -53,7 +53,6 @@ class FakeClock:
         self._seq = itertools.count()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._busy = 0        # answers on their way (herder.runtime.clock.Clock.busy): no jump meanwhile
-        self.jumps = 0        # how often the loop idled into a jump (for tests of the clock itself)
 
     def now(self) -> float:
         return self._now
@@ -101,7 +100,6 @@ class FakeClock:
         if nxt is None or self._loop is None or self._busy:
             return False
         self._now = max(self._now, nxt)
-        self.jumps += 1
         while self._wakeups and self._wakeups[0][0] <= self._now:
             _, _, w = heapq.heappop(self._wakeups)
             if not w.cancelled:

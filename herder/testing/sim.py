@@ -104,10 +104,6 @@ class Sim:
     def kinds(self, name: str | None = None) -> list[str]:
         return [str(e.kind) for e in self.events if name is None or e.name == name]
 
-    def next_deadline(self) -> float | None:
-        live = [at for at, _, key in self._heap if self._armed.get(key) == at]
-        return min(live) if live else None
-
     # ---- the simulated runtime -----------------------------------------------------------------
 
     def _step(self, event: Event) -> list[fx.Effect]:

@@ -5,16 +5,30 @@ table decides, on a fake clock."""
 from __future__ import annotations
 
 import dataclasses
+import signal
 
 import pytest
-
-import signal
 
 from herder.config.model import Health, Limits, Ready, ServiceSpec, StartLimit
 from herder.core.effects import ArmTimer, CancelTimer, Effect, Publish, Scope, Signal, TimerKey, TimerKind
 from herder.core.events import (
-    BackoffDone, DepsMet, Exited, Extend, Fail, FailReason, HealthChanged, MainPid, OneInstance, Ready as ReadyEv,
-    ReadyTimeout, Reloading, Spawned, Start, Stop,
+    BackoffDone,
+    DepsMet,
+    Exited,
+    Extend,
+    Fail,
+    FailReason,
+    HealthChanged,
+    MainPid,
+    OneInstance,
+    ReadyTimeout,
+    Reloading,
+    Spawned,
+    Start,
+    Stop,
+)
+from herder.core.events import (
+    Ready as ReadyEv,
 )
 from herder.core.instance import Instance, State
 from herder.core.machine import TABLE, handle
@@ -145,7 +159,8 @@ def test_fail_from_running_goes_through_stop_then_restart_policy() -> None:
     r.inst.consecutive = 4
     out = r.ev(Fail("web", FailReason.HEALTH, "web: 3 consecutive failures"))
     assert r.inst.state is State.STOPPING and r.inst.reason == "health"
-    assert [e for e in out if isinstance(e, Publish) and e.kind == "failing"][0].data == {"state": "stopping", "reason": "health"}
+    failing = next(e for e in out if isinstance(e, Publish) and e.kind == "failing")
+    assert failing.data == {"state": "stopping", "reason": "health"}
     out = r.exit(None, "SIGTERM")
     assert r.inst.state is State.BACKOFF
     assert [e.at - r.clock.now() for e in out if isinstance(e, ArmTimer)] == [pytest.approx(0.1)]
@@ -236,7 +251,7 @@ def test_oom_exit_is_reported_and_is_a_failure() -> None:
     r = Run(ready=Ready(), restart="on-failure")
     r.spawn()
     out = r.exit(None, "SIGKILL", "oom")
-    exit_ev = [e for e in out if isinstance(e, Publish) and e.kind == "exit"][0]
+    exit_ev = next(e for e in out if isinstance(e, Publish) and e.kind == "exit")
     assert exit_ev.data["reason"] == "oom" and "oom" in exit_ev.message
     assert r.inst.state is State.BACKOFF and "oom" in r.inst.reason
 

@@ -12,11 +12,36 @@ import pytest
 from herder.config.model import Backoff, ServiceSpec, StartLimit
 from herder.core import machine
 from herder.core.docs import render
-from herder.core.effects import ArmTimer, CancelTimer, Effect, Kill, KillLeftovers, Publish, Scope, Signal, Spawn
-from herder.core.effects import TimerKey, TimerKind
+from herder.core.effects import (
+    ArmTimer,
+    CancelTimer,
+    Effect,
+    Kill,
+    KillLeftovers,
+    Publish,
+    Scope,
+    Signal,
+    Spawn,
+    TimerKey,
+    TimerKind,
+)
 from herder.core.events import (
-    INSTANCE_EVENTS, BackoffDone, DepsMet, Exited, Extend, Fail, FailReason, HealthChanged, MainPid, OneInstance,
-    Restart, Spawned, SpawnFailed, Start, Stop, StopTimeout,
+    INSTANCE_EVENTS,
+    BackoffDone,
+    DepsMet,
+    Exited,
+    Extend,
+    Fail,
+    FailReason,
+    HealthChanged,
+    MainPid,
+    OneInstance,
+    Restart,
+    Spawned,
+    SpawnFailed,
+    Start,
+    Stop,
+    StopTimeout,
 )
 from herder.core.instance import ALIVE, Instance, State
 from herder.core.machine import TABLE, Transition, handle
@@ -121,7 +146,8 @@ def start(inst: Instance, now: float, pid: int = 100) -> None:
     assert inst.state is State.RUNNING
 
 
-def exit_(inst: Instance, now: float, code: int | None = 1, sig: str | None = None, spread: float = 0.0) -> list[Effect]:
+def exit_(inst: Instance, now: float, code: int | None = 1, sig: str | None = None,
+          spread: float = 0.0) -> list[Effect]:
     return run(inst, Exited("web", inst.pid, code, sig), now, spread)
 
 

@@ -8,12 +8,40 @@ import dataclasses
 import signal
 
 from herder.config.model import Backoff, Health, Limits, Ready, ServiceSpec, StartLimit
-from herder.core.effects import Check, Kill, MovePid, Publish, RunCheck, SampleMemory, Signal, Spawn, TimerKey
-from herder.core.effects import TimerKind
+from herder.core.effects import (
+    Check,
+    Kill,
+    MovePid,
+    Publish,
+    RunCheck,
+    SampleMemory,
+    Signal,
+    Spawn,
+    TimerKey,
+    TimerKind,
+)
 from herder.core.events import (
-    CheckDone, Command, Down, Force, Held, Interrupt, LogMatched, MemorySampled, Notified, NotifyErrno, NotifyExtend,
-    NotifyMainPid, NotifyReady, NotifyReloading, NotifyStatus, NotifyWatchdog, Reconfigure, SendSignal, TimerFired,
-    Up, Verb,
+    CheckDone,
+    Command,
+    Down,
+    Force,
+    Held,
+    Interrupt,
+    LogMatched,
+    MemorySampled,
+    Notified,
+    NotifyErrno,
+    NotifyExtend,
+    NotifyMainPid,
+    NotifyReady,
+    NotifyReloading,
+    NotifyStatus,
+    NotifyWatchdog,
+    Reconfigure,
+    SendSignal,
+    TimerFired,
+    Up,
+    Verb,
 )
 from herder.core.plan import diff
 from herder.testing.sim import Sim, config_of

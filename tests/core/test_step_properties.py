@@ -18,8 +18,20 @@ from herder.config.model import Backoff, Health, Limits, Ready, ServiceSpec, Sta
 from herder.core import effects as fx
 from herder.core.effects import Check
 from herder.core.events import (
-    CheckDone, Command, Down, Exited, Interrupt, LogMatched, MemorySampled, Notified, NotifyExtend, NotifyReady,
-    NotifyReloading, NotifyWatchdog, Up, Verb,
+    CheckDone,
+    Command,
+    Down,
+    Exited,
+    Interrupt,
+    LogMatched,
+    MemorySampled,
+    Notified,
+    NotifyExtend,
+    NotifyReady,
+    NotifyReloading,
+    NotifyWatchdog,
+    Up,
+    Verb,
 )
 from herder.core.instance import ALIVE, IDLE, State
 from herder.testing.sim import Sim

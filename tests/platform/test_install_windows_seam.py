@@ -151,7 +151,8 @@ def test_uninstall_stops_then_deletes() -> None:
         if hasattr(step, "fn"):
             step.fn()
     assert api.calls == [("stop", "web", 15.0), ("delete", "web")]
-    assert plan.dry_run().endswith('# run: sc stop web\n# run: sc delete web\n# run: del /f "C:\\ProgramData\\x.json"\n')
+    assert plan.dry_run().endswith('# run: sc stop web\n# run: sc delete web\n'
+                                   '# run: del /f "C:\\ProgramData\\x.json"\n')
 
 
 def test_a_failing_call_names_the_sc_equivalent() -> None:
@@ -159,7 +160,7 @@ def test_a_failing_call_names_the_sc_equivalent() -> None:
     plan = windows.plan_install(specs()["plain"], PY, lambda: api, old=None,
                                 record=(PureWindowsPath("C:/nowhere/x.json"), "{}"))
     plan.steps = [s for s in plan.steps if hasattr(s, "fn")]
-    with pytest.raises(InstallError, match="sc create web .*Access is denied"):
+    with pytest.raises(InstallError, match=r"sc create web .*Access is denied"):
         execute(plan)
     assert len(api.calls) == 1   # stopped at the first failure
 

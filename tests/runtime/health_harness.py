@@ -2,8 +2,8 @@
 
 `async with running(tmp_path, toml) as h:` starts the supervisor (no signal handlers) in
 a task; `await h.wait(pred)` returns the first event (from the start) matching pred, or
-fails after a generous deadline (herder.testing.harness.Running underneath); leaving the block does `down` and waits for the run to
-end, so no test leaves a process behind.
+fails after a generous deadline (herder.testing.harness.Running underneath); leaving the
+block does `down` and waits for the run to end, so no test leaves a process behind.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import asyncio
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from herder.config import load
 from herder.runtime.events import Event

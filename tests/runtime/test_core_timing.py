@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from herdertest import PROGRAMS, PY, Reporter, toml_list
+
 from herder.config import load
 from herder.core.events import Command, Verb
 from herder.testing import FakeClock, run

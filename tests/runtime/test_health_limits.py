@@ -6,12 +6,10 @@ import asyncio
 from pathlib import Path
 
 import pytest
-
 from health_harness import prog, run, running
 
-from herder.testing import FakeClock
-
 from herder.process import rlimits
+from herder.testing import FakeClock
 
 
 def test_nofile_is_set_before_exec(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ import socket
 from pathlib import Path
 
 import pytest
-
 from health_harness import NL, PROGRAMS, PY, free_port, prog, run, running
 
 from herder.testing import FakeClock
@@ -36,7 +35,8 @@ def test_starting_until_ready(tmp_path: Path) -> None:
         flag = tmp_path / "go"
         toml = f"""
 [services.slow]
-command = ["/bin/sh", "-c", "while [ ! -e {flag} ]; do sleep 0.05; done; exec {PY} {PROGRAMS / 'notifier.py'} send:READY=1"]
+command = ["/bin/sh", "-c",
+           "while [ ! -e {flag} ]; do sleep 0.05; done; exec {PY} {PROGRAMS / 'notifier.py'} send:READY=1"]
 ready = {{ notify = true, timeout = "30s" }}
 [services.dep]
 command = "sleep 60"
@@ -198,7 +198,8 @@ def test_gunicorn_is_a_real_notifier(tmp_path: Path) -> None:
     async def main() -> None:
         toml = f"""
 [services.gunicorn]
-command = ["{PY}", "-m", "gunicorn", "--bind", "127.0.0.1:{port}", "--workers", "1", "--chdir", "{PROGRAMS}", "wsgi_app:app"]
+command = ["{PY}", "-m", "gunicorn", "--bind", "127.0.0.1:{port}", "--workers", "1", "--chdir", "{PROGRAMS}",
+           "wsgi_app:app"]
 ready = {{ notify = true, timeout = "60s" }}
 health = {{ http = "http://127.0.0.1:{port}/", interval = "1s" }}
 [services.client]

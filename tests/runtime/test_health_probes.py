@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from health_harness import PY, Handle, free_port, prog, run, running
+from health_harness import PY, free_port, prog, run, running
 
 from herder.testing import FakeClock
 
@@ -157,7 +157,8 @@ depends_on = {{ db = "healthy" }}
 """
         async with running(tmp_path, toml, clock=clock) as h:
             await h.reach("db", "running")
-            healthy = await h.wait(lambda e: e.instance == "db" and e.kind == "health" and e.data["health"] == "healthy")
+            healthy = await h.wait(lambda e: e.instance == "db" and e.kind == "health"
+                                   and e.data["health"] == "healthy")
             spawn = await h.wait(lambda e: e.instance == "api" and e.kind == "spawn")
             assert h.events.index(spawn) > h.events.index(healthy)
             assert h.find(lambda e: e.instance == "api" and e.kind == "waiting") is not None

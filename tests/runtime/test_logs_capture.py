@@ -246,11 +246,12 @@ def test_output_modes_and_replicas_get_their_own_files(tmp_path: Path) -> None:
     events = run(cfg, drive)
     logs = tmp_path / ".herder" / "logs"
     for i in (0, 1):
-        assert sorted((logs / f"rep.{i}.log").read_bytes().splitlines()) == [f"err rep.{i}".encode(), f"out rep.{i}".encode()]
+        lines = sorted((logs / f"rep.{i}.log").read_bytes().splitlines())
+        assert lines == [f"err rep.{i}".encode(), f"out rep.{i}".encode()]
     assert (tmp_path / "custom" / "out.txt").read_bytes() == b"out path\n"
     assert not (logs / "quiet.log").exists()
     # null stdout still keeps stderr's tail for the exit event
-    assert [e for e in events if exited("quiet")(e)][0].data["stderr_tail"] == ["err quiet"]
+    assert next(e for e in events if exited("quiet")(e)).data["stderr_tail"] == ["err quiet"]
 
 
 def test_follow_merges_services_in_time_order_without_gaps(tmp_path: Path) -> None:
