@@ -14,7 +14,7 @@ from collections import deque
 from typing import IO
 
 from herder.logs._framing import Record
-from herder.logs._hub import Tap
+from herder.logs._taps import Tap
 
 _COLOURS = (36, 33, 32, 35, 34, 91, 92, 93, 94, 95, 96)
 BACKLOG = 5000

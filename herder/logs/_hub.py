@@ -19,15 +19,13 @@ import asyncio
 import contextlib
 import functools
 import os
-import re
 import subprocess
 import threading
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from herder.config.model import Logs
 from herder.logs._files import Compressor, RotatingFile
@@ -35,6 +33,7 @@ from herder.logs._forward import Forwarder, make_forwarder
 from herder.logs._framing import Framer, Record
 from herder.logs._pump import Channel, Pump, make_pipe
 from herder.logs._ring import Ring, merge_tails
+from herder.logs._taps import FollowTap, LineWatch, Outputs, Tap, _Fd
 from herder.logs.paths import output_path
 from herder.runtime.clock import MonotonicClock, Now
 
@@ -44,93 +43,7 @@ if TYPE_CHECKING:
     from herder.runtime.events import EventBus
 
 EXIT_DRAIN_WAIT = 0.25   # longest an exit event waits for the instance's last output
-FOLLOW_BACKLOG = 10000   # records a slow follower may lag before lines are skipped
 _DROP_REPORT_EVERY = 5.0
-
-
-class Closer(Protocol):
-    def close(self) -> None: ...
-
-
-class _Fd:
-    """A write end given to the child; closed in the parent right after the spawn."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def close(self) -> None:
-        import os
-        os.close(self.fd)
-
-
-@dataclass
-class Outputs:
-    """What a child's stdout and stderr are (an fd, subprocess.DEVNULL or None = inherit),
-    and what the parent closes right after the spawn."""
-
-    stdout: int | None
-    stderr: int | None
-    close: list[Closer] = field(default_factory=list)
-
-    def close_all(self) -> None:
-        for c in self.close:
-            c.close()
-
-
-class LineWatch:
-    """ready.log for one run: the first line of the run's output matching `pattern` is
-    handed to `on_match` (on the loop), once."""
-
-    def __init__(self, pattern: str, on_match: Callable[[str], None]) -> None:
-        self.pattern = re.compile(pattern)
-        self.on_match = on_match
-        self.done = False
-
-
-class Tap:
-    """A live consumer of records (a follower or the console). offer() runs in the writer thread."""
-
-    def __init__(self, names: set[str] | None) -> None:
-        self.names = names
-        self.skipped = 0
-
-    def wants(self, instance: str) -> bool:
-        return self.names is None or instance in self.names
-
-    def offer(self, records: list[Record]) -> None:
-        raise NotImplementedError
-
-
-class FollowTap(Tap):
-    """Hands records to an asyncio consumer; lines beyond FOLLOW_BACKLOG are skipped and counted."""
-
-    def __init__(self, names: set[str] | None, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(names)
-        self.loop = loop
-        self.buf: list[Record] = []
-        self.lock = threading.Lock()
-        self.ready = asyncio.Event()
-        self._flagged = False
-
-    def offer(self, records: list[Record]) -> None:
-        with self.lock:
-            room = FOLLOW_BACKLOG - len(self.buf)
-            if room < len(records):
-                self.skipped += len(records) - max(room, 0)
-                records = records[:max(room, 0)]
-            self.buf.extend(records)
-            flag = not self._flagged
-            self._flagged = True
-        if flag:
-            with contextlib.suppress(RuntimeError):  # loop closed
-                self.loop.call_soon_threadsafe(self.ready.set)
-
-    def take(self) -> list[Record]:
-        with self.lock:
-            out, self.buf = self.buf, []
-            self._flagged = False
-            self.ready.clear()
-        return out
 
 
 class LogHub:

@@ -29,7 +29,8 @@ from herder.core.effects import Scope
 from herder.core.events import Event, Exited, LogMatched, Spawned, SpawnFailed
 from herder.core.world import World
 from herder.errors import SpawnError
-from herder.logs._hub import EXIT_DRAIN_WAIT, LineWatch, LogHub
+from herder.logs._hub import EXIT_DRAIN_WAIT, LogHub
+from herder.logs._taps import LineWatch
 from herder.process import spawn as spawner
 from herder.process import tree
 from herder.process.cgroup import Cgroup, Cgroups

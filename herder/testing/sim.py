@@ -52,7 +52,7 @@ class Sim:
     finished: int | None = None
     checks: list[fx.RunCheck] = field(default_factory=list)
     _heap: list[tuple[float, int, fx.TimerKey]] = field(default_factory=list)
-    _armed: dict[fx.TimerKey, float] = field(default_factory=dict)
+    armed: dict[fx.TimerKey, float] = field(default_factory=dict)
     _queue: deque[Event] = field(default_factory=deque)
     _spawned: deque[Event] = field(default_factory=deque)   # a spawn's answer comes before anything else
     _pid: int = 100
@@ -76,9 +76,9 @@ class Sim:
         end = self.now + seconds
         while self._heap and self._heap[0][0] <= end:
             at, _, key = heapq.heappop(self._heap)
-            if self._armed.get(key) != at:
+            if self.armed.get(key) != at:
                 continue
-            del self._armed[key]
+            del self.armed[key]
             self.now = max(self.now, at)
             self.post(TimerFired(key, at))
         self.now = end
@@ -127,10 +127,10 @@ class Sim:
                 self._spawned.append(Spawned(eff.name, self._pid))
         elif isinstance(eff, fx.ArmTimer):
             self._seq += 1
-            self._armed[eff.key] = eff.at
+            self.armed[eff.key] = eff.at
             heapq.heappush(self._heap, (eff.at, self._seq, eff.key))
         elif isinstance(eff, fx.CancelTimer):
-            self._armed.pop(eff.key, None)
+            self.armed.pop(eff.key, None)
         elif isinstance(eff, fx.Signal):
             target = world.instances.get(eff.name)
             if target is not None and target.pid is not None and target.service not in self.stubborn \

@@ -190,9 +190,9 @@ def check(sim: Checked, parked: set[str], started: set[str], mark: int) -> None:
             assert fx.TimerKind.BACKOFF in inst.timers
         assert len(inst.failed_starts) <= inst.spec.start_limit.burst + 1
         for kind, at in inst.timers.items():
-            assert sim._armed.get(fx.TimerKey(kind, name)) == at, (name, kind)
+            assert sim.armed.get(fx.TimerKey(kind, name)) == at, (name, kind)
     for key, at in world.timers.items():
-        assert sim._armed.get(key) == at
+        assert sim.armed.get(key) == at
     spawned = {e.name for e in sim.effects[mark:] if isinstance(e, fx.Spawn)}
     assert not (spawned & (parked - started)), f"parked instances spawned: {spawned & parked}"
     replies = [e.ticket for e in sim.effects if isinstance(e, fx.Reply)]
