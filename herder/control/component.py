@@ -228,8 +228,11 @@ class Control:
                              {"uid": peer.uid, "pid": peer.pid, "action": action, "targets": targets})
 
     async def save_intent(self) -> None:
-        await asyncio.to_thread(self.intent.save, self.intent.snapshot())
-        self.sup.post(Held(frozenset(self.intent.held)))
+        """Persist the instances held down by hand (the core's World.held) when they changed."""
+        held = set(self.sup.world.held)
+        if held != self.intent.held:
+            self.intent.held = held
+            await asyncio.to_thread(self.intent.save, self.intent.snapshot())
 
     def journal_failures(self) -> int:
         """Events the journal could not write (a full or broken disk): they are missing

@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from herder import __version__
-from herder.control import actions, registry
+from herder.control import registry
 from herder.control.server import HTTPError, Reply, Request, Stream
-from herder.core.events import Down, SendSignal, Verb
+from herder.core.events import Command, Down, SendSignal, Verb
 from herder.errors import UnknownService
 from herder.runtime.status import state_counts
 from herder.units import parse_signal
@@ -68,20 +68,19 @@ def _result(req: Request, names: list[str], ok: bool, message: str) -> Reply:
 
 
 async def _act(req: Request, verb: Verb) -> Reply:
-    """start / stop / restart: record the operator's intent (kept across restarts), then
-    one job for every target together; wait for its end if asked."""
+    """start / stop / restart: one job of the core for every target together (which also
+    holds or releases them: kept across herder restarts); wait for its end if asked."""
     names = _names(req)
     ctl = _ctl(req)
     ctl.operator(req.peer, verb.value, names)
-    if ctl.intent.hold(names) if verb is Verb.STOP else ctl.intent.release(names):
+    if not req.body["wait"]:
+        ctl.sup.post(Command(verb, tuple(names)))
         await ctl.save_intent()
-    wait = req.body["wait"]
-    try:
-        job = ctl.spawn(actions.act(ctl.sup, verb, names, wait, req.body["timeout"]))
-    except RuntimeError as e:
-        raise HTTPError(409, str(e)) from None
-    ok, msg = await asyncio.shield(job)   # a client that goes away does not cancel the job's wait
-    return _result(req, names, ok, msg or ("" if wait or verb is not Verb.RESTART else "restarting"))
+        return _result(req, names, True, "restarting" if verb is Verb.RESTART else "")
+    job = ctl.sup.request(lambda ticket: Command(verb, tuple(names), ticket, req.body["timeout"]))
+    await ctl.save_intent()
+    reply = await asyncio.shield(job)   # a client that goes away does not end the job
+    return _result(req, names, reply.ok, reply.message)
 
 
 async def start(req: Request) -> Reply:

@@ -9,6 +9,10 @@ that order, then starts them all (the dependency conditions give the forward ord
 running before the next. `start` needs no ordering: dependents wait for their
 dependencies' conditions anyway.
 
+A stop by hand also holds its instances down (World.held: `up` and reloads leave them
+down, and the API persists the set across herder restarts); a start or restart releases
+them.
+
 A job with a ticket answers once (effect Reply): when done, or at its deadline (the
 operator's `timeout`). The deadline only ends the wait (and a rolling restart); an
 ordered stop still finishes. A newer command on an instance takes it out of older
@@ -29,6 +33,10 @@ STOPPING_MSG = "herder is stopping; nothing was started"
 def command(ctx: Ctx, cmd: Command) -> None:
     world = ctx.world
     names = [n for n in dict.fromkeys(cmd.names) if n in world.instances]
+    if cmd.verb is Verb.STOP:       # stopped by hand: `up` leaves it down until started by hand
+        world.held |= set(names)
+    else:
+        world.held -= set(names)
     if world.phase is not Phase.UP:
         ctx.reply(cmd.ticket, cmd.verb is Verb.STOP, "" if cmd.verb is Verb.STOP else STOPPING_MSG)
         return

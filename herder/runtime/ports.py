@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    import asyncio
+
     from herder.config import Config
     from herder.core.effects import Reply
     from herder.core.events import Event
@@ -54,6 +56,10 @@ class Host(Protocol):
 
     def post(self, event: Event) -> None:
         """An input for the core (applied on the loop, in order)."""
+        ...
+
+    def request(self, make: Callable[[int], Event]) -> asyncio.Future[Reply]:
+        """Post `make(ticket)` now; the future gets the core's Reply(ticket)."""
         ...
 
     async def ask(self, make: Callable[[int], Event]) -> Reply:

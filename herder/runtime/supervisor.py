@@ -123,17 +123,19 @@ class Supervisor:
         if self._running and not self._draining:
             self._drain()
 
-    async def ask(self, make: Callable[[int], Event]) -> fx.Reply:
-        """Post make(ticket) and wait for the core's Reply(ticket)."""
+    def request(self, make: Callable[[int], Event]) -> asyncio.Future[fx.Reply]:
+        """Post make(ticket) now; the future gets the core's Reply(ticket)."""
         self._tickets += 1
         ticket = self._tickets
         fut: asyncio.Future[fx.Reply] = asyncio.get_running_loop().create_future()
         self.runner.replies[ticket] = fut
+        fut.add_done_callback(lambda _: self.runner.replies.pop(ticket, None))
         self.post(make(ticket))
-        try:
-            return await fut
-        finally:
-            self.runner.replies.pop(ticket, None)
+        return fut
+
+    async def ask(self, make: Callable[[int], Event]) -> fx.Reply:
+        """Post make(ticket) and wait for the core's Reply(ticket)."""
+        return await self.request(make)
 
     def start(self, names: Iterable[str]) -> None:
         self.post(Command(Verb.START, tuple(names)))

@@ -469,3 +469,17 @@ def test_events_are_publish_effects() -> None:
     sim = Sim({"s": spec()})
     out = sim.post(Up())
     assert all(isinstance(e, Publish) for e in out if not isinstance(e, Spawn | RunCheck))
+
+
+def test_a_stop_by_hand_holds_instances_down_until_started_by_hand() -> None:
+    sim = chain()
+    sim.post(Up())
+    sim.post(Command(Verb.STOP, ("edge",)))
+    assert sim.world.held == {"edge"}
+    sim.post(Command(Verb.RESTART, ("edge", "db")))
+    assert sim.world.held == set()
+    sim.post(Command(Verb.STOP, ("web.0", "web.1")))
+    old = config_of({n: s for n, s in sim.world.config.services.items()})
+    new = config_of({**old.services, "extra": spec()})
+    sim.post(Reconfigure(new, diff(old.services, new.services)))
+    assert sim.state("web.0") == "stopped" and sim.world.held == {"web.0", "web.1"}
