@@ -198,27 +198,10 @@ def run_down(args: Any) -> int:
 
 
 def wait_unlocked(state_dir: str | None, timeout: float = 30.0) -> None:
-    """Block until the supervisor releases its pid-file lock (it has exited), bounded by SIGALRM."""
+    """Block until the supervisor has exited (released its state_dir lock), bounded."""
     if not state_dir:
         return
-    import fcntl
-    import signal
+    from herder.store.lock import wait_released
 
-    try:
-        fd = os.open(os.path.join(state_dir, "herder.pid"), os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return
-
-    def _late(*_: Any) -> None:
-        raise TimeoutError
-
-    old = signal.signal(signal.SIGALRM, _late)
-    signal.setitimer(signal.ITIMER_REAL, timeout)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
-    except TimeoutError:
+    if not wait_released(state_dir, timeout):
         print(f"herder: the supervisor has not exited after {timeout:g}s", file=sys.stderr)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-        os.close(fd)

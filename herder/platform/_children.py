@@ -16,6 +16,8 @@ import signal
 import sys
 from typing import IO, Any
 
+from herder.units import parse_signal
+
 
 class Child:
     def __init__(self, proc: asyncio.subprocess.Process, job: Any = None) -> None:
@@ -43,7 +45,7 @@ class Child:
             if sys.platform == "win32":
                 self.proc.send_signal(signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
             else:
-                os.killpg(self.pid, signal.Signals[stop_signal])
+                os.killpg(self.pid, parse_signal(stop_signal))
 
     def _kill_tree(self) -> None:
         with contextlib.suppress(ProcessLookupError, OSError):
