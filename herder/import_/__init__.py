@@ -10,7 +10,7 @@ used: PyYAML, for instance, is loaded only for a PM2 YAML file.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from herder.import_.draft import Draft
@@ -23,8 +23,8 @@ FORMATS = ("supervisord", "procfile", "pm2", "systemd")
 class Options:
     """Format-specific choices from the command line."""
 
-    env: str | None = None                 # procfile: the .env file; pm2: the env_<name> to apply
-    formation: dict[str, int] = field(default_factory=dict)   # procfile: NAME=N (foreman's -m)
+    env: str | None = None          # procfile: the .env file(s), comma-separated; pm2: the env_<name> to apply
+    formation: str | None = None    # procfile: foreman's -m, "all=1,web=2"
 
 
 @dataclass(frozen=True)

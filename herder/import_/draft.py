@@ -78,7 +78,7 @@ class Scope:
         for k in (f"{self.kind} {key}".strip(), f"{self.kind} *", self.kind):
             if k in self.rules:
                 return k
-        return None
+        return next((k for k in self.rules if k.endswith("_*") and key.startswith(k[:-1])), None)
 
     def _entry(self, key: str, line: int | None, value: str, status: Status, target: str, note: str) -> None:
         if status != "unknown" and self.rule_of(key) is None:
