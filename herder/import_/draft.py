@@ -68,13 +68,15 @@ class Scope:
     """Records the settings of one source section into one herder table."""
 
     def __init__(self, draft: Draft, table: Table, prefix: str, file: str, scope: str,
-                 table_rules: dict[str, Rule], kind: str = "") -> None:
+                 table_rules: dict[str, Rule], kind: str = "", aliases: dict[str, str] | None = None) -> None:
         """`kind` + key names the RULES row of each setting ("[supervisord] umask"); failing
         that, `kind *` (any other key of that kind), then `kind` itself."""
         self.draft, self.table, self.prefix = draft, table, prefix
         self.file, self.scope, self.rules, self.kind = file, scope, table_rules, kind
+        self.aliases = aliases or {}
 
     def rule_of(self, key: str) -> str | None:
+        key = self.aliases.get(key, key)
         for k in (f"{self.kind} {key}".strip(), f"{self.kind} *", self.kind):
             if k in self.rules:
                 return k
@@ -119,10 +121,10 @@ class Scope:
     def drop(self, key: str, line: int | None, value: str, note: str) -> None:
         """No herder equivalent: a note closes the table."""
         shown = f" = {shorten(value, 40)}" if value else ""
-        self.table.notes.append(f"not carried: {self._label(key)}{shown} ({note})")
+        self.table.notes.append(f"not carried: {self._label(key)}{shown}: {note}")
         self._entry(key, line, value, "not carried", "", note)
 
     def unknown(self, key: str, line: int | None, value: str, note: str) -> None:
         shown = f" = {shorten(value, 40)}" if value else ""
-        self.table.notes.append(f"unknown: {self._label(key)}{shown} ({note})")
+        self.table.notes.append(f"unknown: {self._label(key)}{shown}: {note}")
         self._entry(key, line, value, "unknown", "", note)

@@ -17,7 +17,7 @@ from typing import Any
 
 from herder.import_ import Options
 from herder.import_.draft import Draft, Scope, Table
-from herder.import_.pm2_keys import RULES, Val, canonical, js_string
+from herder.import_.pm2_keys import CANONICAL, RULES, Val, canonical, js_string
 from herder.import_.pm2_load import Loaded, load
 from herder.import_.source import Source, fail
 from herder.import_.values import Places, duration, service_name
@@ -115,7 +115,8 @@ def _app(draft: Draft, src: Source, loaded: Loaded, path: tuple[Any, ...], app: 
     svc = service_name(raw_name, taken)
     table = draft.service(svc)
     first = len(draft.entries)
-    sc = Scope(draft, table, f"services.{svc}", str(src.path), f"apps[{path[-1]}] ({raw_name})", RULES, "")
+    sc = Scope(draft, table, f"services.{svc}", str(src.path), f"apps[{path[-1]}] ({raw_name})", RULES, "",
+               CANONICAL)
     head = Scope(draft, table, "services", str(src.path), sc.scope, RULES, "apps[]")
     if svc != raw_name:
         head.renamed(loaded.line(*path), raw_name, svc)

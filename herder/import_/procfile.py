@@ -20,7 +20,7 @@ from pathlib import Path
 
 from herder.import_ import Options
 from herder.import_.draft import Draft, Scope, rules
-from herder.import_.source import Source, fail, read_source
+from herder.import_.source import Source, display, fail, read_source
 from herder.import_.values import Places, duration, service_name
 
 FORMAT = "procfile"
@@ -89,7 +89,7 @@ def translate(files: list[Path], places: Places, options: Options) -> Draft:
     if not entries:
         raise fail(str(src.path), "no process line; expected lines such as `web: bundle exec puma -C config/puma.rb`")
     env_files = [Path(e) for e in options.env.split(",")] if options.env else \
-        ([src.dir / ".env"] if (src.dir / ".env").is_file() else [])
+        ([display(src.dir / ".env")] if (src.dir / ".env").is_file() else [])
     env = [(f, read_source(f, "a .env file")) for f in env_files]
     foreman_env = {k: v for _, s in env for _, k, v in read_foreman_env(s)}
     base = int(foreman_env["PORT"]) if foreman_env.get("PORT", "").isdigit() else BASE_PORT

@@ -37,6 +37,14 @@ class Source:
         return f"{self.path}:{line}" if line else f"{self.path}"
 
 
+def display(path: Path) -> Path:
+    """A path as messages show it: relative to the current folder when inside it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()) if path.is_absolute() else path
+    except ValueError:
+        return path
+
+
 def fail(where: str, problem: str) -> ConfigError:
     """The one error shape of an import: `FILE[:LINE]: problem`, exit 2."""
     return ConfigError([f"{where}: {problem}"])

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from herder.import_.source import Source, fail, read_source
+from herder.import_.source import Source, display, fail, read_source
 
 WHAT = "a supervisord config (INI)"
 
@@ -132,7 +132,7 @@ def read(main_path: Path, extra: list[Path]) -> Ini:
             if not matches:
                 ini.warnings.append((files.file, files.line, f'no file matches the include "{pattern}"'))
             for name in matches:
-                _include(ini, _display(Path(name)), files)
+                _include(ini, display(Path(name)), files)
     for path in extra:
         _include(ini, path, None)
     return ini
@@ -146,14 +146,6 @@ def _include(ini: Ini, path: Path, by: Value | None) -> None:
     src = read_source(path, WHAT)
     _parse(ini.parser, ini.rec, src)
     ini.files.append(src.path)
-
-
-def _display(path: Path) -> Path:
-    """An included file as messages show it: relative to the current folder when inside it."""
-    try:
-        return path.relative_to(Path.cwd())
-    except ValueError:
-        return path
 
 
 def _include_expansions() -> dict[str, str]:

@@ -373,6 +373,11 @@ def _rest(s: _Svc) -> None:
                 s.put(a, "autostart", None, RULES["[Install]"].note, rule="[Install]")
             elif section.startswith("X-"):
                 s.drop(a, f"[{section}] {a.key}", "*", "an extension section, which systemd ignores")
+            elif section == "Service" and a.key in ("StartLimitIntervalSec", "StartLimitAction", "OnFailure"):
+                s.done(a)
+                s.sc.file = str(a.file)
+                s.sc.unknown(a.key, a.line, a.value, "it belongs in [Unit]; systemd ignores it in [Service]")
+                s.sc.file = str(s.unit.path)
             elif section not in ("Unit", "Service"):
                 s.done(a)
                 s.sc.file = str(a.file)
