@@ -60,7 +60,7 @@ behaves as it did. Delete a line there to get herder's default instead.
 **Values known only at run time.** supervisord's `%(ENV_X)s` and `%(host_node_name)s`,
 systemd's `%H`, `%m` and a `MemoryMax=` percentage are expanded with this machine's values
 at import, and reported as approximated. systemd `$VAR`s that the unit sets itself are
-substituted; any other `$VAR` is left to `/bin/sh` at each start (`shell = true`).
+substituted; any other `$VAR` is left to `/bin/sh` at each start (`command = ["/bin/sh", "-c", …]`).
 
 **What herder adds.** Every child also gets `HERDER_SERVICE`, `HERDER_INSTANCE`,
 `HERDER_INSTANCE_ID` and, with replicas, `HERDER_REPLICA`; herder does not set

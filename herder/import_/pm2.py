@@ -126,14 +126,16 @@ def _app(draft: Draft, src: Source, loaded: Loaded, path: tuple[Any, ...], app: 
 
     run_keys(App(src, loaded, path, vals, sc, table, places), options)
     own = Scope(draft, table, f"services.{svc}", str(src.path), sc.scope, RULES, "*")
+    from herder.import_.pm2_app import _show
+
     for key, v in vals.items():
         if key in _OWN:
-            own.drop(v.written, v.line, js_string(v.value) or "", RULES["*"].note)
+            own.drop(v.written, v.line, _show(v), RULES["*"].note)
     for status, v, note in extras:
         if status == "unknown":
-            own.unknown(v.written, v.line, js_string(v.value) or "", note)
+            own.unknown(v.written, v.line, _show(v), note)
         else:
-            own.drop(v.written, v.line, js_string(v.value) or "", note)
+            own.drop(v.written, v.line, _show(v), note)
     draft.entries[first:] = sorted(draft.entries[first:], key=lambda e: e.line or 0)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from herder.import_.pm2_keys import RULES, Val, js_string
+from herder.import_.source import fail
 from herder.import_.values import duration, size
 
 if TYPE_CHECKING:
@@ -27,7 +28,10 @@ def run_keys(a: App, options: Options) -> None:
 
 
 def _show(v: Val) -> str:
-    return js_string(v.value) or ""
+    try:
+        return js_string(v.value) or ""
+    except ValueError as e:
+        return f"({e})"
 
 
 def _cwd(a: App) -> Path:
@@ -136,7 +140,10 @@ def _env(a: App, options: Options, n: int) -> None:
         if not isinstance(v.value, dict):
             raise v.bad("an object of NAME: value")
         for k, x in v.value.items():
-            s = js_string(x)
+            try:
+                s = js_string(x)
+            except ValueError as e:
+                raise fail(v.where, f"{v.written}.{k}: {e}; expected a string, number or small object") from None
             if s is None:
                 a.sc.drop(f"{v.written}.{k}", a.loaded.line(*a.path, v.written, k), "null", "node passes no null")
                 continue

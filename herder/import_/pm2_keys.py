@@ -147,7 +147,26 @@ def js_string(v: Any) -> str | None:
         return re.sub(r"e([+-])0*(\d)", r"e\1\2", text)
     if isinstance(v, str):
         return v
+    _bounded(v)
     return json.dumps(v, separators=(",", ":"), ensure_ascii=False)
+
+
+MAX_NODES = 10_000
+
+
+def _bounded(v: Any) -> None:
+    """Refuse a nested value with more than MAX_NODES parts (a YAML alias bomb is tiny on disk
+    and billions of values once written out)."""
+    todo, n = [v], 0
+    while todo:
+        x = todo.pop()
+        n += 1
+        if n > MAX_NODES:
+            raise ValueError(f"a nested value with more than {MAX_NODES} parts")
+        if isinstance(x, dict):
+            todo.extend(x.values())
+        elif isinstance(x, list):
+            todo.extend(x)
 
 
 class Val:

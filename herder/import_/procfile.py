@@ -31,7 +31,7 @@ BASE_PORT = 5000
 STOP_TIMEOUT = 5.0
 
 RULES = rules(
-    ("NAME: command", "[services.NAME] command", "shell syntax → shell = true (/bin/sh -c), as Ruby runs it; "
+    ("NAME: command", "[services.NAME] command", "shell syntax → [\"/bin/sh\", \"-c\", COMMAND], as Ruby runs it; "
      "else split on spaces and run directly"),
     ("(process folder)", "cwd", "the Procfile's folder, where foreman runs every process"),
     ("(PORT)", "env.PORT", "foreman's port: 5000 (or .env's PORT) + 100 × position + instance − 1; with "
@@ -109,8 +109,7 @@ def translate(files: list[Path], places: Places, options: Options) -> Draft:
         if svc != name:
             sc.renamed(n, name, svc)
         if SHELL_META & set(command):
-            sc.carry("command", n, command, "command", command, "through /bin/sh -c")
-            table.set("shell", True)
+            sc.carry("command", n, command, "command", ["/bin/sh", "-c", command], "through /bin/sh, as Ruby runs it")
         else:
             sc.carry("command", n, command, "command", command.split())
         sc.kind = "(process folder)"

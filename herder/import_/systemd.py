@@ -37,7 +37,7 @@ RULES = rules(
     ("NAME.service", "[services.NAME]", "one service per unit; drop-ins in NAME.service.d/*.conf are read too"),
     ("ExecStart", "command", "prefixes: `-` → every exit code counts as success; `@` → argv[0] not carried; "
      "`:` → no variable substitution; `+ ! !!` → not carried. `$VAR` known from Environment= is substituted; "
-     "others are read by /bin/sh at start (shell = true)"),
+     "others are read by /bin/sh at start ([\"/bin/sh\", \"-c\", …])"),
     ("(specifiers)", "command, cwd, env …", "%n %N %p %P %i %I %f %j %J %y %Y %% exact; %t %S %C %L %E %T %V "
      "%h %u %U %g %G %s exact for system units; %H %l %m %b %v %a: this machine's value now; others left as written"),
     ("Type", "ready / restart", "notify, notify-reload → ready.notify = true; oneshot → restart = \"never\"; "

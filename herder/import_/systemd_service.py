@@ -225,8 +225,7 @@ def _command(s: _Svc, env: dict[str, str], file_env: dict[str, str], kind: str) 
         if len(parts) > 1:
             parts = [p.removeprefix("exec ") for p in parts]
             notes.append("Type=oneshot with several ExecStart=: run one after the other by /bin/sh")
-        command: object = ("set -f; " if shell else "") + " && ".join(parts)
-        s.table.set("shell", True)
+        command: object = ["/bin/sh", "-c", ("set -f; " if shell else "") + " && ".join(parts)]
     else:
         command = lines[0]
     first = execs[0]
