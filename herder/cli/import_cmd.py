@@ -141,7 +141,8 @@ def _write_checked(text: str, out: Path | None, base: Path) -> str | int:
 
 
 def _report(fmt: str, files: list[Path], out: Path | None, draft: Any, report: str | None, summary: str) -> int:
-    from herder.import_.report import render_json, render_text, summary as counts
+    from herder.import_.report import render_json, render_text
+    from herder.import_.report import summary as counts
 
     title = f"herder import {fmt} {' '.join(map(str, files))} → {out if out else 'stdout'}: {summary}"
     extra = [f"warning: {w}" for w in draft.warnings] + _account_warnings(draft)

@@ -63,7 +63,8 @@ at import, and reported as approximated. systemd `$VAR`s that the unit sets itse
 substituted; any other `$VAR` is left to `/bin/sh` at each start (`command = ["/bin/sh", "-c", …]`).
 
 **What herder adds.** Every child also gets `HERDER_SERVICE`, `HERDER_INSTANCE`,
-`HERDER_INSTANCE_ID` and, with replicas, `HERDER_REPLICA`; herder does not set
+`HERDER_INSTANCE_ID`, `HERDER_STOP_TIMEOUT_USEC`, `NOTIFY_SOCKET` (herder serves the
+sd_notify protocol) and, with replicas, `HERDER_REPLICA`; herder does not set
 supervisord's `SUPERVISOR_*` variables or PM2's `pm_id`-style ones. Log lines get an RFC
 3339 timestamp (`logs.timestamps`), and rotated files are gzipped (`logs.compress`).
 
@@ -120,7 +121,7 @@ def _table(rules: dict[str, Rule]) -> list[str]:
 def render() -> str:
     lines = [INTRO]
     for name, table, text in SECTIONS:
-        lines += [f"## {name}", "", text.rstrip(), ""] + _table(table) + [""]
+        lines += [f"## {name}", "", text.rstrip(), "", *_table(table), ""]
     return "\n".join(lines)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from herder.import_ import Options
 from herder.import_.draft import Draft, Scope, Table
-from herder.import_.pm2_keys import CANONICAL, RULES, Val, canonical, js_string
+from herder.import_.pm2_keys import CANONICAL, RULES, Val, canonical
 from herder.import_.pm2_load import Loaded, load
 from herder.import_.source import Source, fail
 from herder.import_.values import Places, duration, service_name
@@ -59,6 +59,7 @@ def translate(files: list[Path], places: Places, options: Options) -> Draft:
 
 def _file(draft: Draft, src: Source, loaded: Loaded, places: Places, options: Options, taken: set[str]) -> None:
     data = loaded.data
+    prefix: tuple[str, ...]
     top = Scope(draft, draft.herder, "", str(src.path), "", RULES, "")
     if isinstance(data, dict) and isinstance(data.get("apps", data.get("pm2")), list):
         key = "apps" if "apps" in data else "pm2"
@@ -98,7 +99,8 @@ def _vals(src: Source, loaded: Loaded, path: tuple[Any, ...],
     for c, vs in given.items():  # PM2: the key's own name if its value is set, else its first alias
         chosen = next((v for v in vs if v.written == c and v.value not in (None, False, 0, "")), vs[0])
         vals[c] = chosen
-        extras += [("not carried", v, f"{chosen.written} is given too; PM2 uses that one") for v in vs if v is not chosen]
+        extras += [("not carried", v, f"{chosen.written} is given too; PM2 uses that one")
+                   for v in vs if v is not chosen]
     return vals, extras
 
 

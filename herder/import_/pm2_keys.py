@@ -10,6 +10,7 @@ is refused with its file and line.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 
@@ -193,10 +194,8 @@ class Val:
     def number(self, lo: float | None = None) -> float:
         v = self.value
         if isinstance(v, str):
-            try:
+            with contextlib.suppress(ValueError):
                 v = float(v)
-            except ValueError:
-                pass
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
             raise self.bad("a number")
         if lo is not None and v < lo:

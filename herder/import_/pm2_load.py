@@ -175,7 +175,8 @@ def _node(src: Source, expression: bool) -> Any:
         raise fail(str(src.path), "is JavaScript, which herder evaluates with node, and node is not installed; "
                    "expected node on PATH (apt install nodejs), or the same apps in ecosystem.json or .yaml")
     try:
-        r = subprocess.run([node, "-e", _NODE_SCRIPT, str(src.path.resolve()), "expression" if expression else "module"],
+        how = "expression" if expression else "module"
+        r = subprocess.run([node, "-e", _NODE_SCRIPT, str(src.path.resolve()), how],
                            cwd=src.dir, capture_output=True, stdin=subprocess.DEVNULL, timeout=NODE_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise fail(str(src.path), f"node did not finish evaluating it within {NODE_TIMEOUT:g}s; expected "

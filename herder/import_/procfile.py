@@ -49,7 +49,7 @@ RULES = rules(
 
 def parse_formation(text: str | None) -> tuple[int, dict[str, int]]:
     """foreman's formation: (count for `all`, counts by name)."""
-    default, counts = 1, {}
+    default, counts = 1, dict[str, int]()
     if not text:
         return default, counts
     for pair in re.sub(r"\s", "", text).split(","):

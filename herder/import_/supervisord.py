@@ -10,6 +10,7 @@ did, and the file says so.
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,7 +261,7 @@ def _start_order(ctx: Context) -> None:
     if len(levels) < 2:
         return
     by_level = {lv: [svc for prio, svc, auto in ctx.order if auto and prio == lv] for lv in levels}
-    for before, after in zip(levels, levels[1:], strict=False):
+    for before, after in itertools.pairwise(levels):
         for svc in by_level[after]:
             deps = ctx.draft.services[svc].values.setdefault("depends_on", {})
             deps.update({d: "started" for d in by_level[before]})

@@ -38,7 +38,7 @@ def expand(raw: str, names: Mapping[str, Any], v: Value, key: str) -> str:
     """`raw % names` as supervisord does it, with its failures as FILE:LINE messages."""
     where = f"{v.file}:{v.line}" if v.line else str(v.file)
     for m in _SPEC_WIDTH.finditer(raw):  # "%(x)999999999s" would build a gigabyte string
-        if any(g and len(g) > 4 or (g and int(g) > MAX_WIDTH) for g in m.groups()):
+        if any((g and len(g) > 4) or (g and int(g) > MAX_WIDTH) for g in m.groups()):
             raise fail(where, f"{key}: a %-format width above {MAX_WIDTH}; expected a value such as %(here)s")
     try:
         return raw % names
@@ -48,7 +48,8 @@ def expand(raw: str, names: Mapping[str, Any], v: Value, key: str) -> str:
                    + (" (set it in the environment of `herder import`)" if str(e.args[0]).startswith("ENV_")
                       else "")) from None
     except (ValueError, TypeError, OverflowError) as e:
-        raise fail(where, f"{key}: badly formatted %-expansion ({e}); expected %(name)s, and %% for a literal %") from None
+        raise fail(where, f"{key}: badly formatted %-expansion ({e}); expected %(name)s, and %% for a literal "
+                   "%") from None
 
 
 def key_value_pairs(text: str, v: Value, key: str) -> dict[str, str]:

@@ -93,7 +93,7 @@ def _rotation(sc: Scope, p: _Program, separate: bool) -> None:
                                         ("backups", "logs.max_files", DEFAULT_BACKUPS, "integer")):
         out_t, err_t = p.typed(f"stdout_logfile_{what}"), p.typed(f"stderr_logfile_{what}")
 
-        def num(t: Any, key: str) -> int:
+        def num(t: Any, key: str, conv: str = conv) -> int:
             return int(t.byte_size(key) if conv == "byte_size" else t.integer(key, 0))
 
         out = num(out_t, f"stdout_logfile_{what}") if out_t else default

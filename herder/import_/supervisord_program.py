@@ -59,7 +59,8 @@ class _Program:
 
                 raw = _PROCESS_NUM.sub(MARK, raw)
             out = expand(raw, {**names, "here": here(v)}, v, key)
-            return expand(out, {**names, "here": here(v)}, v, key) if twice else out  # log files: supervisord expands twice
+            # log files: supervisord expands them twice
+            return expand(out, {**names, "here": here(v)}, v, key) if twice else out
 
         env: dict[str, str] = {}
         env_text = ex("environment")

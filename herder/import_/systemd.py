@@ -18,7 +18,7 @@ from herder.import_ import Options
 from herder.import_.draft import Draft, Scope, rules
 from herder.import_.source import fail
 from herder.import_.systemd_unit import Unit, read_unit
-from herder.import_.values import Places, duration, service_name
+from herder.import_.values import Places, service_name
 
 FORMAT = "systemd"
 HOOKS = ("ExecStartPre", "ExecStartPost", "ExecStop", "ExecStopPost", "ExecCondition")

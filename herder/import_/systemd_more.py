@@ -114,16 +114,16 @@ def _output(s: _Svc) -> None:
 
 def _exits_and_limits(s: _Svc) -> None:
     codes: list[int] = [0]
-    for a in s.unit.all("Service", "SuccessExitStatus"):
+    for each in s.unit.all("Service", "SuccessExitStatus"):
         try:
-            more, signals = sv.exit_statuses(s.spec(a.value)[0])
+            more, signals = sv.exit_statuses(s.spec(each.value)[0])
         except ValueError as e:
-            raise s.bad(a, str(e)) from None
+            raise s.bad(each, str(e)) from None
         codes += [c for c in more if c not in codes]
-        s.put(a, "success_exit_codes", None, f"signals {' '.join(signals)} not carried" if signals else "",
+        s.put(each, "success_exit_codes", None, f"signals {' '.join(signals)} not carried" if signals else "",
               approx=bool(signals))
-    for a in [a for a in s.unit.sections.get("Service", []) if a.key == "SuccessExitStatus"]:
-        s.done(a)
+    for each in [x for x in s.unit.sections.get("Service", []) if x.key == "SuccessExitStatus"]:
+        s.done(each)
     if len(codes) > 1 and "success_exit_codes" not in s.table.values:
         s.table.set("success_exit_codes", codes)
     for section, key, target in (("Unit", "StartLimitBurst", "start_limit.burst"),

@@ -7,6 +7,7 @@ other key as not carried.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,8 +16,16 @@ from herder.import_ import systemd_values as sv
 from herder.import_.draft import Scope
 from herder.import_.source import fail
 from herder.import_.systemd import HOOKS, RULES, SECURITY, deps_of, user_scope
-from herder.import_.systemd_unit import Assignment, Unit, expand_specifiers, shell_line, specifiers, split_words, \
-    substitute, variables
+from herder.import_.systemd_unit import (
+    Assignment,
+    Unit,
+    expand_specifiers,
+    shell_line,
+    specifiers,
+    split_words,
+    substitute,
+    variables,
+)
 from herder.import_.values import duration
 
 if TYPE_CHECKING:
@@ -335,10 +344,8 @@ def _account_and_folder(s: _Svc) -> None:
         if user.isdigit():
             import pwd
 
-            try:
+            with contextlib.suppress(KeyError):
                 user, note = pwd.getpwuid(int(user)).pw_name, f"uid {user} is {pwd.getpwuid(int(user)).pw_name} here"
-            except KeyError:
-                pass
         s.put(a, "user", user, note, approx=bool(note))
     if (a := s.last("Service", "Group")) is not None:
         group, note = s.spec(a.value)
@@ -346,13 +353,13 @@ def _account_and_folder(s: _Svc) -> None:
     if (a := s.last("Service", "WorkingDirectory")) is not None:
         d, note = s.spec(a.value.removeprefix("-"))
         if d == "~" or d.startswith("~/"):
-            user = s.table.values.get("user")
-            if user:
+            owner = s.table.values.get("user")
+            if owner:
                 import pwd
 
                 try:
-                    d = pwd.getpwnam(str(user)).pw_dir + d[1:]
-                    note = (note + "; " if note else "") + f"~ is {user}'s home now"
+                    d = pwd.getpwnam(str(owner)).pw_dir + d[1:]
+                    note = (note + "; " if note else "") + f"~ is {owner}'s home now"
                 except KeyError:
                     pass
             s.put(a, "cwd", d, note, approx=bool(note))
