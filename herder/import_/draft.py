@@ -125,6 +125,7 @@ class Scope:
         self._entry(key, line, value, "not carried", "", note)
 
     def unknown(self, key: str, line: int | None, value: str, note: str) -> None:
-        shown = f" = {shorten(value, 40)}" if value else ""
-        self.table.notes.append(f"unknown: {self._label(key)}{shown}: {note}")
+        label = self._label(key)
+        shown = (f" = {shorten(value, 40)}" if label else f'"{shorten(value, 40)}"') if value else ""
+        self.table.notes.append(f"unknown: {label}{shown}: {note}")
         self._entry(key, line, value, "unknown", "", note)

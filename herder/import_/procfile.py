@@ -120,7 +120,7 @@ def translate(files: list[Path], places: Places, options: Options) -> Draft:
     if shared is not None:
         draft.defaults.set("env_file", shared)
     for line in _ignored(src.text):
-        Scope(draft, draft.defaults, "", str(src.path), "Procfile", RULES, "(not NAME: command)").unknown(
+        Scope(draft, draft.defaults, "", str(src.path), "", RULES, "(not NAME: command)").unknown(
             "", line[0], line[1], "not a `name: command` line; foreman ignores it")
     _defaults(draft, str(src.path))
     _env_entries(draft, places, env, base)

@@ -40,7 +40,7 @@ class Entry:
         where = f"{self.file}:{self.line}" if self.line else self.file
         what = f"{self.scope} {self.key}".strip()
         if self.value:
-            what += f" = {self.value}"
+            what = f"{what} = {self.value}" if what else f'"{self.value}"'  # a whole line the source tool ignores
         text = f"{where}: {what}: {self.status}"
         if self.target:
             text += f" → {self.target}"

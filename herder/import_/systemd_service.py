@@ -395,5 +395,5 @@ def _rest(s: _Svc) -> None:
                     a.key if a.key in RULES else ("Limit*" if a.key.startswith("Limit") else "*")))
                 s.drop(a, a.key, rule, RULES[rule].note if rule != "*" else "no herder equivalent")
     for f, line, text, why in s.unit.ignored:
-        s.sc.unknown("", line, text, why) if f == s.unit.path else s.ctx.draft.warnings.append(f"{f}:{line}: {why}")
+        Scope(s.ctx.draft, s.table, s.sc.prefix, str(f), "", RULES).unknown("", line, text, why)
 
