@@ -203,7 +203,10 @@ def run_init(args: Any) -> int:
         fmt, path = here[0]
         rel = os.path.relpath(path)
         if sys.stdin.isatty() and sys.stdout.isatty():
-            answer = input(f"{rel} can be imported ({fmt}). Import it into {args.output}? [Y/n] ").strip().lower()
+            try:
+                answer = input(f"{rel} can be imported ({fmt}). Import it into {args.output}? [Y/n] ").strip().lower()
+            except EOFError:
+                answer = "n"
             if answer in ("", "y", "yes"):
                 return _import(fmt, [path], args.output, args.force, args.report)
         else:
