@@ -198,7 +198,7 @@ def run_init(args: Any) -> int:
                   file=sys.stderr)
             return EXIT_USAGE
         return _import(fmt, [src], args.output, args.force, args.report)
-    here = found(Path.cwd())
+    here = found(Path("."))
     if here and not args.blank:
         fmt, path = here[0]
         rel = os.path.relpath(path)
