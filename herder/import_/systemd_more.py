@@ -11,9 +11,16 @@ from herder.import_.values import duration, size
 
 if TYPE_CHECKING:
     from herder.import_.systemd_service import _Svc
+    from herder.import_.systemd_unit import Assignment
 
 _LIMITS = {"LimitNOFILE": "limits.nofile", "LimitNPROC": "limits.nproc", "LimitCORE": "limits.core"}
 _RELOAD = re.compile(r"^(?:/usr)?(?:/bin/)?kill\s+(?:-s\s*|--signal\s+|-)(?:SIG)?([A-Z0-9]+)\s+\$\{?MAINPID\}?$")
+
+
+def _time(s: _Svc, a: Assignment) -> float:
+    from herder.import_.systemd_service import _time as time_of
+
+    return time_of(s, a)
 
 
 def limits_and_logs(s: _Svc) -> None:
@@ -141,7 +148,7 @@ def _exits_and_limits(s: _Svc) -> None:
             s.put(a, target, max(1, n), "0: herder allows one failed start" if n == 0 else
                   "systemd counts every start; herder counts failed starts", approx=True, rule=rule)
         else:
-            t = sv.timespan(a.value) if a.value else 0.0
+            t = _time(s, a) if a.value else 0.0
             if t == 0:
                 s.put(a, "start_limit.burst", 10000, "0 turns systemd's limit off; herder keeps one: 10000 failed "
                       "starts", approx=True, rule=rule)
@@ -149,7 +156,7 @@ def _exits_and_limits(s: _Svc) -> None:
                 s.put(a, target, duration(t) if t != sv.INFINITY else "1d", "infinity: 1d" if t == sv.INFINITY else "",
                       approx=t == sv.INFINITY, rule=rule)
     if (a := s.last("Service", "WatchdogSec")) is not None:
-        t = sv.timespan(a.value) if a.value else 0.0
+        t = _time(s, a) if a.value else 0.0
         if t == 0 or t == sv.INFINITY:
             s.put(a, "", None, "no watchdog")
         else:

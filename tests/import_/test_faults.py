@@ -124,3 +124,11 @@ def test_input_the_source_tool_refuses_is_refused_with_its_line(fmt: str, text: 
     f = tmp_path / NAMES[fmt] if fmt != "pm2" or not text.startswith("[]") else tmp_path / "ecosystem.json"
     f.write_text(text)
     refused(run(tmp_path, "import", fmt, f.name), tmp_path, where)
+
+
+@pytest.mark.parametrize("key", ["WatchdogSec", "StartLimitIntervalSec", "RestartSec", "TimeoutStartSec",
+                                 "RestartMaxDelaySec"])
+def test_every_systemd_time_span_is_checked(key: str, tmp_path: Path) -> None:
+    section = "Unit" if key.startswith("StartLimit") else "Service"
+    (tmp_path / "web.service").write_text(f"[{section}]\n{key}=0in\n[Service]\nExecStart=/bin/a\nType=notify\n")
+    refused(run(tmp_path, "import", "systemd", "web.service"), tmp_path, f"web.service:2: {key}")
