@@ -74,7 +74,7 @@ def test_restarts_per_policy_logs_and_stops_the_tree(tmp_path: Path) -> None:
             host.stderr.close()
     assert marks.read_text().endswith("term\n")       # the program got its stop signal
     _wait("the program gone", lambda: not os.path.exists(f"/proc/{child}"))
-    assert "stopped (exit 0)" in log.read_text()
+    assert f"stopped pid {child}: exited after SIGTERM (exit 0)" in log.read_text()
 
 
 def test_never_restart_exits_non_zero_for_the_scm(tmp_path: Path) -> None:

@@ -73,7 +73,7 @@ def host_in_thread(svc: Service, seam: FakeSeam, **timing: float) -> tuple[threa
     codes: list[int] = []
     thread = threading.Thread(
         target=lambda: codes.append(
-            run_under_scm(svc, svc._hooks(), Timing(stop_timeout=None, **timing), seam, tick_interval=TICK)
+            run_under_scm(svc.name, svc._hooks(), Timing(stop_timeout=None, **timing), seam, tick_interval=TICK)
         )
     )
     thread.start()
