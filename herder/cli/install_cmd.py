@@ -163,6 +163,7 @@ def _install_herder(args: argparse.Namespace) -> int:
 
 def _install_program(args: argparse.Namespace) -> int:
     import dataclasses
+    import json
 
     from herder.config.model import ServiceSpec
     from herder.config.schema import Problems, build
@@ -180,7 +181,7 @@ def _install_program(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.name} is not installed yet: give the program after `--` "
                          f"(herder service install {args.name} -- CMD ARGS…)")
     scope = args.scope or (previous.scope if previous else host.default_scope())
-    base: dict[str, Any] = previous.to_record()["service"] if previous else {}
+    base: dict[str, Any] = json.loads(previous.dumps())["service"] if previous else {}   # as recorded: lists
     # the recorded settings are the starting point; unset ones (None) stay unset, so the schema's defaults apply
     raw: dict[str, Any] = {k: v for k, v in base.items() if v is not None and k in ("command", "cwd", "env", "user",
                                                                                     "group", "restart", "depends_on")}
