@@ -344,13 +344,13 @@ def _control(args: argparse.Namespace, action: str) -> int:
     for op in ops:
         try:
             result = op.call(host.api())
-        except Exception as e:  # noqa: BLE001 - pywintypes.error names the SCM's reason
+        except Exception as e:  # pywintypes.error names the SCM's reason
             raise InstallError(f"`{op.name()}` failed: {describe_error(e)}") from None
         if action == "status":
-            from herder.platform import windows
+            from herder.platform import _win32, windows
 
             print("\n".join(windows.describe(spec, result)))
-            return 0 if result.state == windows.w.SERVICE_RUNNING else 3
+            return 0 if result.state == _win32.SERVICE_RUNNING else 3
     if action != "status":
         print(f"{spec.name}: {action} done")
     return 0

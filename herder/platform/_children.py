@@ -94,14 +94,15 @@ def _console_ctrl_c(pid: int) -> str | None:
 
     kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
     kernel32.FreeConsole()   # a service has none; a console run of the host must let go of its own
+    last_error = ctypes.get_last_error  # type: ignore[attr-defined,unused-ignore]
     if not kernel32.AttachConsole(pid):
-        return f"could not send Ctrl+C: AttachConsole({pid}) failed with error {ctypes.get_last_error()}"
+        return f"could not send Ctrl+C: AttachConsole({pid}) failed with error {last_error()}"
     try:
         # Ignore Ctrl+C in this process for good: the event reaches every process on the
         # console, us included, until we detach. The host never starts a child after a stop.
         kernel32.SetConsoleCtrlHandler(None, True)
         if not kernel32.GenerateConsoleCtrlEvent(0, 0):   # CTRL_C_EVENT, the whole console
-            return f"could not send Ctrl+C: GenerateConsoleCtrlEvent failed with error {ctypes.get_last_error()}"
+            return f"could not send Ctrl+C: GenerateConsoleCtrlEvent failed with error {last_error()}"
     finally:
         kernel32.FreeConsole()
     return None
@@ -109,12 +110,12 @@ def _console_ctrl_c(pid: int) -> str | None:
 
 async def start(argv: tuple[str, ...], env: dict[str, str], cwd: str | None, log: IO[bytes]) -> Child:
     if sys.platform == "win32":
-        info = subprocess.STARTUPINFO()  # type: ignore[attr-defined,unused-ignore]
-        info.dwFlags |= subprocess.STARTF_USESHOWWINDOW  # type: ignore[attr-defined,unused-ignore]
+        info = subprocess.STARTUPINFO()
+        info.dwFlags |= subprocess.STARTF_USESHOWWINDOW
         info.wShowWindow = 0   # SW_HIDE: its console exists only to carry Ctrl+C
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT, env=env, cwd=cwd,
-            creationflags=subprocess.CREATE_NEW_CONSOLE, startupinfo=info)  # type: ignore[attr-defined,unused-ignore]
+            creationflags=subprocess.CREATE_NEW_CONSOLE, startupinfo=info)
         return Child(proc, _job_for(proc.pid))
     proc = await asyncio.create_subprocess_exec(
         *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT, env=env, cwd=cwd,

@@ -148,20 +148,19 @@ class PyWin32Api:
             self._close(scm, svc)
 
     def set_value(self, name: str, subkey: str, value_name: str, value: str | int) -> None:
-        import winreg
-
+        reg: Any = __import__("winreg")   # Windows only; Any keeps mypy on Linux from the win32-only stubs
         path = SERVICES_KEY + "\\" + name + (("\\" + subkey) if subkey else "")
-        with winreg.CreateKey(winreg.HKEY_LOCAL_MACHINE, path) as key:  # type: ignore[attr-defined,unused-ignore]
-            kind = winreg.REG_DWORD if isinstance(value, int) else winreg.REG_SZ  # type: ignore[attr-defined,unused-ignore]
-            winreg.SetValueEx(key, value_name, 0, kind, value)  # type: ignore[attr-defined,unused-ignore]
+        with reg.CreateKey(reg.HKEY_LOCAL_MACHINE, path) as key:
+            kind = reg.REG_DWORD if isinstance(value, int) else reg.REG_SZ
+            reg.SetValueEx(key, value_name, 0, kind, value)
 
     def get_value(self, name: str, subkey: str, value_name: str) -> str | int | None:
-        import winreg
-
+        reg: Any = __import__("winreg")
         path = SERVICES_KEY + "\\" + name + (("\\" + subkey) if subkey else "")
         try:
-            with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, path) as key:  # type: ignore[attr-defined,unused-ignore]
-                return winreg.QueryValueEx(key, value_name)[0]  # type: ignore[attr-defined,no-any-return,unused-ignore]
+            with reg.OpenKey(reg.HKEY_LOCAL_MACHINE, path) as key:
+                value: str | int = reg.QueryValueEx(key, value_name)[0]
+                return value
         except OSError:
             return None
 

@@ -203,8 +203,8 @@ def resolve_command(host: Host, argv: tuple[str, ...], cwd: str | None) -> tuple
     return (os.path.abspath(found), *argv[1:])
 
 
-_USES_LIBRARY = re.compile(r"^\s*(from\s+herder\.service\s+import|from\s+herder\s+import\s+service|import\s+herder\.service)",
-                           re.M)
+_USES_LIBRARY = re.compile(
+    r"^\s*(from\s+herder\.service\s+import|from\s+herder\s+import\s+service|import\s+herder\.service)", re.M)
 
 
 def uses_herder_service(argv: tuple[str, ...], cwd: str | None) -> bool:

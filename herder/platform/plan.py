@@ -185,7 +185,7 @@ def _do(s: Step, runner: Runner, say: Callable[[str], None]) -> tuple[str, Calla
         note = s.fn()
     except HerderError:
         raise
-    except Exception as e:  # noqa: BLE001 - pywin32 raises pywintypes.error; name the call
+    except Exception as e:
         raise InstallError(f"`{s.name or s.shown}` failed: {describe_error(e)}") from None
     if note:
         say(note)
@@ -213,7 +213,7 @@ def _roll_back(undo: list[tuple[str, Callable[[], None]]]) -> str:
     for name, fn in reversed(undo):
         try:
             fn()
-        except Exception as e:  # noqa: BLE001 - keep undoing the rest; report every failure
+        except Exception as e:
             failed.append(f"`{name}`: {describe_error(e)}")
     if failed:
         return "the rollback was incomplete (" + "; ".join(failed) + "): fix that by hand"

@@ -33,7 +33,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import PureWindowsPath
+from pathlib import PurePath, PureWindowsPath
 from typing import Any
 
 from herder.core import backoff
@@ -208,7 +208,7 @@ def render_sc(spec: InstallSpec, python: str = "python.exe", *, update: bool = F
 
 
 def plan_install(spec: InstallSpec, python: str, api: Callable[[], w.ServiceApi], *, old: str | None,
-                 record: tuple[PureWindowsPath, str]) -> Plan:
+                 record: tuple[PurePath, str]) -> Plan:
     """Configure (rolled back on failure), write the record, commit, then start."""
     plan = Plan(windows=True)
     update = old is not None
@@ -243,7 +243,7 @@ def _undo_update(old: str | None, python: str, api: Callable[[], w.ServiceApi]) 
     return undo
 
 
-def plan_uninstall(spec: InstallSpec, api: Callable[[], w.ServiceApi], record: PureWindowsPath) -> Plan:
+def plan_uninstall(spec: InstallSpec, api: Callable[[], w.ServiceApi], record: PurePath) -> Plan:
     plan = Plan(windows=True)
     for op in uninstall_ops(spec):
         plan.call(op.shown(), _bind(op, api), name=op.name())

@@ -35,7 +35,6 @@ from herder.core import backoff
 from herder.platform import _children, windows
 from herder.platform.spec import InstallSpec
 
-
 _log = logging.getLogger("herder.winhost")
 
 

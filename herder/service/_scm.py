@@ -217,5 +217,5 @@ class EventLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             self._write(record.levelno, self.format(record))
-        except Exception:  # noqa: BLE001 - logging must never take the service down
+        except Exception:
             self.handleError(record)

@@ -31,7 +31,7 @@ import sys
 import threading
 from collections.abc import Callable
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 log = logging.getLogger("herder.service")
 
@@ -129,7 +129,7 @@ class _ConsoleEvents:
     Not run on real Windows in this project's CI.
     """
 
-    _NAMES = {2: "CTRL_CLOSE_EVENT", 5: "CTRL_LOGOFF_EVENT", 6: "CTRL_SHUTDOWN_EVENT"}
+    _NAMES: ClassVar[dict[int, str]] = {2: "CTRL_CLOSE_EVENT", 5: "CTRL_LOGOFF_EVENT", 6: "CTRL_SHUTDOWN_EVENT"}
 
     def __init__(self, on_signal: Callable[[str], None], done: threading.Event) -> None:
         import ctypes

@@ -34,13 +34,13 @@ def is_scm_child() -> bool:
     ``Process.name()`` fails under Wine; not ``os.getppid()``: it aborts a Wine process
     that has no Windows parent (started from Linux). Any failure means "not the SCM".
     """
-    if sys.platform != "win32":
-        return False
-    try:
-        image = _parent_image()
-    except OSError:
-        return False
-    return image is not None and PureWindowsPath(image).name.lower() == "services.exe"
+    if sys.platform == "win32":
+        try:
+            image = _parent_image()
+        except OSError:
+            return False
+        return image is not None and PureWindowsPath(image).name.lower() == "services.exe"
+    return False
 
 
 def _parent_image() -> str | None:
@@ -53,8 +53,8 @@ def _parent_image() -> str | None:
                     ("AffinityMask", ctypes.c_void_p), ("BasePriority", ctypes.c_void_p),
                     ("UniqueProcessId", ctypes.c_void_p), ("InheritedFromUniqueProcessId", ctypes.c_void_p)]
 
-    ntdll = ctypes.WinDLL("ntdll")  # type: ignore[attr-defined]
-    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    ntdll = ctypes.WinDLL("ntdll")  # type: ignore[attr-defined,unused-ignore]
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
     info = BasicInfo()
     status = ntdll.NtQueryInformationProcess(ctypes.c_void_p(-1), 0, ctypes.byref(info), ctypes.sizeof(info), None)
     if status != 0 or not info.InheritedFromUniqueProcessId:
@@ -65,12 +65,12 @@ def _parent_image() -> str | None:
                                                     ctypes.POINTER(wintypes.DWORD)]
     handle = kernel32.OpenProcess(_PROCESS_QUERY_LIMITED_INFORMATION, False, info.InheritedFromUniqueProcessId)
     if not handle:
-        raise ctypes.WinError(ctypes.get_last_error())  # type: ignore[attr-defined]
+        raise ctypes.WinError(ctypes.get_last_error())  # type: ignore[attr-defined,unused-ignore]
     try:
         buf = ctypes.create_unicode_buffer(1024)
         size = wintypes.DWORD(len(buf))
         if not kernel32.QueryFullProcessImageNameW(handle, 0, buf, ctypes.byref(size)):
-            raise ctypes.WinError(ctypes.get_last_error())  # type: ignore[attr-defined]
+            raise ctypes.WinError(ctypes.get_last_error())  # type: ignore[attr-defined,unused-ignore]
         return buf.value
     finally:
         kernel32.CloseHandle(handle)
@@ -87,8 +87,8 @@ class PyWin32Seam:
     """Real seam over ``servicemanager`` / ``win32service`` / ``win32serviceutil``."""
 
     def __init__(self, name: str) -> None:
-        import servicemanager  # type: ignore[import-untyped]
-        import win32service  # type: ignore[import-untyped]
+        import servicemanager
+        import win32service
 
         self._name = name
         self._sm: Any = servicemanager
@@ -118,7 +118,7 @@ class PyWin32Seam:
             self._sm.LogInfoMsg(message)
 
     def host(self, service_main: Callable[[], int], on_control: Callable[[int], int]) -> int:
-        import win32serviceutil  # type: ignore[import-untyped]
+        import win32serviceutil
 
         seam = self
         result: list[int] = []

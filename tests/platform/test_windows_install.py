@@ -22,7 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from wine_harness import PYTHON, WINE_DIR, WindowsMachine, wait_for, win_path
+from nspawn_harness import wait_until
+from wine_harness import PYTHON, WINE_DIR, WindowsMachine, win_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -72,7 +73,7 @@ class Program:
         return [line for line in self.lines() if line.startswith("start")]
 
     def wait_starts(self, n: int, timeout: float = 60) -> list[str]:
-        return list(wait_for(f"{n} starts of {self.service}", lambda: len(self.starts()) >= n and self.starts(),
+        return list(wait_until(f"{n} starts of {self.service}", lambda: len(self.starts()) >= n and self.starts(),
                              timeout))
 
     def record(self) -> Path:
@@ -91,7 +92,7 @@ def test_install_status_stop_start_restart_uninstall(windows: WindowsMachine) ->
     windows.wait_state("Plain", "RUNNING")
     first = p.wait_starts(1)[0]
     assert first.endswith("GREETING=hello")
-    wait_for("the program's output in its log", lambda: p.log.exists() and "plain: tick 1" in p.log.read_text())
+    wait_until("the program's output in its log", lambda: p.log.exists() and "plain: tick 1" in p.log.read_text())
     assert f"herder: started pid {first.split()[1]}" in p.log.read_text()
 
     status = windows.herder("service", "status", "Plain")
@@ -167,7 +168,7 @@ def test_an_update_that_fails_half_way_is_rolled_back(windows: WindowsMachine) -
     p = Program(windows, "Held", "plain.py")
     p.install("--start", "manual", "--description", "first")
     before = p.record().read_text()
-    held = rf"C:\ProgramData\herder\installed\Held.json"
+    held = r"C:\ProgramData\herder\installed\Held.json"
     windows.agent.ask(op="hold", path=held)   # like a backup tool holding the record open
     try:
         err = p.install("--start", "auto", "--description", "second", ok=False)

@@ -10,10 +10,12 @@ in tests/service/test_svc_scm.py.
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 
 import pytest
-from wine_harness import PYTHON, WINE_DIR, WindowsMachine, wait_for, win_path
+from nspawn_harness import wait_until
+from wine_harness import PYTHON, WINE_DIR, WindowsMachine, win_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -39,7 +41,7 @@ class Example:
         return self.marks.read_text().splitlines() if self.marks.exists() else []
 
     def wait_mark(self, text: str) -> None:
-        wait_for(f"{text!r} in {self.marks.name}", lambda: text in self.lines())
+        wait_until(f"{text!r} in {self.marks.name}", lambda: text in self.lines())
 
     def uninstall(self) -> None:
         self.windows.herder_ok("service", "uninstall", self.name)
@@ -47,7 +49,7 @@ class Example:
 
 
 def _increasing(checkpoints: list[int]) -> bool:
-    return all(a < b for a, b in zip(checkpoints, checkpoints[1:], strict=False))
+    return all(a < b for a, b in itertools.pairwise(checkpoints))
 
 
 def test_the_service_example_under_the_scm(windows: WindowsMachine) -> None:

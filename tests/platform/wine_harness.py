@@ -219,18 +219,6 @@ class WindowsMachine:
         return [line.split("ReportEventW ", 1)[1] for line in text.splitlines() if ":ReportEventW " in line]
 
 
-def wait_for(what: str, check: Any, timeout: float = 30.0, interval: float = 0.05) -> Any:
-    """Poll an observable (a file, a log line) with a deadline; fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
-
-
 def open_machine() -> tuple[WindowsMachine | None, str]:
     path, why = template()
     if path is None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import signal
+from collections.abc import Callable
 
 from svc_harness import PROGRAMS, Child, NotifySocket, child_env
 
