@@ -14,15 +14,14 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${HERDER_IT_CACHE:-/var/cache/herder-it}
 PY=${HERDER_PY:-python3}
-t0=$(date +%s.%N)
-stamp() { printf 'setup-wine: [%5.1fs] %s\n' "$(echo "$(date +%s.%N) - $t0" | bc)" "$*" >&2; }
+t0=$(date +%s%N)
+stamp() { local t=$(( ($(date +%s%N) - t0) / 100000000 )); printf 'setup-wine: [%3d.%ds] %s\n' $((t / 10)) $((t % 10)) "$*" >&2; }
 [ "$(id -u)" = 0 ] || { echo "setup-wine: needs root" >&2; exit 77; }
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock-wine"
 timeout 1200 flock 9
 need=()
 command -v wine >/dev/null || need+=(wine wine64)
-command -v bc >/dev/null || need+=(bc)
 if [ ${#need[@]} -gt 0 ]; then
   timeout 300 apt-get -o DPkg::Lock::Timeout=300 update -qq >&2 || true
   DEBIAN_FRONTEND=noninteractive timeout 900 apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
@@ -31,7 +30,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 RECIPE_VERSION=2   # bump when the prefix recipe below changes
 KEY=$( { cat "$HERE/wine/requirements-embed.txt" "$HERE/wine/requirements-win.txt";
-         echo "recipe $RECIPE_VERSION"; wine --version; } | sha1sum | cut -c1-10)
+         echo "recipe $RECIPE_VERSION"; wine --version 2>/dev/null; } | sha1sum | cut -c1-10)
 OUT=$CACHE/winpy-$KEY
 if [ -f "$OUT/.complete" ]; then
   echo "$OUT/prefix"

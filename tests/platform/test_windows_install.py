@@ -95,6 +95,10 @@ def test_install_status_stop_start_restart_uninstall(windows: WindowsMachine) ->
     wait_until("the program's output in its log", lambda: p.log.exists() and "plain: tick 1" in p.log.read_text())
     assert f"herder: started pid {first.split()[1]}" in p.log.read_text()
 
+    # the host is a herder.service program without pause or reload hooks: the SCM refuses those
+    assert windows.query("Plain")["ControlsAccepted"] == 0x1 | 0x4 | 0x100   # STOP | SHUTDOWN | PRESHUTDOWN
+    for control in (2, 6):   # PAUSE, PARAMCHANGE
+        assert windows.control("Plain", control).get("error") == 1052   # ERROR_INVALID_SERVICE_CONTROL
     status = windows.herder("service", "status", "Plain")
     assert status.returncode == 0 and "Plain: RUNNING (pid " in status.stdout, status
     assert r"log: C:\herder-it\logs\Plain.log" in status.stdout

@@ -94,6 +94,8 @@ def test_the_service_example_under_the_scm(windows: WindowsMachine) -> None:
     stopping = [s for s in stop["seen"] if s[0] == STOP_PENDING]
     assert len(stopping) >= 2 and _increasing([s[1] for s in stopping]), stop
     assert all(s[3] == 0 and s[2] >= 2000 for s in stopping), stop
+    hints = [s[2] for s in stopping]
+    assert 30000 in hints and 5000 in hints, stop   # each step announces its own deadline (drain, then close)
     assert stop["final"]["Win32ExitCode"] == 0 and stop["final"]["ServiceSpecificExitCode"] == 0, stop
     # the shutdown steps ran in reverse order of registration
     assert ex.lines()[-3:] == ["stopping: SCM STOP", "server.drain", "db.close"], ex.lines()

@@ -25,6 +25,7 @@ import os
 import select
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -53,7 +54,7 @@ def template() -> tuple[Path | None, str]:
         return None, ("Wine is not installed; HERDER_TEST_WINE=1 make test (or make test-wine) sets the Windows "
                       "tier up from nothing: apt wine, the Windows CPython and pywin32 (~1.4 GB, about a minute)")
     res = subprocess.run([str(HERE / "setup-wine.sh")], capture_output=True, text=True, timeout=1500,
-                         env={**os.environ, "HERDER_PY": os.environ.get("HERDER_PY", "python3")})
+                         env={**os.environ, "HERDER_PY": os.environ.get("HERDER_PY", sys.executable)})
     if res.returncode != 0:
         return None, f"setup-wine.sh failed (exit {res.returncode}): {res.stderr.strip()[-800:]}"
     return Path(res.stdout.strip().splitlines()[-1]), ""
