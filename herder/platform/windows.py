@@ -6,8 +6,13 @@ that ``--dry-run`` prints and the pywin32 call that a real install makes through
 
 What the SCM runs (binPath):
 
-- a program that speaks the SCM protocol itself (a ``herder.service`` program, or any
-  real service exe): its command line, directly;
+- a Python program that speaks the SCM protocol itself (``python prog.py`` or ``python -m
+  mod`` using ``herder.service``): ``python -m herder.platform.winhost NAME`` with the
+  program's own interpreter. The host applies the recorded working directory and
+  environment (the SCM has no setting for either: it starts services in System32 with
+  the machine's environment) and runs the program in its own process, so the program is
+  still the process the SCM talks to;
+- any other program that speaks the protocol (a real service exe): its command line;
 - anything else: herder's service host, ``python -m herder.platform.winhost NAME``,
   which reads the install record and wraps the command NSSM-style (see winhost.py).
 
@@ -29,6 +34,7 @@ failure-actions-on-non-crash set, so a non-zero exit counts as a failure too.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -89,8 +95,22 @@ def log_dir(spec: InstallSpec) -> PureWindowsPath:
     return PureWindowsPath(spec.log_dir) if spec.log_dir else program_data() / "herder" / "logs"
 
 
+_PYTHON = re.compile(r"pythonw?(\d+(\.\d+)*)?(\.exe)?\Z", re.I)
+
+
+def runs_in_host(spec: InstallSpec) -> bool:
+    """A --notify Python program (``python prog.py …`` / ``python -m mod …``) that the host
+    runs in its own process, after applying the recorded cwd and environment."""
+    argv = spec.service.command
+    if not spec.notify or len(argv) < 2 or not _PYTHON.match(PureWindowsPath(argv[0]).name):
+        return False
+    return argv[1].lower().endswith(".py") or (argv[1] == "-m" and len(argv) >= 3)
+
+
 def bin_path(spec: InstallSpec, python: str) -> str:
     """The command line the SCM starts."""
+    if runs_in_host(spec):
+        return subprocess.list2cmdline([spec.service.command[0], "-m", HOST_MODULE, spec.name])
     if spec.notify:
         return subprocess.list2cmdline(list(spec.service.command))
     return subprocess.list2cmdline([python, "-m", HOST_MODULE, spec.name])
@@ -165,7 +185,7 @@ def install_ops(spec: InstallSpec, python: str, *, update: bool) -> list[Op]:
         ops.append(_config2(name, w.SERVICE_CONFIG_DELAYED_AUTO_START_INFO, delayed, None,
                             f"delayed auto-start {delayed}"))
     reset, actions = failure_actions(spec)
-    spelled = "/".join(f"restart/{ms}" for _, ms in actions) if actions else '""'
+    spelled = "/".join(f"restart/{ms}" for _, ms in actions)   # "" (shown as "") clears them
     ops.append(_config2(name, w.SERVICE_CONFIG_FAILURE_ACTIONS,
                         {"ResetPeriod": reset, "RebootMsg": None, "Command": None, "Actions": actions},
                         ("sc", "failure", name, "reset=", str(reset), "actions=", spelled), "failure actions"))

@@ -25,6 +25,7 @@ import asyncio
 import json
 import logging
 import os
+import runpy
 import sys
 import time
 from collections import deque
@@ -105,6 +106,32 @@ def load_record(name: str, path: str | None = None) -> InstallSpec:
     return InstallSpec.from_record(json.loads(file.read_text(encoding="utf-8")))
 
 
+def run_in_process(spec: InstallSpec) -> int:
+    """A herder.service program: its cwd and environment, then the program itself, here.
+
+    The SCM has no working directory or environment setting for a service, and the
+    program must be the process the SCM talks to (it calls the dispatcher), so it cannot
+    be a child. Like ``python prog.py`` / ``python -m mod``, minus the interpreter options.
+    """
+    svc = spec.service
+    argv = list(svc.command[1:])
+    if svc.cwd:
+        os.chdir(svc.cwd)
+    os.environ.update(svc.env)
+    os.environ["HERDER_STOP_TIMEOUT_USEC"] = str(round(svc.stop_timeout * 1e6))
+    # what `python prog.py` / `python -m mod` put first on sys.path (inserted: an embedded
+    # Python with a ._pth file has its standard library first, not the script's directory)
+    if argv[0] == "-m":
+        sys.argv = argv[1:]
+        sys.path.insert(0, os.getcwd())
+        runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+    else:
+        sys.argv = argv
+        sys.path.insert(0, os.path.dirname(os.path.abspath(argv[0])))
+        runpy.run_path(argv[0], run_name="__main__")
+    return 0   # a herder.service program exits through svc.run(); one that returns succeeded
+
+
 def main(argv: list[str] | None = None) -> int:
     from herder.service import Service
 
@@ -115,7 +142,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args:
         print("usage: python -m herder.platform.winhost NAME [--record FILE]", file=sys.stderr)
         return 2
-    spec = load_record(args[0], record)
+    try:
+        spec = load_record(args[0], record)
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        return _refuse(args[0], f"cannot read herder's install record for {args[0]}: {e}; "
+                                f"run `herder service install {args[0]}` again")
+    if windows.runs_in_host(spec):
+        return run_in_process(spec)
     log_dir = Path(spec.log_dir) if spec.log_dir else Path(str(windows.log_dir(spec)))
     svc = Service(spec.name, stop_timeout=spec.service.stop_timeout + 5, exit_timeout=spec.service.stop_timeout + 3)
 
@@ -124,6 +157,20 @@ def main(argv: list[str] | None = None) -> int:
         return await wrap(ctx, spec, log_dir)
 
     return svc.run()  # exits with the service's code
+
+
+def _refuse(name: str, why: str) -> int:
+    """Still speak to the SCM, so it records a failure (1066/2) and the Event Log says why."""
+    from herder.service import Service
+
+    svc = Service(name)
+
+    @svc.main
+    def _main(ctx: Any) -> int:
+        _log.error("%s", why)
+        return 2
+
+    return svc.run()
 
 
 if __name__ == "__main__":

@@ -189,10 +189,10 @@ def test_update_in_place_changes_config_and_restarts() -> None:
     assert api2.calls == [("start", "web")]
 
 
-def test_herder_service_program_runs_directly() -> None:
+def test_herder_service_program_runs_in_the_host_with_its_own_python() -> None:
     api = FakeApi()
-    _install(InstallSpec("n", ServiceSpec(command=(r"C:\Py\python.exe", "app.py")), notify=True), api)
-    assert api.calls[0][4] == r"C:\Py\python.exe app.py"
+    _install(InstallSpec("n", ServiceSpec(command=(r"C:\App\python.exe", "app.py")), notify=True), api)
+    assert api.calls[0][4] == r"C:\App\python.exe -m herder.platform.winhost n"
 
 
 def test_uninstall_stops_then_deletes() -> None:

@@ -2,8 +2,9 @@
 
 A Windows user may prefer to run what `herder service install NAME --dry-run` prints by
 hand (the docs put them side by side with herder's commands). This runs those exact lines
-with Wine's sc.exe and reg.exe, for a herder.service program (which runs directly as the
-service, so `sc start` reaches RUNNING only when it reports so through the library).
+with Wine's sc.exe and reg.exe, for a herder.service program (run in-process by herder's host,
+so `sc start` reaches RUNNING only when it reports so through the library); the record the
+dry run prints as a file is written too.
 Wine 8's sc has no `failureflag`, `sidtype`, `qc` or `config`, and stores nothing for
 `sc failure`: those lines are run and their results printed, not asserted.
 """
@@ -36,12 +37,20 @@ def _spec(windows: WindowsMachine, start: str) -> InstallSpec:
     (work / f"{NAME}.go").touch()   # the example is ready at once
     command = (PYTHON, win_path(WINE_DIR / "billing_sync.py"), rf"C:\herder-it\{NAME}.marks",
                rf"C:\herder-it\{NAME}.go", "0")
-    return InstallSpec(NAME, ServiceSpec(command=command), notify=True, start=start, account="LocalSystem",
-                       description="herder Wine tier service")
+    return InstallSpec(NAME, ServiceSpec(command=command, cwd=r"C:\herder-it"), notify=True, start=start,
+                       account="LocalSystem", description="herder Wine tier service")
+
+
+def _record(windows: WindowsMachine, spec: InstallSpec) -> None:
+    """The one file the dry run prints besides the commands: the record the host reads."""
+    path = windows.drive_c / "ProgramData/herder/installed" / f"{spec.name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(spec.dumps())
 
 
 def test_rendered_sc_lines_against_wines_scm(windows: WindowsMachine) -> None:
     spec = _spec(windows, "auto")
+    _record(windows, spec)
     results = {}
     for argv in win.render_sc(spec, PYTHON):
         res = _run(windows, argv)
@@ -66,6 +75,7 @@ def test_rendered_sc_lines_against_wines_scm(windows: WindowsMachine) -> None:
         assert op.sc is not None
         _run(windows, op.sc)
     assert not windows.exists(NAME)
+    (windows.drive_c / "ProgramData/herder/installed" / f"{NAME}.json").unlink()
 
 
 def test_manual_start_type_is_not_started(windows: WindowsMachine) -> None:

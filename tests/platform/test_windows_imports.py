@@ -12,9 +12,11 @@ one that starts importing must leave the list.
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
-from wine_harness import SRC, WINE_DIR, WindowsMachine, win_path
+from nspawn_harness import wait_until
+from wine_harness import PYTHON, SRC, WINE_DIR, WindowsMachine, win_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -50,3 +52,22 @@ def test_the_cli_runs_on_windows(windows: WindowsMachine) -> None:
     assert not windows.exists("DryOnly")
     host = windows.python("-m", "herder.platform.winhost")
     assert host.returncode == 2 and "usage: python -m herder.platform.winhost NAME" in host.stderr
+
+
+def test_a_service_program_runs_in_a_console(windows: WindowsMachine) -> None:
+    """`python billing_sync.py` in a console: console mode, ready (once failed: asyncio's proactor
+    loop on Windows has no add_reader, which the signal wake-up used)."""
+    work = windows.drive_c / "herder-it"
+    work.mkdir(exist_ok=True)
+    (work / "console.go").touch()
+    marks = work / "console.marks"
+    proc = subprocess.Popen(["wine", PYTHON, win_path(WINE_DIR / "billing_sync.py"), r"C:\herder-it\console.marks",
+                             r"C:\herder-it\console.go", "0"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env=windows.env)
+    try:
+        wait_until("the program ready", lambda: marks.exists() and "ready" in marks.read_text(), timeout=60)
+        assert " mode console" in marks.read_text()
+    finally:
+        proc.kill()
+        out, _ = proc.communicate(timeout=60)
+    assert b"Traceback" not in out, out

@@ -33,7 +33,8 @@ class Example:
         work = windows.drive_c / "herder-it"
         work.mkdir(exist_ok=True)
         self.marks, self.go = work / f"{name}.marks", work / f"{name}.go"
-        windows.herder_ok("service", "install", name, "--start", "manual", "--", PYTHON,
+        windows.herder_ok("service", "install", name, "--start", "manual", "--cwd", r"C:\herder-it",
+                          "--env", "BILLING_REGION=eu", "--", PYTHON,
                           win_path(WINE_DIR / "billing_sync.py"), rf"C:\herder-it\{name}.marks",
                           rf"C:\herder-it\{name}.go", exit_code)
 
@@ -55,7 +56,7 @@ def _increasing(checkpoints: list[int]) -> bool:
 def test_the_service_example_under_the_scm(windows: WindowsMachine) -> None:
     ex = Example(windows, "BillingSync", "0")
     image = windows.registry(r"HKLM\SYSTEM\CurrentControlSet\Services\BillingSync")
-    assert "billing_sync.py" in image and "winhost" not in image   # a herder.service program runs directly
+    assert r"C:\py\python.exe -m herder.platform.winhost BillingSync" in image   # the host runs it in-process
     starter = subprocess.Popen(["wine", PYTHON, "-m", "herder", "service", "start", "BillingSync"],
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                env=windows.env)
@@ -66,8 +67,8 @@ def test_the_service_example_under_the_scm(windows: WindowsMachine) -> None:
         checkpoints = [s[1] for s in pending]
         assert len(checkpoints) >= 3 and _increasing(checkpoints), early
         assert all(s[3] == 0 and s[2] >= 2000 for s in pending), early   # no controls; hint ≥ 2 s
-        pid = windows.query("BillingSync")["ProcessId"]
-        assert ex.lines() == ["db.connect", f"pid {pid} mode windows-scm"]   # the SCM's child, detected
+        pid = windows.query("BillingSync")["ProcessId"]   # the program is the SCM's process, and knows it
+        assert ex.lines() == ["db.connect", f"pid {pid} mode windows-scm", r"cwd C:\herder-it region eu"]
         ex.go.touch()
         running = windows.wait_state("BillingSync", "RUNNING")["final"]
         out, _ = starter.communicate(timeout=120)

@@ -4,9 +4,9 @@
                                             GO: start-up lasts until this file exists;
                                             EXIT: main's return value, or "raise")
 
-Installed by `herder service install` it runs directly as the service (it imports
-herder.service): the library sees services.exe as its parent and speaks the SCM's
-status protocol. Start-up is slow on purpose (it waits for GO), so the SCM sees
+Installed by `herder service install` it is the service process itself (it imports
+herder.service; herder's host applies --cwd and --env and runs it in-process): the
+library sees services.exe as its parent and speaks the SCM's status protocol. Start-up is slow on purpose (it waits for GO), so the SCM sees
 START_PENDING with advancing checkpoints until ctx.ready(); the shutdown steps take a
 moment each, so it sees STOP_PENDING with wait hints.
 """
@@ -52,6 +52,7 @@ async def main(ctx):
     server = Server()
     ctx.defer(server.drain, timeout="30s")
     mark(f"pid {os.getpid()} mode {ctx.mode.value}")
+    mark(f"cwd {os.getcwd()} region {os.environ.get('BILLING_REGION')}")
     while not os.path.exists(GO):   # a slow start-up: the SCM must see checkpoints advance
         await asyncio.sleep(0.05)
     ctx.ready()
