@@ -6,9 +6,10 @@
 
 Installed by `herder service install` it is the service process itself (it imports
 herder.service; herder's host applies --cwd and --env and runs it in-process): the
-library sees services.exe as its parent and speaks the SCM's status protocol. Start-up is slow on purpose (it waits for GO), so the SCM sees
-START_PENDING with advancing checkpoints until ctx.ready(); the shutdown steps take a
-moment each, so it sees STOP_PENDING with wait hints.
+library sees services.exe as its parent and speaks the SCM's status protocol. Start-up
+is slow on purpose (it waits for GO), so the SCM sees START_PENDING with advancing
+checkpoints until ctx.ready(); the shutdown steps take a moment each, so it sees
+STOP_PENDING with wait hints.
 """
 
 import asyncio
