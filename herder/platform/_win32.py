@@ -78,7 +78,7 @@ class ServiceApi(Protocol):
     def get_value(self, name: str, subkey: str, value_name: str) -> str | int | None: ...
     def start(self, name: str) -> None: ...
     def stop(self, name: str, timeout: float, *, missing_ok: bool = False) -> None: ...
-    def delete(self, name: str) -> None: ...
+    def delete(self, name: str, *, missing_ok: bool = False) -> None: ...
     def query(self, name: str) -> ServiceStatus: ...
 
 
@@ -232,8 +232,14 @@ class PyWin32Api:
         finally:
             self._close(scm, svc)
 
-    def delete(self, name: str) -> None:
-        scm, svc = self._open(name)
+    def delete(self, name: str, *, missing_ok: bool = False) -> None:
+        """DeleteService; a service that is not there is fine with ``missing_ok`` (uninstall)."""
+        try:
+            scm, svc = self._open(name)
+        except Exception as e:
+            if missing_ok and _code(e) == ERROR_SERVICE_DOES_NOT_EXIST:
+                return
+            raise
         try:
             self._ws.DeleteService(svc)
         finally:

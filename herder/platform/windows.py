@@ -216,7 +216,7 @@ def start_ops(spec: InstallSpec, *, restart: bool) -> list[Op]:
 def uninstall_ops(spec: InstallSpec) -> list[Op]:
     name = spec.name
     return [Op(("sc", "stop", name), lambda api: api.stop(name, spec.service.stop_timeout + 5, missing_ok=True)),
-            Op(("sc", "delete", name), lambda api: api.delete(name))]
+            Op(("sc", "delete", name), lambda api: api.delete(name, missing_ok=True))]
 
 
 def render_sc(spec: InstallSpec, python: str = "python.exe", *, update: bool = False) -> list[tuple[str, ...]]:

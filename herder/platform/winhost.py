@@ -118,7 +118,6 @@ def run_in_process(spec: InstallSpec) -> int:
     if svc.cwd:
         os.chdir(svc.cwd)
     os.environ.update(svc.env)
-    os.environ["HERDER_STOP_TIMEOUT_USEC"] = str(round(svc.stop_timeout * 1e6))
     # what `python prog.py` / `python -m mod` put first on sys.path (inserted: an embedded
     # Python with a ._pth file has its standard library first, not the script's directory)
     if argv[0] == "-m":

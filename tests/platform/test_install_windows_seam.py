@@ -78,7 +78,7 @@ class FakeApi:
     def stop(self, *a: Any, missing_ok: bool = False) -> None:
         self._rec("stop", *a)
 
-    def delete(self, *a: Any) -> None:
+    def delete(self, *a: Any, missing_ok: bool = False) -> None:
         self._rec("delete", *a)
 
     def query(self, name: str) -> w.ServiceStatus:

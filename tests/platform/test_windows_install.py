@@ -144,8 +144,19 @@ def test_reinstall_is_an_update_in_place(windows: WindowsMachine) -> None:
 
     again = windows.herder_ok("service", "install", "Upd")   # no command: re-render from the record
     assert "nothing changed" in again
-    windows.herder_ok("service", "uninstall", "Upd")
-    assert not windows.exists("Upd")
+
+    # removed behind herder's back (sc delete): the record is noticed, the service made again
+    windows.herder_ok("service", "stop", "Upd")
+    assert windows.sc("delete", "Upd").returncode == 0 and not windows.exists("Upd")
+    back = windows.herder_ok("service", "install", "Upd")
+    assert "record was there but the service was not; creating it again" in back, back
+    windows.wait_state("Upd", "RUNNING")
+    assert p.wait_starts(3)[-1].endswith("GREETING=two")
+    windows.sc("stop", "Upd")
+    windows.wait_state("Upd", "STOPPED")
+    assert windows.sc("delete", "Upd").returncode == 0
+    gone = windows.herder_ok("service", "uninstall", "Upd")   # and uninstall still cleans up
+    assert "Upd: removing" in gone and not p.record().exists()
 
 
 def test_a_fresh_install_that_fails_half_way_leaves_nothing(windows: WindowsMachine) -> None:

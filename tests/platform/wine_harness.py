@@ -206,6 +206,11 @@ class WindowsMachine:
         assert "error" not in got, got
         return True
 
+    def sc(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Wine's own sc.exe (output as text)."""
+        return subprocess.run(["wine", "sc", *args], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=120, env=self.env)
+
     def registry(self, key: str) -> str:
         res = subprocess.run(["wine", "reg", "query", key], stdin=subprocess.DEVNULL, capture_output=True,
                              timeout=60, env=self.env)
