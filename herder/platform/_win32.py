@@ -9,7 +9,8 @@ Its calls follow the Win32 API signatures that pywin32 exposes one to one.
 Waiting: the SCM has no "wait for this state" call that works everywhere
 (NotifyServiceStatusChange is not in Wine), so ``start`` and ``stop`` poll
 QueryServiceStatusEx the way Microsoft's own sample and ``net start`` do: every tenth
-of the wait hint (0.1-1 s), for as long as the checkpoint keeps advancing.
+of the wait hint (here 0.1-0.25 s: a command line waits on it), for as long as the
+checkpoint keeps advancing.
 """
 
 from __future__ import annotations
@@ -106,6 +107,14 @@ class PyWin32Api:
             self._ws.CloseServiceHandle(scm)
             raise
 
+    def _open_unless_missing(self, name: str, missing_ok: bool) -> tuple[Any, Any] | None:
+        try:
+            return self._open(name)
+        except Exception as e:
+            if missing_ok and _code(e) == ERROR_SERVICE_DOES_NOT_EXIST:
+                return None
+            raise
+
     def _close(self, scm: Any, svc: Any) -> None:
         self._ws.CloseServiceHandle(svc)
         self._ws.CloseServiceHandle(scm)
@@ -185,7 +194,7 @@ class PyWin32Api:
                     break
             elif now - start > timeout:
                 break
-            time.sleep(min(max(hint / 10, 0.1), 1.0))
+            time.sleep(min(max(hint / 10, 0.1), 0.25))
             st = self._status(svc)
         return st
 
@@ -212,12 +221,10 @@ class PyWin32Api:
         """Ask it to stop and wait (bounded by `timeout` and its wait hints) for STOPPED, so a
         following start or delete works. Already stopped is success; so is a missing
         service with ``missing_ok``."""
-        try:
-            scm, svc = self._open(name)
-        except Exception as e:
-            if missing_ok and _code(e) == ERROR_SERVICE_DOES_NOT_EXIST:
-                return
-            raise
+        opened = self._open_unless_missing(name, missing_ok)
+        if opened is None:
+            return
+        scm, svc = opened
         try:
             if self._status(svc).state != SERVICE_STOPPED:
                 try:
@@ -234,12 +241,10 @@ class PyWin32Api:
 
     def delete(self, name: str, *, missing_ok: bool = False) -> None:
         """DeleteService; a service that is not there is fine with ``missing_ok`` (uninstall)."""
-        try:
-            scm, svc = self._open(name)
-        except Exception as e:
-            if missing_ok and _code(e) == ERROR_SERVICE_DOES_NOT_EXIST:
-                return
-            raise
+        opened = self._open_unless_missing(name, missing_ok)
+        if opened is None:
+            return
+        scm, svc = opened
         try:
             self._ws.DeleteService(svc)
         finally:

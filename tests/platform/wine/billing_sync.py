@@ -33,13 +33,13 @@ class Db:
         return self
 
     def close(self) -> None:   # sync: the library runs it in a worker thread
-        time.sleep(0.5)
+        time.sleep(0.4)
         mark("db.close")
 
 
 class Server:
     async def drain(self) -> None:
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(0.8)
         mark("server.drain")
 
 
