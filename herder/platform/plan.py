@@ -224,5 +224,9 @@ def describe_error(e: BaseException) -> str:
     """pywintypes.error (winerror, funcname, strerror) as `Func: text (error N)`; others as str()."""
     code, func, text = getattr(e, "winerror", None), getattr(e, "funcname", None), getattr(e, "strerror", None)
     if isinstance(code, int) and text:
-        return f"{func + ': ' if func else ''}{str(text).rstrip('.')} (error {code})"
+        hint = "; run it from an elevated prompt (as Administrator)" if code == _ERROR_ACCESS_DENIED else ""
+        return f"{func + ': ' if func else ''}{str(text).rstrip('.')} (error {code}){hint}"
     return str(e) or type(e).__name__
+
+
+_ERROR_ACCESS_DENIED = 5

@@ -77,16 +77,17 @@ async def wrap(ctx: Any, spec: InstallSpec, log_dir: Path) -> int:
                 ran = time.monotonic() - started
                 success = code in svc.success_exit_codes
                 _log_line(log, f"exited with code {code} after {ran:.1f}s",
-                          logging.INFO if code in svc.success_exit_codes else logging.WARNING)
+                          logging.INFO if success else logging.WARNING)
+                failed_code = code if code > 0 else 1   # what the SCM records (1066 and this)
                 if svc.restart == "never" or (svc.restart == "on-failure" and success):
-                    return 0 if success else 1
+                    return 0 if success else failed_code
                 if ran >= svc.backoff.reset_after:
                     n = 0
                 if ran < svc.min_uptime and backoff.over_start_limit(svc.start_limit, failures, time.monotonic()):
                     _log_line(log, f"gave up: more than {svc.start_limit.burst} failed starts within "
                               f"{svc.start_limit.interval:g}s; the SCM's recovery actions decide what is next",
                               logging.ERROR)
-                    return code or 1
+                    return failed_code
                 delay = backoff.delay(svc.backoff, n)
                 n += 1
                 _log_line(log, f"restarting in {delay:.3f}s")

@@ -128,7 +128,8 @@ class SignalCatcher:
 class _ConsoleEvents:
     """CTRL_CLOSE / CTRL_LOGOFF / CTRL_SHUTDOWN → stop. Windows only (ctypes, no pywin32).
 
-    Not run on real Windows in this project's CI.
+    Installed by a console run under the Windows CPython in the Windows tier; the events
+    themselves (closing the window, logging off) are not sent there.
     """
 
     _NAMES: ClassVar[dict[int, str]] = {2: "CTRL_CLOSE_EVENT", 5: "CTRL_LOGOFF_EVENT", 6: "CTRL_SHUTDOWN_EVENT"}

@@ -9,8 +9,9 @@ both are handed to :mod:`herder.service._scm` and the runtime.
 pywin32's ``SvcRun`` reports RUNNING before ``SvcDoRun``; we override ``SvcRun`` so the
 status sequence is ours. After ``SvcRun`` returns, pywin32 itself reports STOPPED with
 exit code 0 (or a generic error if ``SvcRun`` raised), overwriting ours; so for a
-non-zero exit we raise after reporting, and the SCM still sees a failure (and runs its
-recovery actions). Not run on real Windows in this project's CI.
+non-zero exit we raise after reporting, and the SCM still sees a failure (1066 with our
+code, and runs its recovery actions). Runs with real pywin32 under Wine's SCM in the
+Windows tier (tests/platform/test_windows_scm.py); not on a real Windows machine.
 """
 
 from __future__ import annotations

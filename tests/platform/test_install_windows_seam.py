@@ -208,7 +208,8 @@ def test_uninstall_stops_then_deletes() -> None:
 
 def test_a_failing_call_names_the_sc_equivalent() -> None:
     api = FakeApi(fail={("create", 1): FakeWinError(5, "CreateService", "Access is denied.")})
-    with pytest.raises(InstallError, match=r"`sc create web .*` failed: CreateService: Access is denied \(error 5\)"):
+    with pytest.raises(InstallError, match=r"`sc create web .*` failed: CreateService: Access is denied \(error 5\); "
+                                           r"run it from an elevated prompt \(as Administrator\)"):
         _install(specs()["plain"], api)
     assert len(api.calls) == 1   # stopped at the first failure, nothing to undo
 

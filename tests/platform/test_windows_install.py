@@ -214,18 +214,21 @@ def test_flash_and_exit_1053_direct_then_wrapped_with_backoff(windows: WindowsMa
     assert windows.query("Flash")["CurrentState"] == 1 and len(p.starts()) == 1   # it ran, and was killed
 
     # the same program wrapped by herder's service host (the NSSM case): it runs, exits 3
-    # after 0.2 s each time, is restarted with backoff, and after the start limit (5 failed
+    # at once each time, is restarted with backoff, and after the start limit (5 failed
     # starts in 60 s) the host gives up with its exit code, which the SCM records (1066/3)
-    out = p.install("--no-notify", "--start", "auto", args=("0.2", "3"))
+    out = p.install("--no-notify", "--start", "auto", args=("0", "3"))
     assert "updating in place" in out
     assert "-m herder.platform.winhost Flash" in windows.registry(rf"{KEY}\Flash")
     final = windows.wait_state("Flash", "STOPPED", timeout=90)["final"]
     assert (final["Win32ExitCode"], final["ServiceSpecificExitCode"]) == (1066, 3), final
     log = p.log.read_text()
     delays = [float(d) for d in re.findall(r"restarting in ([0-9.]+)s", log)]
-    assert len(delays) == 5 and delays == sorted(delays) and delays[-1] > 4 * delays[0], log
-    assert log.count("exited with code 3") == 6 and "gave up: more than 5 failed starts within 60s" in log
-    assert len(p.starts()) == 7   # once directly, six times wrapped
+    # (a run counts as a failed start when shorter than min_uptime, 1 s: on a machine so loaded
+    # that Windows python needs longer to start, there are more runs before the host gives up)
+    runs = log.count("exited with code 3")
+    assert runs >= 6 and len(p.starts()) == runs + 1, log   # once directly, then each wrapped run
+    assert len(delays) == runs - 1 and delays[:5] == sorted(delays[:5]) and delays[4] > 4 * delays[0], log
+    assert "gave up: more than 5 failed starts within 60s" in log
     status = windows.herder("service", "status", "Flash")
     assert "last exit: code 3 (service-specific error 1066)" in status.stdout, status
     windows.herder_ok("service", "uninstall", "Flash")
