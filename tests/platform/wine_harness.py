@@ -1,7 +1,7 @@
 """A Windows machine for the tests: a Wine prefix with the PSF's Windows CPython and real pywin32.
 
 setup-wine.sh builds the prefix once per machine (cached, content-hashed); each test
-test module copies it, points the Windows Python at this working tree (a ``.pth`` file in its
+module copies it, points the Windows Python at this working tree (a ``.pth`` file in its
 site-packages: herder is imported from the checkout, as ``pip install -e`` would, with no
 copy and no shim), and boots Wine's service control manager:
 
