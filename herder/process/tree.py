@@ -17,6 +17,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
+
+#: The kill signal; Windows has no SIGKILL (os.kill with any other number there is TerminateProcess).
+SIGKILL: int = 9 if sys.platform == "win32" else signal.SIGKILL
 
 _SCAN_LIMIT = 10_000
 
@@ -118,10 +122,8 @@ def members(pid: int | None, pgid: int | None, cookie_: str) -> set[int]:
     return found
 
 
-def kill_all(pids: set[int], signum: int | None = None) -> int:
-    """Send signum (default SIGKILL) to each pid; how many were reached."""
-    if signum is None:
-        signum = getattr(signal, "SIGKILL", signal.SIGTERM)   # Windows has no SIGKILL
+def kill_all(pids: set[int], signum: int = SIGKILL) -> int:
+    """Send signum to each pid; how many were reached."""
     n = 0
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -142,7 +142,7 @@ class Processes:
         if scope is Scope.TREE and p is not None and p.cgroup is not None:
             p.cgroup.kill()
         else:
-            self.signal(name, _SIGKILL, scope)
+            self.signal(name, tree.SIGKILL, scope)
 
     def _dying(self, name: str) -> None:
         """After SIGKILL the exit is certain and on its way: a virtual clock waits for it
@@ -170,7 +170,7 @@ class Processes:
             return
         if p.pgid is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(p.pgid, _SIGKILL)
+                os.killpg(p.pgid, tree.SIGKILL)
         if inst.spec.kill == "tree":
             tree.kill_all(tree.members(None, None, p.cookie))
 
@@ -346,9 +346,6 @@ class Processes:
         if inst is not None and inst.pid is not None and not pids:
             pids = tree.descendants(inst.pid)
         return pids
-
-
-_SIGKILL = getattr(signal, "SIGKILL", signal.SIGTERM)   # Windows has none; its host stops by job object
 
 
 def _mark_reaped(p: Proc, pid: int, code: int) -> None:

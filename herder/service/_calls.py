@@ -42,7 +42,7 @@ def in_thread(fn: Callable[..., Any], *args: Any, name: str) -> asyncio.Future[A
         else:
             error = None
         if not loop.is_closed():
-            with contextlib.suppress(RuntimeError):   # loop closed between the check and the call
+            with contextlib.suppress(RuntimeError):  # loop closed between the check and the call
                 loop.call_soon_threadsafe(settle, result, error)
 
     threading.Thread(target=target, name=name, daemon=True).start()
