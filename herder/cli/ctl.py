@@ -49,17 +49,22 @@ def status_table(rows: list[dict[str, Any]]) -> str:
                       str(r["restarts"]), r.get("health") or "-", "-" if r["exit"] is None else str(r["exit"]),
                       note[:80]))
     widths = [max(len(row[i]) for row in table) for i in range(len(head) - 1)]
-    return "".join(("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1]).rstrip() + "\n"
+    return "".join(("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]).rstrip() + "\n"
                    for row in table)
 
 
 def run_status(args: Any) -> int:
     query = {"service": ",".join(args.services)} if args.services else None
-    rows = client(args).call("services_list", query=query)
+    c = client(args)
+    rows = c.call("services_list", query=query)
     if args.json:
         _dump(rows)
     else:
         sys.stdout.write(status_table(rows))
+    lost = c.call("health").get("journal_failures", 0)
+    if lost:   # on stderr in both modes: stdout keeps its shape
+        print(f"herder: {lost} event(s) could not be written to the journal (disk full or failing?); "
+              "they are missing from `herder events`", file=sys.stderr)
     return EXIT_OK
 
 
@@ -78,13 +83,12 @@ def _action_result(args: Any, res: dict[str, Any]) -> int:
 
 
 def run_action(args: Any) -> int:
+    """start / stop / restart: one request for every target, so they act together (a stop
+    goes in reverse dependency order, each level at once, as `down` does)."""
     c = client(args, timeout=None)
     body = {"wait": not args.no_wait, "timeout": args.timeout}
-    ok = EXIT_OK
-    for name in args.services:
-        res = c.call(f"service_{args.command}", path={"name": name}, body=body)
-        ok = max(ok, _action_result(args, res))
-    return ok
+    res = c.call(f"service_{args.command}", path={"name": ",".join(args.services)}, body=body)
+    return _action_result(args, res)
 
 
 def run_signal(args: Any) -> int:
@@ -194,27 +198,10 @@ def run_down(args: Any) -> int:
 
 
 def wait_unlocked(state_dir: str | None, timeout: float = 30.0) -> None:
-    """Block until the supervisor releases its pid-file lock (it has exited), bounded by SIGALRM."""
+    """Block until the supervisor has exited (released its state_dir lock), bounded."""
     if not state_dir:
         return
-    import fcntl
-    import signal
+    from herder.store.lock import wait_released
 
-    try:
-        fd = os.open(os.path.join(state_dir, "herder.pid"), os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return
-
-    def _late(*_: Any) -> None:
-        raise TimeoutError
-
-    old = signal.signal(signal.SIGALRM, _late)
-    signal.setitimer(signal.ITIMER_REAL, timeout)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
-    except TimeoutError:
+    if not wait_released(state_dir, timeout):
         print(f"herder: the supervisor has not exited after {timeout:g}s", file=sys.stderr)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-        os.close(fd)
