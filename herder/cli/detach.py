@@ -83,33 +83,17 @@ def _daemon(cfg: Any, args: Any, w: int) -> int:  # pragma: no cover - runs in t
     except Exception as e:  # noqa: BLE001 - report to the waiting parent
         os.write(w, f"error: cannot detach: {e}\n".encode())
         return 1
-    from herder.cli.up import supervise
-    from herder.errors import HerderError
+    from herder.cli.up import exec_keeper
 
     sys.stdout = sys.stderr = open(log.fileno(), "w", buffering=1, closefd=False)  # noqa: SIM115 - for life
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} herder: detached supervisor starting (pid {os.getpid()})",
           file=sys.stderr)
-    told = False
-
-    def ready() -> None:
-        nonlocal told
-        os.write(w, b"ok\n")
-        os.close(w)
-        told = True
-
-    try:
-        return supervise(cfg, args.services, socket_group=args.socket_group, ready=ready)
-    except HerderError as e:
-        msg = str(e).replace("\n", " ")
-        print(f"herder: {msg}", file=sys.stderr)
-        if not told:
-            prefix = "config: " if e.exit_code == 2 else ""
-            os.write(w, f"error: {prefix}{msg}\n".encode())
-        return e.exit_code
-    finally:
-        if not told:
-            with contextlib.suppress(OSError):
-                os.close(w)
+    try:   # the keeper passes `w` to its first decision process, which reports start-up on it
+        exec_keeper(str(cfg.path), args.services, socket_group=args.socket_group, console=False, ready_fd=w)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.write(w, f"error: cannot start the keeper: {e}\n".encode())
+    return 1
 
 
 def _report(sock: str, state_dir: Any, args: Any) -> int:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from herder.cli.check import load_or_report
 from herder.config import Config
@@ -34,27 +36,61 @@ def load_for_up(config_path: str | None, services: list[str]) -> Config | int:
 
 
 def supervise(cfg: Config, services: list[str], *, socket_group: str | None = None,
-              ready: Callable[[], None] | None = None, console: bool = False) -> int:
-    """Build the supervisor with its components and run it to the end (foreground or daemon)."""
+              ready: Callable[[], None] | None = None, console: bool = False, keeper: Any = None,
+              welcome: dict[str, Any] | None = None, fresh: bool = False) -> int:
+    """Build the supervisor with its components and run it to the end. `keeper`: the link
+    to the keeper that runs this process (herder.runtime.dp); without one the supervisor
+    starts an attached keeper of its own."""
     from herder.control.component import Control, ControlOptions
     from herder.logs import install as install_logs
+    from herder.runtime.keeper_lost import replace_keeper
     from herder.runtime.supervisor import Supervisor
 
-    sup = Supervisor(cfg)   # with readiness, probes, watchdog, $NOTIFY_SOCKET, limits and log capture
+    # with readiness, probes, watchdog, $NOTIFY_SOCKET, limits; capture is the keeper's
+    sup = Supervisor(cfg, keeper=keeper, welcome=welcome, fresh=fresh)
+    if keeper is not None:
+        sup.on_keeper_lost = lambda: replace_keeper(sup, services, socket_group, console)
     sup.events.subscribe(_print_event)
     install_logs(sup, console=console)  # the `name |` view: foreground, on a terminal (or --console)
     sup.components.append(Control(sup, ControlOptions(socket_group=socket_group)))
     return asyncio.run(sup.run(services or None, ready=ready))
 
 
+def dp_args(config_path: str | None, services: list[str], socket_group: str | None, console: bool) -> list[str]:
+    """The decision process's arguments (herder.runtime.dp), as the keeper passes them on."""
+    out = ["-c", os.path.abspath(config_path)] if config_path else []
+    if socket_group:
+        out += ["--socket-group", socket_group]
+    if console:
+        out.append("--console")
+    return out + ["--", *services] if services else out
+
+
+def exec_keeper(config_path: str | None, services: list[str], *, socket_group: str | None, console: bool,
+                ready_fd: int = -1) -> None:
+    """Become the keeper (same pid: the terminal's job, systemd's MainPID, a container's PID 1),
+    which runs the decision process. Returns only if the exec failed (OSError)."""
+    argv = [sys.executable, "-m", "herder.keeper"]
+    if console:
+        argv.append("--console")
+    if ready_fd >= 0:
+        os.set_inheritable(ready_fd, True)
+        argv += ["--ready-fd", str(ready_fd)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [*argv, "--", *dp_args(config_path, services, socket_group, console)])
+
+
 def run_up(config_path: str | None, services: list[str], *, socket_group: str | None = None,
            console: bool | None = None) -> int:
     """Foreground. The `name | line` view is on when stdout is a terminal: under systemd
     (stdout = the journal) or redirected to a file it would copy every service's output a
-    second time, and it costs the capture path a Python step per line (4x slower floods)."""
+    second time, and it costs the capture path a Python step per line (4x slower floods).
+    The config is checked here first, so a bad one is reported before anything starts."""
     cfg = load_for_up(config_path, services)
     if isinstance(cfg, int):
         return cfg
     if console is None:
         console = sys.stdout.isatty()
-    return supervise(cfg, services, socket_group=socket_group, console=console)
+    exec_keeper(str(cfg.path), services, socket_group=socket_group, console=console)
+    return 1

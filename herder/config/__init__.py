@@ -26,7 +26,7 @@ if sys.platform != "win32":   # account checks are POSIX only; Windows services 
     import grp
     import pwd
 
-__all__ = ["Config", "HerderSettings", "ServiceSpec", "find_config", "load"]
+__all__ = ["Config", "HerderSettings", "ServiceSpec", "find_config", "from_record", "load", "to_record"]
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\Z")
 _TOP_KEYS = ("herder", "defaults", "services")
@@ -41,6 +41,21 @@ class Config:
     state_dir: Path
     log_dir: Path
     services: dict[str, ServiceSpec]
+
+
+def to_record(cfg: Config) -> dict[str, Any]:
+    """The validated config as JSON data (what a decision process started after a crash
+    runs with: the config that was running, not whatever the file says by then)."""
+    return {"path": str(cfg.path), "herder": dataclasses.asdict(cfg.herder), "state_dir": str(cfg.state_dir),
+            "log_dir": str(cfg.log_dir), "services": {n: dataclasses.asdict(s) for n, s in cfg.services.items()}}
+
+
+def from_record(raw: Mapping[str, Any]) -> Config:
+    """Inverse of to_record (the record was validated when it was loaded)."""
+    from herder.config.schema import rebuild
+
+    return Config(Path(raw["path"]), rebuild(HerderSettings, raw["herder"]), Path(raw["state_dir"]),
+                  Path(raw["log_dir"]), {str(n): rebuild(ServiceSpec, s) for n, s in raw["services"].items()})
 
 
 def find_config(explicit: str | None = None) -> Path:

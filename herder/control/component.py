@@ -93,7 +93,9 @@ class Control:
             group = self.options.socket_group or cfg.herder.socket_group
             gid = _group_id(group) if group else None
             unix = Listener(self, self.router, allow_gid=gid)
-            await unix.open_unix(str(socket_path(cfg.state_dir)), 0o660 if gid is not None else 0o600, gid)
+            sock = await unix.open_unix(str(socket_path(cfg.state_dir)), 0o660 if gid is not None else 0o600, gid,
+                                        self.sup.take_stored("api"))
+            self.sup.store("api", sock.fileno())
             self.listeners.append(unix)
             if tcp is not None:
                 host, port, token = tcp
@@ -126,8 +128,9 @@ class Control:
                     await self._drained.wait()
         for lst in self.listeners:
             await lst.close()
-        with contextlib.suppress(FileNotFoundError):
-            socket_path(self.sup.config.state_dir).unlink()
+        if not getattr(self.sup, "handover", False):    # an upgrade: the keeper keeps the socket for the next one
+            with contextlib.suppress(FileNotFoundError):
+                socket_path(self.sup.config.state_dir).unlink()
         self._closing = True
         for t in list(self._jobs):
             t.cancel()

@@ -190,7 +190,13 @@ class Listener:
         self.server: asyncio.AbstractServer | None = None
         self._conns: set[asyncio.Task[None]] = set()
 
-    async def open_unix(self, path: str, mode: int, gid: int | None) -> None:
+    async def open_unix(self, path: str, mode: int, gid: int | None, kept: int | None = None) -> socket.socket:
+        """Listen on `path` (or on `kept`, the same listening socket a previous decision
+        process left with the keeper: clients that connected meanwhile wait in its backlog)."""
+        if kept is not None:
+            sock = socket.socket(fileno=kept)
+            self.server = await asyncio.start_unix_server(self._serve, sock=sock)
+            return sock
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -203,6 +209,7 @@ class Listener:
             os.chown(path, -1, gid)
         os.chmod(path, mode)
         self.server = await asyncio.start_unix_server(self._serve, sock=sock)
+        return sock
 
     async def open_tcp(self, host: str, port: int) -> None:
         self.server = await asyncio.start_server(self._serve, host, port)

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from herder.core import effects as fx
 from herder.core import machine
-from herder.core.effects import Check, Kind, TimerKind
-from herder.core.events import Exited, Fail, HealthChanged, InstanceEvent, Restart, Spawned
+from herder.core.effects import Check, Kind, Scope, TimerKind
+from herder.core.events import Exited, Fail, Found, HealthChanged, InstanceEvent, Restart, Spawned
 from herder.core.instance import UP, Instance, State
 from herder.core.out import Out
 from herder.core.probe import Act, ArmWatchdog, PEv, Schedule, Verdict
 from herder.core.world import Phase, World
 from herder.errors import TransitionError
+from herder.units import parse_signal
 
 _PROBE_TIMERS = (TimerKind.PROBE, TimerKind.WATCHDOG, TimerKind.MEMORY, TimerKind.RETRY)
 
@@ -49,14 +50,17 @@ class Ctx:
         inst = self.world.instances.get(ev.name)
         if inst is None:
             return False
-        before = inst.state
+        before, pid_before = inst.state, inst.pid
         try:
             machine.handle(self.out, inst, ev, self.now)
         except TransitionError as e:   # a bug in herder; never let it stop supervision
             self.bug(inst.name, e)
             return False
-        if isinstance(ev, Spawned):
+        if isinstance(ev, Spawned) or (isinstance(ev, Found) and ev.pid is not None and pid_before is None
+                                       and inst.state in UP):
             self._spawned(inst)
+        elif isinstance(ev, Found) and ev.pid is not None:
+            self._adopted(inst, before)
         if before is State.STARTING and inst.state is not State.STARTING:
             self.out.cancel(inst, TimerKind.RETRY)
             self.out.add(fx.CancelChecks(inst.name))
@@ -72,6 +76,21 @@ class Ctx:
             self.out.add(fx.RunCheck(inst.name, Check.READY, inst.run))
         if inst.spec.limits.max_memory_restart is not None:
             self.out.arm(inst, TimerKind.MEMORY, self.now + inst.spec.limits.memory_check_interval)
+
+    def _adopted(self, inst: Instance, before: State) -> None:
+        """What was in flight for the old decision process is asked again: a readiness or
+        liveness check it was waiting for, the stop signal of a stop it had decided."""
+        if before is State.STARTING and inst.pid is not None and inst.state is State.STARTING:
+            if inst.spec.ready.kind in ("http", "tcp", "exec") and TimerKind.RETRY not in inst.timers:
+                self.out.add(fx.RunCheck(inst.name, Check.READY, inst.run))
+        if inst.state in UP and inst.probe is not None and inst.probe.ready and inst.probe.probed \
+                and TimerKind.PROBE not in inst.timers:
+            self.out.add(fx.RunCheck(inst.name, Check.HEALTH, inst.run))
+        if inst.state in UP and inst.spec.limits.max_memory_restart is not None and TimerKind.MEMORY not in inst.timers:
+            self.out.arm(inst, TimerKind.MEMORY, self.now + inst.spec.limits.memory_check_interval)
+        if inst.state is State.STOPPING and TimerKind.STOP in inst.timers:
+            scope = Scope.MAIN if inst.spec.kill == "main" else Scope.GROUP
+            self.out.add(fx.Signal(inst.name, parse_signal(inst.spec.stop_signal), scope))
 
     def _exited(self, inst: Instance) -> None:
         self.out.cancel(inst, *_PROBE_TIMERS)

@@ -73,6 +73,7 @@ class Kind(enum.StrEnum):
     NOTIFY_WARNING = "notify_warning"
     ERRNO = "errno"
     ROLLING = "rolling"
+    ADOPTED = "adopted"
     SUPERVISOR = "supervisor"
     BUG = "bug"
 

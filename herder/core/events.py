@@ -11,9 +11,9 @@ Two groups:
   sd_notify datagrams, log lines, memory samples, `up`, `down`, Ctrl+C, reload.
 
 Everything the runtime posts goes through `herder.core.step.step`; nothing else decides.
-New kinds of input (adoption after a herder crash, hook completions, schedules) are new
-classes here plus a branch in the step; the instance table grows a column only when the
-instance's own state machine must answer them.
+New kinds of input (hook completions, schedules) are new classes here plus a branch in
+the step; the instance table grows a column only when the instance's own state machine
+must answer them, as it does for adoption after a herder restart (`Found`).
 """
 
 from __future__ import annotations
@@ -125,13 +125,27 @@ class Ready(OneInstance):
 @dataclass(frozen=True)
 class Exited(OneInstance):
     """The main process `pid` ended. `signal` is the name of the signal that ended it;
-    `reason` names a cause herder detected (oom, or an exit whose status is unknown)."""
+    `reason` names a cause herder detected (oom, or an exit whose status is unknown).
+    `away`: it ended while no decision process was running (found at adoption)."""
 
     label: ClassVar[str] = "exit"
     pid: int | None
     code: int | None
     signal: str | None = None
     reason: str = ""
+    away: bool = False
+
+
+@dataclass(frozen=True)
+class Found(OneInstance):
+    """Adoption (a decision process started while services ran: after a crash of the
+    previous one, an upgrade, or a keeper that was killed): what the system says of this
+    instance. `pid` is its live main process, or None when none exists. The table
+    answers: a live process is kept (adopted), or stopped when it is not wanted; a start
+    interrupted before its process existed is carried out."""
+
+    label: ClassVar[str] = "found"
+    pid: int | None
 
 
 @dataclass(frozen=True)
@@ -192,10 +206,10 @@ class Extend(OneInstance):
 
 
 InstanceEvent = (Start | Stop | Restart | Kill | DepsMet | Spawned | SpawnFailed | Ready | Exited | BackoffDone
-                 | StopTimeout | ReadyTimeout | Reloading | Fail | HealthChanged | MainPid | Extend)
+                 | StopTimeout | ReadyTimeout | Reloading | Fail | HealthChanged | MainPid | Extend | Found)
 INSTANCE_EVENTS: tuple[type[InstanceEvent], ...] = (
     Start, Stop, Restart, Kill, DepsMet, Spawned, SpawnFailed, Ready, Exited, BackoffDone, StopTimeout, ReadyTimeout,
-    Reloading, Fail, HealthChanged, MainPid, Extend)
+    Reloading, Fail, HealthChanged, MainPid, Extend, Found)
 
 
 # ---- inputs: what the adapters post ------------------------------------------------------

@@ -28,6 +28,7 @@ from herder.core.events import (
     Extend,
     Fail,
     FailReason,
+    Found,
     HealthChanged,
     Kill,
     MainPid,
@@ -198,7 +199,10 @@ def _record_exit(o: Out, inst: Instance, ev: Exited, now: float) -> tuple[float,
     data: dict[str, fx.JSON] = {"pid": pid, "code": ex.code, "signal": ex.signal, "runtime": round(ran, 6)}
     if ev.reason:
         data["reason"] = ev.reason
-    o.note(inst, Kind.EXIT, f"{inst.name}: {what} after {ran:.3f}s (pid {pid})", data)
+    if ev.away:
+        data["away"] = True
+    away = " while herder was away (found on adoption)" if ev.away else ""
+    o.note(inst, Kind.EXIT, f"{inst.name}: {what}{away} after {ran:.3f}s (pid {pid})", data)
     if inst.spec.kill != "main":
         o.add(fx.KillLeftovers(inst.name))
     return ran, ex
@@ -307,6 +311,45 @@ def _kill(o: Out, inst: Instance, ev: Kill, now: float) -> None:
         o.move(inst, State.STOPPING, now, "forced")
 
 
+def _found_alive(o: Out, inst: Instance, ev: Found, now: float) -> None:
+    """Adoption of a live instance: the same process goes on (or, a start cut short, the
+    process that start made); anything else about it is as the record says."""
+    if ev.pid is None:
+        if inst.pid is None and inst.state is State.STARTING:      # the spawn never happened: do it now
+            o.add(fx.Spawn(inst.name, inst.run, inst.spec.ready.log if inst.spec.ready.kind == "log" else None))
+            o.note(inst, Kind.ADOPTED, f"{inst.name}: its start was cut short by herder's restart; starting it now")
+        return
+    if inst.pid is None:
+        _spawned(o, inst, Spawned(inst.name, ev.pid), now)
+    elif inst.pid != ev.pid:
+        inst.pid = ev.pid
+    o.note(inst, Kind.ADOPTED, f"{inst.name}: adopted (pid {ev.pid}), still {inst.state.value}", {"pid": ev.pid})
+
+
+def _found_idle(o: Out, inst: Instance, ev: Found, now: float) -> None:
+    """A live process of an instance the record has none for (a previous herder's, left by a
+    killed keeper): kept when the instance is wanted up, else stopped the normal way."""
+    if ev.pid is None:
+        return
+    inst.run += 1
+    inst.pid, inst.started_at, inst.completed, inst.failing = ev.pid, now, False, ""
+    inst.healthy, inst.status, inst.was_ready = None, "", inst.spec.ready.kind is None
+    o.cancel(inst, TimerKind.BACKOFF)
+    if not inst.want_up:
+        o.note(inst, Kind.ADOPTED, f"{inst.name}: found running (pid {ev.pid}) though it should be down; stopping it",
+               {"pid": ev.pid})
+        _stop_now(o, inst, now, then_start=False, reason="found running; not wanted")
+        return
+    o.note(inst, Kind.ADOPTED, f"{inst.name}: adopted (pid {ev.pid}), left running by a previous herder",
+           {"pid": ev.pid})
+    if inst.was_ready:
+        o.move(inst, State.RUNNING, now, "adopted")
+    else:
+        o.move(inst, State.STARTING, now, "adopted")
+        if inst.spec.ready.timeout > 0:
+            o.arm(inst, TimerKind.READY, now + inst.spec.ready.timeout)
+
+
 # ---- the table -----------------------------------------------------------------------------
 
 S = State
@@ -380,5 +423,11 @@ _rule((S.STOPPING,), StopTimeout, _stop_timeout, (S.STOPPING,), "SIGKILL the tre
 _rule((S.STOPPING,), Start, _stopping_start, (S.STOPPING,), "start again once stopped")
 _rule((S.STOPPING,), Restart, _stopping_start, (S.STOPPING,), "start again once stopped")
 _rule((S.STOPPING,), Stop, _stopping_stop, (S.STOPPING,), "stay down once stopped")
+
+for _s in _ALIVE:
+    _rule((_s,), Found, _found_alive, (_s, S.RUNNING) if _s is S.STARTING else (_s,),
+          "adopted: the same process carries on (a start cut short is carried out)")
+_rule((*_IDLE, S.WAITING, S.BACKOFF), Found, _found_idle, (S.RUNNING, S.STARTING, S.STOPPING, *_IDLE, S.WAITING,
+      S.BACKOFF), "a live process the record has none for: adopted when wanted up, else stopped")
 
 IMPOSSIBLE = frozenset((s, e) for s in State for e in INSTANCE_EVENTS if (s, e) not in TABLE)

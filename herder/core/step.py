@@ -36,6 +36,7 @@ from herder.core.events import (
     Fail,
     FailReason,
     Force,
+    Found,
     Held,
     InstanceEvent,
     Interrupt,
@@ -63,7 +64,7 @@ from herder.core.events import (
     TimerFired,
     Up,
 )
-from herder.core.instance import ALIVE, Instance, State
+from herder.core.instance import ALIVE, IDLE, Instance, State
 from herder.core.probe import PEv
 from herder.core.reconcile import reconcile
 from herder.core.world import JobKind, Phase, World
@@ -125,6 +126,11 @@ def _instance_event(ctx: Ctx, ev: InstanceEvent) -> None:
         return
     if isinstance(ev, Exited) and (inst.state not in ALIVE or (ev.pid is not None and ev.pid != inst.pid)):
         return
+    if isinstance(ev, Found) and ev.pid is not None and inst.state in IDLE and inst.run == 0:
+        # nothing was ever decided about it (a fresh start finding what a killed herder left):
+        # wanted up exactly when `up` would start it
+        world = ctx.world
+        inst.want_up = inst.spec.autostart and inst.name not in world.held and world.phase is Phase.UP
     ctx.apply(ev)
 
 

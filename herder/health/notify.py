@@ -68,6 +68,11 @@ class NotifyServer:
         self.garbage = 0           # datagrams ignored: unparsable, oversized, no credentials
         self.strangers = 0         # datagrams from processes that belong to no instance
         self.received = 0
+        self.keep = False          # the next decision process takes the socket over: leave its path
+        # fds kept with the keeper (herder.runtime.supervisor): the socket outlives this
+        # process, so a datagram sent while herder restarts waits in it for the next one
+        self.take_stored: Callable[[str], int | None] = lambda name: None
+        self.store: Callable[[str, int], None] = lambda name, fd: None
 
     # ---- lifetime ---------------------------------------------------------------------
 
@@ -76,7 +81,7 @@ class NotifyServer:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self.close()
+        self.close(unlink=not self.keep)
 
     def env(self, name: str) -> dict[str, str]:
         """What an instance's environment gets: the socket, and WATCHDOG_USEC with a watchdog."""
@@ -87,6 +92,20 @@ class NotifyServer:
         return out
 
     def open(self) -> None:
+        kept = self.take_stored("notify")
+        if kept is not None:
+            sock = socket.socket(fileno=kept)
+            sock.setblocking(False)
+            name = sock.getsockname()
+            if isinstance(name, bytes):
+                name = name.decode(errors="replace")
+            if name.startswith("\0"):
+                self.address = "@" + name[1:]
+            else:
+                self._path, self.address = Path(name), name
+            self.sock = sock
+            asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
+            return
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
         path = self.state_dir / "notify.sock"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,16 +121,17 @@ class NotifyServer:
             self.address = "@" + name
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self.sock = sock
+        self.store("notify", sock.fileno())
         asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
 
-    def close(self) -> None:
+    def close(self, unlink: bool = True) -> None:
         if self.sock is None:
             return
         with contextlib.suppress(Exception):
             asyncio.get_running_loop().remove_reader(self.sock.fileno())
         self.sock.close()
         self.sock = None
-        if self._path is not None:
+        if self._path is not None and unlink:
             with contextlib.suppress(OSError):
                 self._path.unlink()
 

@@ -1,37 +1,49 @@
 """Service output: capture, framing, rotation, forwarding, tails (docs/logs.md).
 
-One owner: `LogHub` (the supervisor's runtime owns one) gives children pipes and is the
-only writer of log files; see `_pump` (threads, backpressure, drop), `_framing` (lines,
-timestamps, JSON), `_files` (rotation, retention, gzip, disk full), `_forward`
-(journald, syslog, Event Log), `_ring` (tails), `_console` (the foreground `name |`
-view), `_own` (herder.log), `paths` (where each instance's files are).
+One owner: the keeper (herder.keeper.capture) holds every pipe and is the only writer of
+log files; see `_pump` (threads, backpressure, drop), `_framing` (lines, timestamps,
+JSON), `_files` (rotation, retention, gzip, disk full), `_forward` (journald, syslog,
+Event Log), `_ring` (tails), `_console` (the foreground `name |` view). The decision
+process sees it through `LogHub` (herder.logs._hub): pipes at spawn, tails, followers,
+exit tails and counters; `_own` writes herder.log through it.
+
+Nothing is imported here eagerly: the keeper imports the capture modules of this
+package and must not pay for the decision process's side (asyncio, the config schema).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from herder.logs._framing import Framer, Record, rfc3339
-from herder.logs._hub import LogHub
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from herder.logs._framing import Framer, Record, rfc3339
+    from herder.logs._hub import LogHub
     from herder.runtime.ports import Host
 
 __all__ = ["Framer", "LogHub", "Record", "install", "install_foreground", "rfc3339"]
 
 
+def __getattr__(name: str) -> Any:
+    if name in ("Framer", "Record", "rfc3339"):
+        from herder.logs import _framing
+
+        return getattr(_framing, name)
+    if name == "LogHub":
+        from herder.logs._hub import LogHub
+
+        return LogHub
+    raise AttributeError(name)
+
+
 def install(sup: Host, *, console: bool = False) -> LogHub:
-    """herder.log (every supervisor event) and optionally the terminal view, on the
-    supervisor's hub."""
+    """herder.log (every supervisor event) on the supervisor's hub; `console`: the
+    keeper shows every service's lines on its terminal as `name | line`."""
     from herder.logs._own import OwnLog
 
     hub = sup.logs
     sup.events.subscribe(OwnLog(hub))
     if console:
-        from herder.logs._console import ConsoleTap
-
-        hub.console = ConsoleTap(list(sup.instances))
-        hub.add_tap(hub.console)
+        hub.console = True
     return hub
 
 

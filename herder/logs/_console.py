@@ -26,17 +26,24 @@ class ConsoleTap(Tap):
         self.out = out if out is not None else sys.stdout.buffer
         tty = self.out.isatty() and not os.environ.get("NO_COLOR")
         self.colour = tty if colour is None else colour
-        self.width = max((len(n) for n in names), default=0)
+        self.width = 0
         self.prefix: dict[str, bytes] = {}
-        for i, n in enumerate(names):
-            label = n.ljust(self.width) + " | "
-            c = _COLOURS[i % len(_COLOURS)]
-            self.prefix[n] = (f"\x1b[{c}m{label}\x1b[0m" if self.colour else label).encode()
+        self.set_names(names)
         self.q: deque[Record] = deque()
         self.cv = threading.Condition()
         self._stop = False
         self.thread = threading.Thread(target=self._run, name="herder-console", daemon=True)
         self.thread.start()
+
+    def set_names(self, names: list[str]) -> None:
+        """The instances whose lines are shown (their width and colours)."""
+        self.width = max((len(n) for n in names), default=0)
+        prefix = {}
+        for i, n in enumerate(names):
+            label = n.ljust(self.width) + " | "
+            c = _COLOURS[i % len(_COLOURS)]
+            prefix[n] = (f"\x1b[{c}m{label}\x1b[0m" if self.colour else label).encode()
+        self.prefix = prefix
 
     def offer(self, records: list[Record]) -> None:
         with self.cv:

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from herder.runtime.clock import Now
+from herder.runtime.clock import Now  # a Protocol: no asyncio on the keeper's import path
 
 _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
 Notify = Callable[[str, str, dict[str, object]], None]  # (kind, message, data)
@@ -116,6 +116,7 @@ class RotatingFile:
         self.written = 0        # bytes that reached the file
         self.unwritten = 0      # bytes lost to disk errors
         self.rotations = 0
+        self.slot = -1          # the keeper's shared counter slot of this file
         self.failing: str | None = None
         self._episode = 0
         self.fd = -1

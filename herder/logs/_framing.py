@@ -30,6 +30,7 @@ class Record(NamedTuple):
     instance: str
     stream: str
     line: bytes
+    seq: int = 0       # the keeper's line number (a follower resumes after the last one it saw)
 
 
 _stamp_cache: tuple[int, str] = (-1, "")

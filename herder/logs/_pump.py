@@ -65,6 +65,9 @@ class Channel:
     paused: bool = False
     closed: bool = False
     done: threading.Event = field(default_factory=threading.Event)
+    slot: int = -1            # the instance's slot in the keeper's shared counters (-1: none)
+    run: int = 0
+    spec: Any = None          # the keeper's ChannelSpec (carried across an exec)
 
     @property
     def pending(self) -> int:
@@ -87,6 +90,8 @@ class Pump:
         self._taken_total = 0     # writer thread only
         self._paused: set[Channel] = set()  # reader thread only
         self._stop = False
+        self._hold = False        # quiesced: no more reads (an exec of the keeper follows)
+        self.counters: Any = None  # herder.keeper.counters.Counters: read/done per instance slot
         self._reader = threading.Thread(target=self._read_loop, name="herder-log-reader", daemon=True)
         self._writer = threading.Thread(target=self._write_loop, name="herder-log-writer", daemon=True)
 
@@ -102,7 +107,7 @@ class Pump:
             os.write(self._wake_w, b"!")
 
     def add(self, ch: Channel) -> None:
-        self._command(lambda: self._sel.register(ch.fd, selectors.EVENT_READ, ch))
+        self._command(lambda: None if self._hold else self._sel.register(ch.fd, selectors.EVENT_READ, ch))
 
     def in_writer(self, fn: Callable[[], None]) -> None:
         """Run fn in the writer thread after everything queued so far."""
@@ -118,13 +123,25 @@ class Pump:
         """Read what is already in these pipes, hand it to the writer, then call `then` there."""
         def now() -> None:
             for ch in channels:
-                if not ch.closed and not ch.paused:
+                if not ch.closed and not ch.paused and not self._hold:
                     self._read(ch, until_empty=True)
             self.in_writer(then)
         self._command(now)
 
-    def stop(self) -> None:
-        """Read every pipe to EOF is not waited for: callers close children first."""
+    def pause_reading(self, then: Callable[[], None]) -> None:
+        """Stop reading every pipe; `then` runs in the writer thread once everything read
+        so far is written (the keeper is about to exec: nothing may be in flight)."""
+        def hold() -> None:
+            self._hold = True
+            for key in list(self._sel.get_map().values()):
+                if key.data is not None:
+                    self._sel.unregister(key.fd)
+            self.in_writer(then)
+        self._command(hold)
+
+    def stop(self, close_channels: bool = True) -> None:
+        """Read every pipe to EOF is not waited for: callers close children first.
+        `close_channels=False` leaves the pipes open (they outlive an exec)."""
         self._stop = True
         self._command(lambda: None)
         self._reader.join(timeout=10)
@@ -132,7 +149,7 @@ class Pump:
             self._cv.notify()
         self._writer.join(timeout=30)
         for key in list(self._sel.get_map().values()):
-            if key.data is not None:
+            if key.data is not None and close_channels:
                 self._close(key.data)
         self._sel.close()
         os.close(self._wake_r)
@@ -172,6 +189,8 @@ class Pump:
                 self._put((ch, time.time(), None))
                 return
             n = len(data)
+            if self.counters is not None and ch.slot >= 0:
+                self.counters.add(ch.slot, 0, n)     # READ: the bytes are herder's now
             # a chunk is always taken when nothing is waiting, so one read bigger than the bound passes
             over_own = ch.pending > 0 and ch.pending + n > ch.limit
             over_all = self.total > 0 and self.total + n > TOTAL_LIMIT
@@ -200,7 +219,7 @@ class Pump:
             self._sel.unregister(ch.fd)
 
     def _resume_eligible(self) -> None:
-        if self.total > TOTAL_LIMIT // 2:
+        if self.total > TOTAL_LIMIT // 2 or self._hold:
             return
         for ch in [c for c in self._paused if c.pending <= c.limit // 2]:
             self._paused.discard(ch)
@@ -252,10 +271,13 @@ class Pump:
     def _deliver_batch(self, chunk: list[tuple[Channel, float, bytes | None]]) -> None:
         self._deliver(chunk)
         paused = False
+        counters = self.counters
         for ch, _, data in chunk:
             if data is not None:
                 ch.taken += len(data)
                 self._taken_total += len(data)
+                if counters is not None and ch.slot >= 0:
+                    counters.add(ch.slot, 1, len(data))     # DONE: written (or counted as unwritten)
             paused = paused or ch.paused
         if paused or self._paused:
             self._command(self._resume_eligible)

@@ -8,15 +8,17 @@ writer thread and never allowed to block it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from herder.logs._framing import Record
+
+if TYPE_CHECKING:   # the keeper imports Tap, and never asyncio
+    import asyncio
 
 FOLLOW_BACKLOG = 10000   # records a slow follower may lag before lines are skipped
 
@@ -80,6 +82,8 @@ class FollowTap(Tap):
     def __init__(self, names: set[str] | None, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(names)
         self.loop = loop
+        import asyncio
+
         self.buf: list[Record] = []
         self.lock = threading.Lock()
         self.ready = asyncio.Event()

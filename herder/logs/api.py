@@ -1,8 +1,9 @@
 """`GET /v1/logs/{name}?follow=1&tail=N`: a service's lines as JSON lines, then live ones.
 
 `name` is a service, an instance (`web.0`), several separated by commas, or `*` for all.
-The tail comes from the in-memory ring; with follow=1 the same iterator continues with
-every new line as the writer thread hands it over (no polling, no gap between the two).
+The tail comes from the keeper's in-memory rings; with follow=1 the same stream continues
+with every new line as the keeper's writer hands it over (no polling, no gap between the
+two).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ async def tail(req: Request) -> Stream:
 
     async def lines() -> AsyncIterator[dict[str, Any]]:
         if not follow:
-            for r in hub.tail(names, n):
+            for r in await hub.tail(names, n):
                 yield record_json(r)
             return
         async for r in hub.follow(names, tail=n):

@@ -12,15 +12,18 @@ nothing of herder's leaks into a child; stdin is /dev/null.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pwd
 import subprocess
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from herder.config.model import ServiceSpec
 from herder.errors import SpawnError
 from herder.process import rlimits as _rlimits
+
+if TYPE_CHECKING:   # the keeper runs `spawn` and never imports the config schema
+    from herder.config.model import ServiceSpec
 
 _MANAGER_ONLY = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
@@ -37,6 +40,22 @@ class Launch:
     group: str | None
     rlimits: tuple[tuple[int, int], ...] = ()   # (RLIMIT_*, value) set soft = hard before exec
     cgroup_files: tuple[str, ...] = ()          # cgroup.procs files the child joins before exec
+
+    # The seam between deciding and doing: the decision process plans a Launch, the keeper
+    # (the services' parent) carries it out. It crosses the keeper's wire as plain data, so
+    # every field must be JSON: what a new step between fork and exec needs is a new field
+    # here plus its application in `spawn`.
+    def to_wire(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_wire(cls, raw: dict[str, Any]) -> Launch:
+        known = {f.name for f in dataclasses.fields(cls)}
+        d = {k: v for k, v in raw.items() if k in known}
+        d["argv"] = tuple(d["argv"])
+        d["rlimits"] = tuple((int(a), int(b)) for a, b in d.get("rlimits", ()))
+        d["cgroup_files"] = tuple(d.get("cgroup_files", ()))
+        return cls(**d)
 
 
 def base_environment() -> dict[str, str]:

@@ -142,3 +142,31 @@ def rss(pid: int) -> int:
 
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def with_cookie_prefix(prefix: str) -> dict[int, tuple[str, str]]:
+    """Every process whose cookie starts with `prefix`: pid -> (its HERDER_INSTANCE, its cookie).
+
+    A start-up scan: what the system says is left of a previous herder on the same
+    state_dir when no state record can be trusted (cookies carry the state_dir's tag)."""
+    found: dict[int, tuple[str, str]] = {}
+    me = os.getpid()
+    want = b"HERDER_INSTANCE_ID=" + prefix.encode()
+    try:
+        pids = [int(d) for d in os.listdir("/proc") if d.isdigit()]
+    except OSError:
+        return found
+    for pid in pids:
+        if pid == me:
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read(1 << 20).split(b"\0")
+        except OSError:
+            continue
+        cookie = next((e for e in env if e.startswith(want)), None)
+        if cookie is None:
+            continue
+        name = next((e[len(b"HERDER_INSTANCE="):] for e in env if e.startswith(b"HERDER_INSTANCE=")), b"?")
+        found[pid] = (name.decode(errors="replace"), cookie.split(b"=", 1)[1].decode(errors="replace"))
+    return found

@@ -9,7 +9,6 @@ jump to the next deadline whenever the loop has nothing else to do.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -39,6 +38,8 @@ class MonotonicClock:
         return time.monotonic()
 
     def wake_at(self, deadline: float, callback: Callable[[], None]) -> Wakeup:
+        import asyncio   # here, not at the top: the keeper imports this module and never asyncio
+
         loop = asyncio.get_running_loop()
         return loop.call_at(loop.time() + max(0.0, deadline - self.now()), callback)
 

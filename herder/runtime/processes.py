@@ -1,49 +1,51 @@
-"""The processes behind the instances: spawning, signalling, reaping. I/O only, no decisions.
+"""The processes behind the instances, as the decision process sees them. I/O only, no decisions.
 
-Each instance has a record here (its cookie, cgroup, process group, start time) that the
-core need not know; pids are routed back to instances by one index. Exits come from one
-SIGCHLD handler that calls waitpid(-1) until empty: herder is a child subreaper, so it
-also reaps orphans of its children, with no thread per child and no polling. A main
-process's exit is posted once its last output is in the ring (the log hub drains its
-pipes off the loop; EXIT_DRAIN_WAIT bounds the wait), so the exit event carries it and
-the loop never waits. The exits of helper processes (exec probes) go to whoever spawned
-them (`watch`); the former main pids after MAINPID= are reaped quietly.
+The keeper (herder.keeper) is every service's parent: a Spawn effect becomes a spawn
+request to it (the Launch, the streams, the cgroup to place the child in), and its
+answer (Spawned / SpawnFailed) is stepped before any other event: while a spawn is in
+flight the supervisor steps nothing else (herder.runtime.supervisor), so nothing comes
+between a spawn and its answer, as when spawning was in-process. Exits come from the
+keeper too, after it has written the instance's last output, with its last stderr lines;
+each is acknowledged once stepped (the keeper keeps it until then, so an exit in the
+instant of a crash is never lost).
 
-A main process that is not herder's child (MAINPID= naming a process whose parent is
-alive) is followed through a pidfd: readable when it exits, status unknown.
+Each instance has a record here (its cookie, cgroup, process group, start time) that
+the core need not know. Signals are sent from here: to a cgroup, a process group, or a
+pid the keeper has not reaped yet (it only reaps after reporting). This process's own
+children are its helpers (exec probes); it reaps those itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
-import secrets
-import signal
-import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from herder.core import effects as fx
 from herder.core.effects import Scope
-from herder.core.events import Event, Exited, LogMatched, Spawned, SpawnFailed
+from herder.core.events import Event, Exited, Spawned, SpawnFailed
 from herder.core.world import World
-from herder.errors import SpawnError
-from herder.logs._hub import EXIT_DRAIN_WAIT, LogHub
-from herder.logs._taps import LineWatch
+from herder.logs._hub import LogHub
 from herder.process import spawn as spawner
 from herder.process import tree
 from herder.process.cgroup import Cgroup, Cgroups
 from herder.runtime.clock import Clock
+from herder.runtime.keeper_link import KeeperLink
 from herder.store import runstate
 from herder.store.runstate import LiveRecord
+from herder.units import parse_signal
 
 Post = Callable[[Event], None]
 EnvFor = Callable[[str], dict[str, str]]
 Prepare = Callable[[str, spawner.Launch], spawner.Launch]
 ExitReason = Callable[[str], str]
-_FOREIGN = "exited (status unknown: not herder's child)"
 KILL_WAIT = 1.0   # real seconds a virtual clock waits for a SIGKILLed main process to be reaped
+UNKNOWN = "status unknown"
 
 
 @dataclass
@@ -52,9 +54,18 @@ class Proc:
 
     cookie: str
     cgroup: Cgroup | None = None
-    popen: subprocess.Popen[bytes] | None = None
     pgid: int | None = None
     start_time: int | None = None
+    run: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Flight:
+    name: str
+    run: int
+    outs: Any
+    release: Callable[[], None]
 
 
 class Processes:
@@ -66,15 +77,19 @@ class Processes:
         self.post_now = post_now      # the answer to a spawn: stepped before anything else
         self.procs: dict[str, Proc] = {}
         self.cgroups: Cgroups | None = None
+        self.link: KeeperLink | None = None
         self.base_env = spawner.base_environment()   # children's environment: herder's, taken once
         self.env_for: list[EnvFor] = []              # extra environment (NOTIFY_SOCKET …)
         self.prepare: list[Prepare] = []             # launch changes (cgroup limits …)
         self.exit_reason: ExitReason = lambda name: ""   # a cause herder saw (oom)
         self.orphans_reaped = 0
+        self.keeper_exited: Callable[[int], None] = lambda code: None
+        self.in_flight: dict[int, _Flight] = {}
+        self.acks: list[int] = []                    # exit records stepped, to acknowledge
+        self._seen: set[int] = set()
+        self._ids = itertools.count(1)
         self._by_pid: dict[int, str] = {}
-        self._retired: dict[int, str] = {}         # former main pids after MAINPID= (reaped quietly)
         self._helpers: dict[int, Callable[[int], None]] = {}   # helper processes (exec probes)
-        self._pidfds: dict[int, int] = {}
         self._killed: dict[str, tuple[Callable[[], None], asyncio.TimerHandle]] = {}
         self._reaped: asyncio.Event | None = None
         self.runstate: runstate.RunStateWriter | None = None
@@ -83,7 +98,7 @@ class Processes:
     def proc(self, name: str) -> Proc:
         p = self.procs.get(name)
         if p is None:
-            p = self.procs[name] = Proc(cookie=secrets.token_hex(8))
+            p = self.procs[name] = Proc(cookie=runstate.new_cookie(self.world.config.state_dir))
         return p
 
     # ---- effects ---------------------------------------------------------------------------------
@@ -91,35 +106,80 @@ class Processes:
     def spawn(self, eff: fx.Spawn) -> None:
         inst = self.world.instances[eff.name]
         p = self.proc(eff.name)
-        watch = None
-        if eff.watch_log is not None:
-            name, run = eff.name, eff.run
-            watch = LineWatch(eff.watch_log, lambda line: self.post(LogMatched(name, run, line)))
+        if self.link is None or self.link.lost:
+            self.post_now(SpawnFailed(inst.name, "herder's keeper is gone; it is being replaced"))
+            return
         try:
             launch = spawner.plan(inst.name, inst.replica, inst.spec, p.cookie, self.base_env)
             for env in self.env_for:
                 launch.env.update(env(inst.name))
             for change in self.prepare:
                 launch = change(inst.name, launch)
-            outs = self.logs.outputs(inst, watch)
+            outs = self.logs.outputs(inst)
+            cg = None
+            if self.cgroups is not None and inst.spec.kill == "tree":
+                if p.cgroup is None:
+                    p.cgroup = self.cgroups.for_instance(inst.name)   # exists before the child does
+                cg = str(p.cgroup.path)
         except (OSError, KeyError) as e:
             self.post_now(SpawnFailed(inst.name, f"cannot prepare: {e}"))
             return
-        try:
-            popen = spawner.spawn(launch, outs.stdout, outs.stderr)
-            if self.cgroups is not None and inst.spec.kill == "tree":
-                if p.cgroup is None:
-                    p.cgroup = self.cgroups.for_instance(inst.name)
-                self.cgroups.adopt(p.cgroup, popen.pid)
-        except SpawnError as e:
-            self.post_now(SpawnFailed(inst.name, str(e)))
+        rid = next(self._ids)
+        self.in_flight[rid] = _Flight(inst.name, eff.run, outs, self.clock.busy())
+        p.run = eff.run
+        fds, outs.fds = outs.fds, []
+        self.link.send({"t": "spawn", "id": rid, "name": inst.name, "run": eff.run, "launch": launch.to_wire(),
+                        "out": outs.out, "err": outs.err, "cgroup": cg, "cookie": p.cookie, "watch": eff.watch_log,
+                        "stop_signal": int(parse_signal(inst.spec.stop_signal)),
+                        "stop_timeout": inst.spec.stop_timeout}, fds)
+
+    def answered(self, msg: dict[str, Any]) -> None:
+        """The keeper's answer to a spawn request."""
+        flight = self.in_flight.pop(int(msg["id"]), None)
+        if flight is None:
             return
-        finally:
-            outs.close_all()
-        p.popen, p.pgid, p.start_time = popen, popen.pid, tree.start_time(popen.pid)
-        self._by_pid[popen.pid] = inst.name
+        flight.release()
+        name = flight.name
+        if msg["t"] == "spawn_failed":
+            flight.outs.close_all()
+            self.post_now(SpawnFailed(name, str(msg["error"])))
+            return
+        pid = int(msg["pid"])
+        p = self.proc(name)
+        p.pgid, p.start_time = pid, msg.get("start_time")
+        self.logs.spawned(name, flight.run, flight.outs, int(msg.get("slot", -1)), msg.get("sinks") or {})
+        self._by_pid[pid] = name
         self._live_dirty = True
-        self.post_now(Spawned(inst.name, popen.pid))
+        self.post_now(Spawned(name, pid))
+
+    def lost_flights(self) -> list[_Flight]:
+        """The keeper died with spawns unanswered: their fate is learnt at adoption."""
+        out = list(self.in_flight.values())
+        self.in_flight.clear()
+        for f in out:
+            f.release()
+        return out
+
+    def exited(self, rec: dict[str, Any], away: bool = False) -> None:
+        """An exit record from the keeper (the instance's last output is already written)."""
+        seq = int(rec["seq"])
+        self.acks.append(seq)
+        if seq in self._seen:
+            return
+        self._seen.add(seq)
+        if len(self._seen) > 8192:
+            self._seen = set(sorted(self._seen)[-4096:])
+        name, pid = str(rec["name"]), int(rec["pid"])
+        self._live_dirty = True
+        if rec.get("tail"):
+            self.logs.err_tail[name] = list(rec["tail"])
+        self.logs.release(name, int(rec.get("run", -1)))
+        if self._by_pid.get(pid) == name:
+            del self._by_pid[pid]
+        self._reaped_or_late(name)
+        known = bool(rec.get("known", True))
+        reason = self.exit_reason(name) if known else UNKNOWN
+        self.post(Exited(name, pid, rec.get("code"), rec.get("signal"), reason, away))
 
     def signal(self, name: str, signum: int, scope: Scope) -> None:
         inst, p = self.world.instances.get(name), self.procs.get(name)
@@ -175,13 +235,12 @@ class Processes:
             tree.kill_all(tree.members(None, None, p.cookie))
 
     def move_pid(self, eff: fx.MovePid) -> None:
-        """MAINPID=: signals and stop now go to `new`; its exit is the instance's exit."""
-        if self._by_pid.pop(eff.old, None) is not None:
-            self._retired[eff.old] = eff.name
+        """MAINPID=: signals and stop now go to `new`; the keeper reports its end."""
+        self._by_pid.pop(eff.old, None)
         self._by_pid[eff.new] = eff.name
         self._live_dirty = True
-        if eff.watch:
-            self._watch_foreign(eff.name, eff.new)
+        if self.link is not None:
+            self.link.send({"t": "move", "name": eff.name, "old": eff.old, "new": eff.new})
 
     def drop(self, name: str) -> None:
         """A reload removed the (idle) instance."""
@@ -190,7 +249,7 @@ class Processes:
             p.cgroup.remove()
 
     def watch(self, pid: int, on_exit: Callable[[int], None]) -> None:
-        """Route the exit of a helper process herder spawned (an exec probe) to on_exit(code).
+        """Route the exit of a helper process this process spawned (an exec probe) to on_exit(code).
 
         Call it right after the spawn, before the next await: the reaper runs on this loop,
         so it cannot reap the pid first."""
@@ -200,10 +259,9 @@ class Processes:
         """Helper processes whose exit has not been reaped yet."""
         return len(self._helpers)
 
-    # ---- reaping -----------------------------------------------------------------------------------
+    # ---- reaping this process's own children (helpers, an attached keeper) ------------------------
 
     def reap(self) -> None:
-        """SIGCHLD: collect every exited child, ours or re-parented orphans."""
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -212,74 +270,21 @@ class Processes:
             if pid == 0:
                 break
             code = os.waitstatus_to_exitcode(status)
-            self._live_dirty = True
             helper = self._helpers.pop(pid, None)
             if helper is not None:
                 helper(code)
-                continue
-            name = self._by_pid.pop(pid, None)
-            if name is None:
-                retired = self._retired.pop(pid, None)
-                if retired is None:
-                    self.orphans_reaped += 1
-                elif retired in self.procs:
-                    _mark_reaped(self.procs[retired], pid, code)
-                continue
-            if name in self.procs:
-                _mark_reaped(self.procs[name], pid, code)
-            self._main_exited(name, pid, code)
+            elif self.link is not None and pid == self.link.pid:
+                self.keeper_exited(code)
+            else:
+                self.orphans_reaped += 1
         if self._reaped is not None:
             self._reaped.set()
-
-    def _main_exited(self, name: str, pid: int, code: int) -> None:
-        """Post the exit once the instance's last output is in (bounded by EXIT_DRAIN_WAIT)."""
-        sig = signal.Signals(-code).name if code < 0 else None
-        ev = Exited(name, pid, code if code >= 0 else None, sig, self.exit_reason(name))
-        handle: asyncio.TimerHandle | None = None
-        sent = False
-        settled = self.clock.busy()
-        self._reaped_or_late(name)
-
-        def send() -> None:
-            nonlocal sent
-            if not sent:
-                sent = True
-                if handle is not None:
-                    handle.cancel()
-                settled()
-                self.post(ev)
-
-        handle = asyncio.get_running_loop().call_later(EXIT_DRAIN_WAIT, send)
-        self.logs.drain(name, send)
-
-    def _watch_foreign(self, name: str, pid: int) -> None:
-        """A new main pid whose parent is still alive: that parent will reap it, so herder
-        learns of its end from a pidfd (readable at exit) instead of from waitpid."""
-        try:
-            fd = os.pidfd_open(pid)
-        except (OSError, AttributeError):
-            return
-        self._pidfds[pid] = fd
-        loop = asyncio.get_running_loop()
-
-        def gone() -> None:
-            loop.remove_reader(fd)
-            os.close(fd)
-            self._pidfds.pop(pid, None)
-            if tree.ppid(pid) != os.getpid() and self._by_pid.get(pid) == name:   # our own zombie: the reaper's
-                del self._by_pid[pid]
-                self.post(Exited(name, pid, None, None, _FOREIGN))
-
-        loop.add_reader(fd, gone)
 
     def close(self) -> None:
         for name in list(self._killed):
             self._reaped_or_late(name)
-        loop = asyncio.get_running_loop()
-        for fd in self._pidfds.values():
-            loop.remove_reader(fd)
-            os.close(fd)
-        self._pidfds.clear()
+        for f in self.lost_flights():
+            f.outs.close_all()
 
     # ---- after the last stop ----------------------------------------------------------------------
 
@@ -289,17 +294,13 @@ class Processes:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 5.0
-        self._reaped = asyncio.Event()
         while True:
             busy = [cg for cg in self.cgroups.instances() if cg.procs()]
             if not busy or loop.time() >= deadline:
                 break
             for cg in busy:
                 cg.kill()
-            self._reaped.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, deadline - loop.time())):
-                    await self._reaped.wait()
+            await asyncio.sleep(0.02)    # cgroup.procs has no event to wait on; bounded
         for cg in self.cgroups.instances():
             cg.remove()
         self.cgroups.remove_root()
@@ -320,6 +321,15 @@ class Processes:
             if inst.pid is not None and p is not None:
                 live[name] = LiveRecord(inst.pid, p.start_time, str(p.cgroup.path) if p.cgroup else None, p.cookie)
         return live
+
+    def adopt(self, name: str, pid: int, cookie: str, start_time: int | None, cgroup: str | None) -> None:
+        """An instance's process found alive at start-up (herder.runtime.adopt)."""
+        p = self.proc(name)
+        p.cookie, p.pgid, p.start_time = cookie or p.cookie, pid, start_time
+        if cgroup is not None and self.cgroups is not None and Path(os.path.normpath(cgroup)) == self.cgroups.root / name:
+            p.cgroup = Cgroup(self.cgroups.root / name)    # only a cgroup below herder's own subtree
+        self._by_pid[pid] = name
+        self._live_dirty = True
 
     # ---- who is who (the notify socket asks) ------------------------------------------------------
 
@@ -346,10 +356,4 @@ class Processes:
         if inst is not None and inst.pid is not None and not pids:
             pids = tree.descendants(inst.pid)
         return pids
-
-
-def _mark_reaped(p: Proc, pid: int, code: int) -> None:
-    if p.popen is not None and p.popen.pid == pid:
-        p.popen.returncode = code  # tell Popen it is reaped; it must never waitpid itself
-        p.popen = None
 

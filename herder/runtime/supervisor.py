@@ -1,24 +1,28 @@
-"""The supervisor: one loop that owns the World, steps the core, and runs the effects.
+"""The supervisor (the decision process): one loop that owns the World, steps the core, and
+runs the effects.
 
-Inputs (SIGCHLD exits, timers, signals to herder, the notify socket, check results, the
-API) only *post* typed events. `_drain` applies them one at a time with
-`herder.core.step.step(world, event, now)` and hands the effects to the effect runner
+Inputs (the keeper's exit records, timers, signals to herder, the notify socket, check
+results, the API) only *post* typed events. `_drain` applies them one at a time with
+`herder.core.step.step(world, event, now)`, sends the keeper the record of what the step
+changed (herder.core.snapshot), then hands the effects to the effect runner
 (herder.runtime.effects). Nothing else changes the World, so there are no locks and no
 decision outside the core. The answer to a spawn (Spawned / SpawnFailed) is stepped
-before any other queued event, so nothing can come between a spawn and its answer.
+before any other event, and nothing else is stepped while a spawn is in flight, so
+nothing can come between a spawn and its answer.
 
-The adapters are the runtime's own: the process table and reaper
-(herder.runtime.processes), the deadline heap on the injected clock
-(herder.runtime.timers), the log hub (herder.logs), the notify socket, the check runner
-and the limits (herder.health). Components that live as long as the supervisor (the
-API, herder's report to its own manager) see it through herder.runtime.ports.Host.
+The services' parent is the keeper (herder.keeper), which this process talks to over
+one socket (herder.runtime.keeper_link): a supervisor started by `herder up` gets the
+keeper that started it; one built in-process (tests) starts an attached keeper of its
+own. Whatever this process holds that must outlive it (the lock, the API and notify
+sockets) it stores with the keeper, and a successor gets it back at its handshake, with
+the state record and the keeper's table of live children (herder.runtime.adopt).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
+import json
 import os
 import random
 import signal
@@ -28,44 +32,57 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from typing import Any
 
-from herder.config import Config
+from herder.config import Config, to_record
 from herder.core import effects as fx
-from herder.core.events import Command, Down, Event, Force, Interrupt, TimerFired, Up, Verb
+from herder.core import snapshot
+from herder.core.events import Command, Down, Event, Force, Interrupt, TimerFired, Verb
 from herder.core.instance import Instance
 from herder.core.step import step
 from herder.core.world import Phase, World
 from herder.health.limits import Limits
 from herder.health.monitor import Checks
 from herder.health.notify import NotifyServer
+from herder.keeper import wire
+from herder.keeper.counters import Counters
 from herder.logs._hub import LogHub
 from herder.process.cgroup import Cgroups
-from herder.runtime import previous, signals, status, upward
+from herder.runtime import adopt, signals, status, upward
 from herder.runtime.clock import Clock, MonotonicClock
 from herder.runtime.effects import EffectRunner
 from herder.runtime.events import EventBus
+from herder.runtime.keeper_link import KeeperLink, handshake, spawn_attached
 from herder.runtime.ports import Component
 from herder.runtime.processes import Processes
 from herder.runtime.timers import Timers
 from herder.store import lock, runstate
 
-_PR_SET_CHILD_SUBREAPER = 36
+KEEPER_LOST = 70      # this process's exit code when its keeper died and it could not replace it
 
 
 class Supervisor:
-    def __init__(self, config: Config, *, clock: Clock | None = None, rng: random.Random | None = None) -> None:
+    def __init__(self, config: Config, *, clock: Clock | None = None, rng: random.Random | None = None,
+                 keeper: KeeperLink | None = None, welcome: dict[str, Any] | None = None, fresh: bool = False) -> None:
         self.clock: Clock = clock or MonotonicClock()
         rng = rng or random.Random()
         self.world = World.create(config, self.clock.now(), lambda: rng.uniform(-1.0, 1.0))
         self.events = EventBus()
         self.components: list[Component] = []
+        self.link: KeeperLink | None = keeper
+        self.welcome = welcome
+        self.fresh = fresh
+        self.stored: dict[str, int] = {}          # fds a previous decision process kept with the keeper
+        self.kept_fds: dict[str, int] = {}        # ours, as stored with the keeper
+        self.handover = False                     # exiting for an upgrade: the keeper carries on
         self._queue: deque[Event] = deque()
         self._answers: deque[Event] = deque()    # Spawned / SpawnFailed: stepped first
         self._draining = False
         self._running = False
         self._tickets = 0
         self._finished: asyncio.Event | None = None
+        self._sent_world = ""
+        self._sent_config: Config | None = None
         self.logs = LogHub(config, self.events)
-        self.procs = Processes(self.world, self.logs, self.post, self._answers.append, self.clock)
+        self.procs = Processes(self.world, self.logs, self.post, self._answer, self.clock)
         self.timers = Timers(self.clock, lambda key, at: self.post(TimerFired(key, at)))
         self.checks = Checks(self.world, self.post, self.events, self.procs.watch, self.procs.tree_pids)
         posix = sys.platform != "win32"
@@ -73,12 +90,14 @@ class Supervisor:
         self.notify = NotifyServer(config.state_dir, self.world, self.procs, self.post, self.events) if posix else None
         if self.notify is not None:
             self.procs.env_for.append(self.notify.env)
+            self.notify.take_stored, self.notify.store = self.take_stored, self.store
         if self.limits is not None:
             self.procs.prepare.append(self.limits.prepare)
             self.procs.exit_reason = self.limits.exit_reason
         self.runner = EffectRunner(self.world, self.procs, self.timers, self.events, self.logs, self.checks,
                                    self.limits, self._finish)
-        upward.attach(self)  # READY/STATUS/WATCHDOG/STOPPING to systemd when it runs herder
+        self.on_keeper_lost: Callable[[], None] | None = None
+        upward.attach(self)  # READY/STATUS/WATCHDOG/STOPPING to the manager that runs herder
 
     # ---- what components read (herder.runtime.ports.Host) -----------------------------------------
 
@@ -115,11 +134,29 @@ class Supervisor:
         """One record per instance (interface.md `status --json`)."""
         return status.records(self.world, self.clock.now(), names, lambda inst: {"logs": self.logs.stats(inst.name)})
 
+    # ---- fds kept with the keeper ------------------------------------------------------------------
+
+    def take_stored(self, name: str) -> int | None:
+        """An fd a previous decision process stored with the keeper (a listening socket …)."""
+        return self.stored.pop(name, None)
+
+    def store(self, name: str, fd: int) -> None:
+        """Keep a copy of `fd` with the keeper, for the next decision process (and remember
+        ours: a keeper that dies is replaced from them, herder.runtime.keeper_lost)."""
+        self.kept_fds[name] = fd
+        if self.link is not None:
+            self.link.send({"t": "store", "name": name}, [os.dup(fd)])
+
     # ---- posting ---------------------------------------------------------------------------------
 
     def post(self, event: Event) -> None:
         """An input for the core; applied at once when the loop runs, in order."""
         self._queue.append(event)
+        if self._running and not self._draining:
+            self._drain()
+
+    def _answer(self, event: Event) -> None:
+        self._answers.append(event)
         if self._running and not self._draining:
             self._drain()
 
@@ -157,35 +194,160 @@ class Supervisor:
     def _drain(self) -> None:
         self._draining = True
         try:
-            while self._answers or self._queue:
+            while self._answers or (self._queue and not self.procs.in_flight):
                 ev = (self._answers or self._queue).popleft()
-                self.runner.run(step(self.world, ev, self.clock.now()))
+                effects = step(self.world, ev, self.clock.now())
+                self._record(ev, effects)
+                self.runner.run(effects)
         finally:
             self._draining = False
+        if self.procs.acks and self.link is not None:
+            self.link.send({"t": "ack", "seqs": self.procs.acks})
+            self.procs.acks = []
         self.procs.save_runstate()
+
+    def _record(self, ev: Event, effects: list[fx.Effect]) -> None:
+        """What the step changed, to the keeper, before any of its effects is carried out."""
+        link = self.link
+        if link is None or link.lost:
+            return
+        world = self.world
+        names = {getattr(ev, "name", "")}
+        for eff in effects:
+            key = getattr(eff, "key", None)
+            names.add(key.owner if key is not None else getattr(eff, "name", ""))
+        names.discard("")
+        inst = {n: (snapshot.instance(world.instances[n]) if n in world.instances else None)
+                for n in names if not n.startswith("#")}
+        msg: dict[str, Any] = {"t": "state", "inst": inst}
+        if world.config is not self._sent_config:
+            self._sent_config = world.config
+            link.send({"t": "config", "text": json.dumps(to_record(world.config))})
+        w = snapshot.world(world, to_record)
+        text = json.dumps(w, sort_keys=True)
+        if text != self._sent_world:
+            self._sent_world = text
+            msg["world"] = w
+        if inst or "world" in msg:
+            link.send(msg)
+
+    def _record_all(self) -> None:
+        """The whole World, once (a fresh start, or one that restored a record)."""
+        if self.link is None:
+            return
+        self._sent_config = self.world.config
+        self.link.send({"t": "config", "text": json.dumps(to_record(self.world.config))})
+        w = snapshot.world(self.world, to_record)
+        self._sent_world = json.dumps(w, sort_keys=True)
+        self.link.send({"t": "state", "world": w,
+                        "inst": {n: snapshot.instance(i) for n, i in self.world.instances.items()}})
 
     def _finish(self, exit_code: int) -> None:
         if self._finished is not None:
             self._finished.set()
 
+    # ---- the keeper ----------------------------------------------------------------------------
+
+    def _keeper_message(self, msg: dict[str, Any], fds: list[int]) -> None:
+        t = msg.get("t")
+        if t == "exit":
+            self.procs.exited(msg)
+        elif t in ("spawned", "spawn_failed"):
+            self.procs.answered(msg)
+        elif t == "matched":
+            from herder.core.events import LogMatched
+
+            self.post(LogMatched(str(msg["name"]), int(msg["run"]), str(msg["line"])))
+        elif t == "signal":
+            what = msg.get("what")
+            if what == "down":
+                self.request_down()
+            elif what == "interrupt":
+                self.post(Interrupt())
+            elif what == "reload":
+                os.kill(os.getpid(), signal.SIGHUP)   # the control component's SIGHUP handler reloads
+        elif not self.logs.on_message(msg):
+            pass
+        wire.close_fds(fds)
+
+    def _keeper_gone(self) -> None:
+        """The keeper died (this process did not end it): replace it (herder.runtime.keeper_lost)."""
+        if self._finished is not None and self._finished.is_set():
+            return
+        for f in self.procs.lost_flights():
+            f.outs.close_all()
+        if self.on_keeper_lost is not None:
+            self.on_keeper_lost()
+            return
+        self.events.emit("", "keeper_lost", "herder: the keeper process died; stopping (attached keeper)")
+        self.world.exit_code = KEEPER_LOST
+        if self._finished is not None:
+            self._finished.set()
+
+    def _attach(self, link: KeeperLink, welcome: dict[str, Any]) -> None:
+        self.link = link
+        self.procs.link = link
+        counters = Counters(welcome["counters_fd"], writable=False)
+        self.logs.attach(link, counters)
+        self.stored = dict(welcome.get("stored_fds") or {})
+        for rec, fd in welcome.get("pipe_list", []):
+            name = str(rec["name"])
+            got = self.logs.pipes.get(name)
+            if got is None:
+                self.logs.pipes[name] = (int(rec["run"]), [fd], [rec.get("spec") or {}])
+            else:
+                got[1].append(fd)
+        link.on_message = self._keeper_message
+        link.on_lost = self._keeper_gone
+        self.procs.keeper_exited = lambda code: None
+        names = list(self.world.instances)
+        link.send({"t": "setup", "state_dir": str(self.config.state_dir),
+                   "herder_log": str(self.config.state_dir / "herder.log"),
+                   "names": names if self.logs.console else None})
+        for note in welcome.get("notes") or []:
+            self.logs.on_message(note)
+        lost = welcome.get("lost") or {}
+        if lost:
+            total = sum(int(v) for v in lost.values())
+            self.events.emit("", "log_lost", f"herder: its keeper was killed holding {total} byte(s) of output "
+                             "it had read but not written; they may be missing from the logs of "
+                             f"{', '.join(sorted(lost))}", {"lost": lost})
+
     # ---- lifetime --------------------------------------------------------------------------------
 
     async def run(self, only: Iterable[str] | None = None, *, install_signals: bool = True,
                   ready: Callable[[], None] | None = None) -> int:
-        """Start, supervise until `down`, stop everything, return the exit code."""
+        """Start (or adopt), supervise until `down`, stop everything, return the exit code."""
         loop = asyncio.get_running_loop()
         self._finished = asyncio.Event()
         config = self.config
-        lock_fd = lock.acquire(config.state_dir)
+        link = self.link
+        attached = link is None
+        lock_fd: int | None = None
+        if attached:
+            lock_fd = lock.acquire(config.state_dir)
+            link = spawn_attached(console=self.logs.console)
+            try:
+                self.welcome = handshake(link)
+            except (OSError, TimeoutError):
+                link.close()
+                os.close(lock_fd)
+                raise
+        assert link is not None and self.welcome is not None
+        welcome = self.welcome
+        self._attach(link, welcome)
+        lock_fd = lock_fd if lock_fd is not None else self.take_stored("lock")
+        if lock_fd is None:     # the first decision process of a keeper: the keeper's pid is herder's
+            lock_fd = lock.acquire(config.state_dir, pid=int(welcome.get("pid") or os.getpid()))
+        self.store("lock", lock_fd)
+        link.open()
         self.procs.runstate = runstate.RunStateWriter(config.state_dir / "run.json", self.procs.live_records)
-        _set_subreaper(True)
         undo = [signals.install_reaper(loop, self.procs.reap)]
         if install_signals:
             undo += [signals.install(loop, signal.SIGTERM, self.request_down),
                      signals.install(loop, signal.SIGINT, lambda: self.post(Interrupt())),
                      signals.install(loop, signal.SIGUSR1, self.logs.reopen)]
         try:
-            await previous.stop_left_running(config, self.events)
             if config.herder.cgroups:
                 self.procs.cgroups = Cgroups.detect(config.state_dir)
             if self.limits is not None:
@@ -198,16 +360,23 @@ class Supervisor:
                 for comp in self.components:
                     await stack.enter_async_context(comp)
                 self.events.emit("", "supervisor", f"herder: supervising {len(self.instances)} instance(s) "
-                                 f"(pid {os.getpid()}, tracking by {'cgroup' if self.cgroups else 'process group'})")
+                                 f"(pid {os.getpid()}, keeper pid {welcome.get('pid')}, "
+                                 f"tracking by {'cgroup' if self.cgroups else 'process group'})")
                 self.timers.open()
                 self._running = True
-                self.post(Up(tuple(only or ())))
+                adopt.start(self, welcome, only, self.fresh)
+                self._record_all()
+                for msg, fds in welcome.get("early") or []:
+                    self._keeper_message(msg, fds)
+                for what in welcome.get("pending") or []:
+                    self._keeper_message({"t": "signal", "what": what}, [])
                 if ready is not None:
                     ready()
                 await self._finished.wait()
                 self._running = False
                 self.timers.close()
-                await self.procs.sweep()
+                if not self.handover:
+                    await self.procs.sweep()
         finally:
             self._running = False
             self.timers.close()
@@ -218,12 +387,34 @@ class Supervisor:
                 restore()
             self.procs.close()
             if self.procs.runstate is not None:
-                await self.procs.runstate.close()
-            _set_subreaper(False)
+                await self.procs.runstate.close(final=not self.handover)
+            if not link.lost:
+                link.send({"t": "bye", "code": self.exit_code, "handover": self.handover})
+                link.flush_blocking()
+            if attached and link.pid is not None:
+                await _wait_keeper(link)
+            link.close()
             os.close(lock_fd)
         return self.exit_code
 
 
-def _set_subreaper(on: bool) -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0)
+async def _wait_keeper(link: KeeperLink, timeout: float = 30.0) -> None:
+    """An attached keeper exits once its pipes are written out: wait for it (bounded), on
+    its pidfd (readable when it ends), then reap it."""
+    assert link.pid is not None
+    loop = asyncio.get_running_loop()
+    try:
+        fd = os.pidfd_open(link.pid)
+    except OSError:
+        return
+    gone = asyncio.Event()
+    loop.add_reader(fd, gone.set)
+    try:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await gone.wait()
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(link.pid, os.WNOHANG)

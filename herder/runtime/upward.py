@@ -103,9 +103,46 @@ class ManagerReport:
             self.reporter.ready()
 
 
+class ViaKeeper:
+    """The keeper is herder's main process for its manager (systemd's MainPID, with
+    NotifyAccess=main): this process reports through it. The keeper pings the manager's
+    watchdog from its own loop and watches this process's pings itself: a decision process
+    whose loop is stuck is killed and restarted by the keeper, not the whole unit by systemd."""
+
+    def __init__(self, sup: Host) -> None:
+        self.sup = sup
+
+    def _send(self, text: str) -> None:
+        link = getattr(self.sup, "link", None)
+        if link is not None:
+            link.send({"t": "notify", "text": text})
+
+    def ready(self) -> None:
+        self._send("READY=1")
+
+    def status(self, text: str) -> None:
+        self._send(f"STATUS={text}")
+
+    def watchdog(self) -> None:
+        self._send("WATCHDOG=1")
+
+    def stopping(self, budget: float | None) -> None:
+        self._send("STOPPING=1")
+
+    def stopped(self, exit_code: int) -> None:
+        return None
+
+
 def attach(sup: Host, environ: dict[str, str] | None = None) -> ManagerReport | None:
-    """Add the component when herder's environment names a notify socket (systemd)."""
+    """Add the component when herder's environment names a notify socket (systemd), or
+    says the keeper relays to one."""
     env = os.environ if environ is None else environ
+    if env.get("HERDER_UPWARD") == "keeper":
+        wd = env.get("HERDER_UPWARD_WATCHDOG", "")
+        interval = float(wd) if wd.replace(".", "", 1).isdigit() else None
+        comp = ManagerReport(sup, ViaKeeper(sup), interval)
+        sup.components.append(comp)
+        return comp
     if not env.get("NOTIFY_SOCKET"):
         return None
     from herder.service._modes import detect

@@ -20,8 +20,9 @@ if sys.platform != "win32":   # the supervisor (the only locker) runs on POSIX; 
     import fcntl
 
 
-def acquire(state_dir: Path) -> int:
-    """Take the lock and write our pid; returns the fd to keep open. AlreadyRunning names the holder."""
+def acquire(state_dir: Path, pid: int | None = None) -> int:
+    """Take the lock and write herder's pid (ours, or `pid`: the keeper's, the process to
+    signal); returns the fd to keep open. AlreadyRunning names the holder."""
     state_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(state_dir / "herder.pid", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
@@ -32,7 +33,7 @@ def acquire(state_dir: Path) -> int:
         raise AlreadyRunning(f"herder is already running on {state_dir} (pid {other}, socket "
                              f"{state_dir / 'herder.sock'}); use `herder status` or `herder down` first") from None
     os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
+    os.write(fd, f"{pid or os.getpid()}\n".encode())
     return fd
 
 

@@ -11,7 +11,9 @@ does not know the newest child (fsync on the loop would cost every restart 1–5
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
+import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +29,17 @@ class LiveRecord:
     start_time: int | None
     cgroup: str | None
     cookie: str
+
+
+def state_tag(state_dir: Path) -> str:
+    """A short name for a state_dir (its cgroup subtree and its instances' cookies carry it)."""
+    return hashlib.sha1(str(state_dir.resolve()).encode()).hexdigest()[:10]
+
+
+def new_cookie(state_dir: Path) -> str:
+    """An instance's cookie: this state_dir's tag (so a scan of /proc can find its processes
+    whatever the state files say) and a secret."""
+    return f"{state_tag(state_dir)}.{secrets.token_hex(8)}"
 
 
 def read(path: Path) -> tuple[int | None, dict[str, LiveRecord]]:
@@ -71,7 +84,8 @@ class RunStateWriter:
             self._dirty = False
             await asyncio.to_thread(write_json, self.path, self._doc(self._snapshot(), os.getpid()))
 
-    async def close(self) -> None:
+    async def close(self, final: bool = True) -> None:
+        """The last write; `final=False` (an upgrade: the services run on) keeps the records."""
         if self._task is not None:
             await self._task
-        write_json(self.path, self._doc(self._snapshot(), None))
+        write_json(self.path, self._doc(self._snapshot(), None if final else os.getpid()))

@@ -33,6 +33,7 @@ from herder.core.events import (
     Extend,
     Fail,
     FailReason,
+    Found,
     HealthChanged,
     MainPid,
     OneInstance,
@@ -63,7 +64,7 @@ def event(cls: type[OneInstance]) -> OneInstance:
     extra: dict[type[OneInstance], OneInstance] = {
         Spawned: Spawned("web", 7), SpawnFailed: SpawnFailed("web", "nope"), Exited: Exited("web", 4242, 1),
         Fail: Fail("web", FailReason.HEALTH), HealthChanged: HealthChanged("web", False), MainPid: MainPid("web", 9),
-        Extend: Extend("web", 1.0)}
+        Extend: Extend("web", 1.0), Found: Found("web", 7)}
     return extra.get(cls) or cls("web")
 
 

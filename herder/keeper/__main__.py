@@ -1,0 +1,42 @@
+"""`python -m herder.keeper [OPTIONS] [-- DECISION PROCESS ARGUMENTS]`: run a keeper.
+
+Not a user command: `herder up` execs it (foreground and detached alike), a test harness
+starts it attached to an in-process supervisor, and a keeper execs its successor with a
+resume record. Options: --attached FD (the socket to the decision process that started
+it), --ready-fd FD (`up -d`'s start-up pipe, for the first decision process), --resume FD
+(a record of a previous keeper), --console (show every service's output as `name | line`).
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str]) -> int:
+    from herder.keeper.keeper import Keeper, Options
+
+    opts = Options()
+    rest = list(argv)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--":
+            opts.dp_args = rest
+            break
+        if arg == "--console":
+            opts.console = True
+        elif arg in ("--attached", "--ready-fd", "--resume") and rest:
+            value = int(rest.pop(0))
+            if arg == "--attached":
+                opts.attached, opts.dp_fd = True, value
+            elif arg == "--ready-fd":
+                opts.ready_fd = value
+            else:
+                opts.resume_fd = value
+        else:
+            print(f"herder keeper: unknown argument {arg!r}", file=sys.stderr)
+            return 2
+    return Keeper(opts).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

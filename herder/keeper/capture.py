@@ -1,0 +1,430 @@
+"""The keeper's capture: the one writer of every service's log files (docs/logs.md).
+
+This is the half of log handling that must outlive the decision process: the pipes'
+read ends, the pump (a reader thread and a writer thread, herder.logs._pump), framing,
+rotation, retention, forwarding, the tails (rings), ready.log matching and the live
+taps. The decision process describes each stream once, at spawn (`ChannelSpec`: where
+it goes and how it is framed; no config parsing here), and hears back through the
+keeper's outbox: a ready.log match, a follower's lines, an exit's last stderr lines,
+events (disk full, drops). Because all of this lives in the keeper, a decision process
+killed between a pipe read and a file write loses nothing: it never held the bytes.
+
+What it carries across an exec of the keeper (`herder upgrade`): each channel's fd, its
+spec and its framer's unfinished line, and the tails; nothing is in flight then, because
+the pump is stopped and the writer has written everything it read (`quiesce`).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import re
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from herder.keeper.counters import DONE, DROPPED, READ, UNWRITTEN, WRITTEN, Counters
+from herder.logs._files import Compressor, RotatingFile
+from herder.logs._forward import Forwarder, make_forwarder
+from herder.logs._framing import Framer, Record
+from herder.logs._pump import Channel, Pump
+from herder.logs._ring import Ring, merge_tails
+from herder.logs._taps import Tap
+
+FOLLOW_BACKLOG = 8 << 20     # bytes of lines queued for the decision process before a follower skips
+_DROP_REPORT_EVERY = 5.0
+ERR_TAIL = 50
+
+Emit = Callable[[dict[str, Any]], None]   # a message for the decision process (thread-safe)
+
+
+class _Mono:
+    def now(self) -> float:
+        return time.monotonic()
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """One captured stream, as the decision process describes it (plain data)."""
+
+    stream: str
+    service: str
+    sink: str | None = None          # the log file; None: captured for tails only (stderr = "null")
+    max_size: int = 0
+    max_files: int = 0
+    rotate_every: float | None = None
+    compress: bool = False
+    timestamps: bool = True
+    format: str = "text"
+    max_line: int = 32 * 1024
+    drop: bool = False
+    limit: int = 4 << 20
+    forward: tuple[str, ...] = ()
+    file_mode: int = 0o644
+
+    @classmethod
+    def of(cls, raw: dict[str, Any]) -> ChannelSpec:
+        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        known["forward"] = tuple(known.get("forward", ()))
+        return cls(**known)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(eq=False)
+class Watch:
+    """ready.log for one run: the first matching line is reported, once."""
+
+    name: str
+    run: int
+    pattern: re.Pattern[str]
+    done: bool = False
+
+
+@dataclass(eq=False)
+class Follower(Tap):
+    """A follower of `herder logs -f` (or the foreground console of a remote view): its
+    lines go to the decision process; past FOLLOW_BACKLOG queued bytes they are skipped."""
+
+    fid: int = 0
+    emit: Emit = field(default=lambda m: None)
+    backlog: Callable[[], int] = field(default=lambda: 0)
+
+    def __post_init__(self) -> None:
+        self.skipped = 0
+
+    def offer(self, records: list[Record]) -> None:
+        if self.backlog() > FOLLOW_BACKLOG:
+            self.skipped += len(records)
+            return
+        msg: dict[str, Any] = {"t": "rec", "id": self.fid, "r": [pack(r) for r in records]}
+        if self.skipped:
+            msg["skipped"], self.skipped = self.skipped, 0
+        self.emit(msg)
+
+
+def pack(r: Record) -> list[Any]:
+    return [r.seq, r.ts, r.instance, r.stream, r.line.decode("utf-8", "surrogateescape")]
+
+
+def unpack(x: list[Any]) -> Record:
+    return Record(float(x[1]), str(x[2]), str(x[3]), str(x[4]).encode("utf-8", "surrogateescape"), int(x[0]))
+
+
+class Capture:
+    def __init__(self, emit: Emit, counters: Counters, backlog: Callable[[], int]) -> None:
+        self.emit = emit
+        self.counters = counters
+        self.backlog = backlog
+        self.clock = _Mono()
+        self.compressor = Compressor()
+        self.pump = Pump(self._deliver, self._on_drop, self._idle)
+        self.pump.counters = counters
+        self.sinks: dict[str, RotatingFile] = {}
+        self.rings: dict[str, Ring] = defaultdict(Ring)
+        self.err_tail: dict[str, list[bytes]] = defaultdict(list)
+        self.current: dict[str, list[Channel]] = {}     # instance -> its latest run's channels
+        self.watches: dict[str, Watch] = {}             # writer thread only
+        self.taps: list[Tap] = []                       # writer thread only
+        self.own: RotatingFile | None = None            # herder.log
+        self.seq = 0                                    # writer thread only: line numbers for followers
+        self._forwarders: dict[str, Forwarder] = {}
+        self._drop_reported: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._started = False
+
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            self.pump.start()
+
+    # ---- channels (keeper main thread) ------------------------------------------------------
+
+    def sink(self, spec: ChannelSpec, name: str) -> RotatingFile | None:
+        if spec.sink is None:
+            return None
+        with self._lock:
+            got = self.sinks.get(spec.sink)
+            if got is None:
+                got = RotatingFile(Path(spec.sink), max_size=spec.max_size, max_files=spec.max_files,
+                                   rotate_every=spec.rotate_every, compress=spec.compress, clock=self.clock,
+                                   compressor=self.compressor, notify=self._notifier(name), label=name)
+                got.slot = self.counters.slot("s:" + spec.sink)
+                self.sinks[spec.sink] = got
+                self.pump.wake_writer()   # a new rotation deadline
+            return got
+
+    def forwarders(self, targets: Iterable[str], name: str) -> list[Forwarder]:
+        out = []
+        for target in targets:
+            if target not in self._forwarders:
+                try:
+                    self._forwarders[target] = make_forwarder(target)
+                except ImportError as e:
+                    self._event(name, "log_forward_error", f"herder: cannot forward logs to {target}: {e}", {})
+                    continue
+            out.append(self._forwarders[target])
+        return out
+
+    def add(self, name: str, run: int, specs: list[ChannelSpec], fds: list[int], watch: str | None = None,
+            carry: list[bytes] | None = None, attach: bool = True) -> list[Channel]:
+        """Start reading these pipes (read ends `fds`, one per spec) for run `run` of `name`."""
+        slot = self.counters.slot("i:" + name)
+        chans = []
+        for i, (spec, fd) in enumerate(zip(specs, fds, strict=True)):
+            framer = Framer(spec.service, name, spec.stream, timestamps=spec.timestamps, fmt=spec.format,
+                            max_line=spec.max_line)
+            if carry is not None and i < len(carry):
+                framer.carry = carry[i]
+            ch = Channel(fd, name, spec.stream, framer, self.sink(spec, name), spec.drop, spec.limit,
+                         self.forwarders(spec.forward, name))
+            ch.slot, ch.run, ch.spec = slot, run, spec
+            chans.append(ch)
+        if attach:
+            self.current[name] = chans
+        compiled = re.compile(watch) if watch is not None else None
+
+        def attach_run() -> None:   # writer thread, before any chunk of these pipes
+            if attach:
+                self.err_tail.pop(name, None)
+            if compiled is not None:
+                self.watches[name] = Watch(name, run, compiled)
+            elif attach:
+                self.watches.pop(name, None)
+
+        self.pump.in_writer(attach_run)
+        for ch in chans:
+            self.pump.add(ch)
+        return chans
+
+    def unwatch(self, name: str) -> None:
+        self.pump.in_writer(lambda: self.watches.pop(name, None))
+
+    def drain(self, name: str, then: Callable[[list[str]], None]) -> None:
+        """Read what the exited instance's pipes hold, write it, then call `then(stderr tail)`
+        in the writer thread."""
+        chans = self.current.get(name, [])
+
+        def done() -> None:
+            then([x.decode("utf-8", "replace") for x in self.err_tail.get(name, [])])
+
+        if not chans:
+            self.pump.in_writer(done)
+            return
+        self.pump.drain(chans, done)
+
+    def stats(self, name: str) -> dict[str, Any]:
+        sinks = {ch.sink for ch in self.current.get(name, []) if ch.sink is not None}
+        return {"sinks": {str(s.path): s.slot for s in sinks}, "slot": self.counters.slot("i:" + name)}
+
+    # ---- requests of the decision process -----------------------------------------------------
+
+    def reopen(self) -> None:
+        def do() -> None:
+            for sink in list(self.sinks.values()):
+                sink.reopen()
+            if self.own is not None:
+                self.own.reopen()
+            self._event("", "log_reopen", f"herder: reopened {len(self.sinks)} log file(s)", {})
+        self.pump.in_writer(do)
+
+    def open_own(self, path: Path, shared_fds: tuple[int, ...] = ()) -> None:
+        """herder.log: the decision process's events, one JSON object per line."""
+        def do() -> None:
+            if self.own is None or self.own.path != path:
+                if self.own is not None:
+                    self.own.close()
+                self.own = RotatingFile(path, max_size=50 << 20, max_files=10, rotate_every=None, compress=True,
+                                        clock=self.clock, compressor=self.compressor, label="herder")
+        self.pump.in_writer(do)
+
+    def write_own(self, lines: list[bytes]) -> None:
+        self.pump.in_writer(lambda: self.own.write(lines) if self.own is not None else None)
+
+    def tail(self, names: Iterable[str] | None, n: int, after: int = -1) -> list[Record]:
+        """Writer thread (or quiesced): the last n lines of these instances, in time order."""
+        wanted = list(names) if names is not None else list(self.rings)
+        recs = merge_tails([self.rings[x] for x in wanted if x in self.rings], n if after < 0 else 10 ** 9)
+        if after >= 0:
+            recs = [r for r in recs if r.seq > after]
+        return recs
+
+    def follow(self, fid: int, names: list[str] | None, n: int, after: int = -1) -> None:
+        """Send the tail (or every kept line after `after`), then each new line, to follower `fid`."""
+        tap = Follower(set(names) if names is not None else None, fid=fid, emit=self.emit, backlog=self.backlog)
+
+        def attach() -> None:   # writer thread: snapshot and subscribe at once, so nothing falls between
+            recs = self.tail(tap.names, n, after)
+            self.emit({"t": "rec", "id": fid, "r": [pack(r) for r in recs], "first": 1})
+            self.taps.append(tap)
+        self.pump.in_writer(attach)
+
+    def unfollow(self, fid: int) -> None:
+        def detach() -> None:
+            self.taps = [t for t in self.taps if not (isinstance(t, Follower) and t.fid == fid)]
+        self.pump.in_writer(detach)
+
+    def unfollow_all(self) -> None:
+        """The decision process is gone: so are its followers (its successor asks again)."""
+        def detach() -> None:
+            self.taps = [t for t in self.taps if not isinstance(t, Follower)]
+        self.pump.in_writer(detach)
+
+    def add_tap(self, tap: Tap) -> None:
+        self.pump.in_writer(lambda: self.taps.append(tap))
+
+    # ---- writer thread --------------------------------------------------------------------------
+
+    def _deliver(self, chunk: list[tuple[Channel, float, bytes | None]]) -> None:
+        writes: dict[RotatingFile, list[bytes]] = {}
+        live: list[Record] = []
+        taps = self.taps
+        for ch, ts, data in chunk:
+            fr = ch.framer
+            watch = self.watches.get(ch.instance)
+            if watch is not None and (watch.done or watch.run != ch.run):
+                watch = None
+            if data is None:
+                last, lines = fr.flush(ts)
+                out = [last] if last else []
+            else:
+                want = bool(ch.forward or taps or ch.stream == "stderr" or watch is not None)
+                out, lines = fr.feed(data, ts, want)
+            if watch is not None and lines:
+                self._match(watch, lines)
+            if out and ch.sink is not None:
+                writes.setdefault(ch.sink, []).extend(out)
+            if lines:
+                inst, stream = ch.instance, ch.stream
+                first = self.seq + 1
+                self.seq += len(lines)
+                if taps:
+                    recs = [Record(ts, inst, stream, x, first + i) for i, x in enumerate(lines)]
+                    live.extend(recs)
+                    recs = recs[-64:]
+                else:  # a flood: only the last lines can stay in the ring anyway
+                    base = first + max(0, len(lines) - 64)
+                    recs = [Record(ts, inst, stream, x, base + i) for i, x in enumerate(lines[-64:])]
+                self.rings[inst].extend(recs)
+                if stream == "stderr":
+                    tail = self.err_tail[inst]
+                    tail.extend(lines[-ERR_TAIL:])
+                    del tail[:-ERR_TAIL]
+                for f in ch.forward:
+                    svc = fr.service
+                    for x in lines:
+                        f.send(svc, ch.instance, ch.stream, x, ts)
+        for sink, parts in writes.items():
+            before_w, before_u = sink.written, sink.unwritten
+            sink.write(parts)
+            self.counters.add(sink.slot, WRITTEN, sink.written - before_w)
+            self.counters.add(sink.slot, UNWRITTEN, sink.unwritten - before_u)
+        for ch, _, data in chunk:
+            if data is None:
+                ch.done.set()  # after its last bytes are in the file
+        if live:
+            for tap in taps:
+                mine = [r for r in live if tap.wants(r.instance)]
+                if mine:
+                    tap.offer(mine)
+
+    def _match(self, watch: Watch, lines: list[bytes]) -> None:
+        for line in lines:
+            text = line.decode("utf-8", "replace")
+            if watch.pattern.search(text):
+                watch.done = True
+                self.emit({"t": "matched", "name": watch.name, "run": watch.run, "line": text})
+                return
+
+    def _idle(self) -> float | None:
+        nxt = None
+        now = self.clock.now()
+        for sink in list(self.sinks.values()):
+            sink.tick()
+            d = sink.due()
+            if d is not None:
+                nxt = d - now if nxt is None else min(nxt, d - now)
+        return None if nxt is None else max(0.05, nxt)
+
+    def _on_drop(self, ch: Channel, n: int) -> None:
+        """Reader thread: count, and report at most every few seconds per instance."""
+        self.counters.add(ch.slot, DROPPED, n)
+        now = time.monotonic()
+        if now - self._drop_reported.get(ch.instance, -1e9) >= _DROP_REPORT_EVERY:
+            self._drop_reported[ch.instance] = now
+            total = self.counters.get(ch.slot, DROPPED)
+            self._event(ch.instance, "log_dropped",
+                        f"{ch.instance}: output faster than the disk; dropping (on_overflow = \"drop\"), "
+                        f"{total} bytes dropped so far", {"dropped_bytes": total})
+
+    def _notifier(self, name: str) -> Callable[[str, str, dict[str, object]], None]:
+        return lambda kind, msg, data: self._event(name, kind, msg, dict(data))
+
+    def _event(self, instance: str, kind: str, message: str, data: dict[str, Any]) -> None:
+        self.emit({"t": "event", "instance": instance, "kind": kind, "message": message, "data": data})
+
+    # ---- the end, and an exec in between --------------------------------------------------------
+
+    def quiesce(self) -> None:
+        """Stop reading, and write everything read so far (before an exec of the keeper)."""
+        done = threading.Event()
+        self.pump.pause_reading(done.set)
+        done.wait(30)
+        self.pump.stop(close_channels=False)
+
+    def close(self, wait: float = 5.0) -> None:
+        """Let open pipes reach EOF (bounded), then flush and close every file."""
+        deadline = time.monotonic() + wait
+        for chans in list(self.current.values()):
+            for ch in chans:
+                ch.done.wait(max(0.0, deadline - time.monotonic()))
+        self.pump.stop()
+        for tap in list(self.taps):
+            close = getattr(tap, "close", None)
+            if close is not None:
+                close()
+        for sink in self.sinks.values():
+            sink.close()
+        if self.own is not None:
+            self.own.close()
+        for f in self._forwarders.values():
+            f.close()
+        self.compressor.join()
+        self.compressor.close()
+
+    def export(self) -> tuple[dict[str, Any], list[int]]:
+        """Quiesced: every open channel with its fd, spec and unfinished line; the tails."""
+        chans, fds = [], []
+        for name, cs in self.current.items():
+            open_ = [c for c in cs if not c.closed]
+            if not open_:
+                continue
+            chans.append({"name": name, "run": open_[0].run, "specs": [c.spec.as_dict() for c in open_],
+                          "carry": [base64.b64encode(c.framer.carry).decode() for c in open_]})
+            fds.extend(c.fd for c in open_)
+        rings = {n: [pack(r) for r in ring.lines][-100:] for n, ring in self.rings.items()}
+        errs = {n: [x.decode("utf-8", "surrogateescape") for x in t] for n, t in self.err_tail.items()}
+        return {"channels": chans, "rings": rings, "err_tail": errs, "seq": self.seq}, fds
+
+    def restore(self, state: dict[str, Any], fds: list[int]) -> None:
+        """After an exec: read the same pipes again, from where the old keeper stopped."""
+        self.seq = int(state.get("seq", 0))
+        for name, recs in state.get("rings", {}).items():
+            self.rings[name].extend(unpack(x) for x in recs)
+        for name, lines in state.get("err_tail", {}).items():
+            self.err_tail[name] = [x.encode("utf-8", "surrogateescape") for x in lines]
+        pos = 0
+        for ch in state.get("channels", []):
+            specs = [ChannelSpec.of(s) for s in ch["specs"]]
+            mine = fds[pos:pos + len(specs)]
+            pos += len(specs)
+            carry = [base64.b64decode(c) for c in ch.get("carry", [])]
+            keep = self.err_tail.get(ch["name"])
+            self.add(ch["name"], int(ch["run"]), specs, mine, carry=carry)
+            if keep is not None:
+                self.pump.in_writer(functools.partial(self.err_tail.__setitem__, ch["name"], keep))

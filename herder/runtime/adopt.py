@@ -1,0 +1,203 @@
+"""Adoption: a decision process that starts while services run takes them over, untouched.
+
+It starts with what the keeper hands it (herder.runtime.handshake): its table of live
+children (pid, start time, cookie, cgroup, run), the exit records no decision process
+has taken yet (with their status, and the last stderr lines), and the last state record
+of the World (herder.core.snapshot). The record says what was decided; the keeper's
+table says what exists. Where they disagree, the system wins, and every case goes
+through the one pure step as a typed event (herder.core.events.Found / Exited), so the
+restart policy, backoff and start limits apply as they would have:
+
+| record says | the keeper says | event |
+|---|---|---|
+| alive, pid P | P is alive | Found(P): adopted, same pid |
+| alive, pid P | P exited with status N | Exited(N, away): the restart policy applies |
+| alive, pid P | nothing of P | Exited(status unknown, away) |
+| starting, no pid yet | a child of that run | Found(pid): the start went through |
+| starting, no pid yet | nothing | Found(None): the spawn is made now |
+| not alive | a live child | Found(pid): adopted if wanted up, else stopped |
+| (no such instance) | a live child | killed (a process herder does not list) |
+
+With no record at all (the first start on this state_dir, or herder and its keeper were
+both killed), what the system says is all there is (`from_system`): run.json, the
+instance cgroups and the cookies in /proc name the processes a previous herder left;
+those proven herder's (start time and cookie) are adopted, followed by pidfd, and
+their pipes are reopened from /proc/PID/fd when still there, so their output is logged
+again. Deadlines in the record are re-armed as they were (monotonic time is the
+machine's).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import stat
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from herder.config import from_record
+from herder.core import snapshot
+from herder.core.effects import TimerKey
+from herder.core.events import Exited, Found, Up
+from herder.core.instance import ALIVE, State
+from herder.process import tree
+from herder.process.cgroup import Cgroup
+from herder.runtime.processes import UNKNOWN
+from herder.store import runstate
+
+if TYPE_CHECKING:
+    from herder.runtime.supervisor import Supervisor
+
+
+def start(sup: Supervisor, welcome: dict[str, Any], only: Iterable[str] | None, fresh: bool) -> None:
+    """Post the adoption events, then (a fresh World) `up`."""
+    world = sup.world
+    snap = welcome.get("snapshot") or {}
+    restored = False
+    if snap.get("world") is not None and not fresh:
+        problems = snapshot.restore(world, snap["world"], snap.get("instances") or {}, from_record)
+        for p in problems:
+            sup.events.emit("", "state_problem", f"herder: {p}", {})
+        restored = True
+    children = {str(c["name"]): c for c in welcome.get("children", [])}
+    for name, c in children.items():
+        if name in world.instances:
+            sup.procs.adopt(name, int(c["pid"]), str(c.get("cookie", "")), c.get("start_time"), c.get("cgroup"))
+    exit_pids = {int(e["pid"]) for e in welcome.get("exits", [])}
+    for rec in welcome.get("exits", []):
+        sup.procs.exited(rec, away=True)
+    for name, inst in world.instances.items():
+        c = children.get(name)
+        pid = int(c["pid"]) if c is not None else None
+        if inst.state in ALIVE and inst.pid is not None:
+            if pid == inst.pid or (pid is not None and inst.pid not in exit_pids):
+                sup.post(Found(name, pid))
+            elif inst.pid not in exit_pids:
+                sup.post(Exited(name, inst.pid, None, None, UNKNOWN, away=True))
+        elif inst.state is State.STARTING:
+            sup.post(Found(name, pid if c is not None and int(c.get("run", -1)) == inst.run else None))
+        elif pid is not None:
+            sup.post(Found(name, pid))
+    for name, c in children.items():
+        if name not in world.instances:
+            _stray(sup, name, c)
+    if restored:
+        for key, at in world.timers.items():
+            sup.timers.arm(key, at)
+        for inst in world.instances.values():
+            for kind, at in inst.timers.items():
+                sup.timers.arm(TimerKey(kind, inst.name), at)
+    else:
+        from_system(sup, set(children))
+        sup.post(Up(tuple(only or ())))
+    n = len(children)
+    if n or restored:
+        why = {"restart": "the decision process restarted", "upgrade": "herder was upgraded",
+               "keeper_lost": "herder's keeper was replaced", "takeover": "a new keeper took over"}.get(
+            str(welcome.get("why")), "herder restarted")
+        sup.events.emit("", "supervisor", f"herder: {why}; adopted {n} running instance(s), "
+                        f"{'state carried over' if restored else 'no state record: counters start afresh'}",
+                        {"adopted": n, "restored": restored, "why": welcome.get("why")})
+
+
+def _stray(sup: Supervisor, name: str, c: dict[str, Any]) -> None:
+    """A live child of an instance this config does not have: herder will not run what it
+    does not list."""
+    pid = int(c["pid"])
+    cg = c.get("cgroup")
+    if cg and sup.procs.cgroups is not None and Path(os.path.normpath(cg)).parent == sup.procs.cgroups.root:
+        Cgroup(Path(cg)).kill()
+    else:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+    sup.events.emit(name, "supervisor", f"{name}: running (pid {pid}) but not in the config any more; killed it",
+                    {"pid": pid})
+
+
+def from_system(sup: Supervisor, known: set[str]) -> None:
+    """No state record: adopt what a previous herder on this state_dir left running (its
+    keeper was killed too). Only processes proven herder's are touched (run.json's record
+    with the same start time and cookie, or a cookie with this state_dir's tag); the rest
+    of an instance's tree stays with its main process."""
+    state_dir = sup.config.state_dir
+    _old_pid, records = runstate.read(state_dir / "run.json")
+    tag = runstate.state_tag(state_dir) + "."
+    scan = tree.with_cookie_prefix(tag)
+    by_name: dict[str, tuple[int, str, int | None]] = {}
+    for name, rec in records.items():
+        if name in known or name not in sup.world.instances:
+            continue
+        st = tree.start_time(rec.pid)
+        if st is not None and st == rec.start_time and tree.cookie(rec.pid) == rec.cookie and rec.cookie:
+            by_name[name] = (rec.pid, rec.cookie, st)
+    members: dict[str, set[int]] = {}
+    for pid, (name, cookie) in scan.items():
+        members.setdefault(name, set()).add(pid)
+        if name in by_name or name in known or name not in sup.world.instances:
+            continue
+        top = _top(pid, {p for p, (n, _) in scan.items() if n == name})
+        by_name[name] = (top, scan[top][1], tree.start_time(top))
+    adopt_children: list[dict[str, Any]] = []
+    pipes: list[dict[str, Any]] = []
+    pipe_fds: list[int] = []
+    for name, (pid, cookie, st) in by_name.items():
+        inst = sup.world.instances[name]
+        cg = str(sup.procs.cgroups.root / name) if sup.procs.cgroups is not None and \
+            (sup.procs.cgroups.root / name).is_dir() else None
+        sup.procs.adopt(name, pid, cookie, st, cg)
+        adopt_children.append({"name": name, "run": 1, "pid": pid, "start_time": st, "cookie": cookie, "cgroup": cg,
+                               "stop_signal": int(signal.SIGTERM), "stop_timeout": inst.spec.stop_timeout})
+        specs, fds = _reopen(sup, name, pid)
+        if specs:
+            pipes.append({"name": name, "run": 1, "specs": specs})
+            pipe_fds += fds
+        sup.post(Found(name, pid))
+    for name, pids in members.items():      # strays: processes of instances not adopted (not in the config)
+        if name not in by_name and name not in known:
+            tree.kill_all(pids, signal.SIGKILL)
+            sup.events.emit(name, "supervisor", f"{name}: {len(pids)} process(es) left by a previous herder that "
+                            "this config does not run; killed them", {"pids": sorted(pids)})
+    if adopt_children and sup.link is not None:
+        sup.link.send({"t": "adopt", "children": adopt_children, "pipes": pipes}, pipe_fds)
+        lost = [n for n in by_name if n not in {p["name"] for p in pipes}]
+        sup.events.emit("", "supervisor", f"herder: adopted {len(by_name)} instance(s) a killed herder left running "
+                        f"({', '.join(sorted(by_name))}); followed by pidfd, exit status unknown when they end"
+                        + (f"; output not recoverable for {', '.join(sorted(lost))} (its pipe is gone)" if lost else ""),
+                        {"adopted": sorted(by_name)})
+
+
+def _top(pid: int, group: set[int]) -> int:
+    """The member of `group` whose parent is not in it (the instance's main process)."""
+    cur = pid
+    for _ in range(64):
+        parent = tree.ppid(cur)
+        if parent is None or parent not in group:
+            return cur
+        cur = parent
+    return pid
+
+
+def _reopen(sup: Supervisor, name: str, pid: int) -> tuple[list[dict[str, Any]], list[int]]:
+    """Reopen a leftover process's stdout/stderr pipes through /proc (a pipe can be opened
+    again there while its writer lives), so the keeper logs it again."""
+    inst = sup.world.instances[name]
+    outs = sup.logs.outputs(inst)           # the specs this instance's streams would get
+    for fd in outs.fds + outs.keep:
+        os.close(fd)
+    specs: list[dict[str, Any]] = []
+    fds: list[int] = []
+    for n, spec in ((1, outs.out), (2, outs.err)):
+        if not isinstance(spec, dict):
+            continue
+        path = f"/proc/{pid}/fd/{n}"
+        try:
+            if not stat.S_ISFIFO(os.stat(path).st_mode):
+                continue
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            continue
+        specs.append(spec)
+        fds.append(fd)
+    return specs, fds

@@ -1,0 +1,190 @@
+"""The decision process's end of the keeper's wire, on the asyncio loop.
+
+Messages go out in order through an outbox; the loop writes what the socket takes and
+waits for it to be writable for the rest, so a busy keeper never blocks the loop.
+Messages in are handed to `on_message` one at a time, in order. End of file means the
+keeper is gone (`on_lost`): herder.runtime.keeper_lost takes it from there.
+
+Who talks through it: the process table (spawns, exits, MAINPID= moves), the log hub
+(pipes at spawn, tails, followers, ready.log, herder.log lines), the supervisor (hello,
+state records, acknowledgements, upward notifications, the fds it stores with the
+keeper). How a keeper is found: `herder up` starts one, which starts this process with
+the socket (`--keeper-fd`); a supervisor built without one (tests, the library) starts a
+keeper of its own, attached: it ends with this process (`spawn_attached`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from herder.keeper import wire
+
+
+class KeeperLink:
+    def __init__(self, sock: socket.socket, pid: int | None = None) -> None:
+        self.sock = sock
+        self.pid = pid                  # set when this process started the keeper (attached)
+        self.outbox = wire.Outbox()
+        self.on_message: Callable[[dict[str, Any], list[int]], None] = lambda m, f: wire.close_fds(f)
+        self.on_lost: Callable[[], None] = lambda: None
+        self.lost = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._writing = False
+
+    def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self.sock.fileno(), self._readable)
+        self._flush()
+
+    def close(self) -> None:
+        if self._loop is not None and not self.lost:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(self.sock.fileno())
+            if self._writing:
+                with contextlib.suppress(Exception):
+                    self._loop.remove_writer(self.sock.fileno())
+        self.outbox.discard()
+        self.sock.close()
+
+    def send(self, msg: dict[str, Any], fds: list[int] | None = None, close_after: bool = True) -> None:
+        """Queue a message (its fds are closed once sent, unless close_after is False)."""
+        if self.lost:
+            if close_after:
+                wire.close_fds(list(fds or ()))
+            return
+        self.outbox.put(msg, fds, close_after)
+        self._flush()
+
+    def flush_blocking(self, timeout: float = 5.0) -> None:
+        """Everything queued, now (before this process exits or execs)."""
+        import selectors
+
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.sock, selectors.EVENT_WRITE)
+            while not self.lost and len(self.outbox):
+                try:
+                    if self.outbox.flush(self.sock):
+                        return
+                except OSError:
+                    return
+                if not sel.select(timeout):
+                    return
+
+    def _flush(self) -> None:
+        if self.lost or self._loop is None:
+            return
+        try:
+            done = self.outbox.flush(self.sock)
+        except OSError:
+            done = True
+        if not done and not self._writing:
+            self._writing = True
+            self._loop.add_writer(self.sock.fileno(), self._writable)
+        elif done and self._writing:
+            self._writing = False
+            self._loop.remove_writer(self.sock.fileno())
+
+    def _writable(self) -> None:
+        self._flush()
+
+    def _readable(self) -> None:
+        for _ in range(256):     # then let the loop breathe; the reader fires again
+            try:
+                got = wire.receive(self.sock)
+            except BlockingIOError:
+                return
+            except OSError:
+                got = None
+            if got is None:
+                self._gone()
+                return
+            msg, fds = got
+            self.on_message(msg, fds)
+            if self.lost:
+                return
+
+    def _gone(self) -> None:
+        if self.lost:
+            return
+        self.lost = True
+        assert self._loop is not None
+        with contextlib.suppress(Exception):
+            self._loop.remove_reader(self.sock.fileno())
+        if self._writing:
+            with contextlib.suppress(Exception):
+                self._loop.remove_writer(self.sock.fileno())
+            self._writing = False
+        self.outbox.discard()
+        self.on_lost()
+
+
+def spawn_attached(console: bool = False) -> KeeperLink:
+    """A keeper of this process's own (the supervisor was built without one): it ends with
+    this process, taking every service with it, as an in-process supervisor always did."""
+    mine, theirs = wire.pair()
+    argv = [sys.executable, "-m", "herder.keeper", "--attached", str(theirs.fileno())]
+    if console:
+        argv.append("--console")
+    env = dict(os.environ)
+    env.pop("NOTIFY_SOCKET", None)
+    proc = subprocess.Popen(argv, pass_fds=[theirs.fileno()], close_fds=True, env=env)
+    proc.returncode = 0     # our reaper owns it
+    theirs.close()
+    return KeeperLink(mine, proc.pid)
+
+
+def from_fd(fd: int) -> KeeperLink:
+    sock = socket.socket(fileno=fd)
+    os.set_inheritable(fd, False)
+    sock.setblocking(False)
+    return KeeperLink(sock)
+
+
+def handshake(link: KeeperLink, timeout: float = 30.0) -> dict[str, Any]:
+    """`hello`, then the keeper's `welcome` and its `pipes` messages (blocking: start-up only).
+
+    The welcome's fds: the shared counters, then each stored fd by name; each `pipes`
+    message carries copies of the pipes' read ends the keeper reads."""
+    import selectors
+    import time
+
+    link.send({"t": "hello", "pid": os.getpid()})
+    link.flush_blocking(timeout)
+    welcome: dict[str, Any] | None = None
+    pipes: list[tuple[dict[str, Any], int]] = []
+    early: list[tuple[dict[str, Any], list[int]]] = []
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(link.sock, selectors.EVENT_READ)
+        while True:
+            try:
+                got = wire.receive(link.sock)
+            except BlockingIOError:
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(left):
+                    raise TimeoutError("herder's keeper did not answer") from None
+                continue
+            if got is None:
+                raise ConnectionError("herder's keeper closed the connection")
+            msg, fds = got
+            if msg.get("t") == "welcome":
+                welcome = msg
+                welcome["counters_fd"] = fds[0]
+                welcome["stored_fds"] = dict(zip(msg.get("stored", []), fds[1:], strict=False))
+            elif msg.get("t") == "pipes":
+                pipes += list(zip(msg["pipes"], fds, strict=False))
+                if msg.get("last"):
+                    break
+            else:       # an exit or an event that came first: handled once the supervisor runs
+                early.append((msg, fds))
+    assert welcome is not None
+    welcome["pipe_list"] = pipes
+    welcome["early"] = early
+    return welcome
