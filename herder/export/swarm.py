@@ -30,20 +30,20 @@ FILE = "stack.yml"
 VERSION = "3.8"
 DEFAULT_MONITOR = 5.0
 
-_REPLACED = {"limits.memory", "limits.cpu", "limits.nofile", "limits.nproc", "limits.core", "depends_on"}
+_REPLACED = {"limits.memory", "limits.cpu", "depends_on"}
 
 RULES: tuple[Rule, ...] = (
     *(r for r in compose.COMMON if r.key not in _REPLACED),
     Rule("limits.memory", "deploy.resources.limits.memory", C),
     Rule("limits.cpu", "deploy.resources.limits.cpus", C),
-    Rule("limits.nofile", "ulimits.nofile", A, "Docker 20.10's Swarm ignores ulimits (Docker 23 applies them)"),
-    Rule("limits.nproc", "ulimits.nproc", A, "Docker 20.10's Swarm ignores ulimits (Docker 23 applies them)"),
-    Rule("limits.core", "ulimits.core", A, "Docker 20.10's Swarm ignores ulimits (Docker 23 applies them)"),
     Rule("depends_on", "—", N, "`docker stack deploy` ignores depends_on: every service starts at once (the "
          "file lists the dependencies in a comment); the program must retry until what it needs answers"),
     Rule("autostart", "deploy.replicas: 0", A, "scale it up by hand: `docker service scale STACK_NAME=N`"),
     Rule("restart", "deploy.restart_policy.condition: any", C, when="always"),
     Rule("restart", "deploy.restart_policy.condition: on-failure", C, when="on-failure"),
+    Rule("restart", "deploy.restart_policy.condition: any", A, "Swarm stops an unhealthy task with the stop signal, "
+         "and a program that then exits 0 would not be replaced under on-failure: a clean exit is restarted too",
+         when="on-failure-health"),
     Rule("restart", "deploy.restart_policy.condition: none", C, "the task runs once; the service then shows 0/1",
          when="never"),
     Rule("backoff", "deploy.restart_policy.delay", A, "a fixed delay: backoff.initial"),
@@ -93,16 +93,18 @@ def build(project: Project, report: Report) -> dict[str, Any]:
             rec.note("limits.cpu")
         if resources:
             deploy["resources"] = {"limits": resources}
-        for k in out.get("ulimits", {}):
-            rec.note(f"limits.{k}")
         if spec.depends_on:
             rec.note("depends_on", detail=", ".join(f"{d} = {c}" for d, c in spec.depends_on.items()))
         if not spec.autostart:
             rec.note("autostart")
             deploy["replicas"] = 0
-        rec.note("restart", spec.restart)
-        policy: dict[str, Any] = {"condition": {"always": "any", "on-failure": "on-failure",
-                                                "never": "none"}[spec.restart]}
+        condition = {"always": "any", "on-failure": "on-failure", "never": "none"}[spec.restart]
+        if spec.restart == "on-failure" and spec.health.kind is not None and spec.health.action == "restart":
+            rec.note("restart", "on-failure-health")
+            condition = "any"
+        else:
+            rec.note("restart", spec.restart)
+        policy: dict[str, Any] = {"condition": condition}
         if spec.restart != "never":
             rec.note("backoff", detail=f"delay {compose.duration(spec.backoff.initial)}")
             rec.note("start_limit")
