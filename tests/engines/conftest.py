@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from dockerd import Dockerd, open_dockerd
-from shop import IMAGE, SHOP
+from shop_example import IMAGE, SHOP
 
 
 @pytest.fixture(scope="session")

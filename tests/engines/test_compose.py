@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from dockerd import Dockerd, wait_until
-from shop import export, log_time, stamp, variant
+from shop_example import export, log_time, stamp, variant
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

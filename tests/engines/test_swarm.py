@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from dockerd import Dockerd, wait_until
-from shop import export, stamp, variant
+from shop_example import export, stamp, variant
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -97,12 +97,13 @@ class Container:
         launcher.write_text("#!/usr/bin/python3\nimport sys\nfrom herder.cli import main\nsys.exit(main())\n")
         launcher.chmod(0o755)
 
-    def boot(self) -> None:
+    def boot(self, *extra: str) -> None:
+        """Boot; `extra` are more systemd-nspawn options (--private-network, --bind-ro=…)."""
         self.prepare()
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [str(HERE / "nspawn-boot.sh"), self.name, str(self.root), str(self.upper),
-                 f"--bind-ro={SRC}:/opt/herder-src", f"--bind-ro={dependencies_dir()}:/opt/herder-deps"],
+                 f"--bind-ro={SRC}:/opt/herder-src", f"--bind-ro={dependencies_dir()}:/opt/herder-deps", *extra],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.wait_booted(None)
 

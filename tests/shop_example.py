@@ -13,7 +13,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 SHOP = ROOT / "examples" / "shop"
 IMAGE = "herder-shop:test"
 
