@@ -71,6 +71,7 @@ COMMON: tuple[Rule, ...] = (
          "http, tcp or exec check"),
     Rule("ready", "healthcheck", A, "one healthcheck per service: the health probe is used and the readiness "
          "timeout becomes its start_period", when="health"),
+    Rule("ready", "—", N, "the readiness check is not carried, so neither is its timing", when="unused"),
     Rule("ready.timeout", "healthcheck.start_period", A, "failures inside it do not count; after it, failures make "
          "the container unhealthy instead of failing its start"),
     Rule("ready.interval", "healthcheck.interval", C),
@@ -137,8 +138,12 @@ def healthcheck(spec: ServiceSpec, rec: Recorder) -> dict[str, Any] | None:
     probe_ready = rkind in ("http", "tcp", "exec")
     if rkind in ("notify", "log"):
         rec.note(f"ready.{rkind}")
+    timing = ("ready.timeout", "ready.interval", "ready.attempt_timeout")
     if rkind is None or not probe_ready:
-        rec.skip("ready.timeout", "ready.interval", "ready.attempt_timeout")
+        if rkind:
+            rec.note_changed(timing, "unused")
+        else:
+            rec.skip(*timing)
     if hkind is None:
         rec.skip(*(f"health.{k}" for k in ("interval", "timeout", "initial_delay", "failure_threshold",
                                            "success_threshold", "action", "body")))
@@ -150,7 +155,7 @@ def healthcheck(spec: ServiceSpec, rec: Recorder) -> dict[str, Any] | None:
         start = health.initial_delay
         if probe_ready:
             rec.note(f"ready.{rkind}", "health", target="healthcheck.start_period")
-            rec.skip("ready.interval", "ready.attempt_timeout")
+            rec.note_changed(("ready.interval", "ready.attempt_timeout"), "health")
             rec.note("ready.timeout")
             start += ready.timeout
         rec.note("health.interval")

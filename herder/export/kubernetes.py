@@ -130,6 +130,7 @@ RULES: tuple[Rule, ...] = (
     Rule("ready.exec", "startupProbe.exec", C, "and readinessProbe without a health probe"),
     Rule("ready.log", "—", N, "a probe cannot read a container's output: ready when running; add an http, tcp or "
          "exec check"),
+    Rule("ready", "—", N, "the readiness check is not carried, so neither is its timing", when="unused"),
     Rule("ready.timeout", "startupProbe.failureThreshold", C, "× periodSeconds; 0s (for ever) becomes one day"),
     Rule("ready.interval", "startupProbe.periodSeconds", C, "whole seconds, at least 1"),
     Rule("ready.attempt_timeout", "startupProbe.timeoutSeconds", C, "whole seconds, at least 1"),
@@ -208,8 +209,12 @@ def probes_for(spec: ServiceSpec, rec: Recorder) -> dict[str, Any]:
     rkind, hkind = ready.kind, health.kind
     if rkind in ("notify", "log"):
         rec.note(f"ready.{rkind}")
+    ready_keys = ("ready.timeout", "ready.interval", "ready.attempt_timeout")
     if rkind not in ("http", "tcp", "exec"):
-        rec.skip("ready.timeout", "ready.interval", "ready.attempt_timeout")
+        if rkind:
+            rec.note_changed(ready_keys, "unused")
+        else:
+            rec.skip(*ready_keys)
     if hkind is None:
         rec.skip(*(f"health.{k}" for k in ("interval", "timeout", "initial_delay", "failure_threshold",
                                            "success_threshold", "action", "body")))

@@ -140,6 +140,14 @@ class Recorder:
             self.report.notes.append(Note(self.service, key, rule.status, target or rule.target, text))
         return rule
 
+    def note_changed(self, keys: tuple[str, ...], when: str) -> None:
+        """Note those of `keys` that differ from the default, under case `when`; the rest
+        have no effect here and are not reported."""
+        for key in keys:
+            if value_of(self.spec, key) != value_of(_DEFAULT_SPEC, key):
+                self.note(key, when)
+        self.skip(*keys)
+
     def skip(self, *keys: str) -> None:
         """These keys have no effect here (a check's timing without the check): not reported."""
         self.seen.update(keys)

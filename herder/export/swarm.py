@@ -52,6 +52,7 @@ RULES: tuple[Rule, ...] = (
     Rule("health.action", "—", C, "Swarm replaces a task whose healthcheck fails", when="restart"),
     Rule("health.action", "—", N, "Swarm always replaces an unhealthy task: the health probe is left out (the "
          "readiness check, if any, stays)", when="none"),
+    Rule("health", "—", N, "left out with the probe (health.action = none)", when="none"),
     Rule("rolling", "deploy.update_config", C, "one task at a time (stop-first), judged for `monitor` after it "
          "starts; a failing update rolls back"),
 )
@@ -78,7 +79,10 @@ def build(project: Project, report: Report) -> dict[str, Any]:
         shown = spec
         if spec.health.kind is not None and spec.health.action == "none":
             rec.note("health.action", "none")
-            shown = dataclasses.replace(spec, health=Health())
+            rec.note(f"health.{spec.health.kind}", "none")
+            rec.note_changed(tuple(f"health.{k}" for k in ("body", "interval", "timeout", "initial_delay",
+                                                           "failure_threshold", "success_threshold")), "none")
+            shown = dataclasses.replace(spec, health=Health(watchdog=spec.health.watchdog))
         out = compose.service(project, name, rec, swarm=True, spec=shown)
         deploy: dict[str, Any] = out.setdefault("deploy", {})
         deploy["endpoint_mode"] = "dnsrr"
