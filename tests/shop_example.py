@@ -16,6 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHOP = ROOT / "examples" / "shop"
 IMAGE = "herder-shop:test"
+FULL = ROOT / "tests" / "export" / "configs" / "full" / "herder.toml"   # every herder key set
 
 
 def variant(dest: Path, **changes: tuple[str, str]) -> Path:

@@ -101,6 +101,8 @@ RULES: tuple[Rule, ...] = (
     *COMMON,
     Rule("autostart", "profiles: [manual]", A, "not started by a plain `up`: `docker compose --profile manual up` "
          "or name it"),
+    Rule("autostart", "—", A, "a service that something started depends on: Compose starts it with its dependant "
+         "(herder would wait for it to be started by hand)", when="needed"),
     Rule("restart", "restart: always", C, when="always"),
     Rule("restart", "restart: on-failure", C, when="on-failure"),
     Rule("restart", 'restart: "no"', C, when="never"),
@@ -294,8 +296,12 @@ def build(project: Project, report: Report) -> dict[str, Any]:
         if spec.health.kind is not None:
             rec.note("health.action", spec.health.action)
         if not spec.autostart:
-            rec.note("autostart")
-            out["profiles"] = ["manual"]
+            needed = sorted(d for d in project.dependents(name) if project.services[d].autostart)
+            if needed:
+                rec.note("autostart", "needed", detail=f"needed by {', '.join(needed)}")
+            else:
+                rec.note("autostart")
+                out["profiles"] = ["manual"]
         rec.finish()
         services[name] = out
     return {"services": services}

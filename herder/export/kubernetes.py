@@ -55,12 +55,15 @@ WAIT = (
     " try:\n"
     "  r=u.Request(api+p,headers={'Authorization':'Bearer '+open(d+'/token').read().strip()})\n"
     "  o=json.load(u.urlopen(r,context=ctx,timeout=10));s=o.get('status') or {}\n"
+    "  sp=o.get('spec') or {}\n"
     "  if k=='job':\n"
     "   f={x.get('type'):x.get('status') for x in s.get('conditions') or []}\n"
     "   if f.get('Failed')=='True':sys.exit('%s failed: %s will not start'%(n,os.environ.get('HOSTNAME','')))\n"
-    "   if f.get('Complete')=='True':break\n"
+    "   want=max(1,sp.get('parallelism',1))\n"
+    "   if f.get('Complete')=='True' or c=='started' and s.get('active',0)>=1 or c in('ready','healthy') and "
+    "s.get('ready',0)>=want:break\n"
     "  else:\n"
-    "   want=max(1,(o.get('spec') or {}).get('replicas',1))\n"
+    "   want=max(1,sp.get('replicas',1))\n"
     "   if (s.get('replicas',0) if c=='started' else s.get('readyReplicas',0))>=want:break\n"
     "  print('waiting for %s (%s)'%(n,c),flush=True)\n"
     " except (OSError,ValueError) as e:\n"
@@ -112,10 +115,10 @@ RULES: tuple[Rule, ...] = (
     Rule("kill", "—", A, "the kubelet SIGKILLs every process in the container", when="group"),
     Rule("kill", "—", A, "the kubelet SIGKILLs every process in the container", when="main"),
     Rule("reload_signal", "—", N, "send it by hand: `kubectl exec POD -- kill -s HUP 1`"),
-    Rule("depends_on", "initContainers: wait-NAME", A, "waits (through the API) until the Deployment has pods",
-         when="started"),
+    Rule("depends_on", "initContainers: wait-NAME", A, "waits (through the API) until the Deployment has pods (a "
+         "Job: an active pod)", when="started"),
     Rule("depends_on", "initContainers: wait-NAME", C, "waits (through the API) until every replica of the "
-         f"Deployment is ready ({PY}; a Role allows the get)", when="ready"),
+         f"Deployment is ready (a Job: its pods, or complete) ({PY}; a Role allows the get)", when="ready"),
     Rule("depends_on", "initContainers: wait-NAME", C, "waits (through the API) until every replica is ready: "
          f"the readinessProbe carries the health probe ({PY})", when="healthy"),
     Rule("depends_on", "initContainers: wait-NAME", C, f"waits (through the API) until the Job is complete ({PY}); "
@@ -334,7 +337,7 @@ def build(project: Project, report: Report) -> list[dict[str, Any]]:
                 continue
             kind = "job" if project.is_job(dep) else "deployment"
             waits["jobs" if kind == "job" else "deployments"].add(kn[dep])
-            rec.note("depends_on", "completed" if kind == "job" else cond, detail=f"{dep} = {cond}")
+            rec.note("depends_on", cond, detail=f"{dep} = {cond}")
             inits.append({"name": f"wait-{kn[dep]}", "image": project.image,
                           "command": ["python3", f"{WAIT_DIR}/wait.py", kind, kn[dep], cond],
                           "volumeMounts": [{"name": "herder-wait", "mountPath": WAIT_DIR, "readOnly": True}]})

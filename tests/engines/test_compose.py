@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from dockerd import Dockerd, wait_until
-from shop_example import export, log_time, stamp, variant
+from shop_example import FULL, export, log_time, stamp, variant
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -144,3 +144,13 @@ def test_a_failing_one_shot_keeps_dependants_down(version: str, dockerd: Dockerd
         assert started == [], "web started although migrate failed"
     finally:
         dockerd.compose(version, u.project, "down", "-t", "1", cwd=out, check=False)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_every_key_exports_to_a_file_compose_accepts(version: str, dockerd: Dockerd, tmp_path: Path) -> None:
+    """tests/export/configs/full sets every herder key: both Compose versions must load the result."""
+    out = tmp_path / "out"
+    export(FULL, "compose", out)
+    res = dockerd.compose(version, "herder-export-full", "config", cwd=out)
+    assert "PRICE: $$5 $$(HOME) 100%" in res.stdout or "PRICE: $5 $(HOME) 100%" in res.stdout
+    assert "ignor" not in res.stderr.lower() and "unsupported" not in res.stderr.lower(), res.stderr

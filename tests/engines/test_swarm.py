@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from dockerd import Dockerd, wait_until
-from shop_example import export, stamp, variant
+from shop_example import FULL, export, stamp, variant
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -120,3 +120,21 @@ def test_an_update_that_never_gets_healthy_is_rolled_back(stack: Stack) -> None:
     wait_until("the automatic rollback", lambda: stack.update_state("web") == "rollback_completed", timeout=180)
     webs = wait_until("2 healthy tasks after the rollback", lambda: stack.healthy("web", 2), timeout=60)
     assert [env_of(c).get("VERSION") for c in webs] == ["2", "2"]
+
+
+def test_every_key_exports_to_a_stack_swarm_accepts(dockerd: Dockerd, stack: Stack, tmp_path: Path) -> None:
+    """tests/export/configs/full sets every herder key: Swarm must take the stack file as it is."""
+    out = tmp_path / "out"
+    export(FULL, "swarm", out)
+    res = dockerd.docker("stack", "deploy", "-c", str(out / "stack.yml"), "herder-full")
+    try:
+        assert "Ignoring unsupported options" not in res.stdout + res.stderr, res.stdout + res.stderr
+        spec = dockerd.inspect("herder-full_api")["Spec"]
+        assert spec["Mode"]["Replicated"]["Replicas"] == 3
+        assert spec["TaskTemplate"]["RestartPolicy"] == {"Condition": "any", "Delay": 1_000_000_000,
+                                                         "MaxAttempts": 7, "Window": 120_000_000_000}
+        assert spec["UpdateConfig"]["Parallelism"] == 1 and spec["UpdateConfig"]["FailureAction"] == "rollback"
+        assert spec["TaskTemplate"]["ContainerSpec"]["StopSignal"] == "SIGQUIT"
+        assert dockerd.inspect("herder-full_migrate")["Spec"]["Mode"]["Replicated"]["Replicas"] == 0  # autostart
+    finally:
+        dockerd.docker("stack", "rm", "herder-full", check=False)

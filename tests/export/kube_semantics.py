@@ -109,7 +109,7 @@ def _wait(c: dict[str, Any], where: str, pod: dict[str, Any], objects: set[tuple
     target = ("Job" if kind == "job" else "Deployment", name)
     if target not in objects:
         out.append(f"{cw}: waits for {target[0]}/{name}, which is not in this export")
-    if cond not in ("started", "ready", "healthy", "completed") or (cond == "completed") != (kind == "job"):
+    if cond not in ("started", "ready", "healthy", "completed") or (cond == "completed" and kind != "job"):
         out.append(f"{cw}: condition {cond} does not fit a {kind}")
     mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
     volume = mounts.get(cmd[1].rsplit("/", 1)[0])
