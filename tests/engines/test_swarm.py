@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dockerd import Dockerd, wait_until
+from engines.dockerd import Dockerd, wait_until
 from shop_example import FULL, export, stamp, variant
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]

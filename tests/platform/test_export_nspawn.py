@@ -118,6 +118,7 @@ def test_limits_as_systemd_records_them(shop: Shop) -> None:
 def test_killed_instance_is_restarted(shop: Shop) -> None:
     unit = "shop-web@0.service"
     old = shop.ct.show(unit, "MainPID")
+    assert old.isdigit() and int(old) > 1, f"{unit} has no main process ({old!r})"
     shop.ct.sh(f"kill -9 {old}")
 
     def back() -> str | None:
