@@ -127,7 +127,7 @@ def size(n: int) -> str:
     return binary_size(n)
 
 
-def argv(project: Project, rec: Recorder, values: tuple[str, ...]) -> list[str]:
+def argv(rec: Recorder, values: tuple[str, ...]) -> list[str]:
     if any("{replica}" in v for v in values):
         rec.note("{replica}")
     return [replica_free(v) for v in values]
@@ -150,7 +150,7 @@ def healthcheck(spec: ServiceSpec, rec: Recorder) -> dict[str, Any] | None:
         rec.skip(*(f"health.{k}" for k in ("interval", "timeout", "initial_delay", "failure_threshold",
                                            "success_threshold", "action", "body")))
     if hkind is not None:
-        test = probes.once(hkind, health, health.timeout)
+        test = probes.once(hkind, health, health.timeout) or ()
         rec.note(f"health.{hkind}")
         if health.body:
             rec.note("health.body")
@@ -167,7 +167,7 @@ def healthcheck(spec: ServiceSpec, rec: Recorder) -> dict[str, Any] | None:
             rec.note("health.initial_delay")
         interval, timeout, retries = health.interval, health.timeout, health.failure_threshold
     elif probe_ready:
-        test = probes.once(str(rkind), ready, ready.attempt_timeout)
+        test = probes.once(str(rkind), ready, ready.attempt_timeout) or ()
         rec.note(f"ready.{rkind}")
         rec.note("ready.timeout", detail=f"start_period {duration(ready.timeout)}" if ready.timeout else
                  "0s (wait for ever) becomes a start_period of 1 hour")
@@ -177,7 +177,6 @@ def healthcheck(spec: ServiceSpec, rec: Recorder) -> dict[str, Any] | None:
         interval, timeout, retries = ready.interval, ready.attempt_timeout, 3
     else:
         return None
-    assert test is not None
     out: dict[str, Any] = {
         "test": ["CMD", *test],
         "interval": duration(interval),
@@ -225,7 +224,7 @@ def service(project: Project, name: str, rec: Recorder, *, swarm: bool,
     rec.note("command")
     if spec.shell:
         rec.note("shell")
-    out["command"] = argv(project, rec, spec.command)
+    out["command"] = argv(rec, spec.command)
     workdir, case = project.in_image(spec.cwd)
     rec.note("cwd", case, detail=workdir if case else "")
     out["working_dir"] = replica_free(workdir)

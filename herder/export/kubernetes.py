@@ -41,36 +41,6 @@ MANAGED = "app.kubernetes.io/managed-by"
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::")
 
 WAIT_DIR = "/herder-wait"
-#: An init container's wait (ConfigMap key wait.py): argv[1] deployment|job, argv[2] name, argv[3] condition.
-WAIT = (
-    "import json,os,ssl,sys,time,urllib.request as u\n"
-    "k,n,c=sys.argv[1:4]\n"
-    "d=os.environ.get('HERDER_SA_DIR','/var/run/secrets/kubernetes.io/serviceaccount')\n"
-    "ns=open(d+'/namespace').read().strip()\n"
-    "h=os.environ['KUBERNETES_SERVICE_HOST'];h='['+h+']' if ':' in h else h\n"
-    "api='https://%s:%s'%(h,os.environ['KUBERNETES_SERVICE_PORT'])\n"
-    "p=('/apis/batch/v1/namespaces/%s/jobs/%s' if k=='job' else '/apis/apps/v1/namespaces/%s/deployments/%s')%(ns,n)\n"
-    "ctx=ssl.create_default_context(cafile=d+'/ca.crt')\n"
-    "while True:\n"
-    " try:\n"
-    "  r=u.Request(api+p,headers={'Authorization':'Bearer '+open(d+'/token').read().strip()})\n"
-    "  o=json.load(u.urlopen(r,context=ctx,timeout=10));s=o.get('status') or {}\n"
-    "  sp=o.get('spec') or {}\n"
-    "  if k=='job':\n"
-    "   f={x.get('type'):x.get('status') for x in s.get('conditions') or []}\n"
-    "   if f.get('Failed')=='True':sys.exit('%s failed: %s will not start'%(n,os.environ.get('HOSTNAME','')))\n"
-    "   want=max(1,sp.get('parallelism',1))\n"
-    "   if f.get('Complete')=='True' or c=='started' and s.get('active',0)>=1 or c in('ready','healthy') and "
-    "s.get('ready',0)>=want:break\n"
-    "  else:\n"
-    "   want=max(1,sp.get('replicas',1))\n"
-    "   if (s.get('replicas',0) if c=='started' else s.get('readyReplicas',0))>=want:break\n"
-    "  print('waiting for %s (%s)'%(n,c),flush=True)\n"
-    " except (OSError,ValueError) as e:\n"
-    "  print('waiting for %s (%s): %s'%(n,c,e),flush=True)\n"
-    " time.sleep(2)"
-)
-
 RULES: tuple[Rule, ...] = (
     Rule("name", "metadata.name", A, "made a DNS-1123 label (lower case, - for _)", when="renamed"),
     Rule("command", "containers[].command", C, "replaces the image's ENTRYPOINT"),
@@ -401,7 +371,7 @@ def rbac(project: Project, name: str, waits: dict[str, set[str]]) -> list[dict[s
              for group, res, objs in (("apps", "deployments", waits["deployments"]), ("batch", "jobs", waits["jobs"]))
              if objs]
     return [
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"wait.py": WAIT + "\n"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"wait.py": probes.WAIT + "\n"}},
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta, "rules": rules},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta,

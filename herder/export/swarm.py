@@ -25,6 +25,7 @@ from herder.export.report import APPROXIMATED as A
 from herder.export.report import CARRIED as C
 from herder.export.report import NOT_CARRIED as N
 from herder.export.report import Mapping, Recorder, Report, Rule
+from herder.units import parse_duration
 
 FILE = "stack.yml"
 VERSION = "3.8"
@@ -65,7 +66,6 @@ def monitor(check: dict[str, Any] | None) -> float:
     if check is None:
         return DEFAULT_MONITOR
     secs = {"start_period": 0.0, "interval": 0.0, "timeout": 0.0}
-    from herder.units import parse_duration
     for k in secs:
         if k in check:
             secs[k] = parse_duration(check[k])

@@ -71,10 +71,10 @@ RULES: tuple[Rule, ...] = (
     Rule("reload_signal", "ExecReload=", C, "`systemctl reload UNIT` sends it"),
     Rule("depends_on", "Wants= + After=", A, "After= waits until the dependency's start finished, with its "
          "readiness check when it has one", when="started"),
-    Rule("depends_on", "Requires= + After=", C, "the dependency's start includes its readiness check",
-         when="ready"),
-    Rule("depends_on", "Requires= + After=", A, "systemd has no health state: waits until the dependency is ready",
-         when="healthy"),
+    Rule("depends_on", "Wants= + After=", A, "After= waits until the dependency's start finished, its readiness "
+         "check included; if that start fails, systemd starts this unit anyway (herder would wait). Requires= "
+         "would restart this unit at each automatic restart of the dependency", when="ready"),
+    Rule("depends_on", "Wants= + After=", A, "as for ready: systemd has no health state", when="healthy"),
     Rule("depends_on", "Requires= + After= on a Type=oneshot unit", C, "the dependent starts only after the "
          "one-shot exited successfully; a failure fails the dependent's start", when="completed"),
     Rule("bind", "PartOf=", A, "a stop or restart of the dependency through systemctl is passed on; an automatic "

@@ -15,9 +15,11 @@ Mapping decisions (docs/install.md has the table):
 - a single program gets ``KillMode=control-group`` (``kill = "main"`` → ``mixed``).
 - hardening is on by default in system scope; user managers cannot build most sandboxes
   without user namespaces, so user units only get NoNewPrivileges.
-- a dependency's condition picks the directive: ``started`` → Wants= (start it too, go on
-  if it fails), ``ready``/``healthy``/``completed`` → Requires= (its start must succeed
-  first). Both with After=. Installs only ever have ``started``.
+- a dependency's condition picks the directive, always with After=: ``completed`` →
+  Requires= (a one-shot's success gates the start); any other → Wants=. Requires= on a
+  long-running unit would also restart the dependant at each of the dependency's
+  automatic restarts (seen on systemd 252), which is herder's ``bind``, not its
+  default. Installs only ever have ``started``.
 - ``limits`` map to MemoryMax=, CPUQuota=, LimitNOFILE=, LimitNPROC=, LimitCORE=.
 
 ``herder export systemd`` renders its units here too, passing :class:`UnitExtras` for what
@@ -161,7 +163,7 @@ def render_unit(spec: InstallSpec, features: Features = Features(), extras: Unit
     if supervisor and system:
         unit += ["Wants=network-online.target", "After=network-online.target"]
     for dep in spec.depends:
-        strong = svc.depends_on.get(dep, "started") != "started"
+        strong = svc.depends_on.get(dep, "started") == "completed"
         unit += [f"{'Requires' if strong else 'Wants'}={unit_name(dep)}", f"After={unit_name(dep)}"]
         if svc.bind:
             unit.append(f"PartOf={unit_name(dep)}")

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from herder.export import kubernetes, probes
+from herder.export import probes
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -127,7 +127,7 @@ def api(tmp_path: Path, serve: Any) -> Iterator[Any]:
         port = serve([(200, json.dumps(a)) for a in answers], tls, seen)
         env = {"HERDER_SA_DIR": str(sa), "KUBERNETES_SERVICE_HOST": "127.0.0.1",
                "KUBERNETES_SERVICE_PORT": str(port), "PATH": "/usr/bin:/bin"}
-        return run(["python3", "-c", kubernetes.WAIT, kind, name, cond], env=env, timeout=60), seen
+        return run(["python3", "-c", probes.WAIT, kind, name, cond], env=env, timeout=60), seen
 
     yield wait
 

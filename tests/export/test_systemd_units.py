@@ -29,7 +29,8 @@ def test_units_verify_clean(config: str, tmp_path: Path) -> None:
 def test_full_units_map_as_documented() -> None:
     files = exported("full", "systemd").files
     api = files["full-api@.service"]
-    for line in ("Requires=full-db.service", "Requires=full-migrate@0.service", "Requires=full-migrate@1.service",
+    for line in ("Wants=full-db.service", "PartOf=full-db.service", "Requires=full-migrate@0.service",
+                 "Requires=full-migrate@1.service",
                  "Wants=full-cache.service", "After=full-search.service", "PartOf=full.target",
                  "KillMode=mixed", "KillSignal=SIGQUIT", "TimeoutStopSec=7500ms", "SuccessExitStatus=3",
                  "MemoryMax=1G", "CPUQuota=150%", "LimitNOFILE=8192", "LimitNPROC=256", "LimitCORE=infinity",

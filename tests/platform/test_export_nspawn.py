@@ -99,7 +99,9 @@ def test_replicas_are_template_instances(shop: Shop) -> None:
     for i in (0, 1):
         unit = f"shop-web@{i}.service"
         assert f"PORT=808{i}" in shop.ct.show(unit, "Environment")
-        assert f"web{i}: listening on 808{i}" in shop.journal(unit)
+        # Type=exec: active once started; the program says when it listens
+        wait_until(f"web{i} to listen", lambda u=unit, i=i: f"web{i}: listening on 808{i}" in shop.journal(u),
+                   timeout=60)
     assert shop.ct.run(["python3", "-c", "import urllib.request as u; print(u.urlopen('http://127.0.0.1:8081/health')"
                         ".read().decode())"]).stdout.strip() == "web1 ok"
 
@@ -117,6 +119,7 @@ def test_limits_as_systemd_records_them(shop: Shop) -> None:
 
 def test_killed_instance_is_restarted(shop: Shop) -> None:
     unit = "shop-web@0.service"
+    worker = shop.ct.show("shop-worker.service", "MainPID")
     old = shop.ct.show(unit, "MainPID")
     assert old.isdigit() and int(old) > 1, f"{unit} has no main process ({old!r})"
     shop.ct.sh(f"kill -9 {old}")
@@ -127,6 +130,8 @@ def test_killed_instance_is_restarted(shop: Shop) -> None:
         return pid if up and pid not in ("0", old) and shop.journal(unit).count("listening on 8080") == 2 else None
 
     assert wait_until("web@0 restarted (Restart=on-failure)", back, timeout=60) != old
+    # the worker depends on web (ready) without bind: web's restart leaves it alone (Wants=, not Requires=)
+    assert shop.ct.show("shop-worker.service", "MainPID") == worker
 
 
 def test_stop_signal_and_stop_timeout(shop: Shop) -> None:
@@ -139,7 +144,10 @@ def test_stop_signal_and_stop_timeout(shop: Shop) -> None:
     shop.ct.run(["systemctl", "stop", "shop-worker.service"], timeout=60)
     log = shop.journal("shop-worker.service")
     assert "got SIGINT, finishing the current job and exiting 0" in log and "SIGTERM" not in log
-    assert shop.ct.show("shop-worker.service", "Result") == "success"
+    assert shop.ct.show("shop-worker.service", "Result") == "success", (
+        shop.ct.run(["systemctl", "show", "shop-worker.service", "-p", "ExecMainStatus", "-p", "ExecMainCode",
+                     "-p", "NRestarts"]).stdout + shop.ct.run(["journalctl", "-o", "short-monotonic", "--no-pager",
+                                                               "-n", "60"]).stdout)
 
 
 def test_a_failing_one_shot_keeps_its_dependant_down(shop: Shop) -> None:
