@@ -2,8 +2,8 @@
 
 Compose and Swarm run a healthcheck *inside the container*; systemd runs ExecStartPost on
 the host; a Kubernetes init container waits from another pod, asking the API server
-(WAIT). None of them can call herder's own probe code, so each check becomes a short Python program passed with
-`python3 -c` (the same semantics as herder's: an http check passes on 2xx/3xx, with
+(WAIT). None of them can call herder's own probe code, so each check becomes a short
+Python program passed with `python3 -c` (the same semantics as herder's: an http check passes on 2xx/3xx, with
 `body` also matching; a tcp check passes when the connection opens). Python because
 every image and host that runs herder's programs is likely to have it, and curl/wget are
 not; the report says "needs python3" wherever one is used. The programs take their
