@@ -95,11 +95,7 @@ def escape_kubernetes(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _yaml(header: list[str], *docs: Any) -> str:
-    try:
-        import yaml
-    except ImportError:
-        raise UsageError("herder export writes YAML with PyYAML, which is not installed: "
-                         "pip install 'herder[export]' (or PyYAML)") from None
+    import yaml
 
     class Dumper(yaml.SafeDumper):
         def ignore_aliases(self, data: Any) -> bool:  # no &id001 anchors: every value written out
