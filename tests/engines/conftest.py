@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from engines.dockerd import Dockerd, open_dockerd
 from shop_example import IMAGE, SHOP
+
+from engines.dockerd import Dockerd, open_dockerd
 
 
 @pytest.fixture(scope="package")

@@ -24,26 +24,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
+
+from herdertest import wait_until
 
 HERE = Path(__file__).resolve().parent
 DOCKER = "/usr/bin/docker"      # Debian's client, the daemon's version (not another docker on PATH)
-T = TypeVar("T")
-
-
-def wait_until(what: str, check: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.2) -> T:
-    """Poll `check` until it returns something truthy; fail naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
 
 
 def setup() -> tuple[dict[str, str] | None, str]:

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engines.dockerd import Dockerd, wait_until
+from herdertest import wait_until
 from shop_example import FULL, export, stamp, variant
+
+from engines.dockerd import Dockerd
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
