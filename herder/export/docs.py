@@ -97,7 +97,7 @@ and a worker stopped with SIGINT), used by the tests and by this page.
   `kubernetes-validate --strict` against Kubernetes 1.30 and 1.37, plus the checks a schema
   cannot make: DNS-1123 names, selectors matching template labels, Job and Deployment restart
   policies, probe ports, every init-container wait naming an object of the export that its
-  service account may read (tests/export/test_kubernetes.py). The wait program itself runs
+  service account may read (tests/export/test_export_kubernetes.py). The wait program itself runs
   against a stand-in API server in the tests.
 """
 

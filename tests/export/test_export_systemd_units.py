@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from exports import exported
+from export_cases import exported
 
 from herder.export import REPORT_FILE
 

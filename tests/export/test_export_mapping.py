@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from exports import TARGETS, exported
+from export_cases import TARGETS, exported
 
 from herder.config import load
 from herder.export import MAPPINGS, REPORT_FILE
@@ -36,7 +36,7 @@ def test_every_changed_key_is_in_the_report(config: str, target: str) -> None:
 
 
 def test_the_full_config_touches_every_key() -> None:
-    from exports import CONFIGS
+    from export_cases import CONFIGS
 
     cfg = load(CONFIGS["full"], check_accounts=False)
     changed = {k for spec in cfg.services.values() for k in changed_keys(spec)}

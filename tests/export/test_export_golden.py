@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from exports import HERE, TARGETS, exported, normalised
+from export_cases import HERE, TARGETS, exported, normalised
 
 GOLDEN = HERE / "golden"
 

@@ -1,5 +1,5 @@
 """Kubernetes exports against the real schemas (kubernetes-validate --strict, 1.30 and 1.37)
-and the semantic checks a schema cannot make (kube_semantics.py).
+and the semantic checks a schema cannot make (export_kube_semantics.py).
 
 No cluster can run on this machine (platform-testing.md, section D): the schemas and the
 semantic checks are the proof, and the checks themselves are tested on manifests that
@@ -18,8 +18,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from exports import exported
-from kube_semantics import problems
+from export_cases import exported
+from export_kube_semantics import problems
 
 from herder.export import kubernetes
 
