@@ -24,7 +24,7 @@ import dataclasses
 from pathlib import PurePosixPath
 
 from herder.export import probes
-from herder.export.project import Project
+from herder.export.project import Project, replica_free
 from herder.export.report import APPROXIMATED as A
 from herder.export.report import CARRIED as C
 from herder.export.report import NOT_CARRIED as N
@@ -47,7 +47,7 @@ RULES: tuple[Rule, ...] = (
          "config's folder", when="unset"),
     Rule("env", "Environment=", C),
     Rule("env_file", "Environment=", C, "read at export time and written inline"),
-    Rule("{replica}", "%i", C, "the template unit's instance name is the replica number"),
+    Rule("{replica}", "%i", C, "the template unit's instance name is the replica number (0 with one replica)"),
     Rule("user", "User=", C, "the account must exist on the host"),
     Rule("group", "Group=", C),
     Rule("replicas", "NAME@.service, instances NAME@0 … NAME@N-1", C),
@@ -210,7 +210,11 @@ def unit(project: Project, name: str, rec: Recorder) -> tuple[str, str]:
         rec.note("health", detail=f"health.{spec.health.kind} and its settings")
         rec.skip("health")
 
-    shown = dataclasses.replace(spec, command=tuple(command), cwd=cwd, depends_on=depends, restart=restart)
+    if not template:   # one instance: {replica} is 0, as herder substitutes it
+        command = [replica_free(a) for a in command]
+        cwd = replica_free(cwd)
+    env = spec.env if template else {k: replica_free(v) for k, v in spec.env.items()}
+    shown = dataclasses.replace(spec, command=tuple(command), cwd=cwd, env=env, depends_on=depends, restart=restart)
     base = unit_base(project, name)
     install = InstallSpec(f"{base}@" if template else base, shown, notify=notify, hardening=False,
                           watchdog=watchdog, description=f"{name} ({project.name}, exported by herder)"

@@ -87,7 +87,6 @@ class UnitExtras:
     template: bool = False                 # a template unit: "{replica}" becomes %i
     part_of: tuple[str, ...] = ()          # PartOf= (the project's target)
     wanted_by: str | None = None           # [Install] WantedBy= (default multi-user/default.target)
-    extra_service: tuple[str, ...] = ()    # more [Service] lines, already rendered
 
 
 def detect_features() -> Features:
@@ -222,7 +221,6 @@ def render_unit(spec: InstallSpec, features: Features = Features(), extras: Unit
         if svc.logs.stderr != "merge":
             service.append(f"StandardError=append:{_percent(str(Path(spec.log_dir) / f'{spec.name}.err.log'))}")
     service += limit_lines(svc)
-    service += list(ext.extra_service)
     if spec.hardening:
         if system:
             service += list(HARDENING_SYSTEM) + ([] if supervisor else list(HARDENING_PROGRAM_ONLY))

@@ -43,5 +43,7 @@ def test_full_units_map_as_documented() -> None:
     cache = files["full-cache.service"]
     assert "Type=notify" in cache and "WatchdogSec=10s" in cache
     assert f"ExecStart={exported('full', 'systemd').project.base}/bin/cache --port 6379" in cache
+    assert "{replica}" not in "".join(t for n, t in files.items() if n != REPORT_FILE)
+    assert 'Environment="SLOT=0"' in files["full-Odd_Name.service"]
     target = files["full.target"]
     assert "Wants=full-api@2.service" in target and "migrate" not in target and "Odd_Name" not in target
