@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from herder.errors import EXIT_OK, UsageError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 COMMAND = "export"
 #: Every file herder writes starts with a comment naming the command; others are the user's.
@@ -53,6 +55,8 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     out_dir = Path(args.output) if args.output else None
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"-o {out_dir}: not a directory; expected a directory to write into (it is created if "
