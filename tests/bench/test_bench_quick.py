@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def _bench_processes(since: float, root: Path) -> list[str]:
 
 
 @pytest.mark.timeout(900)
-def test_bench_quick_runs_every_measure_and_leaves_nothing(tmp_path: Path) -> None:
+def test_bench_quick_runs_every_measure_and_leaves_nothing(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     if not shutil.which("gcc"):
         pytest.skip("gcc not found: the benchmark's children are C programs")
     setup = subprocess.run(["bash", str(ROOT / "bench" / "setup.sh")], capture_output=True, text=True, timeout=600)
@@ -46,9 +47,12 @@ def test_bench_quick_runs_every_measure_and_leaves_nothing(tmp_path: Path) -> No
         pytest.skip(f"bench peers could not be installed (no network?): {setup.stderr.strip()[-300:]}")
     since = time.time() - 1
     out = tmp_path / "quick.json"
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    env = {**os.environ, "TMPDIR": str(scratch)}   # the bench's temp dirs: this run's, found by path
+    # The bench's temp dirs: this run's, found by path. A short one: the tools' Unix sockets live
+    # in it, and under pytest's tmp_path their paths pass the 107-byte AF_UNIX limit (then no
+    # tool can start and every measure times out).
+    scratch = Path(tempfile.mkdtemp(prefix="hb-", dir="/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(scratch, ignore_errors=True))
+    env = {**os.environ, "TMPDIR": str(scratch)}
     run = subprocess.run([str(BENCH_PY), str(ROOT / "bench" / "compare.py"), "--quick", "--out", str(out)],
                          capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)  # ~60 s idle; bound: a hang
     assert run.returncode == 0, run.stderr[-2000:]
