@@ -69,7 +69,8 @@ def monitor(check: dict[str, Any] | None) -> float:
     for k in secs:
         if k in check:
             secs[k] = parse_duration(check[k])
-    return secs["start_period"] + (secs["interval"] + secs["timeout"]) * (int(check["retries"]) + 1) + 1.0
+    # the start period, then `retries` failures, each at most interval + timeout apart
+    return secs["start_period"] + (secs["interval"] + secs["timeout"]) * int(check["retries"]) + secs["interval"]
 
 
 def build(project: Project, report: Report) -> dict[str, Any]:
