@@ -39,7 +39,7 @@ def _bench_processes(since: float, root: Path) -> list[str]:
 
 
 @pytest.mark.timeout(900)
-def test_bench_quick_runs_every_measure_and_leaves_nothing(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_bench_quick_runs_every_measure_and_leaves_nothing(tmp_path: Path) -> None:
     if not shutil.which("gcc"):
         pytest.skip("gcc not found: the benchmark's children are C programs")
     setup = subprocess.run(["bash", str(ROOT / "bench" / "setup.sh")], capture_output=True, text=True, timeout=600)
@@ -47,11 +47,8 @@ def test_bench_quick_runs_every_measure_and_leaves_nothing(tmp_path: Path, reque
         pytest.skip(f"bench peers could not be installed (no network?): {setup.stderr.strip()[-300:]}")
     since = time.time() - 1
     out = tmp_path / "quick.json"
-    # The bench's temp dirs: this run's, found by path. A short one: the tools' Unix sockets live
-    # in it, and under pytest's tmp_path their paths pass the 107-byte AF_UNIX limit (then no
-    # tool can start and every measure times out).
-    scratch = Path(tempfile.mkdtemp(prefix="hb-", dir="/tmp"))
-    request.addfinalizer(lambda: shutil.rmtree(scratch, ignore_errors=True))
+    # the bench's temp dirs: this run's, found by path (short: socket paths must fit in 108 bytes)
+    scratch = Path(tempfile.mkdtemp(prefix="hbq", dir="/tmp"))
     env = {**os.environ, "TMPDIR": str(scratch)}
     run = subprocess.run([str(BENCH_PY), str(ROOT / "bench" / "compare.py"), "--quick", "--out", str(out)],
                          capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)  # ~60 s idle; bound: a hang
@@ -71,6 +68,7 @@ def test_bench_quick_runs_every_measure_and_leaves_nothing(tmp_path: Path, reque
     assert all(c["sha256_ok"] for c in doc["results"]["logs_mbps"]["herder"]["checks"])
     assert doc["results"]["orphans"]["herder"]["samples"] == [0]
     assert _bench_processes(since, scratch) == []
+    shutil.rmtree(scratch, ignore_errors=True)
 
     png, md = tmp_path / "ratios.png", tmp_path / "performance.md"
     md.write_text("# Performance\n\nhand-written text\n")
