@@ -80,9 +80,9 @@ class Ctx:
     def _adopted(self, inst: Instance, before: State) -> None:
         """What was in flight for the old decision process is asked again: a readiness or
         liveness check it was waiting for, the stop signal of a stop it had decided."""
-        if before is State.STARTING and inst.pid is not None and inst.state is State.STARTING:
-            if inst.spec.ready.kind in ("http", "tcp", "exec") and TimerKind.RETRY not in inst.timers:
-                self.out.add(fx.RunCheck(inst.name, Check.READY, inst.run))
+        if before is State.STARTING and inst.pid is not None and inst.state is State.STARTING \
+                and inst.spec.ready.kind in ("http", "tcp", "exec") and TimerKind.RETRY not in inst.timers:
+            self.out.add(fx.RunCheck(inst.name, Check.READY, inst.run))
         if inst.state in UP and inst.probe is not None and inst.probe.ready and inst.probe.probed \
                 and TimerKind.PROBE not in inst.timers:
             self.out.add(fx.RunCheck(inst.name, Check.HEALTH, inst.run))

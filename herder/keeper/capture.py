@@ -23,11 +23,11 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from herder.keeper.counters import DONE, DROPPED, READ, UNWRITTEN, WRITTEN, Counters
+from herder.keeper.counters import DROPPED, UNWRITTEN, WRITTEN, Counters
 from herder.logs._files import Compressor, RotatingFile
 from herder.logs._forward import Forwarder, make_forwarder
 from herder.logs._framing import Framer, Record
@@ -86,17 +86,13 @@ class Watch:
     done: bool = False
 
 
-@dataclass(eq=False)
 class Follower(Tap):
     """A follower of `herder logs -f` (or the foreground console of a remote view): its
     lines go to the decision process; past FOLLOW_BACKLOG queued bytes they are skipped."""
 
-    fid: int = 0
-    emit: Emit = field(default=lambda m: None)
-    backlog: Callable[[], int] = field(default=lambda: 0)
-
-    def __post_init__(self) -> None:
-        self.skipped = 0
+    def __init__(self, names: set[str] | None, fid: int, emit: Emit, backlog: Callable[[], int]) -> None:
+        super().__init__(names)
+        self.fid, self.emit, self.backlog = fid, emit, backlog
 
     def offer(self, records: list[Record]) -> None:
         if self.backlog() > FOLLOW_BACKLOG:
@@ -203,7 +199,9 @@ class Capture:
         return chans
 
     def unwatch(self, name: str) -> None:
-        self.pump.in_writer(lambda: self.watches.pop(name, None))
+        def drop() -> None:
+            self.watches.pop(name, None)
+        self.pump.in_writer(drop)
 
     def drain(self, name: str, then: Callable[[list[str]], None]) -> None:
         """Read what the exited instance's pipes hold, write it, then call `then(stderr tail)`
@@ -399,7 +397,8 @@ class Capture:
 
     def export(self) -> tuple[dict[str, Any], list[int]]:
         """Quiesced: every open channel with its fd, spec and unfinished line; the tails."""
-        chans, fds = [], []
+        chans: list[dict[str, Any]] = []
+        fds: list[int] = []
         for name, cs in self.current.items():
             open_ = [c for c in cs if not c.closed]
             if not open_:

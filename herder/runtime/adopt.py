@@ -133,7 +133,7 @@ def from_system(sup: Supervisor, known: set[str]) -> None:
         if st is not None and st == rec.start_time and tree.cookie(rec.pid) == rec.cookie and rec.cookie:
             by_name[name] = (rec.pid, rec.cookie, st)
     members: dict[str, set[int]] = {}
-    for pid, (name, cookie) in scan.items():
+    for pid, (name, _cookie) in scan.items():
         members.setdefault(name, set()).add(pid)
         if name in by_name or name in known or name not in sup.world.instances:
             continue
@@ -162,9 +162,11 @@ def from_system(sup: Supervisor, known: set[str]) -> None:
     if adopt_children and sup.link is not None:
         sup.link.send({"t": "adopt", "children": adopt_children, "pipes": pipes}, pipe_fds)
         lost = [n for n in by_name if n not in {p["name"] for p in pipes}]
-        sup.events.emit("", "supervisor", f"herder: adopted {len(by_name)} instance(s) a killed herder left running "
+        sup.events.emit("", "supervisor",
+                        f"herder: adopted {len(by_name)} instance(s) a killed herder left running "
                         f"({', '.join(sorted(by_name))}); followed by pidfd, exit status unknown when they end"
-                        + (f"; output not recoverable for {', '.join(sorted(lost))} (its pipe is gone)" if lost else ""),
+                        + (f"; output not recoverable for {', '.join(sorted(lost))} (its pipe is gone)"
+                           if lost else ""),
                         {"adopted": sorted(by_name)})
 
 

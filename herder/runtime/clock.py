@@ -38,7 +38,7 @@ class MonotonicClock:
         return time.monotonic()
 
     def wake_at(self, deadline: float, callback: Callable[[], None]) -> Wakeup:
-        import asyncio   # here, not at the top: the keeper imports this module and never asyncio
+        import asyncio  # here, not at the top: the keeper imports this module and never asyncio
 
         loop = asyncio.get_running_loop()
         return loop.call_at(loop.time() + max(0.0, deadline - self.now()), callback)

@@ -18,8 +18,12 @@ import argparse
 import json
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from herder.errors import HerderError
+
+if TYPE_CHECKING:
+    from herder.config import Config
 
 
 def _args(argv: list[str]) -> argparse.Namespace:
@@ -72,7 +76,7 @@ def main(argv: list[str]) -> int:
         return 1
 
 
-def _config(args: argparse.Namespace, welcome: dict[str, object]) -> object:
+def _config(args: argparse.Namespace, welcome: dict[str, object]) -> Config:
     text = welcome.get("config")
     if isinstance(text, str) and not args.fresh:
         from herder.config import from_record

@@ -88,7 +88,8 @@ def build(sup: Supervisor, args: list[str], console: bool) -> tuple[dict[str, An
             continue
         children.append({"name": name, "run": inst.run, "pid": inst.pid, "start_time": p.start_time,
                          "cookie": p.cookie, "cgroup": str(p.cgroup.path) if p.cgroup is not None else None,
-                         "stop_signal": int(parse_signal(inst.spec.stop_signal)), "stop_timeout": inst.spec.stop_timeout,
+                         "stop_signal": int(parse_signal(inst.spec.stop_signal)),
+                         "stop_timeout": inst.spec.stop_timeout,
                          "own": False})
     channels = []
     chan_fds = []

@@ -326,8 +326,9 @@ class Processes:
         """An instance's process found alive at start-up (herder.runtime.adopt)."""
         p = self.proc(name)
         p.cookie, p.pgid, p.start_time = cookie or p.cookie, pid, start_time
-        if cgroup is not None and self.cgroups is not None and Path(os.path.normpath(cgroup)) == self.cgroups.root / name:
-            p.cgroup = Cgroup(self.cgroups.root / name)    # only a cgroup below herder's own subtree
+        cgs = self.cgroups
+        if cgroup is not None and cgs is not None and Path(os.path.normpath(cgroup)) == cgs.root / name:
+            p.cgroup = Cgroup(cgs.root / name)    # only a cgroup below herder's own subtree
         self._by_pid[pid] = name
         self._live_dirty = True
 

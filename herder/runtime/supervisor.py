@@ -391,9 +391,9 @@ class Supervisor:
             if not link.lost:
                 link.send({"t": "bye", "code": self.exit_code, "handover": self.handover})
                 link.flush_blocking()
+            link.close()      # its EOF is what ends an attached keeper (after `bye`)
             if attached and link.pid is not None:
                 await _wait_keeper(link)
-            link.close()
             os.close(lock_fd)
         return self.exit_code
 
