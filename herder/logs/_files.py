@@ -77,10 +77,15 @@ class Compressor:
             path, then = job
             try:
                 tmp = path.with_name(path.name + ".gz.tmp")
+                gz = path.with_name(path.name + ".gz")
                 with open(path, "rb") as src, gzip.open(tmp, "wb", compresslevel=6) as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
-                os.replace(tmp, path.with_name(path.name + ".gz"))
-                os.unlink(path)
+                os.replace(tmp, gz)
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:   # retention removed it while it was being compressed:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(gz)       # its copy goes too (it was resurrecting pruned files)
             except FileNotFoundError:
                 pass  # retention removed it first
             except OSError as e:  # disk full while compressing: keep the plain file
@@ -117,6 +122,7 @@ class RotatingFile:
         self.unwritten = 0      # bytes lost to disk errors
         self.rotations = 0
         self.slot = -1          # the keeper's shared counter slot of this file
+        self._last_ms, self._last_n = -1, 0   # the last rotated name's millisecond and suffix
         self.failing: str | None = None
         self._episode = 0
         self.fd = -1
@@ -230,11 +236,14 @@ class RotatingFile:
         """Rename the current file to its time-stamped name and start a new one."""
         self.close()
         wall = time.time()
-        target = rotated_name(self.path, wall)
-        n = 0
+        # names must sort by age: in the same millisecond, never reuse a lower suffix that
+        # retention freed (it would sort before the newer files and be pruned as the oldest)
+        n = self._last_n + 1 if int(wall * 1000) == self._last_ms else 0
+        target = rotated_name(self.path, wall, n)
         while target.exists() or target.with_name(target.name + ".gz").exists():
             n += 1
             target = rotated_name(self.path, wall, n)
+        self._last_ms, self._last_n = int(wall * 1000), n
         try:
             os.rename(self.path, target)
         except FileNotFoundError:

@@ -1,6 +1,12 @@
 """Capture through the supervisor with real children: floods byte-exact (block), drops counted
 and children never stalled (drop), binary and partial lines, exit events with stderr, output
-modes, replicas, follow ordering, SIGUSR1 reopen, the console view and status counters."""
+modes, replicas, follow ordering, SIGUSR1 reopen, the console view and status counters.
+
+The capture runs in the keeper (herder.keeper.capture), a separate process the in-process
+supervisor starts attached to itself: files are complete once `run()` returns (the
+attached keeper exits only after every pipe reached EOF and was written, and the
+supervisor waits for it). A stuck writer is made by stopping the keeper (SIGSTOP) or, for
+the drop policy, by gating the writer of a Capture run in this process."""
 
 from __future__ import annotations
 
@@ -78,8 +84,9 @@ async def wait_event(sup: Supervisor, events: list[Event], pred: Callable[[Event
 
 
 async def all_done(hub: LogHub, name: str) -> None:
-    chans = hub.current[name]
-    await asyncio.get_running_loop().run_in_executor(None, lambda: [c.done.wait(DEADLINE) for c in chans])
+    """A round trip through the keeper's writer thread (a tail is answered there after
+    everything queued before it): what was read so far is written."""
+    await hub.tail([name], 0)
 
 
 def exited(name: str) -> Callable[[Event], bool]:
@@ -122,7 +129,20 @@ def test_flood_is_captured_byte_exact_in_block_mode(tmp_path: Path) -> None:
     assert hashlib.sha256(data).hexdigest() == (tmp_path / "sum").read_text()
 
 
-def test_block_mode_holds_the_child_while_the_disk_is_stuck_and_loses_nothing(tmp_path: Path) -> None:
+def wait_blocked(pid: int) -> None:
+    """Until `pid` sleeps in a pipe write (its stdout is full), with a deadline."""
+    import time
+
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/wchan") as f:
+            if "pipe" in f.read():
+                return
+        threading.Event().wait(0.01)
+    raise AssertionError(f"pid {pid} never blocked on its pipe")
+
+
+def test_block_mode_holds_the_child_while_the_keeper_is_stuck_and_loses_nothing(tmp_path: Path) -> None:
     total = 8 << 20
     cmd = prog(tmp_path, "flood", FLOOD.format(total=total))
     cfg = config(tmp_path, f"""
@@ -131,21 +151,18 @@ def test_block_mode_holds_the_child_while_the_disk_is_stuck_and_loses_nothing(tm
         restart = "never"
         logs = {{ timestamps = true, buffer = "64KB", max_size = "0" }}
     """)
-    gate = threading.Event()
-
     async def drive(sup: Supervisor, hub: LogHub, events: list[Event]) -> None:
-        real = hub.pump._deliver
-        hub.pump._deliver = lambda chunk: (gate.wait(DEADLINE), real(chunk))  # type: ignore[method-assign]
-        await wait_event(sup, events, lambda ev: ev.instance == "flood" and ev.kind == "spawn")
-        # the writer is stuck: memory stays bounded, the child waits (no exit while gated)
-        loop = asyncio.get_running_loop()
-        for _ in range(50):
-            await loop.run_in_executor(None, lambda: threading.Event().wait(0.02))
-            assert hub.pump.total <= (64 << 10) + (1 << 20) + (1 << 20)
-        assert not any(exited("flood")(e) for e in events)
-        gate.set()
+        spawned = await wait_event(sup, events, lambda ev: ev.instance == "flood" and ev.kind == "spawn")
+        keeper = sup.link.pid if sup.link is not None else None
+        assert keeper is not None
+        os.kill(keeper, signal.SIGSTOP)     # the keeper (reader and writer) is stuck
+        try:
+            # the child blocks on its full pipe: observable in /proc (no exit, no loss)
+            await asyncio.get_running_loop().run_in_executor(None, lambda: wait_blocked(spawned.data["pid"]))
+            assert not any(exited("flood")(e) for e in events)
+        finally:
+            os.kill(keeper, signal.SIGCONT)
         await wait_event(sup, events, exited("flood"))
-        await all_done(hub, "flood")
 
     run(cfg, drive)
     lines = (tmp_path / ".herder" / "logs" / "flood.log").read_bytes().split(b"\n")[:-1]
@@ -156,31 +173,39 @@ def test_block_mode_holds_the_child_while_the_disk_is_stuck_and_loses_nothing(tm
 
 
 def test_drop_mode_never_stalls_the_child_and_counts_every_dropped_byte(tmp_path: Path) -> None:
+    """The keeper's capture, run in this process so its writer can be gated: the child
+    finishes while nothing is written, and every byte not in the file is counted."""
+    import subprocess
+
+    from herder.keeper.capture import Capture, ChannelSpec
+    from herder.keeper.counters import DROPPED, Counters
+    from herder.logs._pump import make_pipe
+
     total = 16 << 20
-    cmd = prog(tmp_path, "flood", FLOOD.format(total=total))
-    cfg = config(tmp_path, f"""
-        [services.flood]
-        command = {cmd[:-1]}, "{tmp_path / 'sum'}"]
-        restart = "never"
-        logs = {{ timestamps = false, buffer = "64KB", max_size = "0", on_overflow = "drop" }}
-    """)
+    script = tmp_path / "flood.py"
+    script.write_text(textwrap.dedent(FLOOD.format(total=total)))
+    messages: list[dict[str, Any]] = []
+    counters = Counters()
+    cap = Capture(messages.append, counters, lambda: 0)
     gate = threading.Event()
-    status: list[dict[str, Any]] = []
-
-    async def drive(sup: Supervisor, hub: LogHub, events: list[Event]) -> None:
-        real = hub.pump._deliver
-        hub.pump._deliver = lambda chunk: (gate.wait(DEADLINE), real(chunk))  # type: ignore[method-assign]
-        await wait_event(sup, events, exited("flood"))  # the child finished while the writer was stuck
+    real = cap.pump._deliver
+    cap.pump._deliver = lambda chunk: (gate.wait(DEADLINE), real(chunk))  # type: ignore[method-assign]
+    cap.start()
+    log = tmp_path / "flood.log"
+    spec = ChannelSpec("stdout", "flood", str(log), timestamps=False, drop=True, limit=64 << 10)
+    r, w = make_pipe()
+    cap.add("flood", 1, [spec], [r])
+    try:
+        child = subprocess.Popen([PY, str(script), str(tmp_path / "sum")], stdout=w)
+        os.close(w)
+        assert child.wait(DEADLINE) == 0     # it finished while the writer was stuck
+    finally:
         gate.set()
-        await all_done(hub, "flood")
-        await wait_event(sup, events, lambda ev: ev.kind == "log_dropped")
-        status.extend(sup.status(["flood"]))
-
-    events = run(cfg, drive)
-    size = (tmp_path / ".herder" / "logs" / "flood.log").stat().st_size
-    dropped = status[0]["logs"]["dropped_bytes"]
-    assert dropped > 0 and size + dropped == total
-    assert any(e.kind == "log_dropped" and e.data["dropped_bytes"] > 0 for e in events)
+        cap.close()
+    dropped = counters.get(counters.slot("i:flood"), DROPPED)
+    counters.close()
+    assert dropped > 0 and log.stat().st_size + dropped == total
+    assert any(m.get("kind") == "log_dropped" and m["data"]["dropped_bytes"] > 0 for m in messages)
 
 
 def test_binary_multiline_partial_and_exit_event_with_stderr_tail(tmp_path: Path) -> None:
@@ -295,10 +320,7 @@ def test_follow_merges_services_in_time_order_without_gaps(tmp_path: Path) -> No
 
 async def hub_ready(hub: LogHub) -> None:
     """Wait until the writer thread has run everything queued so far (the follower is attached)."""
-    done = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    hub.pump.in_writer(lambda: loop.call_soon_threadsafe(done.set))
-    await done.wait()
+    await hub.tail(None, 0)
 
 
 def test_sigusr1_reopens_files_after_an_outside_rename(tmp_path: Path) -> None:
