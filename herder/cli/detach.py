@@ -60,6 +60,8 @@ def run_detached(args: Any) -> int:
     os.waitpid(pid, 0)   # the first child exits as soon as the daemon is forked off
     with os.fdopen(r, "rb") as f:
         answer = f.readline().decode(errors="replace").strip()
+        if answer != "ok":
+            f.read()     # EOF: the keeper that holds this pipe has exited too (lock released)
     if answer != "ok":
         msg = answer.removeprefix("error: ") or \
             f"the supervisor exited during start-up; see {cfg.state_dir / 'herder.log'}"

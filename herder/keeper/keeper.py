@@ -79,6 +79,7 @@ class DP:
     gen: int
     started: float
     hello: float | None = None
+    up: bool = False            # it said it is supervising (its start-up did not fail)
     bye: int | None = None
     handover: bool = False      # it exits for an upgrade or a takeover, not by failure
     last_ping: float = 0.0
@@ -122,6 +123,7 @@ class Keeper:
         self._console_on = False
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._kick_r, self._kick_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._ready_hold = -1
 
     # ---- outbox ------------------------------------------------------------------------------
 
@@ -291,8 +293,9 @@ class Keeper:
             theirs.close()
         proc.returncode = 0       # reaped by the keeper's reaper
         if self.opts.ready_fd >= 0:
-            os.close(self.opts.ready_fd)   # only the first decision process reports start-up
-            self.opts.ready_fd = -1
+            # only the first decision process reports start-up; the keeper holds the pipe until
+            # that one is up, so a failed start-up's EOF tells `up -d` the keeper is gone too
+            self._ready_hold, self.opts.ready_fd = self.opts.ready_fd, -1
         self._connect(DP(mine, proc.pid, self.gen, time.monotonic()))
 
     def _connect(self, dp: DP) -> None:
@@ -360,7 +363,7 @@ class Keeper:
         if dp.handover:
             self._spawn_dp()
             return
-        if dp.hello is None and self.snap_world is None and self.gen == 1 and not self.children.by_pid:
+        if not dp.up and self.gen == 1 and not self.children.by_pid:
             self.code = status if status is not None and status > 0 else 1   # start-up failed (config …)
             return
         self._dp_failed(dp, status, started=True)
@@ -598,6 +601,13 @@ class Keeper:
         self.upgrade = [str(x) for x in msg.get("argv", [])]
         if self.dp is not None:
             self.dp.handover = True
+
+    def _m_up(self, msg: dict[str, Any], fds: list[int]) -> None:
+        if self.dp is not None:
+            self.dp.up = True
+        if self._ready_hold >= 0:
+            os.close(self._ready_hold)
+            self._ready_hold = -1
 
     def _m_bye(self, msg: dict[str, Any], fds: list[int]) -> None:
         if self.dp is not None:

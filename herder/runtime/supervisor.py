@@ -370,6 +370,7 @@ class Supervisor:
                     self._keeper_message(msg, fds)
                 for what in welcome.get("pending") or []:
                     self._keeper_message({"t": "signal", "what": what}, [])
+                link.send({"t": "up"})     # past start-up: from now on a failure is restarted
                 if ready is not None:
                     ready()
                 await self._finished.wait()

@@ -116,35 +116,30 @@ def test_one_supervisor_per_state_dir(make_config: Callable[..., Path], procs: l
     assert h.wait() == 0
 
 
-def test_instances_left_by_a_killed_herder_are_stopped_not_duplicated(make_config: Callable[..., Path],
-                                                                      procs: list[HerderProc]) -> None:
+def test_instances_left_by_a_killed_keeper_and_decision_process_are_adopted_not_duplicated(
+        make_config: Callable[..., Path], procs: list[HerderProc]) -> None:
+    """Both of herder's processes killed at once: the next `herder up` adopts what runs
+    (same pids, followed by pidfd), starts no second copy, and `down` stops them."""
     cfg = make_config('[services.a]\ncommand = ["sleep", "1000"]\nreplicas = 2\n')
     h = HerderProc("up", "-c", str(cfg))
     procs.append(h)
     old = {int(h.expect(rf"a.{i}: started \(pid (\d+)\)").group(1)) for i in range(2)}
-    run_json = cfg.parent / ".herder" / "run.json"
-
-    def recorded() -> set[int]:
-        doc = json.loads(run_json.read_text()) if run_json.exists() else {}
-        return {r["pid"] for r in doc.get("instances", {}).values()}
-
-    for _ in range(500):  # bounded: run.json is written off the loop, within milliseconds of the spawn
-        if recorded() == old:
-            break
-        # a 10 ms wait that ends early only if one dies
-        psutil.wait_procs([psutil.Process(p) for p in old], timeout=0.01)
-    assert recorded() == old, "run.json never listed both instances"
-    h.signal(signal.SIGKILL)
+    dp = int(h.expect(r"supervising 2 instance\(s\) \(pid (\d+)").group(1))
+    os.kill(h.pid, signal.SIGSTOP)      # the keeper cannot restart the decision process ...
+    os.kill(dp, signal.SIGKILL)
+    os.kill(h.pid, signal.SIGKILL)      # ... and dies with it
     h.wait()
-    assert all(alive(p) for p in old)  # herder died; its children live on in their cgroup
+    psutil.wait_procs([psutil.Process(dp)], timeout=10)
+    assert all(alive(p) for p in old)   # herder died; its children live on
     h2 = HerderProc("up", "-c", str(cfg))
     procs.append(h2)
-    h2.expect(r"2 instance\(s\) left running by a previous herder \(pid \d+\): a.0, a.1; stopping them")
-    new = {int(h2.expect(rf"a.{i}: started \(pid (\d+)\)").group(1)) for i in range(2)}
-    assert not new & old
-    assert not any(alive(p) for p in old)
+    h2.expect(r"herder: adopted 2 instance\(s\) a killed herder left running \(a.0, a.1\)")
+    h2.expect(r"supervising")
+    st = run("status", "--json", "-c", str(cfg))
+    assert {r["pid"] for r in json.loads(st.stdout)} == old     # the same pids, no second copy
     h2.signal(signal.SIGTERM)
     assert h2.wait() == 0
+    assert not any(alive(p) for p in old)
 
 
 @pytest.mark.skipif(not ROOT or not shutil.which("unshare"), reason="needs root and unshare")
@@ -160,13 +155,13 @@ def test_herder_as_pid_1_reaps_and_stops_in_order(make_config: Callable[..., Pat
         ''')
     h = HerderProc("up", "-c", str(cfg), prefix=["unshare", "--pid", "--fork", "--mount-proc"])
     procs.append(h)
-    h.expect(r"supervising 2 instance\(s\) \(pid 1,")
+    h.expect(r"supervising 2 instance\(s\) \(pid \d+, keeper pid 1,")   # the keeper is PID 1
     h.expect('"event": "orphans"')
     herder = psutil.Process(h.pid).children()[0]
 
-    def settled() -> bool:  # the 3 orphaned `sleep 0.2` were re-parented to herder (PID 1) and reaped
-        kids = herder.children()
-        return len(kids) == 2 and all(k.status() != psutil.STATUS_ZOMBIE for k in kids)
+    def settled() -> bool:  # the 3 orphaned `sleep 0.2` were re-parented to the keeper (PID 1) and reaped
+        kids = herder.children()       # base, o and the decision process
+        return len(kids) == 3 and all(k.status() != psutil.STATUS_ZOMBIE for k in kids)
 
     for _ in range(300):  # bounded wait; each round blocks until a child of herder exits or 50 ms pass
         if settled():
