@@ -191,17 +191,41 @@ def run_down(args: Any) -> int:
         for e in events:
             if not args.json and e.get("kind") in ("state", "supervisor", "stop_timeout"):
                 print(format_event(e), file=sys.stderr)
-        wait_unlocked(res.get("state_dir"))
+        if not wait_unlocked(res.get("state_dir")):
+            return EXIT_FAILED
+        left = _left_running(res.get("state_dir"))
+        if left:
+            print(f"herder: the supervisor exited before confirming that every service stopped; "
+                  f"{len(left)} instance(s) may still run ({', '.join(sorted(left)[:10])}"
+                  f"{' …' if len(left) > 10 else ''}): `herder up -d` adopts them, then `herder down` again",
+                  file=sys.stderr)
+            return EXIT_FAILED
     if args.json:
         _dump(res)
     return EXIT_OK
 
 
-def wait_unlocked(state_dir: str | None, timeout: float = 30.0) -> None:
-    """Block until the supervisor has exited (released its state_dir lock), bounded."""
+def _left_running(state_dir: str | None) -> list[str]:
+    """Instances run.json still lists as alive once the supervisor is gone (a clean exit lists none)."""
     if not state_dir:
-        return
+        return []
+    from pathlib import Path
+
+    from herder.store.runstate import read, still_alive
+
+    _, recs = read(Path(state_dir) / "run.json")
+    return [name for name, rec in recs.items() if still_alive(rec)]
+
+
+def wait_unlocked(state_dir: str | None, timeout: float = 30.0) -> bool:
+    """Block until the supervisor (keeper and decision process) has exited, releasing its
+    state_dir lock; bounded. False, with a message, when it has not."""
+    if not state_dir:
+        return True
     from herder.store.lock import wait_released
 
     if not wait_released(state_dir, timeout):
-        print(f"herder: the supervisor has not exited after {timeout:g}s", file=sys.stderr)
+        print(f"herder: the supervisor has not exited after {timeout:g}s; `herder status` shows what still runs",
+              file=sys.stderr)
+        return False
+    return True

@@ -128,8 +128,6 @@ class Client:
         conn.settimeout(timeout)
         try:
             conn.connect(self.socket_path)
-            conn.sendall((head + "\r\n").encode("latin-1") + data)
-            return Response(conn)
         except (FileNotFoundError, ConnectionRefusedError):
             conn.close()
             raise NotRunning(f"herder is not running (no supervisor answers on {self.socket_path}); "
@@ -141,6 +139,15 @@ class Client:
         except (ConnectionError, OSError) as e:
             conn.close()
             raise NotRunning(f"herder on {self.socket_path} did not answer: {e}") from None
+        try:
+            conn.sendall((head + "\r\n").encode("latin-1") + data)
+            return Response(conn)
+        except (ConnectionError, OSError) as e:
+            # connected, then the supervisor died (or was restarted) before answering: the
+            # request may or may not have been carried out, so this is never a success
+            conn.close()
+            raise HerderError(f"herder on {self.socket_path} died before confirming {method} {url} ({e}); "
+                              "if a keeper runs it, it restarts the supervisor: check `herder status`") from None
 
     def _url(self, command: str, path: dict[str, str], query: dict[str, Any] | None) -> tuple[str, str]:
         cmd = registry.by_name(command)

@@ -51,9 +51,8 @@ from herder.process.spawn import Launch
 
 EXIT_DRAIN_WAIT = 0.25      # longest an exit record waits for the instance's last output
 RESTART_WINDOW = 60.0       # failures of the decision process counted over this window
-FRESH_AFTER = 3             # this many failures in the window: start it without the snapshot
-GIVE_UP_AFTER = 6           # this many: stop every service, exit 1
-HEALTHY_AFTER = 10.0        # a decision process that lived this long after its hello did not fail
+FRESH_AFTER = 3             # this many start-up failures in the window: start it without the snapshot
+GIVE_UP_AFTER = 6           # this many: say loudly that the services run unsupervised (and keep trying)
 _PR_SET_CHILD_SUBREAPER = 36
 
 _HANDLED = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1}
@@ -273,9 +272,10 @@ class Keeper:
         if len(self.failures) >= FRESH_AFTER:
             argv.append("--fresh")
         keep = [theirs.fileno()]
-        if self.opts.ready_fd >= 0:
-            argv += ["--ready-fd", str(self.opts.ready_fd)]
-            keep.append(self.opts.ready_fd)
+        ready = self.opts.ready_fd if self.opts.ready_fd >= 0 else self._ready_hold
+        if ready >= 0:      # until one decision process is up, each one gets `up -d`'s pipe
+            argv += ["--ready-fd", str(ready)]
+            keep.append(ready)
         env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
         if self.notify_addr:
             env["HERDER_UPWARD"] = "keeper"      # report READY/STATUS/WATCHDOG through the keeper
@@ -369,23 +369,27 @@ class Keeper:
         self._dp_failed(dp, status, started=True)
 
     def _dp_failed(self, dp: DP | None, status: int | None, started: bool) -> None:
+        """Restart the decision process: at once when it had been up (a kill -9, a crash
+        while supervising), with a backoff when it keeps failing before it is up. The
+        services are never stopped for it: while none runs, the keeper still reaps, records
+        exits and writes every log; what is missing (restarts, probes, the API) is said."""
         now = time.monotonic()
-        healthy = dp is not None and dp.hello is not None and now - dp.hello >= HEALTHY_AFTER
-        if not healthy:
+        if dp is None or not dp.up:
             self.failures.append(now)
         while self.failures and now - self.failures[0] > RESTART_WINDOW:
             self.failures.popleft()
+        n = len(self.failures)
         how = "exited" if status is None or status >= 0 else f"was killed by {_signame(-status)}"
         if status is not None and status > 0:
             how = f"exited with code {status}"
-        if len(self.failures) >= GIVE_UP_AFTER:
-            msg = (f"herder: the decision process failed {len(self.failures)} times within {RESTART_WINDOW:g}s "
-                   f"(last: it {how}); stopping every service and exiting. See herder.log.")
+        delay = 0.0 if n <= 1 else min(10.0, 0.25 * 2 ** (n - 2))
+        if n >= GIVE_UP_AFTER:
+            msg = (f"herder: the decision process failed {n} times at start-up within {RESTART_WINDOW:g}s "
+                   f"(last: it {how}); the services keep running under the keeper (pid {os.getpid()}), "
+                   f"unsupervised: no restarts, probes or API until it starts. Retrying in {delay:g}s; "
+                   "see herder.log")
             print(msg, file=sys.stderr, flush=True)
             self._manager(f"STATUS={msg}")
-            self._stop_all()
-            return
-        delay = 0.0 if len(self.failures) <= 1 else min(10.0, 0.25 * 2 ** (len(self.failures) - 2))
         note = {"t": "event", "instance": "", "kind": "supervisor_restart",
                 "message": f"herder: the decision process (pid {dp.pid if dp else '?'}) {how}; "
                            f"restarted{f' after {delay:g}s' if delay else ''} by the keeper (pid {os.getpid()}); "
@@ -393,27 +397,6 @@ class Keeper:
         self.notes.append(note)
         self.why = "restart"
         self.later(delay, self._spawn_dp)
-
-    def _stop_all(self) -> None:
-        """The last resort: stop signal to every instance, SIGKILL after its stop_timeout, exit 1."""
-        longest = 0.0
-        for child in list(self.children.by_pid.values()):
-            longest = max(longest, child.stop_timeout)
-        self.children.signal_all(signal.SIGTERM)
-        self.code = 1
-
-        def kill() -> None:
-            self.children.signal_all(signal.SIGKILL)
-        self.later(longest, kill)
-        self._wait_children(longest + 5.0)
-
-    def _wait_children(self, budget: float) -> None:
-        deadline = time.monotonic() + budget
-        while self.children.by_pid and time.monotonic() < deadline:
-            timeout = self._run_timers()
-            for key, mask in self.sel.select(0.1 if timeout is None else min(timeout, 0.1)):
-                if key.data in ("signal", "kick"):
-                    self._ready(key, mask)
 
     # ---- messages from the decision process ----------------------------------------------------
 
@@ -605,6 +588,7 @@ class Keeper:
     def _m_up(self, msg: dict[str, Any], fds: list[int]) -> None:
         if self.dp is not None:
             self.dp.up = True
+        self.failures.clear()      # start-up failures are counted in a row
         if self._ready_hold >= 0:
             os.close(self._ready_hold)
             self._ready_hold = -1

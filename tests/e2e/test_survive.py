@@ -1,0 +1,239 @@
+"""herder survives a kill -9 of its decision process (issue 12), proven with real processes.
+
+`herder up -d` runs a keeper (the services' parent, the pipes' reader, the log writer) and
+the decision process as the keeper's child; these tests kill -9 the decision process at
+random moments and check what a user would: the same pids, no second copy of anything,
+every numbered line in every log exactly once, a later crash of an adopted instance
+restarted as usual, a start of 200 and a `down` interrupted without leaving a process herder
+does not list, and `down`'s exit code telling the truth.
+
+Random moments come from a seeded generator (HERDER_SURVIVE_SEED to replay a run; the seed
+is printed). HERDER_SURVIVE_KILLS / HERDER_SURVIVE_TRIALS raise the counts for a long run;
+HERDER_SURVIVE_REPORT=FILE appends the measured kill -> supervising times to FILE
+(docs/performance.md has the figures).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import select
+import signal
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+from ctl_harness import Herd, request
+from herdertest import alive, wait_until
+
+KILLS = int(os.environ.get("HERDER_SURVIVE_KILLS", "10"))
+TRIALS = int(os.environ.get("HERDER_SURVIVE_TRIALS", "2"))
+PRINTER = 'sh -c \'i=0; while :; do i=$((i+1)); echo "{tag} $i"; sleep 0.02; done\''
+
+
+def rng() -> random.Random:
+    seed = int(os.environ.get("HERDER_SURVIVE_SEED", "0")) or random.randrange(1, 10 ** 9)
+    print(f"HERDER_SURVIVE_SEED={seed}")
+    return random.Random(seed)
+
+
+def keeper_and_dp(h: Herd) -> tuple[int, int]:
+    """The keeper (the lock holder) and its current decision process."""
+    keeper = h.holder()
+    assert keeper is not None, "no herder holds the state_dir"
+    for c in psutil.Process(keeper).children():
+        try:
+            if "herder.runtime.dp" in c.cmdline():
+                return keeper, c.pid
+        except psutil.NoSuchProcess:
+            continue
+    raise AssertionError(f"the keeper (pid {keeper}) runs no decision process")
+
+
+def kill_dp(h: Herd) -> tuple[int, float]:
+    """kill -9 the decision process; return once it is dead (its pidfd is readable)."""
+    _, dp = wait_until("a decision process", lambda: _try(lambda: keeper_and_dp(h)), timeout=30, interval=0.005)
+    fd = os.pidfd_open(dp)
+    try:
+        t0 = time.monotonic()
+        os.kill(dp, signal.SIGKILL)
+        assert select.select([fd], [], [], 30)[0], f"decision process {dp} did not die"
+    finally:
+        os.close(fd)
+    return dp, t0
+
+
+def _try(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except (AssertionError, psutil.Error):
+        return None
+
+
+def services(h: Herd) -> dict[str, dict[str, Any]]:
+    """GET /v1/services; a connection the dying supervisor dropped is retried (bounded): the
+    API socket is the keeper's, so a request made while none runs waits for the next one."""
+    def ask() -> dict[str, dict[str, Any]] | None:
+        try:
+            code, body = request(h.sock, "GET", "/v1/services")
+        except (ConnectionError, OSError):
+            return None
+        return {x["name"]: x for x in body} if code == 200 else None
+    got: dict[str, dict[str, Any]] = wait_until("the API to answer", ask, timeout=60, interval=0.01)
+    return got
+
+
+def marked(tag: str) -> list[int]:
+    """Every process on the machine whose command line carries this test's tag."""
+    out = []
+    for p in psutil.process_iter(["cmdline", "status"]):
+        cmd = " ".join(p.info["cmdline"] or ())
+        if tag in cmd and p.info["status"] != psutil.STATUS_ZOMBIE and "pytest" not in cmd:
+            out.append(p.pid)
+    return out
+
+
+def numbers(log: Path, tag: str) -> list[int]:
+    out = []
+    for line in log.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[-2] == tag:
+            out.append(int(parts[-1]))
+    return out
+
+
+def report(what: str, figures: list[float]) -> None:
+    line = (f"{what}: n={len(figures)} median={statistics.median(figures) * 1000:.0f} ms "
+            f"min={min(figures) * 1000:.0f} ms max={max(figures) * 1000:.0f} ms "
+            f"load={os.getloadavg()[0]:.2f}")
+    print(line)
+    dest = os.environ.get("HERDER_SURVIVE_REPORT")
+    if dest:
+        with open(dest, "a") as f:
+            f.write(line + "\n")
+
+
+def test_kill_9_of_the_decision_process_keeps_every_service_and_every_line(herd: Callable[..., Herd]) -> None:
+    tag = f"survive{os.getpid()}x{random.randrange(10 ** 6)}"
+    quiet = 60000 + random.randrange(30000)      # `sleep N`: N marks this test's idle services
+    conf = ""
+    for i in range(10):
+        conf += f"[services.p{i}]\ncommand = {json.dumps(PRINTER.format(tag=f'{tag}.{i}'))}\n"
+    for i in range(10):
+        conf += f'[services.q{i}]\ncommand = ["sleep", "{quiet}"]\n'
+    h = herd(conf)
+    r = h.up()
+    assert r.returncode == 0, r.stderr
+    before = {n: x["pid"] for n, x in services(h).items()}
+    assert len(before) == 20 and all(before.values())
+    keeper, _ = keeper_and_dp(h)
+    rand = rng()
+    took = []
+    for _ in range(KILLS):
+        # a random moment: up to 300 ms into the new decision process's life (its start-up,
+        # adoption, a log flush, a run.json write ...), not a synchronisation
+        time.sleep(rand.uniform(0.0, 0.3))
+        dp, t0 = kill_dp(h)
+        now = services(h)
+        took.append(time.monotonic() - t0)
+        assert {n: x["pid"] for n, x in now.items()} == before, f"after the kill of {dp}"
+        assert all(x["state"] == "running" and x["restarts"] == 0 for x in now.values())
+        assert h.holder() == keeper
+    report(f"kill -9 decision process -> API answers with 20 adopted ({KILLS} kills)", took)
+    # no second copy of anything: exactly one process per service carries its mark
+    assert sorted(marked(f"sleep {quiet}")) == sorted(before[f"q{i}"] for i in range(10))
+    for i in range(10):
+        assert marked(f'"{tag}.{i} $i"') == [before[f"p{i}"]]
+    # an adopted instance that dies later is restarted as usual
+    os.kill(before["q0"], signal.SIGKILL)
+    after = wait_until("q0 restarted", lambda: _restarted(h, "q0", before["q0"]), timeout=30, interval=0.02)
+    assert after["restarts"] == 1
+    r = h.cli("down")
+    assert r.returncode == 0, r.stderr
+    assert not marked(tag) and not marked(f"sleep {quiet}")
+    for i in range(10):
+        got = numbers(h.state / "logs" / f"p{i}.log", f"{tag}.{i}")
+        assert len(got) > 10
+        assert got == list(range(1, len(got) + 1)), f"p{i}: a gap or a repeat in its numbered lines"
+
+
+def _restarted(h: Herd, name: str, old: int) -> dict[str, Any] | None:
+    x = services(h)[name]
+    return x if x["pid"] not in (None, old) and x["state"] == "running" else None
+
+
+def test_kill_9_during_a_start_of_200_and_during_down_leaves_nothing_unlisted(herd: Callable[..., Herd]) -> None:
+    quiet = 60000 + random.randrange(30000)
+    conf = "".join(f'[services.s{i}]\ncommand = ["sleep", "{quiet}"]\n' for i in range(200))
+    h = herd(conf)
+    rand = rng()
+    for trial in range(TRIALS):
+        starting = subprocess.Popen(_cli("up", "-d", "-c", str(h.config)), stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+        # kill -9 at random instants between launch and all-running
+        for _ in range(3):
+            time.sleep(rand.uniform(0.0, 0.4))
+            if len(marked(f"sleep {quiet}")) >= 200:
+                break
+            kill_dp(h)
+        _, err = starting.communicate(timeout=120)
+        assert starting.returncode == 0, err
+        running = wait_until("all 200 running", lambda: _all_running(h, 200), timeout=60, interval=0.05)
+        listed = sorted(x["pid"] for x in running.values())
+        assert sorted(marked(f"sleep {quiet}")) == listed, f"trial {trial}: a process herder does not list"
+        # kill -9 during `down`: the exit code tells the truth, and a second `down` leaves 0
+        down = subprocess.Popen(_cli("down", "-c", str(h.config)), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(rand.uniform(0.0, 0.2))
+        if h.holder() is not None:
+            _try(lambda: kill_dp(h))
+        _, err = down.communicate(timeout=120)
+        if down.returncode != 0:
+            assert "herder:" in err, err
+        if h.holder() is not None:
+            again = h.cli("down")
+            assert again.returncode in (0, 3), again.stderr
+        wait_until("the supervisor gone", lambda: h.holder() is None, timeout=60, interval=0.02)
+        assert marked(f"sleep {quiet}") == [], f"trial {trial}: `herder down` left processes"
+
+
+def _cli(*args: str) -> list[str]:
+    from ctl_harness import HERDER
+
+    return [HERDER, *args]
+
+
+def _all_running(h: Herd, n: int) -> dict[str, dict[str, Any]] | None:
+    got = services(h)
+    return got if len(got) == n and all(x["state"] == "running" and x["pid"] for x in got.values()) else None
+
+
+def test_down_exits_non_zero_when_the_supervisor_dies_before_confirming(herd: Callable[..., Herd]) -> None:
+    """Both of herder's processes killed while `down` waits: it cannot know that every
+    service stopped, so it says so and exits 1; `up -d` adopts what runs, `down` stops it."""
+    quiet = 60000 + random.randrange(30000)
+    h = herd(f'[services.slow]\ncommand = ["sh", "-c", "trap \\"\\" TERM; exec sleep {quiet}"]\n'
+             'stop_timeout = "30s"\n')
+    assert h.up().returncode == 0
+    pid = services(h)["slow"]["pid"]
+    down = subprocess.Popen(_cli("down", "-c", str(h.config)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    wait_until("slow stopping", lambda: services(h)["slow"]["state"] == "stopping", timeout=30, interval=0.02)
+    keeper, dp = keeper_and_dp(h)
+    os.kill(keeper, signal.SIGSTOP)
+    os.kill(dp, signal.SIGKILL)
+    os.kill(keeper, signal.SIGKILL)
+    _, err = down.communicate(timeout=60)
+    assert down.returncode != 0
+    assert "herder:" in err and ("before confirming" in err or "may still run" in err), err
+    assert alive(pid)
+    assert h.up().returncode == 0
+    assert services(h)["slow"]["pid"] == pid      # adopted, not duplicated
+    r = h.cli("down")
+    assert r.returncode == 0, r.stderr
+    assert not alive(pid)
