@@ -123,6 +123,7 @@ class Keeper:
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._kick_r, self._kick_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._ready_hold = -1
+        self.ever_up = False      # a decision process got past its start-up once
 
     # ---- outbox ------------------------------------------------------------------------------
 
@@ -183,6 +184,7 @@ class Keeper:
             from herder.keeper.resume import load
 
             load(self, self.opts.resume_fd)
+            self.ever_up = True        # a successor: what ran before was up
         if self.opts.attached:
             sock = socket.socket(fileno=self.opts.dp_fd)
             sock.setblocking(False)
@@ -363,8 +365,8 @@ class Keeper:
         if dp.handover:
             self._spawn_dp()
             return
-        if not dp.up and self.gen == 1 and not self.children.by_pid:
-            self.code = status if status is not None and status > 0 else 1   # start-up failed (config …)
+        if not self.ever_up and not self.children.by_pid and status is not None and status > 0:
+            self.code = status      # start-up failed with a reason (config …; said on `up -d`'s pipe)
             return
         self._dp_failed(dp, status, started=True)
 
@@ -589,6 +591,7 @@ class Keeper:
         if self.dp is not None:
             self.dp.up = True
         self.failures.clear()      # start-up failures are counted in a row
+        self.ever_up = True
         if self._ready_hold >= 0:
             os.close(self._ready_hold)
             self._ready_hold = -1
