@@ -58,6 +58,7 @@ class Children:
     def __init__(self) -> None:
         self.by_pid: dict[int, Child] = {}
         self.retired: set[int] = set()      # former main pids after MAINPID= (reaped quietly)
+        self.recent: dict[int, Child] = {}  # the last children reaped (a MAINPID= may name their successor late)
         self.orphans_reaped = 0
 
     # ---- starting ---------------------------------------------------------------------------
@@ -98,9 +99,13 @@ class Children:
                     self.retired.discard(pid)
                 else:
                     self.orphans_reaped += 1
-            elif child.pidfd >= 0:
-                os.close(child.pidfd)
-                child.pidfd = -1
+            else:
+                if child.pidfd >= 0:
+                    os.close(child.pidfd)
+                    child.pidfd = -1
+                self.recent[pid] = child
+                if len(self.recent) > 256:
+                    del self.recent[next(iter(self.recent))]
             out.append((pid, code, child))
         return out
 
@@ -128,11 +133,18 @@ class Children:
         return child
 
     def move(self, name: str, old: int, new: int) -> Child | None:
-        """MAINPID=: `new` is the instance's main process now; `old` will be reaped quietly."""
+        """MAINPID=: `new` is the instance's main process now; `old` will be reaped quietly.
+
+        `old` may be gone already (a daemon's parent exits as soon as its child announced
+        itself; its exit was reported, and the core ignores it once the pid moved): the
+        record is taken from the recently reaped, so `new` is followed all the same."""
         child = self.by_pid.pop(old, None)
-        if child is None:
-            return None
-        self.retired.add(old)
+        if child is not None:
+            self.retired.add(old)
+        else:
+            child = self.recent.pop(old, None)
+            if child is None or child.name != name:
+                return None
         if child.pidfd >= 0:
             os.close(child.pidfd)
             child.pidfd = -1

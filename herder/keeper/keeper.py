@@ -47,6 +47,7 @@ from herder.keeper import wire
 from herder.keeper.capture import Capture, ChannelSpec
 from herder.keeper.children import Child, Children, exit_words
 from herder.keeper.counters import Counters
+from herder.process import tree
 from herder.process.spawn import Launch
 
 EXIT_DRAIN_WAIT = 0.25      # longest an exit record waits for the instance's last output
@@ -517,9 +518,22 @@ class Keeper:
                     "start_time": child.start_time, "cgroup": child.cgroup, **info})
 
     def _m_move(self, msg: dict[str, Any], fds: list[int]) -> None:
+        old = self.children.by_pid.get(int(msg["old"]))
+        if old is not None:
+            self._unregister_pidfd(old)
         child = self.children.move(str(msg["name"]), int(msg["old"]), int(msg["new"]))
-        if child is not None and child.pidfd >= 0:
+        if child is None or child.own:
+            return
+        if child.pidfd >= 0:
             self.sel.register(child.pidfd, selectors.EVENT_READ, ("pidfd", child.pid))
+        else:        # it ended already (or no pidfd here): its end is reported now, status unknown
+            pid = child.pid
+            self.later(0.0, lambda: self._foreign_gone(pid))
+
+    def _unregister_pidfd(self, child: Child) -> None:
+        if child.pidfd >= 0:
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(child.pidfd)
 
     def _m_adopt(self, msg: dict[str, Any], fds: list[int]) -> None:
         """Processes the decision process found alive that the keeper did not fork (left by a
@@ -604,6 +618,9 @@ class Keeper:
     # ---- children ----------------------------------------------------------------------------
 
     def _reap(self) -> None:
+        for known in self.children.by_pid.values():     # a pidfd the reaper closes leaves the selector first
+            if known.pidfd >= 0 and tree.ppid(known.pid) == os.getpid():
+                self._unregister_pidfd(known)
         for pid, code, child in self.children.reap():
             if child is not None:
                 self._child_exit(child, code)
