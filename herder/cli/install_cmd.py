@@ -40,12 +40,18 @@ def add_parsers(sub: Any) -> None:
     svc = sub.add_parser("service", help="install one program as a native service (NSSM-style); control it")
     ssub = svc.add_subparsers(dest="service_command", metavar="ACTION")
     si = ssub.add_parser("install", help="install or update NAME; `-- CMD ARGS…` is the program")
-    si.add_argument("name", metavar="NAME")
+    si.add_argument("name", metavar="NAME", nargs="?")
     si.add_argument("--start", choices=("auto", "delayed", "manual", "disabled"),
                     help="start type (default auto: at boot and now)")
-    si.add_argument("--user", dest="account", metavar="ACCOUNT",
+    si.add_argument("--account", dest="account", metavar="ACCOUNT",
                     help="run as this account (Unix user; Windows LocalService, NetworkService, "
                          "LocalSystem, DOMAIN\\user; default: root / NT SERVICE\\NAME)")
+    # --user / --system name the scope, as in `herder install` and `systemctl --user`. The old
+    # `--user ACCOUNT` (the account) still works, with a warning (see _scope_and_account).
+    si.add_argument("--user", dest="user_flag", nargs="?", const=True, default=None, metavar="",
+                    help="a user service (same as --scope user)")
+    si.add_argument("--system", dest="scope", action="store_const", const="system",
+                    help="a system service (same as --scope system)")
     si.add_argument("--group", metavar="GROUP", help="Unix group (default: the account's primary group)")
     si.add_argument("--password", help="Windows: the password of a user account (else $HERDER_SERVICE_PASSWORD)")
     si.add_argument("--depends", action="append", metavar="X", help="start after native service X (repeatable)")
@@ -82,10 +88,34 @@ def split_command(argv: list[str]) -> tuple[list[str], list[str] | None]:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="print each file and command; change nothing")
+    p.add_argument("--full", action="store_true", help="with --dry-run: also print herder's install record")
     p.add_argument("--no-hardening", dest="hardening", action="store_false", default=None,
                    help="systemd: leave out the sandboxing options (NoNewPrivileges, ProtectSystem …)")
     p.add_argument("--manager", choices=("systemd", "launchd", "windows"),
                    help="render for this manager (default: this machine's); other managers only with --dry-run")
+
+
+def _scope_and_account(args: argparse.Namespace) -> None:
+    """`service install`: `--user` alone is the user scope; `--user ACCOUNT` (before 0.2 the
+    account) still means the account, with a warning. `herder service install --user NAME`
+    (NAME taken as --user's value by argparse) is the scope plus NAME."""
+    from herder.errors import UsageError
+
+    flag = getattr(args, "user_flag", None)
+    if flag is True:
+        args.scope = "user" if args.scope in (None, "user") else args.scope
+    elif isinstance(flag, str):
+        if args.name is None:
+            args.name, args.scope = flag, args.scope or "user"
+        else:
+            print(f"herder: warning: `--user {flag}` is now `--account {flag}` (`--user` alone asks for a user "
+                  "service, as in `herder install --user`)", file=sys.stderr)
+            if args.account is None:
+                args.account = flag
+    if flag is True and args.scope == "system":
+        raise UsageError("--user and --system: choose one")
+    if args.name is None:
+        raise UsageError("service install: expected NAME (herder service install NAME [options] -- CMD ARGS…)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     if action == "install":
+        _scope_and_account(args)
         return _install_program(args)
     if action == "uninstall":
         return _uninstall(args, args.name, "program")
@@ -152,7 +183,7 @@ def _install_herder(args: argparse.Namespace) -> int:
                        description=f"herder supervisor for {path}", state_dir=state_dir,
                        watchdog=watchdog or None,
                        account=previous.account if previous else None)
-    return _apply(host, spec, args.dry_run)
+    return _apply(host, spec, args.dry_run, args.full)
 
 
 # ---- herder service install -------------------------------------------------------------
@@ -217,7 +248,7 @@ def _install_program(args: argparse.Namespace) -> int:
     svc = build(ServiceSpec, raw, ("service",), problems)
     if problems.items:
         flags = {"command": "CMD", "stop_timeout": "--stop-timeout", "stop_signal": "--stop-signal",
-                 "env": "--env", "restart": "--restart", "cwd": "--cwd", "user": "--user", "group": "--group"}
+                 "env": "--env", "restart": "--restart", "cwd": "--cwd", "user": "--account", "group": "--group"}
         msgs = [f"{flags.get(path[1], '.'.join(path[1:])) if len(path) > 1 else path[0]}: {msg}"
                 for path, msg in problems.items]
         raise UsageError("; ".join(msgs))
@@ -228,7 +259,7 @@ def _install_program(args: argparse.Namespace) -> int:
     elif host.local and svc.user is not None and scope == "system":
         _check_account(svc.user, svc.group)
     if svc.user is not None and scope == "user":
-        raise UsageError("--user ACCOUNT needs a system service (--scope system); a user service runs as you")
+        raise UsageError("--account ACCOUNT needs a system service (--system); a user service runs as you")
     notify = args.notify
     if notify is None:
         notify = installer.uses_herder_service(svc.command, svc.cwd) if command else bool(previous and previous.notify)
@@ -243,7 +274,7 @@ def _install_program(args: argparse.Namespace) -> int:
         log_dir=os.path.abspath(args.log_dir) if args.log_dir and host.local else
         (args.log_dir or (previous.log_dir if previous else None)),
     )
-    return _apply(host, spec, args.dry_run)
+    return _apply(host, spec, args.dry_run, args.full)
 
 
 def _check_account(user: str, group: str | None) -> None:
@@ -255,7 +286,7 @@ def _check_account(user: str, group: str | None) -> None:
     try:
         pwd.getpwnam(user)
     except KeyError:
-        raise UsageError(f'--user: no account "{user}" on this machine; nothing was changed') from None
+        raise UsageError(f'--account: no account "{user}" on this machine; nothing was changed') from None
     if group is not None:
         try:
             grp.getgrnam(group)
@@ -281,7 +312,7 @@ def _previous(host: Host, name: str, scope: str | None) -> InstallSpec | None:
     return read_record(host, name, scope) if host.local else None
 
 
-def _apply(host: Host, spec: InstallSpec, dry_run: bool) -> int:
+def _apply(host: Host, spec: InstallSpec, dry_run: bool, full: bool = False) -> int:
     from herder.platform import installer
 
     if host.manager == "systemd" and host.local:
@@ -289,14 +320,74 @@ def _apply(host: Host, spec: InstallSpec, dry_run: bool) -> int:
 
         host.features = detect_features()
     plan = installer.plan_install(host, spec)
-    return _finish(plan, dry_run)
+    for warning in temp_warnings(host, spec, plan):
+        print(f"herder: warning: {warning}", file=sys.stderr)
+    return _finish(plan, dry_run, full)
 
 
-def _finish(plan: Plan, dry_run: bool) -> int:
+_TEMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def _under_temp(path: str) -> bool:
+    temp = {*_TEMP_DIRS, *(x for x in (os.environ.get("TMPDIR"),) if x)}
+    path = os.path.normpath(path)
+    return any(path == t or path.startswith(t.rstrip("/") + "/") for t in temp)
+
+
+def temp_warnings(host: Host, spec: InstallSpec, plan: Plan) -> list[str]:
+    """What the service will not find at boot: its directory or program under a temp
+    folder (cleaned by systemd-tmpfiles and at reboot), or hidden by PrivateTmp=yes."""
+    from herder.platform.plan import WriteFile
+
+    private = any(isinstance(s, WriteFile) and "PrivateTmp=yes" in s.content for s in plan.steps)
+    out = []
+    seen: set[str] = set()
+    svc = spec.service
+    things = [("its working directory", svc.cwd), ("its program", svc.command[0] if svc.command else None)]
+    if spec.kind == "supervisor" and len(svc.command) > 5:
+        things.append(("its config", svc.command[5]))   # python -m herder up -c CONFIG
+    for what, path in things:
+        if not path or not os.path.isabs(path) or not _under_temp(path) or path in seen:
+            continue
+        seen.add(path)
+        msg = f"{spec.name}: {what} {path} is under a temporary folder, which is cleaned at reboot"
+        if private and path.startswith(("/tmp/", "/var/tmp/")):
+            msg += (" and hidden from the service by PrivateTmp=yes (it gets an empty /tmp); move it to a lasting "
+                    "place (or install with --no-hardening to drop PrivateTmp)")
+        else:
+            msg += "; move it to a lasting place"
+        out.append(msg)
+    return out
+
+
+def _dry_run_text(plan: Plan, full: bool) -> str:
+    """`--dry-run`: every file and command; herder's own install record (100+ lines of JSON
+    that would bury the unit) is named, with its size, unless --full."""
+    from herder.platform.plan import Plan as _Plan
+    from herder.platform.plan import WriteFile
+
+    if full:
+        return plan.dry_run()
+    out = []
+    for s in plan.steps:
+        if isinstance(s, WriteFile) and _is_record(s.path):
+            n = s.content.count("\n") + (not s.content.endswith("\n"))
+            out.append(f"# file: {s.path} (herder's install record: {n} lines of JSON; --full shows it)\n")
+        else:
+            out.append(_Plan(steps=[s], windows=plan.windows).dry_run())
+    return "".join(out)
+
+
+def _is_record(path: str) -> bool:
+    norm = path.replace("\\", "/")
+    return norm.endswith(".json") and "/installed/" in norm
+
+
+def _finish(plan: Plan, dry_run: bool, full: bool = False) -> int:
     from herder.platform.plan import execute
 
     if dry_run:
-        sys.stdout.write(plan.dry_run())
+        sys.stdout.write(_dry_run_text(plan, full))
         return 0
     for note in plan.notes:
         print(note)

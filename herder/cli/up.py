@@ -44,6 +44,9 @@ def supervise(cfg: Config, services: list[str], *, socket_group: str | None = No
     from herder.health import install as install_health
 
     install_health(sup)   # readiness, probes, watchdog, $NOTIFY_SOCKET, limits
+    from herder.process import usage
+
+    usage.attach(sup)     # cpu / rss / procs in status records, sampled per request
     sup.events.subscribe(_print_event)
     install_logs(sup, console=console)  # the `name |` view: foreground, on a terminal (or --console)
     sup.components.append(Control(sup, ControlOptions(socket_group=socket_group)))

@@ -270,7 +270,9 @@ class LogHub:
         return {"stderr_tail": [x.decode("utf-8", "replace") for x in lines]}
 
     def status(self, inst: Instance) -> dict[str, Any]:
-        return {"logs": self.stats(inst.name)}
+        tail = self.err_tail.get(inst.name)
+        return {"logs": self.stats(inst.name),
+                "last_stderr": tail[-1].decode("utf-8", "replace") if tail else None}
 
     def stats(self, name: str) -> dict[str, Any]:
         sinks = {ch.sink for ch in self.current.get(name, []) if ch.sink is not None}
