@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from herder.cli.check import load_or_report
 from herder.config import Config
-from herder.errors import UsageError
+from herder.errors import UnknownService
 from herder.runtime.events import Event
 from herder.units import stamp_ms
 
@@ -29,7 +29,7 @@ def load_for_up(config_path: str | None, services: list[str]) -> Config | int:
         return cfg
     unknown = [s for s in services if s not in cfg.services]
     if unknown:
-        raise UsageError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(sorted(cfg.services)) or 'none'}")
+        raise UnknownService(unknown, sorted(cfg.services))
     return cfg
 
 

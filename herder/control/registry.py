@@ -228,7 +228,7 @@ LOG_LINE: dict[str, Any] = {
 NAME = Param("name", "path", doc="a service name, or an instance name such as web.0")
 _H = "herder.control.handlers:"
 _C = "herder.cli.ctl:"
-_SERVICES = Arg(("services",), {"nargs": "+", "metavar": "SERVICE", "help": "service or instance names"})
+_SERVICES = Arg(("services",), {"nargs": "+", "metavar": "SERVICE", "help": "service or instance names, or all"})
 _NOWAIT = Arg(("--no-wait",), {"action": "store_true", "help": "return at once instead of waiting for the outcome"})
 _TIMEOUT = Arg(("--timeout",), {"type": float, "default": 300.0, "metavar": "SECONDS",
                                 "help": "wait at most this long (default 300)"})
@@ -247,7 +247,13 @@ COMMANDS: list[Command] = [
             params=(Param("service", "query", doc="comma-separated service or instance names"),),
             errors=(404,),
             cli=Cli("status", "one line per instance: state, pid, uptime, restarts, health, last exit",
-                    _C + "run_status", args=(Arg(("services",), {"nargs": "*", "metavar": "SERVICE"}),))),
+                    _C + "run_status",
+                    args=(Arg(("services",), {"nargs": "*", "metavar": "SERVICE", "help": "service or instance "
+                                              "names, or all (default: every instance)"}),
+                          Arg(("--wide",), {"action": "store_true",
+                                            "help": "one line per instance, never wrapped (the default in a pipe)"}),
+                          Arg(("--no-color",), {"action": "store_true",
+                                                "help": "no colour on a terminal either (also: NO_COLOR=1)"})))),
     Command("service_get", "GET", "/v1/services/{name}", "The instances of one service (or one instance)",
             _H + "service_get", params=(NAME,), response=INSTANCES, errors=(404,), tags=("services",)),
     _action("start", "Start a service (wanted up; clears a manual stop)", "start services (and wait until running)"),

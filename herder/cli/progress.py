@@ -1,0 +1,286 @@
+"""Live progress for `up -d`, `start`, `stop`, `restart`, `reload` and `down`.
+
+Why: an operator who types `herder start web` and sees nothing for 30 s, then `running`
+with exit 0, never learns that web crashed twice on the way. Here every command that
+waits follows the supervisor's event stream (subscribed before the action is sent, so
+nothing it causes is missed; never polled) and shows one line per instance as it moves:
+
+    db      ready in 1.0s (pid 4121)
+    web     waiting for db (ready)…
+    worker  exit 1 after 0.2s: ValueError: bad value; restarting in 0.4s
+
+On a terminal the lines are redrawn in place (like `docker compose up -d`); elsewhere
+(a pipe, a log, CI) nothing is redrawn: one line is printed when an instance settles or
+fails on the way, then the summary. Anything that failed on the way (an exit while it was
+meant to start, a failed start) makes the command exit 1 even if a retry later worked.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TextIO
+
+from herder.cli.render import STATE_STYLE, paint, terminal_width, use_colour
+
+SETTLED_OK = {"running", "reloading", "stopped"}
+GRACE = 1.0   # after the action answered: at most this long for its last events to arrive
+
+
+class Line:
+    """What one instance is doing during this command."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.state = ""
+        self.text = ""
+        self.first_ts: float | None = None
+        self.failures: list[str] = []
+        self.pid: int | None = None
+        self.settled = False
+        self.printed = ""
+        self.ready_seen = False
+
+
+class View:
+    """Turns events into per-instance lines; draws them in place on a terminal."""
+
+    def __init__(self, stream: TextIO | None = None, *, watch: Iterable[str] | None = None,
+                 verb: str = "start", colour: bool | None = None) -> None:
+        self.out = stream or sys.stdout
+        self.tty = terminal_width(self.out) is not None
+        self.colour = use_colour(self.out, colour)
+        self.watch = set(watch) if watch is not None else None
+        self.verb = verb
+        self.lines: dict[str, Line] = {}
+        self.drawn = 0
+        self.started = time.monotonic()
+
+    # -- events -----------------------------------------------------------------------
+
+    def wanted(self, instance: str) -> bool:
+        if not instance:
+            return False
+        return self.watch is None or instance in self.watch or instance.split(".")[0] in self.watch
+
+    def feed(self, e: dict[str, Any]) -> None:
+        name = e.get("instance", "")
+        if not self.wanted(name):
+            return
+        line = self.lines.get(name) or self.lines.setdefault(name, Line(name))
+        kind, ts = e.get("kind"), float(e.get("ts", 0.0))
+        if line.first_ts is None and kind != "snapshot":
+            line.first_ts = ts
+        took = f" in {seconds(ts - line.first_ts)}" if line.first_ts is not None else ""
+        if kind == "snapshot":
+            line.state, line.pid = e.get("state", ""), e.get("pid")
+            line.text = e.get("state", "")
+            return self.draw(line)
+        if kind == "spawn":
+            line.pid = e.get("pid")
+            return None
+        if kind == "waiting":
+            line.text = str(e.get("message", "")).split(": ", 1)[-1] + "…"
+        elif kind == "exit":
+            line.pid = None
+            if e.get("state") in ("backoff", "failed") or (e.get("state") == "exited" and e.get("code") not in (0,)):
+                what = f"exit {e['code']}" if e.get("code") is not None else f"killed by {e.get('signal')}"
+                tail = [x for x in e.get("stderr_tail") or [] if x.strip()]
+                why = f"{what} after {float(e.get('runtime') or 0):.1f}s" + (f": {tail[-1].strip()}" if tail else "")
+                line.failures.append(why)
+                line.text, line.settled = why, False
+                self.note(line, why)
+        elif kind == "restart":
+            line.text = (line.text + "; " if line.text else "") + f"restarting in {seconds(float(e.get('delay', 0)))}"
+            line.settled = False
+        elif kind == "ready_check":
+            line.ready_seen = True
+            return None
+        elif kind == "failed":
+            line.failures.append(str(e.get("reason", "")))
+        elif kind == "state":
+            line.state = to = e.get("to", "")
+            if to == "running":
+                line.text = ("ready" if line.ready_seen else "started") + took + (f" (pid {line.pid})" if line.pid else "")
+            elif to == "starting":
+                line.text = "starting…"
+            elif to == "stopping":
+                line.text = "stopping…"
+            elif to == "stopped":
+                line.text = f"stopped{took}"
+            elif to == "exited":
+                line.text = "completed" if e.get("reason", "") in ("", "exit 0") and not line.failures \
+                    else f"exited: {e.get('reason')}"
+            elif to == "failed":
+                line.text = f"failed: {e.get('reason', '')}"
+            elif to == "waiting" and e.get("reason") == "dependencies":
+                line.text = "waiting for its dependencies…"
+            line.settled = to in ("running", "stopped", "exited", "failed")
+        else:
+            return None
+        self.draw(line)
+        return None
+
+    def note(self, line: Line, text: str) -> None:
+        """A failure on the way: printed at once when not on a terminal."""
+        if not self.tty:
+            self.out.write(f"{line.name}: {text}\n")
+            self.out.flush()
+
+    # -- drawing ----------------------------------------------------------------------
+
+    def _row(self, line: Line, width: int) -> str:
+        name = line.name.ljust(max((len(n) for n in self.lines), default=0))
+        style = STATE_STYLE.get(line.state) if line.settled or line.state == "failed" else None
+        text = line.text
+        room = (width - len(name) - 2) if self.tty else 10**6
+        if len(text) > room:
+            text = text[: max(room - 1, 0)] + "…"
+        return f"{name}  {paint(text, style, self.colour)}"
+
+    def draw(self, line: Line | None = None) -> None:
+        if self.tty:
+            width = terminal_width(self.out) or 80
+            buf = f"\x1b[{self.drawn}F" if self.drawn else ""
+            for ln in self.lines.values():
+                buf += "\x1b[2K" + self._row(ln, width) + "\n"
+            self.drawn = len(self.lines)
+            self.out.write(buf)
+            self.out.flush()
+        elif line is not None and line.settled and line.printed != line.text:
+            line.printed = line.text
+            self.out.write(f"{line.name}: {line.text}\n")
+            self.out.flush()
+
+    # -- the end ----------------------------------------------------------------------
+
+    def settle(self, records: Iterable[dict[str, Any]]) -> None:
+        """The supervisor's final word for each instance (what the action answered)."""
+        for r in records:
+            if not self.wanted(r["name"]):
+                continue
+            line = self.lines.get(r["name"]) or self.lines.setdefault(r["name"], Line(r["name"]))
+            if line.state != r["state"] or not line.text:
+                line.state, line.pid = r["state"], r.get("pid")
+                line.text = describe(r)
+            line.settled = True
+            self.draw(line)
+
+    def failed(self) -> list[Line]:
+        return [ln for ln in self.lines.values() if ln.failures or ln.state == "failed"]
+
+    def summary(self, what: str = "") -> str:
+        n = len(self.lines)
+        bad = self.failed()
+        took = time.monotonic() - self.started
+        counts: dict[str, int] = {}
+        for ln in self.lines.values():
+            counts[ln.state or "unchanged"] = counts.get(ln.state or "unchanged", 0) + 1
+        parts = [f"{v} {k}" for k, v in sorted(counts.items())]
+        text = f"{what or self.verb}: {n} instance{'s' if n != 1 else ''} ({', '.join(parts)}) in {took:.1f}s"
+        on_the_way = [ln.name for ln in bad if ln.state != "failed"]
+        if on_the_way:
+            text += f"; {len(on_the_way)} failed on the way ({', '.join(on_the_way)}; see `herder events`)"
+        return text
+
+
+def seconds(s: float) -> str:
+    return f"{s:.2f}s" if s < 1 else f"{s:.1f}s"
+
+
+def describe(r: dict[str, Any]) -> str:
+    """One instance record as the end of a progress line."""
+    state = r["state"]
+    if state == "running":
+        return f"running (pid {r['pid']})" if r.get("pid") else "running"
+    if state == "exited" and r.get("exit") == 0:
+        return "completed"
+    why = r.get("reason") or (f"exit {r['exit']}" if r.get("exit") is not None else "")
+    return f"{state}: {why}" if why and state in ("failed", "exited", "backoff", "waiting") else state
+
+
+def follow(client: Any, action: Callable[[], Any], view: View, *,
+           final: Callable[[Any], list[dict[str, Any]]],
+           refresh: Callable[[list[str]], list[dict[str, Any]]] | None = None) -> Any:
+    """Subscribe to events, run `action` (the blocking API call) beside them, show progress.
+
+    Returns what `action` returned (or raises what it raised). `final(result)` gives the
+    instance records the action ended with, which settle every line. An instance that is
+    running but younger than its min_uptime is not called running yet: its events are
+    followed until that time has passed (supervisord's startsecs; `up -d` does the same),
+    then `refresh(names)` gives its record again."""
+    events = client.stream("events", query={"follow": True, "limit": 0})
+    q: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    def read(it: Iterator[dict[str, Any]]) -> None:
+        try:
+            for e in it:
+                q.put(("event", e))
+        except Exception:  # noqa: BLE001 - the stream ends when herder exits or we close it
+            pass
+        q.put(("end", None))
+
+    def act() -> None:
+        try:
+            q.put(("done", action()))
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            q.put(("error", e))
+
+    threading.Thread(target=read, args=(events,), daemon=True, name="herder-events").start()
+    threading.Thread(target=act, daemon=True, name="herder-action").start()
+    result: Any = None
+    records: list[dict[str, Any]] = []
+    deadline: float | None = None
+    young: dict[str, float] = {}      # instance -> its min_uptime deadline (monotonic)
+    phase = "acting"                  # acting -> draining (last events) -> young (min_uptime) -> done
+    while phase != "done":
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            kind, value = q.get(timeout=timeout)
+        except queue.Empty:
+            kind, value = "timeout", None
+        if kind == "event":
+            view.feed(value)
+        elif kind == "error":
+            raise value
+        elif kind == "done":
+            result, records = value, final(value)
+            phase, deadline = "draining", time.monotonic() + GRACE
+        if kind == "end" and phase == "acting":
+            continue   # herder closed the stream (down); the action's answer is still to come
+        if phase == "draining" and (kind in ("timeout", "end") or _consistent(view, records)):
+            now = time.monotonic()
+            young = {r["name"]: now + float(r.get("min_uptime") or 0) - float(r.get("uptime") or 0)
+                     for r in records if r["state"] == "running" and view.wanted(r["name"])
+                     and float(r.get("uptime") or 0) < float(r.get("min_uptime") or 0)}
+            if not young or refresh is None or kind == "end":
+                phase = "done"
+            else:
+                phase, deadline = "young", max(young.values())
+        elif phase == "young":
+            moved = [n for n in young if view.lines.get(n) is not None and view.lines[n].state != "running"]
+            if kind in ("timeout", "end") or len(moved) == len(young):
+                phase = "done"
+    if young and refresh is not None:
+        fresh = {r["name"]: r for r in refresh(list(young))}
+        records = [fresh.get(r["name"], r) for r in records]
+    _close(events)
+    view.settle(records)
+    return result
+
+
+def _consistent(view: View, records: list[dict[str, Any]]) -> bool:
+    return all(view.lines.get(r["name"]) is not None and view.lines[r["name"]].state == r["state"]
+               for r in records if view.wanted(r["name"]))
+
+
+def _close(events: Any) -> None:
+    close = getattr(events, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:  # noqa: BLE001 - a generator running in the reader thread cannot be closed here
+            pass
