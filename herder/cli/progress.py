@@ -49,12 +49,13 @@ class View:
     """Turns events into per-instance lines; draws them in place on a terminal."""
 
     def __init__(self, stream: TextIO | None = None, *, watch: Iterable[str] | None = None,
-                 verb: str = "start", colour: bool | None = None) -> None:
+                 verb: str = "start", colour: bool | None = None, settled_lines: bool = True) -> None:
         self.out = stream or sys.stdout
         self.tty = terminal_width(self.out) is not None
         self.colour = use_colour(self.out, colour)
         self.watch = set(watch) if watch is not None else None
         self.verb = verb
+        self.settled_lines = settled_lines   # off the terminal: print a line when an instance settles
         self.lines: dict[str, Line] = {}
         self.drawn = 0
         self.started = time.monotonic()
@@ -150,7 +151,7 @@ class View:
             self.drawn = len(self.lines)
             self.out.write(buf)
             self.out.flush()
-        elif line is not None and line.settled and line.printed != line.text:
+        elif line is not None and self.settled_lines and line.settled and line.printed != line.text:
             line.printed = line.text
             self.out.write(f"{line.name}: {line.text}\n")
             self.out.flush()

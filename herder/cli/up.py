@@ -34,7 +34,7 @@ def load_for_up(config_path: str | None, services: list[str]) -> Config | int:
 
 
 def supervise(cfg: Config, services: list[str], *, socket_group: str | None = None,
-              ready: Callable[[], None] | None = None, console: bool = False) -> int:
+              ready: Callable[[], None] | None = None, console: bool = False, print_events: bool = True) -> int:
     """Build the supervisor with its components and run it to the end (foreground or daemon)."""
     from herder.control.component import Control, ControlOptions
     from herder.logs import install as install_logs
@@ -47,7 +47,8 @@ def supervise(cfg: Config, services: list[str], *, socket_group: str | None = No
     from herder.process import usage
 
     usage.attach(sup)     # cpu / rss / procs in status records, sampled per request
-    sup.events.subscribe(_print_event)
+    if print_events:  # the foreground's lines; a daemon has them in herder.log (JSON) already
+        sup.events.subscribe(_print_event)
     install_logs(sup, console=console)  # the `name |` view: foreground, on a terminal (or --console)
     sup.components.append(Control(sup, ControlOptions(socket_group=socket_group)))
     return asyncio.run(sup.run(services or None, ready=ready))
