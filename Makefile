@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint docs clean nspawn-setup test-wine bench bench-quick
+.PHONY: demo test test-fast lint docs man clean nspawn-setup test-wine bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test-wine: $(STAMP)
 docs: $(STAMP)
 	$(PY) -m herder.config.docs > docs/config.md
 	$(PY) -m herder.core.docs > docs/states.md
+	$(PY) -m herder.cli.completion man > docs/herder.1
+
+# the man page, generated from the parser (argparse-manpage); `man -l docs/herder.1`
+man: $(STAMP)
+	$(PY) -m herder.cli.completion man > docs/herder.1
 
 # herder side by side with supervisord, circus and PM2 (docs/performance.md); not part of `make test`.
 # Peers go to bench/.build (their own venv, pm2 via npm); figures to bench/out/results.json.

@@ -42,6 +42,11 @@ def run_status(args: Any) -> int:
     c = client(args)
     names = expand(c, args.services) if args.services else []
     rows = c.call("services_list", query={"service": ",".join(names)} if names else None)
+    if getattr(args, "names", False):
+        services = list(dict.fromkeys(r["service"] for r in rows))
+        sys.stdout.write("".join(f"{n}\n" for n in [*services, *(r["name"] for r in rows
+                                                                  if r["name"] not in services)]))
+        return EXIT_OK
     if args.json:
         _dump(rows)
     else:

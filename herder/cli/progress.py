@@ -213,7 +213,10 @@ def follow(client: Any, action: Callable[[], Any], view: View, *,
     running but younger than its min_uptime is not called running yet: its events are
     followed until that time has passed (supervisord's startsecs; `up -d` does the same),
     then `refresh(names)` gives its record again."""
-    events = client.stream("events", query={"follow": True, "limit": 0})
+    from herder.control.client import lines_of
+
+    resp = client.open_stream("events", query={"follow": True, "limit": 0})
+    events = lines_of(resp)
     q: queue.Queue[tuple[str, Any]] = queue.Queue()
 
     def read(it: Iterator[dict[str, Any]]) -> None:
@@ -268,7 +271,7 @@ def follow(client: Any, action: Callable[[], Any], view: View, *,
     if young and refresh is not None:
         fresh = {r["name"]: r for r in refresh(list(young))}
         records = [fresh.get(r["name"], r) for r in records]
-    _close(events)
+    resp.abort()
     view.settle(records)
     return result
 
@@ -276,12 +279,3 @@ def follow(client: Any, action: Callable[[], Any], view: View, *,
 def _consistent(view: View, records: list[dict[str, Any]]) -> bool:
     return all(view.lines.get(r["name"]) is not None and view.lines[r["name"]].state == r["state"]
                for r in records if view.wanted(r["name"]))
-
-
-def _close(events: Any) -> None:
-    close = getattr(events, "close", None)
-    if close is not None:
-        try:
-            close()
-        except Exception:  # noqa: BLE001 - a generator running in the reader thread cannot be closed here
-            pass

@@ -110,6 +110,13 @@ class Response:
         self._f.close()
         self._sock.close()
 
+    def abort(self) -> None:
+        """End the answer from another thread: a reader blocked on it sees its end."""
+        import contextlib
+
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+
 
 class Client:
     def __init__(self, socket_path: str, timeout: float | None = 600.0) -> None:
@@ -174,6 +181,12 @@ class Client:
         The request is sent and its status checked before this returns, so a caller can
         subscribe first and act second without missing what its action causes. `timeout`
         bounds each wait for a line (TimeoutError)."""
+        return lines_of(self.open_stream(command, path=path, query=query, timeout=timeout))
+
+    def open_stream(self, command: str, *, path: dict[str, str] | None = None,
+                    query: dict[str, Any] | None = None, timeout: float | None = None) -> Response:
+        """`stream`'s answer itself (status checked), for a caller that must be able to
+        `abort()` it from another thread; read it with `lines_of`."""
         method, url = self._url(command, path or {}, query)
         resp = self._open(method, url, None, timeout)
         if resp.status >= 400:
@@ -184,10 +197,10 @@ class Client:
             except ValueError:
                 body = raw.decode("utf-8", "replace")
             raise ApiError(resp.status, body)
-        return _lines(resp)
+        return resp
 
 
-def _lines(resp: Response) -> Iterator[dict[str, Any]]:
+def lines_of(resp: Response) -> Iterator[dict[str, Any]]:
     try:
         while True:
             try:

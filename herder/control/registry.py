@@ -253,7 +253,10 @@ COMMANDS: list[Command] = [
                           Arg(("--wide",), {"action": "store_true",
                                             "help": "one line per instance, never wrapped (the default in a pipe)"}),
                           Arg(("--no-color",), {"action": "store_true",
-                                                "help": "no colour on a terminal either (also: NO_COLOR=1)"})))),
+                                                "help": "no colour on a terminal either (also: NO_COLOR=1)"}),
+                          Arg(("--names",), {"action": "store_true",
+                                             "help": "only the names: services, then replicated instances, one a "
+                                                     "line (for completion scripts)"})))),
     Command("service_get", "GET", "/v1/services/{name}", "The instances of one service (or one instance)",
             _H + "service_get", params=(NAME,), response=INSTANCES, errors=(404,), tags=("services",)),
     _action("start", "Start a service (wanted up; clears a manual stop)", "start services (and wait until running)"),
