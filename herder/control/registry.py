@@ -299,7 +299,7 @@ COMMANDS: list[Command] = [
                     "herder.cli.logs:run",
                     args=(Arg(("-f", "--follow"), {"action": "store_true", "help": "keep printing new lines"}),
                           Arg(("-n", "--lines"), {"type": int, "default": 50, "metavar": "N",
-                                                  "help": "last N lines (0 = all; default 50)"}),
+                                                  "help": "last N lines of each instance (0 = all; default 50)"}),
                           Arg(("--since",), {"metavar": "T", "help": 'lines after T: "10m" ago or 2024-05-01T12:00:00Z'}),
                           Arg(("--reopen",), {"action": "store_true",
                                               "help": "make the supervisor reopen its log files (after logrotate)"}),
