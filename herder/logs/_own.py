@@ -30,6 +30,8 @@ class OwnLog:
         hub.sinks[self.file.path] = self.file
 
     def __call__(self, ev: Event) -> None:
+        if ev.kind == "status":   # STATUS= texts: live only (herder.control.component.LIVE_ONLY)
+            return
         rec = {"ts": rfc3339(ev.ts), "level": _LEVELS.get(ev.kind, "info"), "instance": ev.instance,
                "kind": ev.kind, "message": ev.message, **ev.data}
         line = (json.dumps(rec, default=str, ensure_ascii=False) + "\n").encode()
