@@ -122,6 +122,7 @@ def run_reload(args: Any) -> int:
         else:
             res = progress.follow(c, lambda: c.call("reload", body=body), view,
                                   final=lambda _: [r for r in c.call("services_list") if r["name"] in view.lines])
+            _settle_changed(c, res, view)
     except ApiError as e:
         if e.status == 422 and isinstance(e.body, dict):
             if args.json:
@@ -148,6 +149,23 @@ def run_reload(args: Any) -> int:
         print(f"herder: reload applied ({len(changed)} change{'s' if len(changed) != 1 else ''})"
               + (f"; {view.summary('reload')}" if view.lines else ""), file=sys.stderr)
     return EXIT_OK if res["ok"] and not view.failed() else EXIT_FAILED
+
+
+def _settle_changed(c: Client, res: dict[str, Any], view: progress.View) -> None:
+    """After a reload is applied, follow what it added or restarted until each is running
+    (past min_uptime), completed or failed, as `up -d` does (bounded by 300 s)."""
+    import time
+
+    from herder.cli.detach import _follow_until_settled
+
+    plan = res.get("plan") or {}
+    changed = {*plan.get("add", []), *plan.get("restart", {}), *plan.get("scale", {})}
+    if not res.get("applied") or not changed:
+        return
+    state: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + 300
+    _follow_until_settled(c, state, deadline, view, only=changed)
+    view.settle(c.call("services_list", query={"service": ",".join(sorted(changed))}))
 
 
 def format_event(e: dict[str, Any]) -> str:
