@@ -164,7 +164,7 @@ class Top(App[int]):
     def show_rows(self, rows: list[dict[str, Any]]) -> None:
         table = self.query_one("#instances", DataTable)
         if not table.columns:   # widths fixed once: the longest name, room for the widest values
-            widths = (max((len(r["name"]) for r in rows), default=4) + 1, 9, 8, 7, 8, 9, 7, 8, 8)
+            widths = (max((len(r["name"]) for r in rows), default=4) + 1, 9, 7, 7, 8, 9, 6, 7, 7)
             for col, width in zip(COLUMNS, widths):
                 table.add_column(col, key=col, width=max(width, len(col)))
         names = [r["name"] for r in rows]
@@ -232,8 +232,16 @@ class Top(App[int]):
 
     # -- actions ----------------------------------------------------------------------
 
+    def current(self) -> str | None:
+        """The instance under the cursor now (a key may come before the highlight event)."""
+        table = self.query_one("#instances", DataTable)
+        if table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return str(key) if key is not None else self.selected
+
     def action_act(self, verb: str) -> None:
-        name = self.selected
+        name = self.current()
         if name is None:
             return
 
@@ -244,7 +252,7 @@ class Top(App[int]):
         self.push_screen(Confirm(f"{verb.capitalize()} {name}?"), answered)
 
     def action_signal(self) -> None:
-        name = self.selected
+        name = self.current()
         if name is None:
             return
 

@@ -78,7 +78,7 @@ async def _read_body(reader: asyncio.StreamReader) -> bytes:
     """The rest of the answer (headers left, then the body) until the server closes
     (HTTP/1.0, Connection: close) or BODY_LIMIT bytes of body are in: one read() returns
     whatever has arrived, often only the headers of a server that sends the body later."""
-    data = b""
+    data = b"\r\n"   # the status line's end, already read: an answer with no headers is "\r\n" + body
     while True:
         body_at = data.find(b"\r\n\r\n")
         if body_at >= 0:
