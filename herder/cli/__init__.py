@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 from herder.errors import EXIT_USAGE, HerderError
 
-
 _LOCAL = ("up", "check", "install", "uninstall", "service", "top", "completion")
 
 
@@ -86,7 +85,8 @@ def _control_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], 
             added = True
             sp = sub.add_parser(name, help=cmd.cli.help, description=f"{cmd.cli.help} ({cmd.method} {cmd.path})")
             sp.set_defaults(run=cmd.cli.run)
-            sp.add_argument("-c", "--config", metavar="FILE", help="find the supervisor through this config's state_dir")
+            sp.add_argument("-c", "--config", metavar="FILE",
+                            help="find the supervisor through this config's state_dir")
             sp.add_argument("--socket", metavar="PATH", help="the supervisor's socket (default $HERDER_SOCKET, "
                             "else {state_dir}/herder.sock)")
             sp.add_argument("--json", action="store_true", help="machine-readable output")

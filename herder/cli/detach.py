@@ -194,7 +194,7 @@ def _follow_until_settled(client: Any, state: dict[str, dict[str, Any]], deadlin
     except TimeoutError:
         pass
     finally:
-        stream.close()  # type: ignore[attr-defined]
+        stream.close()
 
 
 def _wait_quiet(client: Any, names: set[str], seconds: float) -> None:
@@ -207,7 +207,7 @@ def _wait_quiet(client: Any, names: set[str], seconds: float) -> None:
     except TimeoutError:
         return
     finally:
-        stream.close()  # type: ignore[attr-defined]
+        stream.close()
 
 
 def _settled(client: Any, state: dict[str, dict[str, Any]]) -> bool:

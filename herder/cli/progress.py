@@ -105,7 +105,8 @@ class View:
         elif kind == "state":
             line.state = to = e.get("to", "")
             if to == "running":
-                line.text = ("ready" if line.ready_seen else "started") + took + (f" (pid {line.pid})" if line.pid else "")
+                pid = f" (pid {line.pid})" if line.pid else ""
+                line.text = ("ready" if line.ready_seen else "started") + took + pid
             elif to == "starting":
                 line.text = "starting…"
             elif to == "stopping":
@@ -223,14 +224,14 @@ def follow(client: Any, action: Callable[[], Any], view: View, *,
         try:
             for e in it:
                 q.put(("event", e))
-        except Exception:  # noqa: BLE001 - the stream ends when herder exits or we close it
+        except Exception:  # the stream ends when herder exits or we close it
             pass
         q.put(("end", None))
 
     def act() -> None:
         try:
             q.put(("done", action()))
-        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+        except BaseException as e:  # handed to the main thread
             q.put(("error", e))
 
     threading.Thread(target=read, args=(events,), daemon=True, name="herder-events").start()

@@ -119,7 +119,8 @@ def status_table(rows: Sequence[dict[str, Any]], *, colour: bool = False, width:
         styles: list[str | None] = ["bold"] * len(HEAD) if r is None else \
             [None, STATE_STYLE.get(row[1]), None, None, "yellow" if row[4] != "0" else None,
              HEALTH_STYLE.get(row[5]), None, None, "red" if row[8] not in ("-", "0") else None]
-        cells = [paint(c.ljust(w), s, colour) if c.strip() else c.ljust(w) for c, w, s in zip(row, widths, styles)]
+        cells = [paint(c.ljust(w), s, colour) if c.strip() else c.ljust(w)
+                 for c, w, s in zip(row, widths, styles, strict=True)]
         line = "  ".join(cells)
         notes = [note_of(r), *(["stderr: " + failed_stderr(r)] if failed_stderr(r) else [])] if r else []
         notes = [n for n in notes if n]

@@ -156,8 +156,8 @@ class Top(App[int]):
             self.call_from_thread(self.say, f"herder: {e}")
             return
         self._event_resp = resp
-        for e in lines_of(resp):
-            if e.get("kind") in ("state", "spawn", "exit", "failed", "health"):
+        for ev in lines_of(resp):
+            if ev.get("kind") in ("state", "spawn", "exit", "failed", "health"):
                 self.call_from_thread(self.refresh_usage)
         self.call_from_thread(self.say, "the supervisor has exited (q quits)")
 
@@ -165,7 +165,7 @@ class Top(App[int]):
         table = self.query_one("#instances", DataTable)
         if not table.columns:   # widths fixed once: the longest name, room for the widest values
             widths = (max((len(r["name"]) for r in rows), default=4) + 1, 9, 7, 7, 8, 9, 6, 7, 7)
-            for col, width in zip(COLUMNS, widths):
+            for col, width in zip(COLUMNS, widths, strict=True):
                 table.add_column(col, key=col, width=max(width, len(col)))
         names = [r["name"] for r in rows]
         for gone in [n for n in self.rows if n not in names]:
@@ -173,7 +173,7 @@ class Top(App[int]):
         for r in rows:
             cells = _cells(r)
             if r["name"] in self.rows:
-                for col, value in zip(COLUMNS, cells):
+                for col, value in zip(COLUMNS, cells, strict=True):
                     table.update_cell(r["name"], col, value)
             else:
                 table.add_row(*cells, key=r["name"])
@@ -221,10 +221,10 @@ class Top(App[int]):
                 resp.abort()
                 return
             self._log_resp = resp
-        for e in lines_of(resp):
+        for rec in lines_of(resp):
             if gen != self._log_gen:
                 break
-            self.call_from_thread(self.log_line, gen, f"{e.get('ts', '')[11:23]} {e.get('line', '')}")
+            self.call_from_thread(self.log_line, gen, f"{rec.get('ts', '')[11:23]} {rec.get('line', '')}")
 
     def log_line(self, gen: int, text: str) -> None:
         if gen == self._log_gen:

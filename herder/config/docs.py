@@ -50,7 +50,7 @@ def _durations(v: float) -> list[str]:
         return ['"0s"']
     out = [f'"{v * 1000:g}ms"'] if v < 1 else []
     out += [f'"{v / m:g}{unit}"' for unit, m in (("d", 86400), ("h", 3600), ("m", 60)) if v and v % m == 0]
-    return out + [f'"{v:g}s"']
+    return [*out, f'"{v:g}s"']
 
 
 def toml_default(f: dataclasses.Field[Any]) -> str:
@@ -114,8 +114,9 @@ def _table(title: str, rows: list[tuple[str, str, str, str]], note: str = "") ->
         if kind == "table":
             out.append(f"| **`{key}`** | table | | {doc} |")
         else:
-            out.append(f"| `{key}` | {kind} | `{default}` | {doc} |".replace("`—`", "—").replace("`(required)`", "**required**"))
-    return out + [""]
+            row = f"| `{key}` | {kind} | `{default}` | {doc} |"
+            out.append(row.replace("`—`", "—").replace("`(required)`", "**required**"))
+    return [*out, ""]
 
 
 def render() -> str:

@@ -4,7 +4,8 @@ Each check is a coroutine returning (ok, why) and never raising for the probed p
 faults: a refused connection, a 500 or a timeout is a failed check with a reason the
 events show ("HTTP 503 from http://127.0.0.1:8000/health"). HTTP is spoken by hand over
 asyncio streams (HTTP/1.0, Connection: close; the body is read to its end — the close, or
-Content-Length — or to BODY_LIMIT, 1 MiB, whichever comes first) so a probe costs no thread and no dependency; https does not verify the certificate, as Kubernetes
+Content-Length — or to BODY_LIMIT, 1 MiB, whichever comes first) so a probe costs no
+thread and no dependency; https does not verify the certificate, as Kubernetes
 probes do not (local services use self-signed ones).
 
 Exec checks are started with herder.process.spawn and their exit comes from the

@@ -18,7 +18,8 @@ from typing import Any
 from ctl_harness import HERDER, run
 
 PY = sys.executable
-CRASHER = f'command = ["{PY}", "-c", "import sys; sys.stderr.write(\'Traceback: boom\\\\nValueError: bad value\\\\n\'); sys.exit(3)"]'
+CRASHER = (f'command = ["{PY}", "-c", "import sys; '
+           'sys.stderr.write(\'Traceback: boom\\\\nValueError: bad value\\\\n\'); sys.exit(3)"]')
 SLEEPER = 'command = ["sleep", "1000"]'
 
 
@@ -166,7 +167,7 @@ def test_up_d_names_what_it_left_stopped_and_the_leftovers_it_stopped(herd: Any)
     r = h.up()
     assert r.returncode == 0, r.stderr
     assert "b: left stopped: it was stopped by hand" in r.stderr
-    assert f"left running by a previous herder" in r.stderr and ": a;" in r.stderr
+    assert "left running by a previous herder" in r.stderr and ": a;" in r.stderr
     assert h.status()["a"]["pid"] != leftover
     # herder.log is one format: JSON lines
     for line in (h.state / "herder.log").read_text().splitlines():

@@ -10,7 +10,6 @@ import time
 from typing import Any
 
 import pytest
-
 from ctl_harness import HERDER
 
 SERVICES = """
