@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
+	@echo "herder is $(VENV)/bin/herder; in another terminal: $(VENV)/bin/herder status -c examples/demo/herder.toml (README: Install puts herder on PATH)"
 	$(VENV)/bin/herder up -c examples/demo/herder.toml
 
 test: $(STAMP) nspawn-setup
