@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint docs man clean nspawn-setup test-wine bench bench-quick
+.PHONY: demo test test-fast lint docs man clean nspawn-setup tmux-setup test-wine bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ demo: $(STAMP)
 	@echo "herder is $(VENV)/bin/herder; in another terminal: $(VENV)/bin/herder status -c examples/demo/herder.toml (README: Install puts herder on PATH)"
 	$(VENV)/bin/herder up -c examples/demo/herder.toml
 
-test: $(STAMP) nspawn-setup
+test: $(STAMP) nspawn-setup tmux-setup
 	@if [ -n "$$HERDER_TEST_WINE" ]; then tests/platform/setup-wine.sh >/dev/null || echo "wine tier: setup failed; its tests will be skipped"; fi
 	$(PY) -m pytest -q
 
@@ -30,6 +30,10 @@ lint: $(STAMP)
 nspawn-setup:
 	@if [ "$$(id -u)" = 0 ]; then tests/platform/setup-nspawn.sh >/dev/null || echo "nspawn tier: setup failed; its tests will be skipped"; \
 	else echo "nspawn tier: skipped (needs root)"; fi
+
+# `herder top` is tested once through Debian's tmux (tests/e2e/test_top.py): installed here as root.
+tmux-setup:
+	@tests/e2e/setup-tmux.sh || echo "tmux: not installed ($$?); the tmux test of herder top will be skipped"
 
 # Opt-in Windows tier: the rendered sc.exe lines against Wine's real SCM (~1.2 GB of packages).
 test-wine: $(STAMP)

@@ -40,8 +40,19 @@ def expand(c: Client, names: list[str]) -> list[str]:
 
 def run_status(args: Any) -> int:
     c = client(args)
-    names = expand(c, args.services) if args.services else []
-    rows = c.call("services_list", query={"service": ",".join(names)} if names else None)
+    names: list[str] = list(args.services or [])
+    rows = None
+    if "all" in names:   # one request for everything (a status request samples each instance's CPU and memory)
+        rows = c.call("services_list")
+        if "all" in {r["service"] for r in rows}:
+            rows = None      # a service called "all": the name wins
+        else:
+            names = [n for n in names if n != "all"]
+            if names:
+                expand(c, names)   # the others must still exist (exit 2 with "did you mean")
+            names = []
+    if rows is None:
+        rows = c.call("services_list", query={"service": ",".join(names)} if names else None)
     if getattr(args, "names", False):
         services = list(dict.fromkeys(r["service"] for r in rows))
         sys.stdout.write("".join(f"{n}\n" for n in [*services, *(r["name"] for r in rows
@@ -81,7 +92,8 @@ def run_action(args: Any) -> int:
         return max((_action_result(args, r) for r in results), default=EXIT_OK)
     view = progress.View(watch=names, verb=args.command)
     results = progress.follow(c, act, view, final=lambda rs: [i for r in rs for i in r["instances"]],
-                              refresh=lambda ns: c.call("services_list", query={"service": ",".join(ns)}))
+                              refresh=lambda ns: c.call("services_list", query={"service": ",".join(ns)}),
+                              timeout=args.timeout)
     for r in results:
         if r.get("message"):
             print(f"herder: {r['message']}", file=sys.stderr)
@@ -121,8 +133,8 @@ def run_reload(args: Any) -> int:
             res = c.call("reload", body=body)
         else:
             res = progress.follow(c, lambda: c.call("reload", body=body), view,
-                                  final=lambda _: [r for r in c.call("services_list") if r["name"] in view.lines])
-            _settle_changed(c, res, view)
+                                  final=lambda res: _changed_instances(c, res),
+                                  refresh=lambda ns: [r for r in c.call("services_list") if r["name"] in ns])
     except ApiError as e:
         if e.status == 422 and isinstance(e.body, dict):
             if args.json:
@@ -151,21 +163,14 @@ def run_reload(args: Any) -> int:
     return EXIT_OK if res["ok"] and not view.failed() else EXIT_FAILED
 
 
-def _settle_changed(c: Client, res: dict[str, Any], view: progress.View) -> None:
-    """After a reload is applied, follow what it added or restarted until each is running
-    (past min_uptime), completed or failed, as `up -d` does (bounded by 300 s)."""
-    import time
-
-    from herder.cli.detach import _follow_until_settled
-
+def _changed_instances(c: Client, res: dict[str, Any]) -> list[dict[str, Any]]:
+    """The instances an applied reload added, restarted or scaled: followed until each runs
+    (past its min_uptime), completes or fails, as `up -d` does."""
     plan = res.get("plan") or {}
     changed = {*plan.get("add", []), *plan.get("restart", {}), *plan.get("scale", {})}
     if not res.get("applied") or not changed:
-        return
-    state: dict[str, dict[str, Any]] = {}
-    deadline = time.monotonic() + 300
-    _follow_until_settled(c, state, deadline, view, only=changed)
-    view.settle(c.call("services_list", query={"service": ",".join(sorted(changed))}))
+        return []
+    return [r for r in c.call("services_list") if r["service"] in changed]
 
 
 def format_event(e: dict[str, Any]) -> str:

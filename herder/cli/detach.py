@@ -171,14 +171,12 @@ def _leftovers(state_dir: Any, since: float) -> None:
 
 
 def _follow_until_settled(client: Any, state: dict[str, dict[str, Any]], deadline: float, view: Any = None,
-                          held: list[str] | None = None, only: set[str] | None = None) -> None:
+                          held: list[str] | None = None) -> None:
     stream = client.stream("events", query={"follow": True, "limit": 0, "snapshot": True},
                            timeout=max(0.1, deadline - time.monotonic()))
     try:
         for e in stream:
             if e["kind"] == "snapshot":
-                if only is not None and e.get("service") not in only:
-                    continue
                 if e.get("want") == "up":
                     state[e["instance"]] = e
                 elif e.get("held") and held is not None and e["instance"] not in held:

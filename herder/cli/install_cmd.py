@@ -88,7 +88,6 @@ def split_command(argv: list[str]) -> tuple[list[str], list[str] | None]:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="print each file and command; change nothing")
-    p.add_argument("--full", action="store_true", help="with --dry-run: also print herder's install record")
     p.add_argument("--no-hardening", dest="hardening", action="store_false", default=None,
                    help="systemd: leave out the sandboxing options (NoNewPrivileges, ProtectSystem …)")
     p.add_argument("--manager", choices=("systemd", "launchd", "windows"),
@@ -96,7 +95,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _scope_and_account(args: argparse.Namespace) -> None:
-    """`service install`: `--user` alone is the user scope; `--user ACCOUNT` (before 0.2 the
+    """`service install`: `--user` alone is the user scope; `--user ACCOUNT` (earlier versions: the
     account) still means the account, with a warning. `herder service install --user NAME`
     (NAME taken as --user's value by argparse) is the scope plus NAME."""
     from herder.errors import UsageError
@@ -183,7 +182,7 @@ def _install_herder(args: argparse.Namespace) -> int:
                        description=f"herder supervisor for {path}", state_dir=state_dir,
                        watchdog=watchdog or None,
                        account=previous.account if previous else None)
-    return _apply(host, spec, args.dry_run, args.full)
+    return _apply(host, spec, args.dry_run)
 
 
 # ---- herder service install -------------------------------------------------------------
@@ -274,7 +273,7 @@ def _install_program(args: argparse.Namespace) -> int:
         log_dir=os.path.abspath(args.log_dir) if args.log_dir and host.local else
         (args.log_dir or (previous.log_dir if previous else None)),
     )
-    return _apply(host, spec, args.dry_run, args.full)
+    return _apply(host, spec, args.dry_run)
 
 
 def _check_account(user: str, group: str | None) -> None:
@@ -312,7 +311,7 @@ def _previous(host: Host, name: str, scope: str | None) -> InstallSpec | None:
     return read_record(host, name, scope) if host.local else None
 
 
-def _apply(host: Host, spec: InstallSpec, dry_run: bool, full: bool = False) -> int:
+def _apply(host: Host, spec: InstallSpec, dry_run: bool) -> int:
     from herder.platform import installer
 
     if host.manager == "systemd" and host.local:
@@ -322,7 +321,7 @@ def _apply(host: Host, spec: InstallSpec, dry_run: bool, full: bool = False) -> 
     plan = installer.plan_install(host, spec)
     for warning in temp_warnings(host, spec, plan):
         print(f"herder: warning: {warning}", file=sys.stderr)
-    return _finish(plan, dry_run, full)
+    return _finish(plan, dry_run)
 
 
 _TEMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
@@ -360,34 +359,11 @@ def temp_warnings(host: Host, spec: InstallSpec, plan: Plan) -> list[str]:
     return out
 
 
-def _dry_run_text(plan: Plan, full: bool) -> str:
-    """`--dry-run`: every file and command; herder's own install record (100+ lines of JSON
-    that would bury the unit) is named, with its size, unless --full."""
-    from herder.platform.plan import Plan as _Plan
-    from herder.platform.plan import WriteFile
-
-    if full:
-        return plan.dry_run()
-    out = []
-    for s in plan.steps:
-        if isinstance(s, WriteFile) and _is_record(s.path):
-            n = s.content.count("\n") + (not s.content.endswith("\n"))
-            out.append(f"# file: {s.path} (herder's install record: {n} lines of JSON; --full shows it)\n")
-        else:
-            out.append(_Plan(steps=[s], windows=plan.windows).dry_run())
-    return "".join(out)
-
-
-def _is_record(path: str) -> bool:
-    norm = path.replace("\\", "/")
-    return norm.endswith(".json") and "/installed/" in norm
-
-
-def _finish(plan: Plan, dry_run: bool, full: bool = False) -> int:
+def _finish(plan: Plan, dry_run: bool) -> int:
     from herder.platform.plan import execute
 
     if dry_run:
-        sys.stdout.write(_dry_run_text(plan, full))
+        sys.stdout.write(plan.dry_run())
         return 0
     for note in plan.notes:
         print(note)

@@ -17,9 +17,7 @@ meant to start, a failed start) makes the command exit 1 even if a retry later w
 
 from __future__ import annotations
 
-import queue
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TextIO
@@ -27,7 +25,6 @@ from typing import Any, TextIO
 from herder.cli.render import STATE_STYLE, paint, terminal_width, use_colour
 
 SETTLED_OK = {"running", "reloading", "stopped"}
-GRACE = 1.0   # after the action answered: at most this long for its last events to arrive
 
 
 class Line:
@@ -206,18 +203,31 @@ def describe(r: dict[str, Any]) -> str:
 
 def follow(client: Any, action: Callable[[], Any], view: View, *,
            final: Callable[[Any], list[dict[str, Any]]],
-           refresh: Callable[[list[str]], list[dict[str, Any]]] | None = None) -> Any:
+           refresh: Callable[[list[str]], list[dict[str, Any]]] | None = None,
+           timeout: float = 300.0) -> Any:
     """Subscribe to events, run `action` (the blocking API call) beside them, show progress.
 
     Returns what `action` returned (or raises what it raised). `final(result)` gives the
-    instance records the action ended with, which settle every line. An instance that is
-    running but younger than its min_uptime is not called running yet: its events are
-    followed until that time has passed (supervisord's startsecs; `up -d` does the same),
-    then `refresh(names)` gives its record again."""
+    records of the instances the action was about. After the answer, two things are waited
+    for, each on the event stream:
+
+    1. the events the action caused: the newest event id is read before the action and
+       after it (`_newest_event`), and the stream is read up to the second one, so what is
+       printed never depends on how fast this process is scheduled;
+    2. each of those instances settling for good: stopped, completed, failed, or running for
+       its min_uptime (supervisord's startsecs; `up -d` does the same). One that crashes
+       after the answer is followed through backoff until it runs or fails for good; the
+       whole command stays within `timeout` seconds of its start.
+
+    Then `refresh(names)` gives the supervisor's final word, which settles every line."""
+    import queue       # threads only here: `herder status` imports this module too
+    import threading
+
     from herder.control.client import lines_of
 
+    started = time.monotonic()
     resp = client.open_stream("events", query={"follow": True, "limit": 0})
-    events = lines_of(resp)
+    before = _newest_event(client)   # every event after this one is on our stream
     q: queue.Queue[tuple[str, Any]] = queue.Queue()
 
     def read(it: Iterator[dict[str, Any]]) -> None:
@@ -234,49 +244,134 @@ def follow(client: Any, action: Callable[[], Any], view: View, *,
         except BaseException as e:  # handed to the main thread
             q.put(("error", e))
 
-    threading.Thread(target=read, args=(events,), daemon=True, name="herder-events").start()
+    threading.Thread(target=read, args=(lines_of(resp),), daemon=True, name="herder-events").start()
     threading.Thread(target=act, daemon=True, name="herder-action").start()
     result: Any = None
-    records: list[dict[str, Any]] = []
-    deadline: float | None = None
-    young: dict[str, float] = {}      # instance -> its min_uptime deadline (monotonic)
-    phase = "acting"                  # acting -> draining (last events) -> young (min_uptime) -> done
-    while phase != "done":
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        try:
-            kind, value = q.get(timeout=timeout)
-        except queue.Empty:
-            kind, value = "timeout", None
-        if kind == "event":
-            view.feed(value)
-        elif kind == "error":
-            raise value
-        elif kind == "done":
-            result, records = value, final(value)
-            phase, deadline = "draining", time.monotonic() + GRACE
-        if kind == "end" and phase == "acting":
-            continue   # herder closed the stream (down); the action's answer is still to come
-        if phase == "draining" and (kind in ("timeout", "end") or _consistent(view, records)):
+    settle = Settling(view)
+    seen = before
+    mark: int | None = None          # the newest event once the action answered
+    catch_up = end = 0.0
+    ended = asked = False
+    try:
+        while True:
+            caught_up = mark is not None and (ended or seen >= mark)
+            if caught_up and (ended or settle.done()):
+                break
             now = time.monotonic()
-            young = {r["name"]: now + float(r.get("min_uptime") or 0) - float(r.get("uptime") or 0)
-                     for r in records if r["state"] == "running" and view.wanted(r["name"])
-                     and float(r.get("uptime") or 0) < float(r.get("min_uptime") or 0)}
-            if not young or refresh is None or kind == "end":
-                phase = "done"
-            else:
-                phase, deadline = "young", max(young.values())
-        elif phase == "young":
-            moved = [n for n in young if view.lines.get(n) is not None and view.lines[n].state != "running"]
-            if kind in ("timeout", "end") or len(moved) == len(young):
-                phase = "done"
-    if young and refresh is not None:
-        fresh = {r["name"]: r for r in refresh(list(young))}
+            deadline = None if mark is None else (end if caught_up else catch_up)
+            wake = min((x for x in (deadline, settle.next_wake(now)) if x is not None), default=None)
+            try:
+                kind, value = q.get(timeout=None if wake is None else max(0.0, wake - now))
+            except queue.Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                continue
+            if kind == "event":
+                seen = max(seen, int(value.get("id") or 0))
+                view.feed(value)
+                if settle.feed(value):
+                    asked = False   # a state changed: worth asking about the waiting ones again
+            elif kind == "error":
+                raise value
+            elif kind == "done":
+                result = value
+                settle.watch(final(value))
+                mark = _newest_event(client)
+                catch_up, end = time.monotonic() + CATCH_UP, started + timeout
+            elif kind == "end":
+                ended = True
+            if mark is not None and not asked and refresh is not None and settle.blocked_only():
+                settle.note_blocked(refresh(settle.waiting()))   # once per state change while only they are left
+                asked = True
+    finally:
+        resp.abort()
+    records = settle.records
+    if refresh is not None and records:
+        fresh = {r["name"]: r for r in refresh([r["name"] for r in records])}
         records = [fresh.get(r["name"], r) for r in records]
-    resp.abort()
     view.settle(records)
     return result
 
 
-def _consistent(view: View, records: list[dict[str, Any]]) -> bool:
-    return all(view.lines.get(r["name"]) is not None and view.lines[r["name"]].state == r["state"]
-               for r in records if view.wanted(r["name"]))
+CATCH_UP = 30.0   # at most this long for the events an answered action caused (a stuck supervisor)
+GOOD_FOR_NOW = frozenset({"stopped", "exited", "failed"})
+
+
+def _newest_event(client: Any) -> int:
+    """The id of the newest event in the journal: a mark in the event stream."""
+    past = list(client.stream("events", query={"limit": 1}))
+    return int(past[-1].get("id") or 0) if past else 0
+
+
+class Settling:
+    """When the instances an action was about have settled for good (see `follow`)."""
+
+    def __init__(self, view: View) -> None:
+        self.view = view
+        self.records: list[dict[str, Any]] = []
+        self.state: dict[str, str] = {}
+        self.min_uptime: dict[str, float] = {}
+        self.running_since: dict[str, float] = {}   # monotonic
+        self.blocked: set[str] = set()
+
+    def watch(self, records: list[dict[str, Any]]) -> None:
+        """The action's answer: what to wait for, and the state of those no event has shown yet."""
+        now = time.monotonic()
+        self.records = [r for r in records if self.view.wanted(r["name"])]
+        for r in self.records:
+            name = r["name"]
+            self.min_uptime[name] = float(r.get("min_uptime") or 0)
+            if name not in self.state:
+                self._moved(name, r["state"], now - float(r.get("uptime") or 0))
+            if r.get("blocked"):
+                self.blocked.add(name)
+
+    def feed(self, e: dict[str, Any]) -> bool:
+        """Take one event; True when it was a state change."""
+        if e.get("kind") != "state" or not e.get("instance"):
+            return False
+        lag = max(0.0, time.time() - float(e.get("ts") or time.time()))   # it happened this long ago
+        self._moved(e["instance"], str(e.get("to", "")), time.monotonic() - lag)
+        return True
+
+    def _moved(self, name: str, state: str, since: float) -> None:
+        self.state[name] = state
+        self.blocked.discard(name)
+        if state in ("running", "reloading"):
+            self.running_since.setdefault(name, since)
+        else:
+            self.running_since.pop(name, None)
+
+    def _young_until(self, name: str) -> float | None:
+        if self.state.get(name) not in ("running", "reloading") or name not in self.running_since:
+            return None
+        return self.running_since[name] + self.min_uptime.get(name, 0.0)
+
+    def _settled(self, name: str, now: float) -> bool:
+        state = self.state.get(name, "")
+        if state in GOOD_FOR_NOW or name in self.blocked:
+            return True
+        until = self._young_until(name)
+        return until is not None and until <= now
+
+    def done(self) -> bool:
+        now = time.monotonic()
+        return all(self._settled(r["name"], now) for r in self.records)
+
+    def next_wake(self, now: float) -> float | None:
+        """When the next running instance passes its min_uptime (nothing else happens without an event)."""
+        return min((t for r in self.records if (t := self._young_until(r["name"])) is not None and t > now),
+                   default=None)
+
+    def waiting(self) -> list[str]:
+        return [r["name"] for r in self.records if self.state.get(r["name"]) == "waiting"]
+
+    def blocked_only(self) -> bool:
+        """Only instances waiting for dependencies are left (worth asking whether those are hopeless)."""
+        now = time.monotonic()
+        left = [r["name"] for r in self.records if not self._settled(r["name"], now)]
+        return bool(left) and all(self.state.get(n) == "waiting" for n in left)
+
+    def note_blocked(self, records: list[dict[str, Any]]) -> None:
+        """A waiting instance whose dependency will not get there by itself is settled (as in `up -d`)."""
+        self.blocked.update(r["name"] for r in records if r.get("blocked") and r["state"] == "waiting")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from herder.cli.check import load_or_report
 from herder.config import Config
@@ -53,35 +52,21 @@ def supervise(cfg: Config, services: list[str], *, socket_group: str | None = No
         sup.events.subscribe(_print_event)
     install_logs(sup, console=console)  # the `name |` view: foreground, on a terminal (or --console)
     sup.components.append(Control(sup, ControlOptions(socket_group=socket_group)))
-    with noted(cfg):
-        return asyncio.run(sup.run(services or None, ready=ready))
+    # the per-user index (herder.control.discovery) lets `herder status -c CONFIG` find this
+    # supervisor whatever its state_dir; noted once it holds the lock and listens
+    from herder.control.discovery import SocketNote
 
+    note = SocketNote(str(cfg.path.resolve()), os.path.abspath(cfg.state_dir / "herder.sock"))
 
-@contextlib.contextmanager
-def noted(cfg: Config) -> Iterator[None]:
-    """Note this supervisor's socket in the per-user index (control.client.index_file) while
-    it runs, so `herder status -c CONFIG` finds it whatever its state_dir is."""
-    from herder.control.client import index_file
+    def started() -> None:
+        note.write()
+        if ready is not None:
+            ready()
 
-    sock = str(cfg.state_dir / "herder.sock")
-    path = index_file(str(cfg.path.resolve()))
-    if path is not None:
-        try:
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            with open(path + ".tmp", "w", encoding="utf-8") as f:
-                f.write(sock + "\n")
-            os.replace(path + ".tmp", path)
-        except OSError:
-            path = None
     try:
-        yield
+        return asyncio.run(sup.run(services or None, ready=started))
     finally:
-        if path is not None:
-            with contextlib.suppress(OSError), open(path, encoding="utf-8") as f:
-                mine = f.read().strip() == sock
-            if mine:
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
+        note.remove()
 
 
 def run_up(config_path: str | None, services: list[str], *, socket_group: str | None = None,

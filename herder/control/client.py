@@ -138,6 +138,8 @@ class Client:
             return Response(conn)
         except (FileNotFoundError, ConnectionRefusedError):
             conn.close()
+            from herder.control.discovery import not_running
+
             raise not_running(self.socket_path) from None
         except PermissionError:
             conn.close()
@@ -256,95 +258,12 @@ def discover_socket(explicit: str | None, config: str | None) -> str:
         if os.path.exists(default):
             return default
         # started with HERDER_STATE_DIR from another shell, or installed: ask the index, then the record
-        elsewhere = indexed_socket(os.path.realpath(path))
-        installed = installed_state_dir(os.path.realpath(path))
+        from herder.control import discovery
+
+        real = os.path.realpath(path)
+        installed = None if (elsewhere := discovery.indexed_socket(real)) else discovery.installed_state_dir(real)
         return elsewhere or (os.path.join(installed, "herder.sock") if installed else default)
     sd = os.path.expanduser(state_dir)
     if not os.path.isabs(sd):
         sd = os.path.join(here, sd)
     return os.path.join(sd, "herder.sock")
-
-
-def index_file(config: str) -> str | None:
-    """Where a supervisor running `config` (a real path) notes its socket, so the CLI finds
-    it whatever state_dir it was given ($HERDER_STATE_DIR in another shell, a unit's
-    Environment=): /run/herder (root), else $XDG_RUNTIME_DIR/herder, else /tmp/herder-UID.
-    None when that directory is not ours alone (it is then never trusted)."""
-    import hashlib
-
-    uid = os.geteuid()
-    base = "/run/herder" if uid == 0 else (os.path.join(os.environ["XDG_RUNTIME_DIR"], "herder")
-                                           if os.environ.get("XDG_RUNTIME_DIR") else f"/tmp/herder-{uid}")
-    try:
-        st = os.lstat(base)
-    except FileNotFoundError:
-        return os.path.join(base, hashlib.sha256(config.encode()).hexdigest()[:24])
-    except OSError:
-        return None
-    import stat
-
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or st.st_mode & 0o022:
-        return None
-    return os.path.join(base, hashlib.sha256(config.encode()).hexdigest()[:24])
-
-
-def indexed_socket(config: str) -> str | None:
-    """The socket a running supervisor of `config` noted in the index, if it is there."""
-    f = index_file(config)
-    if f is None:
-        return None
-    try:
-        with open(f, encoding="utf-8") as fh:
-            sock = fh.read().strip()
-    except OSError:
-        return None
-    return sock if os.path.isabs(sock) and os.path.exists(sock) else None
-
-
-def _record_paths() -> list[str]:
-    home = os.path.expanduser("~")
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(home, ".local", "state")
-    return ["/var/lib/herder/installed/herder.json", os.path.join(state, "herder", "installed", "herder.json"),
-            "/Library/Application Support/herder/installed/herder.json",
-            os.path.join(home, "Library", "Application Support", "herder", "installed", "herder.json")]
-
-
-def installed_service(config: str | None = None) -> dict[str, Any] | None:
-    """herder's install record (`herder install`) that runs `config` (any, when None)."""
-    for rec_path in _record_paths():
-        try:
-            with open(rec_path, encoding="utf-8") as f:
-                rec = json.load(f)
-            command = rec["service"]["command"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if config is None or config in command:
-            return rec if isinstance(rec, dict) else None
-    return None
-
-
-def installed_state_dir(config: str) -> str | None:
-    """Where the supervisor installed for `config` keeps its state (HERDER_STATE_DIR of
-    `herder install --system`), so `herder status -c CONFIG` finds it from any shell."""
-    rec = installed_service(config)
-    sd = rec.get("state_dir") if rec else None
-    return sd if isinstance(sd, str) else None
-
-
-def not_running(sock: str) -> NotRunning:
-    """The "nobody answers" error, with advice that never starts a second supervisor: a
-    herder holding the state directory's lock is named; an installed one is started by its
-    service manager; only when neither exists is `herder up -d` suggested."""
-    from herder.store.lock import holder
-
-    state_dir = os.path.dirname(sock)
-    pid = holder(state_dir)  # type: ignore[arg-type]
-    if pid is not None:
-        return NotRunning(f"herder (pid {pid if pid > 0 else '?'}) holds {state_dir} but does not answer on {sock}; "
-                          f"it may be starting or stuck: see {os.path.join(state_dir, 'herder.log')}")
-    rec = installed_service()
-    if rec is not None and rec.get("state_dir") in (state_dir, None):
-        scope = "" if rec.get("scope") == "system" else " --user"
-        return NotRunning(f"herder is not running (no supervisor answers on {sock}); it is installed as a "
-                          f"service: start it with `systemctl{scope} start herder` (or `herder service start herder`)")
-    return NotRunning(f"herder is not running (no supervisor answers on {sock}); start it with `herder up -d`")

@@ -30,16 +30,12 @@ from typing import Any
 from herder.control import registry
 from herder.control.server import Listener, Router
 from herder.errors import ConfigError
-from herder.runtime.events import Event
+from herder.runtime.events import LIVE_ONLY, Event
 from herder.store.intent import Intent
 from herder.store.journal import Journal
 
 RING = 2000
 FOLLOW_QUEUE = 10000
-# STATUS= text (ctx.status() in herder.service) can change many times a second; the last one
-# is in every status record, each one is streamed live, but none is written to the journal
-# or herder.log, which would fill with them (systemd keeps STATUS= out of its journal too).
-LIVE_ONLY = frozenset({"status"})
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -54,11 +54,20 @@ class ProcStat:
         self.ppid, self.cpu, self.rss, self.start = ppid, cpu, rss, start
 
 
+def _read(path: str) -> bytes:
+    """One small kernel file in one read: os.open/os.read, no Python file object (a status
+    request of 200 instances reads 600 of these; buffered open() made that 5x slower)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 65536)
+    finally:
+        os.close(fd)
+
+
 def read_stat(pid: int) -> ProcStat | None:
     """(ppid, CPU seconds, RSS bytes, start in ticks since boot) of pid, or None when it is gone."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        data = _read(f"/proc/{pid}/stat")
         rest = data[data.rindex(b")") + 2:].split()
         # fields from 3 (state) on: ppid=4, utime=14, stime=15, starttime=22, rss=24
         return ProcStat(int(rest[1]), (int(rest[11]) + int(rest[12])) / _TICK, int(rest[21]) * _PAGE,
@@ -70,19 +79,21 @@ def read_stat(pid: int) -> ProcStat | None:
 def _cgroup_usage(path: str) -> float | None:
     """CPU seconds of every process that ever ran in the cgroup (cpu.stat usage_usec)."""
     try:
-        with open(os.path.join(path, "cpu.stat"), "rb") as f:
-            for line in f:
-                if line.startswith(b"usage_usec "):
-                    return int(line.split()[1]) / 1e6
-    except (OSError, ValueError):
+        data = _read(os.path.join(path, "cpu.stat"))
+    except OSError:
         return None
+    for line in data.splitlines():
+        if line.startswith(b"usage_usec "):
+            try:
+                return int(line.split()[1]) / 1e6
+            except (ValueError, IndexError):
+                return None
     return None
 
 
 def _cgroup_procs(path: str) -> list[int]:
     try:
-        with open(os.path.join(path, "cgroup.procs"), "rb") as f:
-            return [int(x) for x in f.read().split()]
+        return [int(x) for x in _read(os.path.join(path, "cgroup.procs")).split()]
     except (OSError, ValueError):
         return []
 
@@ -155,11 +166,9 @@ class Sampler:
         return {"cpu": None if pct is None else round(pct, 1), "rss": sum(st.rss for _, st in members),
                 "procs": len(members), "cpu_seconds": round(total, 3)}
 
-    def forget(self, keep: Iterable[str]) -> None:
-        """Drop the samples of instances that no longer exist (after a reload)."""
-        keep = set(keep)
-        for name in [n for n in self._last if n not in keep]:
-            del self._last[name]
+    def forget(self, name: str) -> None:
+        """Drop the previous sample of an instance a reload removed."""
+        self._last.pop(name, None)
 
 
 def attach(sup: Any) -> Sampler:
@@ -173,5 +182,6 @@ def attach(sup: Any) -> Sampler:
         return sampler.sample(inst.name, inst.pid, str(cg.path) if cg is not None else None)
 
     sup.hooks.status.append(status)
+    sup.hooks.removed.append(lambda inst: sampler.forget(inst.name))
     sup.usage = sampler
     return sampler

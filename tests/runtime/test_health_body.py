@@ -5,12 +5,24 @@ connection open after a Content-Length body."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from herder.health.probes import BODY_LIMIT, http_check
 
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
-async def _serve(handler: object) -> tuple[asyncio.AbstractServer, int]:
-    server = await asyncio.start_server(handler, "127.0.0.1", 0)  # type: ignore[arg-type]
+
+async def _serve(handler: Handler) -> tuple[asyncio.AbstractServer, int]:
+    """A server whose every connection is closed when its handler ends, however it ends: a
+    StreamWriter left open is collected after the loop closed, and its ResourceWarning
+    then fails whichever test runs next."""
+    async def closing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await handler(reader, writer)
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(closing, "127.0.0.1", 0)
     return server, server.sockets[0].getsockname()[1]
 
 
