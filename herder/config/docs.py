@@ -27,9 +27,11 @@ error, so `10` can never mean milliseconds in one place and seconds in another. 
 
 Every table may be partial: a key not given in `[services.NAME]` comes from `[defaults]`,
 then from the built-in default below; nested tables merge key by key
-(`backoff = { initial = "0s" }` keeps the other backoff keys). Unknown keys are errors.
-`herder check` prints every error at once as `FILE:LINE: key.path: what is wrong; what is
-expected` and exits 2; a config with any error changes nothing that is running.
+(`backoff = { initial = "0s" }` keeps the other backoff keys). Unknown keys and tables are
+errors, with the nearest known name when one is close (`unknown key (did you mean
+"stop_timeout"?)`, also for enum values such as `"allways"`). `herder check` prints every
+error at once, in file order, as `FILE:LINE: key.path: what is wrong; what is expected` and
+exits 2; a config with any error changes nothing that is running.
 
 Paths (`state_dir`, `log_dir`, `cwd`, `env_file`) are relative to the config file's folder.
 `{replica}` in `command`, `env` values and `cwd` becomes the instance number (0 when
