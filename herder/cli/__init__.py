@@ -166,5 +166,4 @@ def _main(argv: Sequence[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         return 130
-    parser.error(f"unknown command {args.command}")
-    return EXIT_USAGE
+    parser.error(f"unknown command {args.command}")   # exits 2

@@ -76,7 +76,7 @@ def _daemon(cfg: Any, args: Any, w: int) -> int:  # pragma: no cover - runs in t
     signal.signal(signal.SIGHUP, signal.SIG_IGN)   # until the control component takes SIGHUP over
     # herder.log is JSON only (every event, written by herder.logs' OwnLog); what the daemon
     # itself prints outside events (start-up errors, a bug's traceback) goes to herder.out.
-    log = open(cfg.state_dir / "herder.out", "ab", buffering=0)
+    log = open(cfg.state_dir / "herder.out", "ab", buffering=0)  # noqa: SIM115 - the daemon's stdio for life
     umask = os.umask(0)
     os.umask(umask)
     ctx = daemon.DaemonContext(working_directory=os.getcwd(), umask=umask, files_preserve=[w, log.fileno()],

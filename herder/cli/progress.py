@@ -220,7 +220,7 @@ def follow(client: Any, action: Callable[[], Any], view: View, *,
        whole command stays within `timeout` seconds of its start.
 
     Then `refresh(names)` gives the supervisor's final word, which settles every line."""
-    import queue       # threads only here: `herder status` imports this module too
+    import queue  # threads only here: `herder status` imports this module too
     import threading
 
     from herder.control.client import lines_of

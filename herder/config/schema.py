@@ -85,7 +85,8 @@ def p_float(lo: float | None = None, hi: float | None = None) -> Parser:
 def p_enum(*choices: str) -> Parser:
     def parse(v: Any) -> str:
         if v not in choices:
-            raise ValueError(f"unknown value {_show(v)}{did_you_mean(str(v), choices)}; expected one of {', '.join(choices)}")
+            raise ValueError(f"unknown value {_show(v)}{did_you_mean(str(v), choices)}; "
+                             f"expected one of {', '.join(choices)}")
         return str(v)
     parse.__doc__ = "one of " + ", ".join(f"`{c}`" for c in choices)
     return parse
@@ -243,7 +244,7 @@ def build(cls: type[T], raw: Any, path: tuple[str, ...], problems: Problems,
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     for key in raw:
         if key not in known:
-            problems.add(where(path + (key,)), f"unknown key{did_you_mean(str(key), known)}; "
+            problems.add(where((*path, key)), f"unknown key{did_you_mean(str(key), known)}; "
                          f"expected one of {', '.join(sorted(known))}")
     kwargs: dict[str, Any] = {}
     before = len(problems.items)

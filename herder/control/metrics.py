@@ -51,7 +51,7 @@ class _Collector:
                     rss.add_metric(lab, float(use["rss"]))
                     procs.add_metric(lab, float(use["procs"]))
             for s in State:
-                state.add_metric(lab + [s.value], 1.0 if inst.state is s else 0.0)
+                state.add_metric([*lab, s.value], 1.0 if inst.state is s else 0.0)
             up.add_metric(lab, 1.0 if inst.state is State.RUNNING else 0.0)
             restarts.add_metric(lab, float(inst.restarts))
             uptime.add_metric(lab, now - inst.started_at if inst.started_at is not None else 0.0)
@@ -76,5 +76,5 @@ def render(control: Any) -> bytes:
     if reg is None:
         reg = control.metrics_registry = CollectorRegistry(auto_describe=False)
         ProcessCollector(namespace="herder", registry=reg)
-        reg.register(_Collector(control))  # type: ignore[arg-type]
+        reg.register(_Collector(control))
     return bytes(generate_latest(reg))

@@ -38,7 +38,8 @@ def test_every_error_at_once_with_line_key_and_expectation(make_config: Callable
     errs = errors(p)
     text = "\n".join(errs)
     assert f"{p}:2: herder.shutdown_timeout: expected a duration" in text
-    assert f'{p}:6: services.web.restart: unknown value "allways" (did you mean "always"?); expected one of always, on-failure, never' in text
+    assert (f'{p}:6: services.web.restart: unknown value "allways" (did you mean "always"?); '
+            "expected one of always, on-failure, never") in text
     assert f'{p}:7: services.web.stop_signal: expected a signal name such as TERM, INT, HUP or QUIT; got "TREM"' in text
     assert f"{p}:8: services.web.backoff.factor: 0.5 is too small; expected at least 1.0" in text
     assert f'{p}:8: services.web.backoff.initial: expected a duration such as "10s"' in text

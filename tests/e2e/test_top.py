@@ -56,7 +56,8 @@ def test_top_pilot_shows_instances_logs_and_restarts_after_confirmation(herd: An
     assert after["db"]["pid"] == before["db"]["pid"]
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux: `make test` installs it as root (tests/e2e/setup-tmux.sh)")
+@pytest.mark.skipif(shutil.which("tmux") is None,
+                    reason="needs tmux: `make test` installs it as root (tests/e2e/setup-tmux.sh)")
 def test_top_in_tmux_end_to_end(herd: Any) -> None:
     h = herd(SERVICES)
     assert h.up().returncode == 0
