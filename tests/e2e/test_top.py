@@ -79,8 +79,9 @@ def test_top_in_tmux_end_to_end(herd: Any) -> None:
             time.sleep(0.1)
 
     try:
-        text = until("the instances", lambda t: "web" in t and "db" in t and "running" in t)
-        assert "NAME" in text and "CPU" in text and "MEM" in text and "hello from web" in text
+        # the table and the log pane fill independently (two streams): wait for both
+        until("the instances and web's log", lambda t: all(x in t for x in ("web", "db", "running", "NAME", "CPU",
+                                                                            "MEM", "hello from web")))
         subprocess.run(["tmux", "send-keys", "-t", session, "Down"], check=True, timeout=30)
         subprocess.run(["tmux", "send-keys", "-t", session, "x"], check=True, timeout=30)
         until("the confirmation", lambda t: "Stop db?" in t)
