@@ -217,6 +217,10 @@ def test_a_supervisor_with_herder_state_dir_is_found_and_advice_never_starts_a_s
     assert r.returncode == 0, r.stderr
     r = run("status", "-c", str(h.config))                       # a shell without HERDER_STATE_DIR
     assert r.returncode == 0 and r.stdout.splitlines()[1].startswith("a "), r.stderr
+    r = run("up", "-d", "-c", str(h.config), env=env)            # a second one is refused …
+    assert r.returncode == 1 and "already running" in r.stderr
+    r = run("status", "-c", str(h.config))                       # … and leaves the first one's note alone
+    assert r.returncode == 0 and r.stdout.splitlines()[1].startswith("a "), r.stderr
     assert run("down", "-c", str(h.config)).returncode == 0
     r = run("status", "-c", str(h.config))
     assert r.returncode == 3 and "herder up -d" in r.stderr
