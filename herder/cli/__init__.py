@@ -127,11 +127,11 @@ def _did_you_mean(e: HerderError, args: argparse.Namespace) -> str:
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
     from herder.cli.install_cmd import (
         split_command,  # `service install NAME … -- CMD ARGS…`
     )
     argv, tail = split_command(sys.argv[1:] if argv is None else list(argv))
+    parser = _parser(_command_of(argv))   # only the subcommand asked for: `herder status` stays fast
     args = parser.parse_args(argv)
     args.command_tail = tail
     if not args.command:

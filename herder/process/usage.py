@@ -77,23 +77,20 @@ def read_stat(pid: int) -> ProcStat | None:
 
 
 def _cgroup_usage(path: str) -> float | None:
-    """CPU seconds of every process that ever ran in the cgroup (cpu.stat usage_usec)."""
+    """CPU seconds of every process that ever ran in the cgroup (cpu.stat usage_usec, its first line)."""
     try:
-        data = _read(os.path.join(path, "cpu.stat"))
-    except OSError:
+        data = _read(path + "/cpu.stat")
+        for line in data.split(b"\n", 1) if data.startswith(b"usage_usec ") else data.splitlines():
+            if line.startswith(b"usage_usec "):
+                return int(line[11:]) / 1e6
+    except (OSError, ValueError):
         return None
-    for line in data.splitlines():
-        if line.startswith(b"usage_usec "):
-            try:
-                return int(line.split()[1]) / 1e6
-            except (ValueError, IndexError):
-                return None
     return None
 
 
 def _cgroup_procs(path: str) -> list[int]:
     try:
-        return [int(x) for x in _read(os.path.join(path, "cgroup.procs")).split()]
+        return [int(x) for x in _read(path + "/cgroup.procs").split()]
     except (OSError, ValueError):
         return []
 
