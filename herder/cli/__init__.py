@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from herder.errors import EXIT_USAGE, HerderError
 
-_LOCAL = ("up", "check", "install", "uninstall", "service", "top", "completion")
+_LOCAL = ("up", "check", "install", "uninstall", "service", "top", "completion", "import", "init")
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
@@ -65,8 +65,9 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     comp.add_argument("shell", choices=("bash", "zsh", "fish"))
     if only in (None, "up", "check"):
         _control_commands(sub)
-    from herder.cli import install_cmd  # argparse only at import time
+    from herder.cli import import_cmd, install_cmd  # argparse only at import time
     install_cmd.add_parsers(sub)
+    import_cmd.add_parsers(sub)
     return p
 
 
