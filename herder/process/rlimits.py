@@ -17,10 +17,15 @@ setgroups/setgid/setuid.
 from __future__ import annotations
 
 import os
-import resource
+import sys
 from collections.abc import Callable, Sequence
 
-NAMES = {"nofile": resource.RLIMIT_NOFILE, "nproc": resource.RLIMIT_NPROC, "core": resource.RLIMIT_CORE}
+if sys.platform == "win32":   # importable there (the config names it); rlimits exist on POSIX only
+    NAMES: dict[str, int] = {}
+else:
+    import resource
+
+    NAMES = {"nofile": resource.RLIMIT_NOFILE, "nproc": resource.RLIMIT_NPROC, "core": resource.RLIMIT_CORE}
 
 
 def from_spec(limits: object) -> tuple[tuple[int, int], ...]:

@@ -1,6 +1,9 @@
 """Atomic file replacement: write a temporary file, fsync it, rename it over the old one.
 
 A crash at any moment leaves either the old file or the new one, never a torn one.
+Portable: Windows has no O_CLOEXEC (its handles are not inherited unless asked), needs
+O_BINARY (else every "\n" is written as "\r\n"), and cannot open a directory to fsync
+it (``os.replace`` is MoveFileEx with MOVEFILE_REPLACE_EXISTING there).
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    fd = os.open(tmp, _FLAGS, mode)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -25,6 +30,8 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    if not hasattr(os, "O_DIRECTORY"):
+        return
     with contextlib.suppress(OSError):
         dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:

@@ -8,11 +8,14 @@ for one. Readers take a shared, non-blocking lock to ask "is anyone holding it?"
 
 from __future__ import annotations
 
-import fcntl
 import os
+import sys
 from pathlib import Path
 
 from herder.errors import AlreadyRunning
+
+if sys.platform != "win32":   # the supervisor (the only locker) runs on POSIX; the module imports anywhere
+    import fcntl
 
 
 def acquire(state_dir: Path) -> int:
