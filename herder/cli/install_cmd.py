@@ -211,7 +211,8 @@ def _install_program(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.name} is not installed yet: give the program after `--` "
                          f"(herder service install {args.name} -- CMD ARGS…)")
     scope = args.scope or (previous.scope if previous else host.default_scope())
-    base: dict[str, Any] = json.loads(previous.dumps())["service"] if previous else {}   # as recorded: lists
+    # every setting (the record file keeps only non-defaults), in JSON types: lists, not tuples
+    base: dict[str, Any] = json.loads(json.dumps(previous.to_record()))["service"] if previous else {}
     # the recorded settings are the starting point; unset ones (None) stay unset, so the schema's defaults apply
     raw: dict[str, Any] = {k: v for k, v in base.items() if v is not None and k in ("command", "cwd", "env", "user",
                                                                                     "group", "restart", "depends_on")}
