@@ -25,6 +25,8 @@ POSIX_ONLY = {
     "herder.health": "the supervisor's probes and limits spawn through herder.process.spawn",
     "herder.runtime.supervisor": "the supervisor itself: SIGCHLD reaping, process groups, cgroups",
     "herder.testing.harness": "runs the supervisor",
+    "herder.cli.top": "watches a running supervisor (`herder up`, Linux today); Textual is not among the tier's "
+                      "wheels",
 }
 
 
