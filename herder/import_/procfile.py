@@ -110,8 +110,6 @@ def translate(files: list[Path], places: Places, options: Options) -> Draft:
             sc.renamed(n, name, svc)
         if SHELL_META & set(command):
             sc.carry("command", n, command, "command", ["/bin/sh", "-c", command], "through /bin/sh, as Ruby runs it")
-        elif not command.split():   # only Unicode spaces (U+00A0, U+2028 …): no program to run
-            raise fail(f"{src.path}:{n}", f"{name}: the command is empty; expected a program and its arguments")
         else:
             sc.carry("command", n, command, "command", command.split())
         sc.kind = "(process folder)"
