@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,9 +47,9 @@ def test_bench_quick_runs_every_measure_and_leaves_nothing(tmp_path: Path) -> No
         pytest.skip(f"bench peers could not be installed (no network?): {setup.stderr.strip()[-300:]}")
     since = time.time() - 1
     out = tmp_path / "quick.json"
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    env = {**os.environ, "TMPDIR": str(scratch)}   # the bench's temp dirs: this run's, found by path
+    # the bench's temp dirs: this run's, found by path (short: socket paths must fit in 108 bytes)
+    scratch = Path(tempfile.mkdtemp(prefix="hbq", dir="/tmp"))
+    env = {**os.environ, "TMPDIR": str(scratch)}
     run = subprocess.run([str(BENCH_PY), str(ROOT / "bench" / "compare.py"), "--quick", "--out", str(out)],
                          capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)  # ~60 s idle; bound: a hang
     assert run.returncode == 0, run.stderr[-2000:]
@@ -67,6 +68,7 @@ def test_bench_quick_runs_every_measure_and_leaves_nothing(tmp_path: Path) -> No
     assert all(c["sha256_ok"] for c in doc["results"]["logs_mbps"]["herder"]["checks"])
     assert doc["results"]["orphans"]["herder"]["samples"] == [0]
     assert _bench_processes(since, scratch) == []
+    shutil.rmtree(scratch, ignore_errors=True)
 
     png, md = tmp_path / "ratios.png", tmp_path / "performance.md"
     md.write_text("# Performance\n\nhand-written text\n")
