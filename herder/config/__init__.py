@@ -171,7 +171,8 @@ class _Loader:
         if sys.platform == "win32":
             key = "user" if spec.user is not None else "group"
             self.problems.add(where(here + (key,)), f"herder up does not switch accounts on Windows; expected no {key} "
-                              "(a Windows service gets its account from `herder service install NAME --account ACCOUNT`)")
+                              "(a Windows service gets its account from "
+                              "`herder service install NAME --account ACCOUNT`)")
             return
         if os.geteuid() != 0:
             key = "user" if spec.user is not None else "group"
