@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint docs man clean nspawn-setup tmux-setup test-wine bench bench-quick
+.PHONY: demo test lint docs man clean nspawn-setup tmux-setup test-wine bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,8 @@ test: $(STAMP) nspawn-setup tmux-setup
 	  || echo "windows tier: setup failed; its tests will be skipped with the reason"; fi
 	$(PY) -m pytest -q
 
-# mypy strict on the whole package and ruff (config in pyproject.toml).
+# mypy strict on the whole package and ruff on the package and the tests (config and the
+# reasons for the rule set in pyproject.toml). CI (.ci/run) runs it before `make test`.
 lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/ruff check herder tests

@@ -62,6 +62,10 @@ def run_status(args: Any) -> int:
         _dump(rows)
     else:
         render.print_table(rows, no_colour=getattr(args, "no_color", False), wide=getattr(args, "wide", False))
+    lost = c.call("health").get("journal_failures", 0)
+    if lost:   # on stderr in both modes: stdout keeps its shape
+        print(f"herder: {lost} event(s) could not be written to the journal (disk full or failing?); "
+              "they are missing from `herder events`", file=sys.stderr)
     return EXIT_OK
 
 
@@ -77,12 +81,14 @@ def _action_result(args: Any, res: dict[str, Any]) -> int:
 
 
 def run_action(args: Any) -> int:
+    """start / stop / restart: one request for every target, so they act together (a stop
+    goes in reverse dependency order, each level at once, as `down` does)."""
     c = client(args, timeout=None)
     names = expand(c, args.services)
     body = {"wait": not args.no_wait, "timeout": args.timeout}
 
     def act() -> list[dict[str, Any]]:
-        return [c.call(f"service_{args.command}", path={"name": n}, body=body) for n in names]
+        return [c.call(f"service_{args.command}", path={"name": ",".join(names)}, body=body)]
 
     if args.json or args.no_wait:
         results = act()
@@ -256,27 +262,10 @@ def run_down(args: Any) -> int:
 
 
 def wait_unlocked(state_dir: str | None, timeout: float = 30.0) -> None:
-    """Block until the supervisor releases its pid-file lock (it has exited), bounded by SIGALRM."""
+    """Block until the supervisor has exited (released its state_dir lock), bounded."""
     if not state_dir:
         return
-    import fcntl
-    import signal
+    from herder.store.lock import wait_released
 
-    try:
-        fd = os.open(os.path.join(state_dir, "herder.pid"), os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return
-
-    def _late(*_: Any) -> None:
-        raise TimeoutError
-
-    old = signal.signal(signal.SIGALRM, _late)
-    signal.setitimer(signal.ITIMER_REAL, timeout)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
-    except TimeoutError:
+    if not wait_released(state_dir, timeout):
         print(f"herder: the supervisor has not exited after {timeout:g}s", file=sys.stderr)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-        os.close(fd)

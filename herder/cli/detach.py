@@ -89,7 +89,7 @@ def _daemon(cfg: Any, args: Any, w: int) -> int:  # pragma: no cover - runs in t
     from herder.cli.up import supervise
     from herder.errors import HerderError
 
-    sys.stdout = sys.stderr = open(log.fileno(), "w", buffering=1, closefd=False)
+    sys.stdout = sys.stderr = open(log.fileno(), "w", buffering=1, closefd=False)  # noqa: SIM115 - for life
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} herder: detached supervisor starting (pid {os.getpid()})",
           file=sys.stderr)
     told = False
@@ -122,9 +122,8 @@ def _report(sock: str, state_dir: Any, args: Any, since: float = 0.0) -> int:
     startsecs): a program that crashes at once is briefly `running`, and `up -d` must not
     call that a success. Waiting for that is following the event stream for exactly the
     time left, woken early by any state change."""
-    from herder.control.client import Client
-
     from herder.cli.progress import View
+    from herder.control.client import Client
 
     client = Client(sock, timeout=30)
     deadline = time.monotonic() + args.timeout
@@ -187,7 +186,7 @@ def _follow_until_settled(client: Any, state: dict[str, dict[str, Any]], deadlin
             rec = state.get(e["instance"])
             if rec is not None and e["kind"] == "state":
                 rec["state"] = e.get("to", rec["state"])
-            if e["kind"] in ("state", "snapshot_end") and _settled(client, state) or time.monotonic() > deadline:
+            if (e["kind"] in ("state", "snapshot_end") and _settled(client, state)) or time.monotonic() > deadline:
                 break
     except TimeoutError:
         pass
@@ -215,7 +214,8 @@ def _settled(client: Any, state: dict[str, dict[str, Any]]) -> bool:
     if "waiting" not in states:
         return True
     # only waiting instances are left: settled when each waits on something hopeless
-    rows = client.call("services_list", query={"service": ",".join(n for n, r in state.items() if r["state"] == "waiting")})
+    waiting = ",".join(n for n, r in state.items() if r["state"] == "waiting")
+    rows = client.call("services_list", query={"service": waiting})
     return all(r.get("blocked") for r in rows if r["state"] == "waiting")
 
 

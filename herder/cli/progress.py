@@ -234,14 +234,14 @@ def follow(client: Any, action: Callable[[], Any], view: View, *,
         try:
             for e in it:
                 q.put(("event", e))
-        except Exception:  # the stream ends when herder exits or we close it
+        except (OSError, ValueError):   # herder exited, or we closed the stream (timeouts are OSErrors)
             pass
         q.put(("end", None))
 
     def act() -> None:
         try:
             q.put(("done", action()))
-        except BaseException as e:  # handed to the main thread
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread, which raises it
             q.put(("error", e))
 
     threading.Thread(target=read, args=(lines_of(resp),), daemon=True, name="herder-events").start()

@@ -26,7 +26,7 @@ if sys.platform != "win32":   # account checks are POSIX only; Windows services 
     import grp
     import pwd
 
-__all__ = ["Config", "load", "find_config", "ServiceSpec", "HerderSettings"]
+__all__ = ["Config", "HerderSettings", "ServiceSpec", "find_config", "load"]
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\Z")
 _TOP_KEYS = ("herder", "defaults", "services")
@@ -143,7 +143,8 @@ class _Loader:
         if spec.shell:
             cmd = merged.get("command")
             if not isinstance(cmd, str):
-                self.problems.add(where(here + ("command",)), "shell = true needs the command as one string; expected a string")
+                self.problems.add(where(here + ("command",)),
+                                  "shell = true needs the command as one string; expected a string")
                 return None
             changes["command"] = ("/bin/sh", "-c", cmd)
         if spec.cwd is not None:
@@ -183,12 +184,14 @@ class _Loader:
             try:
                 pwd.getpwnam(spec.user)
             except KeyError:
-                self.problems.add(where(here + ("user",)), f'no user "{spec.user}" on this machine; expected an existing account')
+                self.problems.add(where(here + ("user",)),
+                                  f'no user "{spec.user}" on this machine; expected an existing account')
         if spec.group is not None:
             try:
                 grp.getgrnam(spec.group)
             except KeyError:
-                self.problems.add(where(here + ("group",)), f'no group "{spec.group}" on this machine; expected an existing group')
+                self.problems.add(where(here + ("group",)),
+                                  f'no group "{spec.group}" on this machine; expected an existing group')
 
     def _check_dependencies(self) -> None:
         from herder.core.graph import find_cycle

@@ -191,7 +191,8 @@ def p_depends(v: Any) -> dict[str, str]:
         raise ValueError(f"expected a table such as {{ db = \"healthy\" }} or a list of names; got {_show(v)}")
     for name, cond in v.items():
         if cond not in DEPENDENCY_CONDITIONS:
-            raise ValueError(f"{name}: unknown condition {_show(cond)}; expected one of {', '.join(DEPENDENCY_CONDITIONS)}")
+            raise ValueError(f"{name}: unknown condition {_show(cond)}; "
+                             f"expected one of {', '.join(DEPENDENCY_CONDITIONS)}")
     return dict(v)
 
 
@@ -315,13 +316,13 @@ def describe_fields(cls: type, prefix: str = "") -> list[tuple[str, str, str, st
 
 def _show_default(f: dataclasses.Field[Any], default: Any) -> str:
     if default == "(required)":
-        return default
+        return "(required)"
     if default is None:
         return "—"
     if isinstance(default, bool):
         return "true" if default else "false"
     if f.metadata.get("example"):
-        return f.metadata["example"]
+        return str(f.metadata["example"])
     if isinstance(default, (tuple, list)):
         return "[" + ", ".join(str(x) for x in default) + "]"
     if isinstance(default, dict):

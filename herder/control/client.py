@@ -8,6 +8,7 @@ so an answer has either a Content-Length or a chunked body; that is all this rea
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -167,10 +168,8 @@ class Client:
         ctype = resp.getheader("content-type", "")
         value: Any = raw.decode("utf-8", "replace")
         if "json" in ctype:
-            try:
+            with contextlib.suppress(ValueError):
                 value = json.loads(raw)
-            except ValueError:
-                pass
         if resp.status >= 400:
             raise ApiError(resp.status, value)
         return value
@@ -246,7 +245,8 @@ def discover_socket(explicit: str | None, config: str | None) -> str:
         raise UsageError(f"no config at {path}: pass -c FILE or --socket PATH (or set $HERDER_SOCKET)") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise UsageError(f"{path}: cannot read state_dir from it ({e}); pass --socket PATH") from None
-    herder: dict[str, Any] = raw["herder"] if isinstance(raw.get("herder"), dict) else {}
+    section = raw.get("herder")
+    herder: dict[str, Any] = section if isinstance(section, dict) else {}
     state_dir = herder.get("state_dir")
     if state_dir is not None and not isinstance(state_dir, str):
         raise UsageError(f"{path}: herder.state_dir: expected a string")

@@ -89,11 +89,10 @@ def peer_of(sock: socket.socket) -> Peer:
 def peer_groups(peer: Peer) -> set[int]:
     """The peer's primary and supplementary groups (from /proc; the primary one otherwise)."""
     groups = {peer.gid} if peer.gid is not None else set()
-    with contextlib.suppress(OSError, ValueError):
-        with open(f"/proc/{peer.pid}/status") as f:
-            for line in f:
-                if line.startswith("Groups:"):
-                    groups.update(int(g) for g in line.split()[1:])
+    with contextlib.suppress(OSError, ValueError), open(f"/proc/{peer.pid}/status") as f:
+        for line in f:
+            if line.startswith("Groups:"):
+                groups.update(int(g) for g in line.split()[1:])
     return groups
 
 

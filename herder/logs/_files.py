@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from herder.runtime.clock import Clock
+from herder.runtime.clock import Now
 
 _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
 Notify = Callable[[str, str, dict[str, object]], None]  # (kind, message, data)
@@ -37,7 +37,7 @@ def rotated_name(path: Path, wall: float, n: int = 0) -> Path:
     ms = int(wall * 1000)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
     stem, suffix = _split(path.name)
-    return path.with_name(f"{stem}.{stamp}{'_%04d' % n if n else ''}{suffix}")
+    return path.with_name(f"{stem}.{stamp}{f'_{n:04d}' if n else ''}{suffix}")
 
 
 def rotated_files(path: Path) -> list[Path]:
@@ -106,7 +106,7 @@ class RotatingFile:
     """An append-only log file owned by the writer thread. Not thread-safe by design."""
 
     def __init__(self, path: Path, *, max_size: int, max_files: int, rotate_every: float | None,
-                 compress: bool, clock: Clock, compressor: Compressor | None = None,
+                 compress: bool, clock: Now, compressor: Compressor | None = None,
                  notify: Notify | None = None, label: str = "") -> None:
         self.path = path
         self.max_size, self.max_files, self.rotate_every = max_size, max_files, rotate_every

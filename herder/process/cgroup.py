@@ -19,6 +19,8 @@ import os
 import signal
 from pathlib import Path
 
+from herder.process import tree
+
 
 def _cgroup2_mount() -> Path | None:
     try:
@@ -134,8 +136,7 @@ class Cgroups:
             p = todo.pop()
             with contextlib.suppress(OSError):
                 cg.enter(p)
-                with open(f"/proc/{p}/task/{p}/children") as f:
-                    todo.extend(int(c) for c in f.read().split())
+                todo.extend(tree.children(p))
 
     def instances(self) -> list[Cgroup]:
         try:

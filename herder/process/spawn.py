@@ -16,8 +16,7 @@ import os
 import pwd
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from herder.config.model import ServiceSpec
 from herder.errors import SpawnError
@@ -110,29 +109,3 @@ def _gid(group: str) -> int:
     import grp
 
     return grp.getgrnam(group).gr_gid
-
-
-def open_outputs(spec: ServiceSpec, name: str, log_dir: Path) -> tuple[Any, Any, list[IO[bytes]]]:
-    """(stdout, stderr, files to close after the spawn) for the simple output modes.
-
-    auto → {log_dir}/{name}.log (stderr auto → {name}.err.log), a path, inherit or null;
-    the child writes to the file directly. Capture with rotation lives in herder.logs.
-    """
-    opened: list[IO[bytes]] = []
-
-    def target(mode: str, auto_name: str) -> Any:
-        if mode == "inherit":
-            return None
-        if mode == "null":
-            return subprocess.DEVNULL
-        path = log_dir / auto_name if mode == "auto" else Path(mode)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(path, "ab")
-        opened.append(f)
-        return f
-
-    out = target(spec.logs.stdout, f"{name}.log")
-    err = subprocess.STDOUT if spec.logs.stderr == "merge" else target(spec.logs.stderr, f"{name}.err.log")
-    if spec.logs.stderr == "merge" and out is None:
-        err = None
-    return out, err, opened

@@ -125,7 +125,8 @@ class Journal:
 def query(path: Path, *, before: int | None = None, since: float | None = None, instances: set[str] | None = None,
           limit: int = 100) -> list[dict[str, Any]]:
     """The latest `limit` events (oldest first) with id < before and ts >= since. Blocking: run in a thread."""
-    where, args = ["1=1"], []
+    where: list[str] = ["1=1"]
+    args: list[object] = []
     if before is not None:
         where.append("id < ?")
         args.append(before)
@@ -135,7 +136,8 @@ def query(path: Path, *, before: int | None = None, since: float | None = None, 
     if instances is not None:
         where.append(f"instance IN ({','.join('?' * len(instances))})")
         args.extend(sorted(instances))
-    sql = f"SELECT id, ts, instance, kind, message, data FROM events WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?"
+    sql = (f"SELECT id, ts, instance, kind, message, data FROM events WHERE {' AND '.join(where)} "
+           "ORDER BY id DESC LIMIT ?")
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     try:
         rows = db.execute(sql, (*args, limit)).fetchall()

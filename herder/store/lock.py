@@ -3,7 +3,9 @@ running supervisor, holding its pid.
 
 An flock (not the pid alone) is the truth: it vanishes with the process, however it
 died, so a stale file never blocks a new herder and a recycled pid is never mistaken
-for one. Readers take a shared, non-blocking lock to ask "is anyone holding it?".
+for one. Readers take a shared, non-blocking lock to ask "is anyone holding it?", or a
+shared blocking one to wait until the holder is gone (`herder down`). The one place that
+knows this file.
 """
 
 from __future__ import annotations
@@ -47,4 +49,30 @@ def holder(state_dir: Path) -> int | None:
         text = os.read(fd, 32).decode(errors="replace").strip()
         return int(text) if text.isdigit() else -1
     finally:
+        os.close(fd)
+
+
+def wait_released(state_dir: str | Path, timeout: float) -> bool:
+    """Block until nobody holds the lock (the supervisor exited); False at the deadline.
+    Bounded by SIGALRM, so it must run in the main thread (the CLI)."""
+    import signal
+
+    try:
+        fd = os.open(os.path.join(state_dir, "herder.pid"), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return True
+
+    def late(*_: object) -> None:
+        raise TimeoutError
+
+    old = signal.signal(signal.SIGALRM, late)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
         os.close(fd)

@@ -36,7 +36,8 @@ def read(path: Path) -> tuple[int | None, dict[str, LiveRecord]]:
     out = {}
     for name, rec in (raw.get("instances") or {}).items():
         try:
-            out[name] = LiveRecord(int(rec["pid"]), rec.get("start_time"), rec.get("cgroup"), str(rec.get("cookie", "")))
+            out[name] = LiveRecord(int(rec["pid"]), rec.get("start_time"), rec.get("cgroup"),
+                                   str(rec.get("cookie", "")))
         except (KeyError, TypeError, ValueError):
             continue
     return raw.get("supervisor_pid"), out

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-
-from herdertest import PROGRAMS, PY, ROOT, alive, toml_list
 from herderproc import HerderProc, run
+from herdertest import PROGRAMS, PY, ROOT, alive, toml_list
 
 
 @pytest.fixture
@@ -132,7 +131,8 @@ def test_instances_left_by_a_killed_herder_are_stopped_not_duplicated(make_confi
     for _ in range(500):  # bounded: run.json is written off the loop, within milliseconds of the spawn
         if recorded() == old:
             break
-        psutil.wait_procs([psutil.Process(p) for p in old], timeout=0.01)  # a 10 ms wait that ends early only if one dies
+        # a 10 ms wait that ends early only if one dies
+        psutil.wait_procs([psutil.Process(p) for p in old], timeout=0.01)
     assert recorded() == old, "run.json never listed both instances"
     h.signal(signal.SIGKILL)
     h.wait()

@@ -145,7 +145,8 @@ class Container:
 
         wait_until("the container's systemd", ready, timeout)
         state = self.sh("systemctl is-system-running --wait", check=False, timeout=90).stdout.strip()
-        assert state in ("running", "degraded"), f"boot ended in state {state!r}: {self.sh('systemctl --failed').stdout}"
+        assert state in ("running", "degraded"), \
+            f"boot ended in state {state!r}: {self.sh('systemctl --failed').stdout}"
 
     def reboot(self) -> None:
         old = self.pid1

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+from herder.process.tree import descendants
 from herder.process.usage import Sampler, read_stat
 from herder.testing import FakeClock
 
@@ -28,24 +29,24 @@ def test_a_tree_without_a_cgroup_counts_every_process_and_the_window_is_exact() 
         try:
             clock = FakeClock()
             s = Sampler(clock.now)
-            first = s.sample("busy", main.pid)
+            first = s.sample("busy", main.pid, descendants(main.pid))
             assert first["procs"] == 2
             st = read_stat(child)
             assert st is not None and first["rss"] > st.rss > 0
             burned(main.pid, more_than=first["cpu_seconds"] + 0.05)
             clock.advance(10.0)
-            second = s.sample("busy", main.pid)
+            second = s.sample("busy", main.pid, descendants(main.pid))
             spent = second["cpu_seconds"] - first["cpu_seconds"]
             assert spent > 0                           # it burns CPU all the time
             assert abs(second["cpu"] - spent / 10.0 * 100) <= 0.11   # % of one core over the 10 s window
             clock.advance(0.1)                         # a second client right after: the same figure
-            assert s.sample("busy", main.pid)["cpu"] == second["cpu"]
-            s.forget("busy")                           # a reload removed it
+            assert s.sample("busy", main.pid, descendants(main.pid))["cpu"] == second["cpu"]
+            s.forget(keep=[])                          # a reload removed it
             assert "busy" not in s._last
         finally:
             main.send_signal(signal.SIGKILL)
             os.kill(child, signal.SIGKILL)
-    assert Sampler().sample("busy", main.pid) == NOTHING   # gone
+    assert Sampler().sample("busy", main.pid, descendants(main.pid)) == NOTHING   # gone
 
 
 def burned(pid: int, more_than: float) -> None:
@@ -58,4 +59,4 @@ def burned(pid: int, more_than: float) -> None:
 
 
 def test_an_instance_that_is_not_running_has_no_figures() -> None:
-    assert Sampler().sample("idle", None) == NOTHING
+    assert Sampler().sample("idle", None, ()) == NOTHING
