@@ -49,6 +49,7 @@ test-wine: $(STAMP)
 docs: $(STAMP)
 	$(PY) -m herder.config.docs > docs/config.md
 	$(PY) -m herder.core.docs > docs/states.md
+	$(PY) -m herder.export.docs > docs/export.md
 	$(PY) -m herder.import_.docs > docs/import.md
 	$(PY) -m herder.cli.completion man > docs/herder.1
 
