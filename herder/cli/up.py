@@ -10,7 +10,7 @@ from typing import Any
 
 from herder.cli.check import load_or_report
 from herder.config import Config
-from herder.errors import UsageError
+from herder.errors import UnknownService
 from herder.runtime.events import Event
 from herder.units import stamp_ms
 
@@ -31,13 +31,13 @@ def load_for_up(config_path: str | None, services: list[str]) -> Config | int:
         return cfg
     unknown = [s for s in services if s not in cfg.services]
     if unknown:
-        raise UsageError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(sorted(cfg.services)) or 'none'}")
+        raise UnknownService(unknown, sorted(cfg.services))
     return cfg
 
 
 def supervise(cfg: Config, services: list[str], *, socket_group: str | None = None,
-              ready: Callable[[], None] | None = None, console: bool = False, keeper: Any = None,
-              welcome: dict[str, Any] | None = None, fresh: bool = False) -> int:
+              ready: Callable[[], None] | None = None, console: bool = False, print_events: bool = True,
+              keeper: Any = None, welcome: dict[str, Any] | None = None, fresh: bool = False) -> int:
     """Build the supervisor with its components and run it to the end. `keeper`: the link
     to the keeper that runs this process (herder.runtime.dp); without one the supervisor
     starts an attached keeper of its own."""
@@ -49,25 +49,46 @@ def supervise(cfg: Config, services: list[str], *, socket_group: str | None = No
     # with readiness, probes, watchdog, $NOTIFY_SOCKET, limits; capture is the keeper's
     sup = Supervisor(cfg, keeper=keeper, welcome=welcome, fresh=fresh)
     if keeper is not None:
-        sup.on_keeper_lost = lambda: replace_keeper(sup, services, socket_group, console)
-    sup.events.subscribe(_print_event)
+        sup.on_keeper_lost = lambda: replace_keeper(sup, services, socket_group, console, print_events)
+    from herder.process import usage
+
+    usage.attach(sup)       # cpu / rss / procs in status records, sampled per request
+    if print_events:        # the foreground's lines; a daemon has them in herder.log (JSON) already
+        sup.events.subscribe(_print_event)
     install_logs(sup, console=console)  # the `name |` view: foreground, on a terminal (or --console)
     sup.components.append(Control(sup, ControlOptions(socket_group=socket_group)))
-    return asyncio.run(sup.run(services or None, ready=ready))
+    # the per-user index (herder.control.discovery) lets `herder status -c CONFIG` find this
+    # supervisor whatever its state_dir; noted once it holds the lock and listens
+    from herder.control.discovery import SocketNote
+
+    note = SocketNote(str(cfg.path.resolve()), os.path.abspath(cfg.state_dir / "herder.sock"))
+
+    def started() -> None:
+        note.write()
+        if ready is not None:
+            ready()
+
+    try:
+        return asyncio.run(sup.run(services or None, ready=started))
+    finally:
+        note.remove()
 
 
-def dp_args(config_path: str | None, services: list[str], socket_group: str | None, console: bool) -> list[str]:
+def dp_args(config_path: str | None, services: list[str], socket_group: str | None, console: bool,
+            print_events: bool = True) -> list[str]:
     """The decision process's arguments (herder.runtime.dp), as the keeper passes them on."""
     out = ["-c", os.path.abspath(config_path)] if config_path else []
     if socket_group:
         out += ["--socket-group", socket_group]
     if console:
         out.append("--console")
+    if not print_events:
+        out.append("--quiet")
     return out + ["--", *services] if services else out
 
 
 def exec_keeper(config_path: str | None, services: list[str], *, socket_group: str | None, console: bool,
-                ready_fd: int = -1) -> None:
+                ready_fd: int = -1, print_events: bool = True) -> None:
     """Become the keeper (same pid: the terminal's job, systemd's MainPID, a container's PID 1),
     which runs the decision process. Returns only if the exec failed (OSError)."""
     argv = [sys.executable, "-m", "herder.keeper"]
@@ -78,7 +99,7 @@ def exec_keeper(config_path: str | None, services: list[str], *, socket_group: s
         argv += ["--ready-fd", str(ready_fd)]
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [*argv, "--", *dp_args(config_path, services, socket_group, console)])
+    os.execv(sys.executable, [*argv, "--", *dp_args(config_path, services, socket_group, console, print_events)])
 
 
 def run_up(config_path: str | None, services: list[str], *, socket_group: str | None = None,

@@ -160,6 +160,13 @@ class LogHub:
             return {}
         return {"stderr_tail": self.err_tail.get(inst.name, [])[-inst.spec.logs.tail_lines:]}
 
+    def status_fields(self, inst: Instance) -> dict[str, Any]:
+        """What the log hub adds to an instance's status record: its counters and the last
+        line it wrote to stderr before its last exit (shown by `herder status` for a failed
+        instance; the keeper sends it with the exit record)."""
+        tail = self.err_tail.get(inst.name)
+        return {"logs": self.stats(inst.name), "last_stderr": tail[-1] if tail else None}
+
     def stats(self, name: str) -> dict[str, Any]:
         slot, sinks = self.slots.get(name, (-1, {}))
         c = self.counters

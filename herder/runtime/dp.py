@@ -1,7 +1,7 @@
 """`python -m herder.runtime.dp`: the decision process, as the keeper starts it.
 
     python -m herder.runtime.dp --keeper-fd FD --generation N [--fresh] [--ready-fd FD]
-                                [-c CONFIG] [--socket-group G] [--console] [SERVICE …]
+                                [-c CONFIG] [--socket-group G] [--console] [--quiet] [SERVICE …]
 
 The keeper (herder.keeper) runs this process and restarts it when it dies. It first
 shakes hands with the keeper (herder.runtime.keeper_link.handshake), which hands over
@@ -35,6 +35,7 @@ def _args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("-c", "--config")
     p.add_argument("--socket-group")
     p.add_argument("--console", action="store_true")
+    p.add_argument("--quiet", action="store_true")    # detached: events go to herder.log (JSON) only
     p.add_argument("services", nargs="*")
     return p.parse_args(argv)
 
@@ -62,7 +63,7 @@ def main(argv: list[str]) -> int:
         from herder.cli.up import supervise
 
         return supervise(cfg, args.services, socket_group=args.socket_group, ready=ready, console=args.console,
-                         keeper=link, welcome=welcome, fresh=args.fresh)
+                         keeper=link, welcome=welcome, fresh=args.fresh, print_events=not args.quiet)
     except HerderError as e:
         msg = str(e).replace("\n", " ") if ready_fd >= 0 else str(e)
         print(f"herder: {msg}", file=sys.stderr, flush=True)
