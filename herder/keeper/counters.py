@@ -29,7 +29,13 @@ WRITTEN, UNWRITTEN = 0, 1
 class Counters:
     def __init__(self, fd: int | None = None, writable: bool = True) -> None:
         if fd is None:
-            fd = os.memfd_create("herder-counters", os.MFD_CLOEXEC)
+            if hasattr(os, "memfd_create"):
+                fd = os.memfd_create("herder-counters", os.MFD_CLOEXEC)
+            else:       # macOS: an unlinked temporary file is the same shared page
+                import tempfile
+
+                with tempfile.TemporaryFile() as f:
+                    fd = os.dup(f.fileno())
             os.ftruncate(fd, SLOTS * WIDTH * 8)
         self.fd = fd
         prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
