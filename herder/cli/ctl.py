@@ -14,7 +14,7 @@ from typing import Any
 
 from herder.cli import progress, render
 from herder.control.client import ApiError, Client, discover_socket
-from herder.errors import EXIT_FAILED, EXIT_OK, NotRunning, UsageError
+from herder.errors import EXIT_FAILED, EXIT_OK, HerderError, NotRunning, UsageError
 from herder.units import stamp_ms
 
 
@@ -236,6 +236,37 @@ def _journal_offline(args: Any) -> list[dict[str, Any]]:
         rows = rows[-(args.limit or 100):]
     print(f"(herder is not running: events from {db})", file=sys.stderr)
     return rows
+
+
+def run_upgrade(args: Any) -> int:
+    """Ask for the swap, then wait (bounded) until a decision process of the installed
+    version answers: the API socket is the keeper's, so requests made meanwhile wait."""
+    import time
+
+    c = client(args, timeout=60.0)
+    before = c.call("health")
+    try:
+        c.call("upgrade")
+    except ApiError as e:
+        print(f"herder: upgrade refused: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    deadline = time.monotonic() + 60.0
+    while time.monotonic() < deadline:
+        try:
+            now = c.call("health")
+        except HerderError:
+            now = None      # the old decision process closed this connection as it left
+        if now is not None and now.get("pid") != before.get("pid"):
+            if args.json:
+                _dump(now)
+            else:
+                print(f"herder: upgraded to {now.get('version')} (decision process pid {before.get('pid')} -> "
+                      f"{now.get('pid')}); services kept running", file=sys.stderr)
+            return EXIT_OK
+        time.sleep(0.05)    # the old process is still answering; the swap takes a moment
+    print("herder: no decision process of the installed version answered within 60s; see herder.log",
+          file=sys.stderr)
+    return EXIT_FAILED
 
 
 def run_down(args: Any) -> int:

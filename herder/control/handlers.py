@@ -122,6 +122,17 @@ async def down(req: Request) -> Reply:
     return Reply(200, health_record(ctl))
 
 
+async def upgrade(req: Request) -> Reply:
+    ctl = _ctl(req)
+    why = ctl.sup.upgrade_refused()
+    if why:
+        raise HTTPError(409, why)
+    ctl.operator(req.peer, "upgrade", [])
+    record = health_record(ctl)
+    asyncio.get_running_loop().call_soon(ctl.sup.upgrade)    # after this answer is written
+    return Reply(200, record)
+
+
 def health_record(control: Control) -> dict[str, Any]:
     sup = control.sup
     return {"ok": True, "pid": os.getpid(), "version": __version__, "uptime": round(time.time() - control.started, 3),

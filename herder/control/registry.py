@@ -282,6 +282,11 @@ COMMANDS: list[Command] = [
             _H + "down", response=HEALTH, tags=("supervisor",),
             cli=Cli("down", "stop every service, then the supervisor", _C + "run_down",
                     args=(Arg(("--no-wait",), {"action": "store_true", "help": "do not wait for herder to exit"}),))),
+    Command("upgrade", "POST", "/v1/upgrade",
+            "Replace the running herder (keeper and decision process) with the installed version; "
+            "services keep running", _H + "upgrade", response=HEALTH, errors=(409,), tags=("supervisor",),
+            cli=Cli("upgrade", "replace the running herder with the installed version; services keep running",
+                    _C + "run_upgrade")),
     Command("events", "GET", "/v1/events", "Events from the journal as JSON lines; follow=1 keeps streaming",
             _H + "events", media=NDJSON, response=EVENT, tags=("supervisor",),
             params=(Param("follow", "query", "boolean", "keep the stream open for new events", default=False),

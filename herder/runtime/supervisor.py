@@ -196,6 +196,33 @@ class Supervisor:
         """Stop everything in reverse dependency order, then finish (SIGTERM, first Ctrl+C)."""
         self.post(Down())
 
+    def upgrade_refused(self) -> str:
+        """Why `upgrade` cannot be done now ("" when it can)."""
+        link = self.link
+        if link is None or link.lost:
+            return "herder's keeper is being replaced; try again in a moment"
+        if link.pid is not None:
+            return "this supervisor runs in-process with an attached keeper (a test or the library): nothing to upgrade"
+        if self.shutting_down:
+            return "herder is stopping"
+        if self.handover:
+            return "an upgrade is already under way"
+        return ""
+
+    def upgrade(self) -> None:
+        """Replace the keeper and this process with the installed version, services untouched:
+        the keeper drains its log writer and re-execs itself with its state and fds (same
+        pid: systemd's daemon-reexec shape; herder.keeper.resume), then starts a decision
+        process of the new version, which adopts every instance with the state carried over."""
+        if self.upgrade_refused() or self.link is None:
+            return
+        self.events.emit("", "upgrade", f"herder: upgrading in place to the installed version ({sys.executable}); "
+                         "services keep running")
+        self.link.send({"t": "upgrade", "argv": [sys.executable]})
+        self.handover = True
+        if self._finished is not None:
+            self._finished.set()
+
     def force(self) -> None:
         """SIGKILL everything left now (second Ctrl+C); the exit code becomes 1."""
         self.post(Force())

@@ -237,3 +237,29 @@ def test_down_exits_non_zero_when_the_supervisor_dies_before_confirming(herd: Ca
     r = h.cli("down")
     assert r.returncode == 0, r.stderr
     assert not alive(pid)
+
+
+def test_upgrade_in_place_under_log_load_restarts_nothing_and_loses_no_line(herd: Callable[..., Herd]) -> None:
+    """`herder upgrade`: the keeper drains its writer and re-execs itself (same pid, children
+    and fds), a decision process of the installed version adopts everything."""
+    tag = f"upgrade{os.getpid()}x{random.randrange(10 ** 6)}"
+    conf = "".join(f"[services.p{i}]\ncommand = {json.dumps(PRINTER.format(tag=f'{tag}.{i}'))}\n" for i in range(5))
+    h = herd(conf)
+    assert h.up().returncode == 0
+    before = {n: x["pid"] for n, x in services(h).items()}
+    keeper, dp = keeper_and_dp(h)
+    r = h.cli("upgrade")
+    assert r.returncode == 0, r.stderr
+    assert "services kept running" in r.stderr
+    now = services(h)
+    assert {n: x["pid"] for n, x in now.items()} == before
+    assert all(x["restarts"] == 0 and x["state"] == "running" for x in now.values())
+    k2, dp2 = keeper_and_dp(h)
+    assert k2 == keeper and dp2 != dp
+    assert "--resume" in psutil.Process(keeper).cmdline()     # it re-executed itself
+    r = h.cli("down")
+    assert r.returncode == 0, r.stderr
+    for i in range(5):
+        got = numbers(h.state / "logs" / f"p{i}.log", f"{tag}.{i}")
+        assert len(got) > 10
+        assert got == list(range(1, len(got) + 1)), f"p{i}: a gap or a repeat across the upgrade"
