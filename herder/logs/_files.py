@@ -13,6 +13,7 @@ again, so logging resumes by itself when space returns.
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import errno
 import gzip
@@ -31,10 +32,9 @@ _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
 Notify = Callable[[str, str, dict[str, object]], None]  # (kind, message, data)
 
 
-def rotated_name(path: Path, wall: float, n: int = 0) -> Path:
-    # seconds and milliseconds from one integer, so names sort by time even when
-    # wall * 1000 rounds up across a second boundary (…59.9999 must not become …59.000)
-    ms = int(wall * 1000)
+def rotated_name(path: Path, ms: int, n: int = 0) -> Path:
+    """`{stem}.{UTC time of unix ms}[_{n}]{suffix}`. Seconds and milliseconds come from one
+    integer, so names sort by time (…59.9999 s must not become …59.000)."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
     stem, suffix = _split(path.name)
     return path.with_name(f"{stem}.{stamp}{'_%04d' % n if n else ''}{suffix}")
@@ -49,6 +49,15 @@ def rotated_files(path: Path) -> list[Path]:
     except FileNotFoundError:
         return []
     return [path.parent / n for _, n in sorted(names)]
+
+
+def _stamp_of(rotated: Path, path: Path) -> tuple[int, int]:
+    """(unix ms, sequence number) of a rotated file's name, as rotated_name wrote it."""
+    stem, suffix = _split(path.name)
+    body = rotated.name.removesuffix(".gz").removeprefix(stem + ".").removesuffix(suffix)
+    stamp, _, seq = body.partition("_")
+    secs = calendar.timegm(time.strptime(stamp[:15], "%Y%m%dT%H%M%S"))
+    return secs * 1000 + int(stamp[16:19]), int(seq or 0)
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -225,15 +234,25 @@ class RotatingFile:
             else:
                 self.opened_at = self.clock.now()
 
+    def _next_name(self) -> Path:
+        """A rotated name that sorts after every rotated file already there.
+
+        Retention deletes by name order, so a name must never sort before an older file's:
+        not when a name freed by pruning comes round again within the same millisecond
+        (seen: the newest file took the pruned oldest one's name and was deleted next),
+        nor when the wall clock steps back."""
+        newest = rotated_files(self.path)
+        ms, n = int(time.time() * 1000), 0
+        if newest:
+            last_ms, last_n = _stamp_of(newest[-1], self.path)
+            if (ms, n) <= (last_ms, last_n):
+                ms, n = last_ms, last_n + 1
+        return rotated_name(self.path, ms, n)
+
     def rotate(self) -> None:
         """Rename the current file to its time-stamped name and start a new one."""
         self.close()
-        wall = time.time()
-        target = rotated_name(self.path, wall)
-        n = 0
-        while target.exists() or target.with_name(target.name + ".gz").exists():
-            n += 1
-            target = rotated_name(self.path, wall, n)
+        target = self._next_name()
         try:
             os.rename(self.path, target)
         except FileNotFoundError:

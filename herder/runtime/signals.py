@@ -10,8 +10,12 @@ thread, between bytecodes) only appends the callback to the loop's ready queue, 
 holds it even when the wake-up byte is lost. The wake-up fd that asyncio set for SIGCHLD
 still wakes the selector.
 
-SIGCHLD keeps add_signal_handler: losing some of its bytes is harmless, because any one
-delivery reaps every exited child (waitpid(-1) until none is left).
+SIGCHLD needs the same care (`install_reaper`): a child that exits while the self-pipe is
+full loses its byte, and if no other child exits after it, nothing ever reaps it (seen:
+a stop that hung forever on a zombie, when the SIGTERM that stopped the child was itself
+handled before the full pipe was drained). asyncio's handler stays registered for the
+wake-up fd it sets; the Python-level handler on top of it guarantees the reap. Calling the
+reaper twice for one delivery is harmless: it reaps with waitpid(-1) until none is left.
 """
 
 from __future__ import annotations
@@ -41,3 +45,19 @@ def install(loop: asyncio.AbstractEventLoop, sig: int, callback: Callable[[], No
         signal.signal(sig, old)
 
     return restore
+
+
+def install_reaper(loop: asyncio.AbstractEventLoop, reap: Callable[[], None]) -> Callable[[], None]:
+    """SIGCHLD → reap() on the loop for every delivery, even when the self-pipe is full.
+
+    asyncio's add_signal_handler sets the loop's wake-up fd (it wakes the selector); the
+    Python-level handler installed over it queues reap() whether or not that byte got
+    through. Returns the function that removes both."""
+    loop.add_signal_handler(signal.SIGCHLD, reap)
+    restore = install(loop, signal.SIGCHLD, reap)
+
+    def undo() -> None:
+        restore()
+        loop.remove_signal_handler(signal.SIGCHLD)
+
+    return undo

@@ -224,8 +224,7 @@ class Supervisor:
         self._set_subreaper(True)
         from herder.runtime import signals
 
-        loop.add_signal_handler(signal.SIGCHLD, self._reap)
-        restore = []
+        restore = [signals.install_reaper(loop, self._reap)]
         if install_signals:
             restore += [signals.install(loop, signal.SIGTERM, self.request_down),
                         signals.install(loop, signal.SIGINT, self._on_sigint)]
@@ -246,7 +245,6 @@ class Supervisor:
                 await self._finished.wait()
                 await self._sweep()
         finally:
-            loop.remove_signal_handler(signal.SIGCHLD)
             for undo in restore:
                 undo()
             for p in self.procs.values():

@@ -5,6 +5,7 @@ programs themselves (tests/programs), never on sleeps."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from herdertest import PROGRAMS, PY, ROOT, Reporter, alive, run_async, toml_list, until
+from herdertest import PROGRAMS, PY, ROOT, Reporter, alive, public_programs, run_async, toml_list, until
 from herder.config import load
 from herder.testing.harness import run_supervisor
 
@@ -265,12 +266,14 @@ def test_user_and_supplementary_groups_when_root(make_config: Callable[..., Path
 
     nobody = pwd.getpwnam("nobody")
     out = tmp_path / "probe.out"
+    public = public_programs("probe.py")   # nobody cannot read a checkout in a 0700 directory
     cfg = load(make_config(f'''
         [services.p]
-        command = ["/usr/bin/python3", "{PROGRAMS / 'probe.py'}"]
+        command = ["/usr/bin/python3", "{public / 'probe.py'}"]
         user = "nobody"
+        cwd = "{public}"
         restart = "never"
-        env = {{ PYTHONPATH = "{PROGRAMS}", REPORT_SOCKET = "" }}
+        env = {{ PYTHONPATH = "{public}", REPORT_SOCKET = "" }}
         logs = {{ stdout = "{out}" }}
         '''))
 
@@ -279,7 +282,10 @@ def test_user_and_supplementary_groups_when_root(make_config: Callable[..., Path
             await r.wait_state("p", "exited")
             assert r.sup.instances["p"].completed, r.events[-3:]
 
-    run_async(body())
+    try:
+        run_async(body())
+    finally:
+        shutil.rmtree(public)
     import json
     msg = json.loads(out.read_text().splitlines()[-1])
     assert msg["uid"] == nobody.pw_uid and msg["gid"] == nobody.pw_gid

@@ -130,3 +130,23 @@ def test_disk_full_counts_reports_and_recovers(small_fs: Path) -> None:
     assert seen[-1][0] == "log_recovered" and seen[-1][1]["unwritten"] == lost
     f.close()
     assert (small_fs / "full.log").read_bytes() == b"back\n"
+
+
+def test_retention_keeps_the_newest_even_when_names_come_round_within_a_millisecond(tmp_path: Path,
+                                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wall clock standing still (many rotations in one ms) or stepping back must not give a
+    new rotated file a name that sorts before older ones: retention would delete the newest."""
+    import herder.logs._files as files
+
+    wall = [1_700_000_000.0]
+    monkeypatch.setattr(files.time, "time", lambda: wall[0])
+    f = rf(tmp_path / "s.log", max_size=10, max_files=2)
+    sent = []
+    for i in range(8):
+        if i == 5:
+            wall[0] -= 3600.0           # the clock steps back an hour
+        line = b"%08d\n" % i            # 9 bytes: one line per file
+        sent.append(line)
+        f.write([line])
+    f.close()
+    assert all_bytes(tmp_path / "s.log") == b"".join(sent[-3:])
