@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint docs clean nspawn-setup test-wine bench bench-quick
+.PHONY: demo test test-stress test-fast lint docs clean nspawn-setup test-wine bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,18 @@ demo: $(STAMP)
 test: $(STAMP) nspawn-setup
 	@if [ -n "$$HERDER_TEST_WINE" ]; then tests/platform/setup-wine.sh >/dev/null || echo "wine tier: setup failed; its tests will be skipped"; fi
 	$(PY) -m pytest -q
+
+# The whole suite while stress-ng keeps every core busy (issue 13: the suite must pass on a loaded
+# machine). stress-ng comes from Debian (installed here when missing, as root); it is stopped by pid
+# when pytest ends, however it ends. STRESS_CPUS=N to change the load (default: one worker per core).
+STRESS_CPUS ?= $(shell nproc)
+test-stress: $(STAMP) nspawn-setup
+	@command -v stress-ng >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get -o DPkg::Lock::Timeout=600 install -y -q stress-ng >/dev/null; } \
+	  || { echo "test-stress: needs stress-ng (apt-get install stress-ng)"; exit 2; }
+	@stress-ng --cpu $(STRESS_CPUS) --cpu-method matrixprod --timeout 2h --quiet & load=$$!; \
+	  trap 'kill $$load 2>/dev/null; wait $$load 2>/dev/null' EXIT INT TERM; \
+	  echo "test-stress: stress-ng --cpu $(STRESS_CPUS) (pid $$load) while the suite runs"; \
+	  $(PY) -m pytest -q
 
 # mypy strict on the whole package and ruff (config in pyproject.toml).
 lint: $(STAMP)
