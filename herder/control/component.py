@@ -32,7 +32,7 @@ from herder.control.server import Listener, Router
 from herder.errors import ConfigError
 from herder.runtime.events import Event
 from herder.store.intent import Intent
-from herder.store.journal import Journal
+from herder.store.journal import Journal, JournalUnusable
 
 RING = 2000
 FOLLOW_QUEUE = 10000
@@ -70,11 +70,13 @@ class Control:
         self._drained: asyncio.Event | None = None
         self._unsub: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        state_dir = sup.config.state_dir
-        state_dir.mkdir(parents=True, exist_ok=True)
-        self.intent = Intent(state_dir / "intent.json")
-        sup.held = set(self.intent.held)   # the supervisor leaves these down at start-up
+        # read in __aenter__, once the supervisor has checked and locked state_dir
+        self.intent = Intent(sup.config.state_dir / "intent.json")
+        self.problems: list[str] = []      # state that could not be trusted, for `status` (/v1/health)
         self.reloading = False
+        # events from before the journal opens (start-up: run.json, leftovers) are journalled too
+        self._early: list[Event] = []
+        self._unsub_early = sup.events.subscribe(self._early.append)
 
     # ---- lifetime ----------------------------------------------------------------------
 
@@ -82,10 +84,18 @@ class Control:
         cfg = self.sup.config
         self._loop = asyncio.get_running_loop()
         tcp = _tcp_settings(cfg)  # raises ConfigError before anything is opened
-        self.journal = Journal(cfg.state_dir / "journal.db", cfg.herder.journal_max_age, cfg.herder.journal_max_rows)
-        self.next_id = self.first_id = self.journal.last_id() + 1
-        self.journal.start(self._committed_threadsafe)
+        problems = await self._open_journal()
+        self.intent.load()
+        self.sup.held = set(self.intent.held)   # the supervisor leaves these down at start-up
         self._unsub = self.sup.events.subscribe(self._on_event)
+        self._unsub_early()
+        for ev in self._early:
+            self._on_event(ev)
+        self._early = []
+        for problem in problems + self.intent.problems:
+            self.sup.events.emit("", "state_problem", f"herder: {problem}", {})
+        if self.intent.problems:
+            await self.save_intent()    # both copies again
         try:
             group = self.options.socket_group or cfg.herder.socket_group
             gid = _group_id(group) if group else None
@@ -105,6 +115,41 @@ class Control:
 
             self._undo_sighup = signals.install(self._loop, signal.SIGHUP, self._on_sighup)
         return self
+
+    async def _open_journal(self) -> list[str]:
+        """Open the journal (off the loop: it checks the file); problems to report. Without a
+        usable journal herder goes on: events live in the ring only (RING of them)."""
+        cfg = self.sup.config
+        try:
+            self.journal = await asyncio.to_thread(Journal, cfg.state_dir / "journal.db", cfg.herder.journal_max_age,
+                                                   cfg.herder.journal_max_rows)
+        except JournalUnusable as e:
+            self.journal = None
+            return [str(e)]
+        self.next_id = self.first_id = self.journal.last_id() + 1
+        self.journal.on_error = self._journal_failed_threadsafe
+        self.journal.start(self._committed_threadsafe)
+        return list(self.journal.problems)
+
+    def _journal_failed_threadsafe(self, message: str) -> None:
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self.sup.events.emit, "", "journal_error", message, {})
+
+    async def past_events(self, *, before: int, since: float | None, instances: set[str] | None,
+                          limit: int) -> list[dict[str, Any]]:
+        """The latest `limit` events before id `before`: from the journal, or from the ring
+        when herder runs without one (or it cannot be read now)."""
+        from herder.store.journal import query
+
+        if self.journal is not None:
+            await self.synced(before - 1)
+            with contextlib.suppress(JournalUnusable):
+                return await asyncio.to_thread(query, self.journal.path, before=before, since=since,
+                                               instances=instances, limit=limit)
+        rows = [e for e in self.ring if e["id"] < before and (since is None or e["ts"] >= since)
+                and (instances is None or e["instance"] in instances)]
+        return rows[-limit:] if limit else []
 
     async def __aexit__(self, *exc: object) -> None:
         await self._close()
@@ -130,6 +175,7 @@ class Control:
             t.cancel()
         if self._jobs:
             await asyncio.gather(*self._jobs, return_exceptions=True)
+        self._unsub_early()
         if self._unsub is not None:
             self._unsub()
         if self.journal is not None:
@@ -156,6 +202,8 @@ class Control:
     # ---- events ---------------------------------------------------------------------------
 
     def _on_event(self, ev: Event) -> None:
+        if ev.kind in ("state_problem", "journal_error") and len(self.problems) < 50:
+            self.problems.append(ev.message.removeprefix("herder: "))
         d = ev.as_dict()
         d["id"] = self.next_id
         self.next_id += 1

@@ -215,7 +215,9 @@ HEALTH: dict[str, Any] = {
     "properties": {"ok": {"type": "boolean"}, "pid": {"type": "integer"}, "version": {"type": "string"},
                    "uptime": {"type": "number"}, "config": {"type": "string"}, "state_dir": {"type": "string"},
                    "stopping": {"type": "boolean"},
-                   "states": {"type": "object", "additionalProperties": {"type": "integer"}}},
+                   "states": {"type": "object", "additionalProperties": {"type": "integer"}},
+                   "problems": {"type": "array", "items": {"type": "string"},
+                                "description": "state herder could not trust since it started (docs/security.md)"}},
 }
 
 # ---- the commands -----------------------------------------------------------------------

@@ -15,7 +15,8 @@ from herder.logs._hub import LogHub
 from herder.runtime.events import Event
 
 _LEVELS = {"exit": "warning", "failed": "error", "stop_timeout": "warning", "spawn_failed": "error", "bug": "error",
-           "log_disk_full": "error", "log_write_error": "error", "log_dropped": "warning"}
+           "log_disk_full": "error", "log_write_error": "error", "log_dropped": "warning",
+           "state_problem": "error", "journal_error": "error"}
 
 
 class OwnLog:

@@ -15,7 +15,6 @@ import contextlib
 import ctypes
 import os
 import random
-import secrets
 import signal
 import subprocess
 from collections import deque
@@ -160,7 +159,7 @@ class Supervisor:
             if name in self.instances or (replicas is not None and replica not in replicas):
                 continue
             self.instances[name] = Instance(name, svc, replica, spec, since=self.clock.now())
-            self.procs[name] = _Proc(cookie=secrets.token_hex(8))
+            self.procs[name] = _Proc(cookie=runstate.new_cookie(self.config.state_dir))
             names.append(name)
             added.append(name)
         return added
@@ -185,31 +184,26 @@ class Supervisor:
     def _acquire_lock(self) -> None:
         from herder.store import lock
 
-        self._lock_fd = lock.acquire(self.config.state_dir)
+        self._lock_fd = lock.acquire(self.config.state_dir, group_gid=lock.group_id(self.config.herder.socket_group))
 
     def _stop_previous(self) -> None:
-        """Instances a previous herder left alive must not run twice: stop them first."""
-        path = self.config.state_dir / "run.json"
-        old_pid, records = runstate.read(path)
-        alive = {n: r for n, r in records.items() if runstate.still_alive(r)}
-        if not alive:
-            return
-        self.events.emit("", "supervisor", f"herder: {len(alive)} instance(s) left running by a previous herder "
-                         f"(pid {old_pid}): {', '.join(sorted(alive))}; stopping them before starting")
-        import psutil
+        """Instances a previous herder left alive must not run twice: stop them first.
 
-        procs = []
-        for name, rec in alive.items():
-            cg = Cgroup(Path(rec.cgroup)) if rec.cgroup and Path(rec.cgroup).is_dir() else None
-            pids = set(cg.procs()) if cg else tree.members(rec.pid, rec.pid, rec.cookie)
-            tree.kill_all(pids, signal.SIGTERM)
-            procs.extend(psutil.Process(p) for p in pids if tree.start_time(p) is not None)
+        Only processes proven herder's are stopped (herder.store.runstate.leftovers: start
+        time and cookie, herder's own cgroups, never a path or pid the file alone names)."""
+        found = Cgroups.root_for(self.config.state_dir)
+        left = runstate.leftovers(self.config.state_dir, found[1] if found else None)
+        for problem in left.problems:
+            self.events.emit("", "state_problem", f"herder: {problem}", {"file": "run.json"})
+        if left.ignored:
+            self.events.emit("", "supervisor", "herder: run.json names processes that are not herder's; left alone: "
+                             + ", ".join(left.ignored))
+        if not left.pids:
+            return
+        self.events.emit("", "supervisor", f"herder: {len(left.pids)} instance(s) left running by a previous herder "
+                         f"(pid {left.old_pid}): {', '.join(sorted(left.pids))}; stopping them before starting")
         timeout = max((s.stop_timeout for s in self.config.services.values()), default=10.0)
-        _, left = psutil.wait_procs(procs, timeout=timeout)
-        for p in left:
-            with contextlib.suppress(psutil.Error):
-                p.kill()
-        psutil.wait_procs(left, timeout=5)
+        tree.stop_all(left.all_pids(), timeout)
 
     # ---- lifetime ------------------------------------------------------------------
 

@@ -155,7 +155,7 @@ def test_stopped_by_hand_stays_stopped_across_restarts(herd):
     assert st["w.0"]["state"] == "running"
     assert h.cli("start", "w.1").returncode == 0
     assert h.status()["w.1"]["state"] == "running"
-    assert json.loads((h.state / "intent.json").read_text()) == {"stopped": []}
+    assert json.loads((h.state / "intent.json").read_text())["stopped"] == []
 
 
 def test_metrics_in_prometheus_format(herd):

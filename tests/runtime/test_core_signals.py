@@ -15,9 +15,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from herdertest import run_async
+
 from herder.config import load
 from herder.runtime.supervisor import Supervisor
-from herdertest import run_async
 
 
 def test_sigterm_survives_a_full_self_pipe(make_config: Callable[..., Path]) -> None:

@@ -132,8 +132,8 @@ def test_disk_full_counts_reports_and_recovers(small_fs: Path) -> None:
     assert (small_fs / "full.log").read_bytes() == b"back\n"
 
 
-def test_retention_keeps_the_newest_even_when_names_come_round_within_a_millisecond(tmp_path: Path,
-                                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_retention_keeps_the_newest_even_when_names_come_round_within_a_millisecond(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The wall clock standing still (many rotations in one ms) or stepping back must not give a
     new rotated file a name that sorts before older ones: retention would delete the newest."""
     import herder.logs._files as files
