@@ -226,7 +226,7 @@ def discover_socket(explicit: str | None, config: str | None) -> str:
     else:
         path = os.environ["HERDER_CONFIG"]
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:   # a byte order mark is allowed, as `herder check` does
             raw = tomllib.loads(f.read())
     except FileNotFoundError:
         raise UsageError(f"no config at {path}: pass -c FILE or --socket PATH (or set $HERDER_SOCKET)") from None
