@@ -212,21 +212,24 @@ VALID: dict[str, list[Any]] = {
 POISON = ["\x00", "\u202e", "9" * 400, "{replica}", "/../", " ", "\n"]
 
 
+def poisoned(v: Any, p: Any, front: bool) -> Any:
+    """A valid value with a hostile string put before or after its text (non-strings replace it)."""
+    if not isinstance(p, str):
+        return p
+    if isinstance(v, str):
+        return p + v if front else v + p
+    if isinstance(v, list) and v and isinstance(v[0], str):
+        return [poisoned(v[0], p, front), *v[1:]]
+    if isinstance(v, dict):
+        return {k: poisoned(x, p, front) for k, x in v.items()}
+    return v
+
+
 def value_for(key: str) -> st.SearchStrategy[Any]:
     """Mostly what herder accepts (so validation goes deep), else the same poisoned, else anything."""
     valid = VALID.get(key, [True])
-
-    def poison(v: Any, p: str, front: bool) -> Any:
-        if isinstance(v, str):
-            return p + v if front else v + p
-        if isinstance(v, list) and v and isinstance(v[0], str):
-            return [poison(v[0], p, front), *v[1:]]
-        if isinstance(v, dict):
-            return {k: poison(x, p, front) for k, x in v.items()}
-        return v
-
     return st.one_of(st.sampled_from(valid), st.sampled_from(valid), st.builds(
-        poison, st.sampled_from(valid), st.sampled_from(POISON), st.booleans()), VALUES)
+        poisoned, st.sampled_from(valid), st.sampled_from(POISON), st.booleans()), VALUES)
 
 
 @st.composite
@@ -306,17 +309,6 @@ def test_every_key_poisoned_in_an_otherwise_valid_config(tmp_path: Path) -> None
     """Each key of herder's schema, in a config that is valid otherwise, with each hostile value
     (a poison put before and after a valid string, or in its place): the random fuzz above
     rarely makes everything else valid at once, and only then do the later checks run."""
-    def poisoned(v: Any, p: Any, front: bool) -> Any:
-        if not isinstance(p, str):
-            return p
-        if isinstance(v, str):
-            return p + v if front else v + p
-        if isinstance(v, list) and v and isinstance(v[0], str):
-            return [poisoned(v[0], p, front), *v[1:]]
-        if isinstance(v, dict):
-            return {k: poisoned(x, p, front) for k, x in v.items()}
-        return p
-
     for key, valid, poison in POISONED:
         for front in (False, True):
             outcome(write(tmp_path, _place(key, poisoned(valid, poison, front))))
