@@ -119,6 +119,15 @@ def p_size(v: Any) -> int:
     return n
 
 
+def p_mode(v: Any) -> int:
+    """file mode: `"0640"` (octal text) or `0o640`"""
+    if isinstance(v, str) and v.strip() and all(c in "01234567" for c in v.strip()):
+        v = int(v.strip(), 8)
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 0o777:
+        raise ValueError(f'expected a file mode such as "0640" or 0o640 (permission bits only); got {_show(v)}')
+    return v
+
+
 def p_signal(v: Any) -> str:
     """signal name such as `TERM`, `INT`, `HUP`"""
     return parse_signal(v).name

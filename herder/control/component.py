@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from herder.control import registry
-from herder.control.server import Listener, Router
+from herder.control.listener import Listener
+from herder.control.server import Router
 from herder.errors import ConfigError
 from herder.runtime.events import Event
 from herder.store.intent import Intent
@@ -307,15 +308,37 @@ def _tcp_settings(cfg: Any) -> tuple[str, int, str] | None:
         path = Path(cfg.herder.api_token_file)
         if not path.is_absolute():
             path = cfg.path.resolve().parent / path
-        try:
-            token = path.read_text().strip()
-        except OSError as e:
-            raise ConfigError([f"{cfg.path}: herder.api_token_file: cannot read {path}: {e.strerror}"]) from None
+        token = _read_token(cfg.path, path)
     if len(token) < 16:
         raise ConfigError([f"{cfg.path}: herder.api_tcp is set but there is no bearer token of at least 16 "
                            "characters; expected herder.api_token_file (or $HERDER_API_TOKEN). Refusing to "
                            "serve the API on TCP without one."])
     return host.strip("[]") or "127.0.0.1", int(port), token
+
+
+def _read_token(config: Path, path: Path) -> str:
+    """The bearer token, from a file checked as ssh checks a private key: a regular file of
+    herder's user (or root) that no one else may read or write."""
+    import stat
+
+    where = f"{config}: herder.api_token_file"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as e:
+        raise ConfigError([f"{where}: cannot read {path}: {e.strerror}"]) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError([f"{where}: {path} is not a regular file; expected a file holding the token"])
+        if st.st_uid not in (0, os.geteuid()):
+            raise ConfigError([f"{where}: {path} belongs to uid {st.st_uid}; expected a file of herder's user "
+                               f"(uid {os.geteuid()}) or root"])
+        if st.st_mode & 0o077:
+            raise ConfigError([f"{where}: {path} is accessible by others (mode {stat.S_IMODE(st.st_mode):04o}): "
+                               f"anyone who reads it controls herder. Expected `chmod 600 {path}`"])
+        return os.read(fd, 4096).decode(errors="replace").strip()
+    finally:
+        os.close(fd)
 
 
 def print_err(msg: str) -> None:

@@ -14,11 +14,12 @@ __all__ = ["LogHub", "Framer", "Record", "rfc3339", "install", "install_foregrou
 
 def install(sup: object, *, console: bool = False) -> LogHub:
     """Wire capture into a Supervisor: the hub, herder.log and optionally the terminal view."""
-    from herder.logs._own import OwnLog
+    from herder.logs._own import LoopErrors, OwnLog
 
     hub = LogHub(sup.config, sup.events).install(sup)  # type: ignore[attr-defined]
     sup.logs = hub  # type: ignore[attr-defined]  # the API's /v1/logs finds it here
     sup.events.subscribe(OwnLog(hub))  # type: ignore[attr-defined]
+    sup.components.append(LoopErrors(sup.events))  # type: ignore[attr-defined]  # loop errors: events, bounded
     if console:
         from herder.logs._console import ConsoleTap
 

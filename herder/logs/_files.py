@@ -65,6 +65,35 @@ def _split(name: str) -> tuple[str, str]:
     return (stem, dot + ext) if stem else (name, "")
 
 
+def make_dirs(path: Path, mode: int) -> None:
+    """Create path and its missing parents with `mode` (whatever the umask); existing ones are left alone."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(d, mode)
+            os.chmod(d, mode)
+
+
+def open_log(path: Path, mode: int) -> int:
+    """An fd appending to a log file; created with `mode`, and brought to it when it is
+    herder's and looser (files a previous version made 0644)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, mode)
+    try:
+        st = os.fstat(fd)
+        if st.st_mode & 0o777 != mode and st.st_uid == os.geteuid():
+            os.fchmod(fd, mode)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
 class Compressor:
     """One background thread that gzips rotated files (never the event loop or the writer)."""
 
@@ -116,8 +145,10 @@ class RotatingFile:
 
     def __init__(self, path: Path, *, max_size: int, max_files: int, rotate_every: float | None,
                  compress: bool, clock: Clock, compressor: Compressor | None = None,
-                 notify: Notify | None = None, label: str = "") -> None:
+                 notify: Notify | None = None, label: str = "", mode: int = 0o640, dir_mode: int = 0o750) -> None:
         self.path = path
+        self.mode, self.dir_mode = mode, dir_mode   # private by default: logs carry the services' output
+        self.shared_fds: tuple[int, ...] = ()       # other fds writing this file (herder's stdio when detached)
         self.max_size, self.max_files, self.rotate_every = max_size, max_files, rotate_every
         self.compress, self.clock, self.compressor = compress, clock, compressor
         self.notify = notify or (lambda kind, msg, data: None)
@@ -136,9 +167,11 @@ class RotatingFile:
 
     def _open(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            make_dirs(self.path.parent, self.dir_mode)
+            self.fd = open_log(self.path, self.mode)
             self.size = os.fstat(self.fd).st_size
+            for other in self.shared_fds:
+                os.dup2(self.fd, other)
         except OSError as e:
             self.fd = -1
             self._failed(e, 0)
@@ -160,6 +193,9 @@ class RotatingFile:
         n = sum(map(len, parts))
         if not n:
             return
+        if self.shared_fds and self.fd >= 0:   # others append too: rotate by what the file holds
+            with contextlib.suppress(OSError):
+                self.size = os.fstat(self.fd).st_size
         self.tick()
         if self.max_size and self.size + n > self.max_size:
             self._write_rotating(b"".join(parts))

@@ -40,6 +40,9 @@ class Launch:
     cgroup_files: tuple[str, ...] = ()          # cgroup.procs files the child joins before exec
 
 
+raise_nofile = _rlimits.raise_nofile
+
+
 def base_environment() -> dict[str, str]:
     """herder's environment as every child starts from it, without what belongs to herder's
     own manager (its sd_notify socket and watchdog). The supervisor takes it once: copying
@@ -92,11 +95,23 @@ def spawn(launch: Launch, stdout: Any, stderr: Any) -> subprocess.Popen[bytes]:
             gid = gid if isinstance(gid, int) else _gid(gid)
             account = (kwargs.pop("user"), gid, kwargs.pop("extra_groups"))
         kwargs["preexec_fn"] = _rlimits.preexec(launch.rlimits, launch.cgroup_files, account)
-    try:
+    def popen() -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             launch.argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
             cwd=launch.cwd, env=launch.env, start_new_session=True, close_fds=True,
             restore_signals=True, **kwargs)
+
+    try:
+        own_nofile = any(res == _rlimits.NAMES["nofile"] for res, _ in launch.rlimits)
+        if own_nofile:
+            return popen()
+        try:
+            with _rlimits.children_nofile():   # the soft limit herder started with (see rlimits)
+                return popen()
+        except OSError as e:
+            if not _rlimits.is_fd_exhaustion(e):
+                raise
+            return popen()                     # every low fd is in use: spawn with herder's raised limit
     except OSError as e:
         what = e.filename if e.filename else launch.argv[0]
         raise SpawnError(f"{what}: {e.strerror or e}") from None
@@ -112,7 +127,7 @@ def _gid(group: str) -> int:
     return grp.getgrnam(group).gr_gid
 
 
-def open_outputs(spec: ServiceSpec, name: str, log_dir: Path) -> tuple[Any, Any, list[IO[bytes]]]:
+def open_outputs(spec: ServiceSpec, name: str, log_dir: Path, dir_mode: int = 0o750) -> tuple[Any, Any, list[IO[bytes]]]:
     """(stdout, stderr, files to close after the spawn) for the simple output modes.
 
     auto → {log_dir}/{name}.log (stderr auto → {name}.err.log), a path, inherit or null;
@@ -125,9 +140,11 @@ def open_outputs(spec: ServiceSpec, name: str, log_dir: Path) -> tuple[Any, Any,
             return None
         if mode == "null":
             return subprocess.DEVNULL
+        from herder.logs._files import make_dirs, open_log
+
         path = log_dir / auto_name if mode == "auto" else Path(mode)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(path, "ab")
+        make_dirs(path.parent, dir_mode)
+        f = open(open_log(path, spec.logs.file_mode), "ab")
         opened.append(f)
         return f
 

@@ -214,6 +214,7 @@ class Supervisor:
         self._finished = asyncio.Event()
         self._reaped = asyncio.Event()
         self._acquire_lock()
+        spawner.raise_nofile()   # herder's own fds never run out before its services' (process.rlimits)
         self._runstate = runstate.RunStateWriter(self.config.state_dir / "run.json", self._live_records)
         self._set_subreaper(True)
         from herder.runtime import signals
