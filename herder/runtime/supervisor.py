@@ -455,7 +455,8 @@ class Supervisor:
                     stdout, stderr, opened, after = got
                     break
             else:
-                stdout, stderr, opened = spawner.open_outputs(inst.spec, inst.name, self.config.log_dir)
+                stdout, stderr, opened = spawner.open_outputs(inst.spec, inst.name, self.config.log_dir,
+                                                              self.config.herder.log_dir_mode)
         except (OSError, KeyError) as e:
             self._queue.append((inst.name, Ev.SPAWN_FAILED, {"error": f"cannot prepare: {e}"}))
             return

@@ -229,3 +229,22 @@ def test_herder_runs_on_without_a_journal_it_cannot_write(herd: Callable[..., He
     assert "running" in st.stdout and "herder runs without a journal" in st.stderr, st.stdout + st.stderr
     ev = subprocess.run([*herder, "events", "-c", str(h.config)], capture_output=True, text=True, timeout=60, env=env)
     assert ev.returncode == 0 and "herder: supervising 1 instance(s)" in ev.stdout, ev.stdout + ev.stderr
+
+
+def test_logs_are_private_by_default_and_their_modes_configurable(herd: Callable[..., Herd]) -> None:
+    """The audit: herder.log (which carries services' stderr) and service logs were 0644 in 0755
+    folders. Now 0640 in 0750, set by logs.file_mode and herder.log_dir_mode."""
+    svc = '[services.a]\ncommand = ["sh", "-c", "echo secret; exec sleep 1000"]\n'
+    h = herd(svc)
+    h.state.mkdir()
+    (h.state / "logs").mkdir(mode=0o755)
+    (h.state / "logs" / "a.log").write_text("from an older herder\n")
+    (h.state / "logs" / "a.log").chmod(0o644)
+    assert h.up().returncode == 0
+    mode = lambda p: p.stat().st_mode & 0o777  # noqa: E731
+    assert mode(h.state / "logs" / "a.log") == 0o640 and mode(h.state / "herder.log") == 0o640
+    h2 = herd(svc.replace('exec sleep 1000"]', 'exec sleep 1000"]\nlogs = { file_mode = "0600" }'),
+              'log_dir_mode = "0700"\n')
+    assert h2.up().returncode == 0
+    assert mode(h2.state / "logs") == 0o700 and mode(h2.state / "logs" / "a.log") == 0o600
+    assert mode(h2.state / "herder.log") == 0o640
