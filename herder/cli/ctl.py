@@ -180,33 +180,44 @@ def _journal_offline(args: Any) -> list[dict[str, Any]]:
 
 
 def run_down(args: Any) -> int:
+    """Stop everything; exit 0 only once the supervisor confirmed it: its event stream ended as
+    herder ends it when every service has stopped, and it released its lock (it exited)."""
     c = client(args, timeout=None)
     # follow first, so the end of the stream (herder closing it as it exits) is seen
     events = None if args.no_wait else c.stream("events", query={"follow": True, "limit": 0})
     res = c.call("down")
     if not args.json:
         print(f"herder (pid {res['pid']}): stopping every service", file=sys.stderr)
+    code = EXIT_OK
     if events is not None:
         for e in events:
             if not args.json and e.get("kind") in ("state", "supervisor", "stop_timeout"):
                 print(format_event(e), file=sys.stderr)
-        wait_unlocked(res.get("state_dir"))
+        exited = wait_unlocked(res.get("state_dir"))
+        if not events.complete:
+            print(f"herder: the supervisor (pid {res['pid']}) {'exited' if exited else 'stopped answering'} before "
+                  "confirming that every service stopped; some may still run (the next `herder up` stops what "
+                  "it left; see `herder status` or ps)", file=sys.stderr)
+            code = EXIT_FAILED
+        elif not exited:
+            code = EXIT_FAILED
     if args.json:
-        _dump(res)
-    return EXIT_OK
+        _dump({**res, "confirmed": code == EXIT_OK})
+    return code
 
 
-def wait_unlocked(state_dir: str | None, timeout: float = 30.0) -> None:
-    """Block until the supervisor releases its pid-file lock (it has exited), bounded by SIGALRM."""
+def wait_unlocked(state_dir: str | None, timeout: float = 30.0) -> bool:
+    """Block until the supervisor releases its pid-file lock (it has exited), bounded by SIGALRM;
+    False when it has not within timeout."""
     if not state_dir:
-        return
+        return True
     import fcntl
     import signal
 
     try:
         fd = os.open(os.path.join(state_dir, "herder.pid"), os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
-        return
+        return True
 
     def _late(*_: Any) -> None:
         raise TimeoutError
@@ -217,7 +228,9 @@ def wait_unlocked(state_dir: str | None, timeout: float = 30.0) -> None:
         fcntl.flock(fd, fcntl.LOCK_SH)
     except TimeoutError:
         print(f"herder: the supervisor has not exited after {timeout:g}s", file=sys.stderr)
+        return False
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
         os.close(fd)
+    return True

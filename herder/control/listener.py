@@ -30,6 +30,7 @@ from herder.logs.repeats import Repeats
 MAX_CONNECTIONS = 256
 REFUSALS = 32          # connections over the cap answered (503) at once; later ones wait in the backlog
 BACKLOG = 1024
+STREAM_GRACE = 2.0     # seconds a closing listener gives streams to send their end
 
 
 def peer_groups(peer: Peer) -> set[int]:
@@ -67,6 +68,7 @@ class Listener:
         self.allow_uids = allow_uids if allow_uids is not None else {0, os.geteuid()}
         self.allow_gid = allow_gid
         self._conns: set[asyncio.Task[None]] = set()
+        self._serving: dict[asyncio.Task[None], Connection] = {}
         self._socks: list[socket.socket] = []
         self._acceptors: set[asyncio.Task[None]] = set()
         self._freed = asyncio.Event()      # a connection ended: there may be room to accept again
@@ -187,10 +189,16 @@ class Listener:
         await self._serve(reader, writer)
 
     async def close(self) -> None:
+        """Stop accepting; let streams that are ending finish their last lines and their final
+        chunk (STREAM_GRACE at most: `herder down` reads a clean end as "every service stopped"),
+        then cancel whatever is left."""
         for t in list(self._acceptors):
             t.cancel()
         for sock in self._socks:
             sock.close()
+        streaming = [t for t, c in self._serving.items() if c.streaming]
+        if streaming:
+            await asyncio.wait(streaming, timeout=STREAM_GRACE)
         for t in list(self._conns) + list(self._acceptors):
             t.cancel()
         for t in list(self._conns) + list(self._acceptors):
@@ -214,7 +222,8 @@ class Listener:
         task = asyncio.current_task()
         assert task is not None
         try:
-            await Connection(self, reader, writer).run()
+            conn = self._serving[task] = Connection(self, reader, writer)
+            await conn.run()
         except Late:
             self.timed_out += 1
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
@@ -225,6 +234,7 @@ class Listener:
             self.report(f"herder: api connection failed: {e!r}")
         finally:
             self._conns.discard(task)
+            self._serving.pop(task, None)
             self._freed.set()
             writer.close()
             try:

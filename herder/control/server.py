@@ -232,6 +232,7 @@ class Connection:
         self.loop = asyncio.get_running_loop()
         self.begun = False      # a byte of the current request has arrived
         self.refused_early = False   # answered (and closing) before the request was read to its end
+        self.streaming = False       # answering with a stream (a closing listener lets it end)
 
     async def _next(self, deadline: float, head: bool = False) -> Any:
         """The next h11 event, reading as needed until `deadline` (loop time; Late after it).
@@ -382,6 +383,7 @@ class Connection:
                          h11.Data(data=payload), h11.EndOfMessage())
 
     async def _stream(self, s: Stream, req: Request) -> None:
+        self.streaming = True
         await self._send(h11.Response(status_code=200, headers=[(b"content-type", registry.NDJSON.encode()),
                                                                  (b"cache-control", b"no-store")]))
         watcher = asyncio.ensure_future(self._watch_eof(req))
