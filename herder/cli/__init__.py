@@ -56,8 +56,9 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     check.add_argument("-c", "--config", metavar="FILE", help="config file")
     if only in (None, "up", "check"):
         _control_commands(sub)
-    from herder.cli import install_cmd  # argparse only at import time
+    from herder.cli import import_cmd, install_cmd  # argparse only at import time
     install_cmd.add_parsers(sub)
+    import_cmd.add_parsers(sub)
     return p
 
 
