@@ -109,9 +109,10 @@ def _too_deep_line(text: str) -> int:
     return 1
 
 
-def load(path: str | os.PathLike[str], *, check_accounts: bool = True) -> Config:
+def load(path: str | os.PathLike[str], *, check_accounts: bool = True, check_programs: bool | None = None) -> Config:
     """The validated config; ConfigError lists every problem. `check_accounts=False` skips
-    the checks against this machine (accounts, programs, folders)."""
+    the checks against this machine (accounts, and programs and folders too unless
+    `check_programs` says otherwise: a translated config checked for its accounts, say)."""
     path = Path(path)
     text = read_text(path)
     try:
@@ -124,7 +125,7 @@ def load(path: str | os.PathLike[str], *, check_accounts: bool = True) -> Config
     except RecursionError:
         raise ConfigError([f"{path}:{_too_deep_line(text)}: nested too deeply; expected tables and lists "
                            f"at most {MAX_DEPTH} levels deep"]) from None
-    return _Loader(path, text, raw, check_accounts).run()
+    return _Loader(path, text, raw, check_accounts, check_accounts if check_programs is None else check_programs).run()
 
 
 def _scan(raw: dict[str, Any], problems: Problems) -> bool:
@@ -149,7 +150,7 @@ def _scan(raw: dict[str, Any], problems: Problems) -> bool:
 
 
 class _Loader:
-    def __init__(self, path: Path, text: str, raw: dict[str, Any], check_accounts: bool) -> None:
+    def __init__(self, path: Path, text: str, raw: dict[str, Any], check_accounts: bool, check_programs: bool) -> None:
         self.path = path
         self.base = path.resolve().parent
         self.lines = LineIndex(text)
@@ -157,6 +158,7 @@ class _Loader:
         self.problems = Problems()
         self.warnings = Problems()
         self.check_accounts = check_accounts
+        self.check_programs = check_programs
         self.depends: dict[str, dict[str, str]] = {}  # of every declared service, valid or not
 
     def run(self) -> Config:
@@ -250,7 +252,7 @@ class _Loader:
         before = len(self.problems.items)
         self._check_accounts(spec, where, here)
         spec = dataclasses.replace(spec, **changes) if changes else spec
-        if self.check_accounts and len(self.problems.items) == before:
+        if self.check_programs and len(self.problems.items) == before:
             from herder.config.machine import check_service
 
             check_service(spec, here, where, self.problems.add, self.warnings.add)
