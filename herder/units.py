@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import signal
+from datetime import UTC
 
 _DURATION_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(us|ms|s|m|h|d)")
@@ -113,7 +114,7 @@ def parse_since(text: str) -> float:
     (as a person typing it means). Raises ValueError saying what is accepted.
     """
     import time
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     t = text.strip()
     try:
@@ -131,7 +132,7 @@ def parse_since(text: str) -> float:
                          f'or unix seconds; got "{_clip(text)}"') from None
     if dt.tzinfo is None:
         dt = dt.astimezone()
-    return dt.astimezone(timezone.utc).timestamp()
+    return dt.astimezone(UTC).timestamp()
 
 
 def stamp_ms(ts: float, fmt: str = "%Y-%m-%dT%H:%M:%S", utc: bool = True) -> str:

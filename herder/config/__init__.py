@@ -31,7 +31,7 @@ from herder.config.model import HerderSettings, ServiceSpec
 from herder.config.schema import Problems, build, deep_merge
 from herder.errors import ConfigError
 
-__all__ = ["Config", "load", "find_config", "ServiceSpec", "HerderSettings"]
+__all__ = ["Config", "HerderSettings", "ServiceSpec", "find_config", "load"]
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\Z")
 _ENV_KEY = re.compile(r"[^=\0]+\Z")
@@ -70,7 +70,8 @@ def read_text(path: Path, what: str = "config") -> str:
     except OSError as e:
         raise ConfigError([f"{path}: cannot read the {what}: {e.strerror or e}"]) from None
     except ValueError:     # a NUL in the path (an API body, a fuzzed env_file)
-        raise ConfigError([f"{str(path)!r}: not a usable path (it contains a NUL character); expected a file"]) from None
+        raise ConfigError([f"{str(path)!r}: not a usable path (it contains a NUL character); "
+                           "expected a file"]) from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -139,10 +140,10 @@ def _scan(raw: dict[str, Any], problems: Problems) -> bool:
         if isinstance(value, dict):
             for k in value:
                 if "\0" in k:
-                    problems.add(path + (k.replace("\0", "\\0"),), "a key contains a NUL character; expected text")
-            todo.extend(reversed([(path + (k,), v) for k, v in value.items()]))   # in document order
+                    problems.add((*path, k.replace("\x00", "\\0")), "a key contains a NUL character; expected text")
+            todo.extend(reversed([((*path, k), v) for k, v in value.items()]))   # in document order
         elif isinstance(value, list):
-            todo.extend(reversed([(path + (str(i),), v) for i, v in enumerate(value)]))
+            todo.extend(reversed([((*path, str(i)), v) for i, v in enumerate(value)]))
         elif isinstance(value, str) and "\0" in value:
             problems.add(path, "contains a NUL character (\\u0000), which no program, path or account name may "
                          "hold; expected text without it")
@@ -189,7 +190,8 @@ class _Loader:
         log_dir = self._abs(settings.log_dir) if settings.log_dir else state_dir / "logs"
         if self.problems.items:
             raise ConfigError(self._render())
-        return Config(self.path, settings, state_dir, log_dir, services, tuple(self._render(self.warnings, "warning: ")))
+        warnings = tuple(self._render(self.warnings, "warning: "))
+        return Config(self.path, settings, state_dir, log_dir, services, warnings)
 
     # -- pieces --------------------------------------------------------------------
 
@@ -212,7 +214,7 @@ class _Loader:
 
         def where(p: tuple[str, ...]) -> tuple[str, ...]:
             rest = p[2:]
-            return p if _present(svc_raw, rest) or not _present(defaults, rest) else ("defaults",) + rest
+            return p if _present(svc_raw, rest) or not _present(defaults, rest) else ("defaults", *rest)
 
         before = len(self.problems.items)
         spec = build(ServiceSpec, merged, here, self.problems, where)
@@ -224,7 +226,8 @@ class _Loader:
         if spec.shell:
             cmd = merged.get("command")
             if not isinstance(cmd, str):
-                self.problems.add(where(here + ("command",)), "shell = true needs the command as one string; expected a string")
+                self.problems.add(where((*here, "command")),
+                                  "shell = true needs the command as one string; expected a string")
                 return None
             changes["command"] = ("/bin/sh", "-c", cmd)
         if spec.cwd is not None:
@@ -237,13 +240,15 @@ class _Loader:
 
                 from dotenv import dotenv_values
 
-                env = {k: v or "" for k, v in dotenv_values(stream=io.StringIO(read_text(env_path, "env_file"))).items()}
+                text = read_text(env_path, "env_file")
+                env = {k: v or "" for k, v in dotenv_values(stream=io.StringIO(text)).items()}
             except ConfigError as e:
-                self.problems.add(where(here + ("env_file",)), e.problems[0].split(": ", 1)[-1] + "; expected a dotenv file")
+                self.problems.add(where((*here, "env_file")),
+                                  e.problems[0].split(": ", 1)[-1] + "; expected a dotenv file")
                 return None
             bad = next((k for k, v in env.items() if not _ENV_KEY.match(k) or "\0" in v), None)
             if bad is not None:
-                self.problems.add(where(here + ("env_file",)), f"{env_path}: {bad!r} is not a usable NAME=value "
+                self.problems.add(where((*here, "env_file")), f"{env_path}: {bad!r} is not a usable NAME=value "
                                   "(a name of letters, digits and _, a value without NUL); expected a dotenv file")
                 return None
             changes["env_file"] = str(env_path)
@@ -263,19 +268,21 @@ class _Loader:
             return
         if os.geteuid() != 0:
             key = "user" if spec.user is not None else "group"
-            self.problems.add(where(here + (key,)), f"herder runs as uid {os.geteuid()}, not root, so it cannot "
+            self.problems.add(where((*here, key)), f"herder runs as uid {os.geteuid()}, not root, so it cannot "
                               f"switch accounts; expected no {key} (or run herder as root)")
             return
         if spec.user is not None:
             try:
                 pwd.getpwnam(spec.user)
             except KeyError:
-                self.problems.add(where(here + ("user",)), f'no user "{spec.user}" on this machine; expected an existing account')
+                self.problems.add(where((*here, "user")),
+                                  f'no user "{spec.user}" on this machine; expected an existing account')
         if spec.group is not None:
             try:
                 grp.getgrnam(spec.group)
             except KeyError:
-                self.problems.add(where(here + ("group",)), f'no group "{spec.group}" on this machine; expected an existing group')
+                self.problems.add(where((*here, "group")),
+                                  f'no group "{spec.group}" on this machine; expected an existing group')
 
     def _check_dependencies(self) -> None:
         from herder.core.graph import find_cycle
@@ -293,7 +300,7 @@ class _Loader:
         cycle = find_cycle(graph)
         if cycle:
             self.problems.add(("services", cycle[0], "depends_on"),
-                              "dependency cycle " + " -> ".join(cycle + [cycle[0]]) + "; expected no cycles")
+                              "dependency cycle " + " -> ".join([*cycle, cycle[0]]) + "; expected no cycles")
 
     def _abs(self, p: str) -> Path:
         path = Path(os.path.expanduser(p))

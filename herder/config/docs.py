@@ -51,8 +51,9 @@ def _table(title: str, rows: list[tuple[str, str, str, str]], note: str = "") ->
         if kind == "table":
             out.append(f"| **`{key}`** | table | | {doc} |")
         else:
-            out.append(f"| `{key}` | {kind} | `{default}` | {doc} |".replace("`—`", "—").replace("`(required)`", "**required**"))
-    return out + [""]
+            row = f"| `{key}` | {kind} | `{default}` | {doc} |"
+            out.append(row.replace("`—`", "—").replace("`(required)`", "**required**"))
+    return [*out, ""]
 
 
 def render() -> str:

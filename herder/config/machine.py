@@ -94,7 +94,7 @@ def check_service(spec: ServiceSpec, here: tuple[str, ...], where: Callable[[tup
         return     # the account itself is reported by the loader
     as_whom = f" by {spec.user}" if spec.user else ""
     for replica in _replicas(spec):
-        def sub(s: str) -> str:
+        def sub(s: str, replica: int | None = replica) -> str:
             return s.replace("{replica}", str(replica if replica is not None else 0))
 
         cwd = sub(spec.cwd) if spec.cwd else None
@@ -103,10 +103,10 @@ def check_service(spec: ServiceSpec, here: tuple[str, ...], where: Callable[[tup
             st = _stat(p)
             if isinstance(st, str) or not stat.S_ISDIR(st.st_mode):
                 why = f" ({st})" if isinstance(st, str) else ""
-                report(where(here + ("cwd",)), f"{cwd} is not a folder{why}{later}; expected an existing directory")
+                report(where((*here, "cwd")), f"{cwd} is not a folder{why}{later}; expected an existing directory")
                 return
             if (blocked := _unreachable(p / "x", who)) is not None:
-                report(where(here + ("cwd",)), f"{blocked} cannot be entered{as_whom}; expected a folder the "
+                report(where((*here, "cwd")), f"{blocked} cannot be entered{as_whom}; expected a folder the "
                        "service's account can reach")
                 return
         prog = sub(spec.command[0])
@@ -116,20 +116,20 @@ def check_service(spec: ServiceSpec, here: tuple[str, ...], where: Callable[[tup
         else:
             hit = shutil.which(prog, mode=os.F_OK, path=env_path)
             if hit is None:
-                report(where(here + ("command",)), f"command not found: {prog} (searched PATH={env_path}){later}; "
+                report(where((*here, "command")), f"command not found: {prog} (searched PATH={env_path}){later}; "
                        "expected an installed program, or its full path")
                 return
             found = Path(hit)
         st = _stat(found)
         if isinstance(st, str):
             what = "no such file" if st == os.strerror(2) else st
-            report(where(here + ("command",)), f"{prog}: {what}{later}; expected an installed program")
+            report(where((*here, "command")), f"{prog}: {what}{later}; expected an installed program")
             return
         if stat.S_ISDIR(st.st_mode) or not who.may(st, 1):
-            report(where(here + ("command",)), f"{found} is not executable{as_whom} (mode "
+            report(where((*here, "command")), f"{found} is not executable{as_whom} (mode "
                    f"{stat.S_IMODE(st.st_mode):04o}); expected `chmod +x {found}` or another program")
             return
         if (blocked := _unreachable(found, who)) is not None:
-            report(where(here + ("command",)), f"{blocked} cannot be entered{as_whom}, so {found} cannot be run; "
+            report(where((*here, "command")), f"{blocked} cannot be entered{as_whom}, so {found} cannot be run; "
                    "expected a program in a folder the service's account can reach")
             return

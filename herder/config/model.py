@@ -86,7 +86,8 @@ class Logs:
     stderr: str = opt("merge", p_output("merge", "auto"),
                       'merge (into stdout\'s file) | auto = {log_dir}/{name}.err.log | a path | "inherit" | "null"')
     timestamps: bool = opt(True, p_bool, "prefix every line with its RFC 3339 wall-clock time (ms, UTC)")
-    format: str = opt("text", p_enum(*LOG_FORMATS), "text | json (one object per line: ts, service, instance, stream, line)")
+    format: str = opt("text", p_enum(*LOG_FORMATS),
+                      "text | json (one object per line: ts, service, instance, stream, line)")
     max_size: int = opt(50 * 1024**2, p_size, "rotate when the file would grow past this; 0 = never by size",
                         example='"50MB"')
     max_files: int = opt(10, p_int(0), "rotated files kept (oldest deleted first); 0 = keep none")
@@ -118,7 +119,8 @@ class Ready:
     log: str | None = opt(None, p_regex, "ready once a line of the service's output matches this regular expression",
                           example='"Application startup complete"')
     timeout: float = opt(30.0, p_duration, "not ready by then: a failed start (stopped, then backoff)", example='"30s"')
-    interval: float = opt(0.5, p_duration, "pause between attempts of an http, tcp, exec or log check", example='"500ms"')
+    interval: float = opt(0.5, p_duration, "pause between attempts of an http, tcp, exec or log check",
+                          example='"500ms"')
     attempt_timeout: float = opt(2.0, p_duration, "longest one http, tcp or exec attempt may take", example='"2s"')
 
     @property
@@ -144,8 +146,10 @@ class Health:
                                example='"5s"')
     failure_threshold: int = opt(3, p_int(1), "consecutive failures that make the instance unhealthy")
     success_threshold: int = opt(1, p_int(1), "consecutive successes that make it healthy")
-    action: str = opt("restart", p_enum(*HEALTH_ACTIONS), "on unhealthy: restart (through the stop path) | none (event only)")
-    watchdog: float | None = opt(None, p_opt_duration, "WATCHDOG=1 must arrive at least this often (sets WATCHDOG_USEC)",
+    action: str = opt("restart", p_enum(*HEALTH_ACTIONS),
+                      "on unhealthy: restart (through the stop path) | none (event only)")
+    watchdog: float | None = opt(None, p_opt_duration,
+                                 "WATCHDOG=1 must arrive at least this often (sets WATCHDOG_USEC)",
                                  example='"30s"')
 
     @property
@@ -166,15 +170,18 @@ class Health:
 class Limits:
     """Resource limits (docs/health.md): rlimits set before exec, cgroup limits, RSS watch."""
 
-    memory: int | None = opt(None, p_opt_size, "hard memory limit of the instance's cgroup; over it the kernel OOM-kills "
+    memory: int | None = opt(None, p_opt_size,
+                             "hard memory limit of the instance's cgroup; over it the kernel OOM-kills "
                              "(reported as reason oom)", example='"512MB"')
-    cpu: float | None = opt(None, p_cpus, "CPU quota of the instance's cgroup, in CPUs (0.5 = half of one)", example="0.5")
+    cpu: float | None = opt(None, p_cpus, "CPU quota of the instance's cgroup, in CPUs (0.5 = half of one)",
+                            example="0.5")
     max_memory_restart: int | None = opt(None, p_opt_size, "RSS of the whole process tree above this: graceful restart",
                                          example='"400MB"')
     memory_check_interval: float = opt(5.0, p_duration, "how often max_memory_restart samples the RSS", example='"5s"')
     nofile: int | None = opt(None, p_rlimit, "RLIMIT_NOFILE (soft = hard) set before exec", example="4096")
     nproc: int | None = opt(None, p_rlimit, "RLIMIT_NPROC (soft = hard) set before exec", example="512")
-    core: int | None = opt(None, p_rlimit, 'RLIMIT_CORE in bytes, or "unlimited" (soft = hard) set before exec', example="0")
+    core: int | None = opt(None, p_rlimit, 'RLIMIT_CORE in bytes, or "unlimited" (soft = hard) set before exec',
+                           example="0")
 
     def check(self) -> list[Problem]:
         if self.memory is not None and self.max_memory_restart is not None and self.max_memory_restart >= self.memory:
@@ -222,7 +229,8 @@ class ServiceSpec:
             out.append((("health", "action"), 'restart = "never" means herder never restarts this service; expected '
                         'action = "none", or restart = "on-failure" or "always"'))
         if self.ready.log is not None and self.logs.stdout in ("null", "inherit"):
-            out.append((("ready", "log"), f'needs the output in a file herder reads, but logs.stdout = "{self.logs.stdout}"; '
+            out.append((("ready", "log"), "needs the output in a file herder reads, but "
+                        f'logs.stdout = "{self.logs.stdout}"; '
                         'expected logs.stdout = "auto" or a path'))
         return out
 

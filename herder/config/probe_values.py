@@ -22,7 +22,8 @@ def p_url(v: Any) -> str | None:
         raise ValueError(f'expected a URL such as "http://127.0.0.1:8000/health"; got {_show(v)}')
     u = urllib.parse.urlsplit(v)
     if u.scheme not in ("http", "https") or not u.hostname:
-        raise ValueError(f'expected an http:// or https:// URL with a host, such as "http://127.0.0.1:8000/health"; got "{v}"')
+        raise ValueError('expected an http:// or https:// URL with a host, such as "http://127.0.0.1:8000/health"; '
+                         f'got "{v}"')
     try:
         u.port  # noqa: B018 - validates the port
     except ValueError:

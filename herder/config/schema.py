@@ -214,7 +214,8 @@ def p_depends(v: Any) -> dict[str, str]:
         raise ValueError(f"expected a table such as {{ db = \"healthy\" }} or a list of names; got {_show(v)}")
     for name, cond in v.items():
         if cond not in DEPENDENCY_CONDITIONS:
-            raise ValueError(f"{name}: unknown condition {_show(cond)}; expected one of {', '.join(DEPENDENCY_CONDITIONS)}")
+            raise ValueError(f"{name}: unknown condition {_show(cond)}; "
+                             f"expected one of {', '.join(DEPENDENCY_CONDITIONS)}")
     return dict(v)
 
 
@@ -259,7 +260,7 @@ def build(cls: type[T], raw: Any, path: tuple[str, ...], problems: Problems,
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     for key in raw:
         if key not in known:
-            problems.add(where(path + (key,)), f"unknown key; expected one of {', '.join(sorted(known))}")
+            problems.add(where((*path, key)), f"unknown key; expected one of {', '.join(sorted(known))}")
     kwargs: dict[str, Any] = {}
     before = len(problems.items)
     for f in fields(cls):  # type: ignore[arg-type]
@@ -270,12 +271,12 @@ def build(cls: type[T], raw: Any, path: tuple[str, ...], problems: Problems,
             continue
         value = raw[f.name]
         if sub is not None:
-            kwargs[f.name] = build(sub, value, path + (f.name,), problems, where)
+            kwargs[f.name] = build(sub, value, (*path, f.name), problems, where)
             continue
         try:
             kwargs[f.name] = f.metadata["parse"](value)
         except ValueError as e:
-            problems.add(where(path + (f.name,)), str(e))
+            problems.add(where((*path, f.name)), str(e))
     try:
         obj = cls(**kwargs)
     except TypeError:  # a required field failed; the problem is already recorded
@@ -329,13 +330,13 @@ def describe_fields(cls: type, prefix: str = "") -> list[tuple[str, str, str, st
 
 def _show_default(f: dataclasses.Field[Any], default: Any) -> str:
     if default == "(required)":
-        return default
+        return str(default)
     if default is None:
         return "—"
     if isinstance(default, bool):
         return "true" if default else "false"
     if f.metadata.get("example"):
-        return f.metadata["example"]
+        return str(f.metadata["example"])
     if isinstance(default, (tuple, list)):
         return "[" + ", ".join(str(x) for x in default) + "]"
     if isinstance(default, dict):

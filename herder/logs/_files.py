@@ -37,7 +37,7 @@ def rotated_name(path: Path, ms: int, n: int = 0) -> Path:
     integer, so names sort by time (…59.9999 s must not become …59.000)."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
     stem, suffix = _split(path.name)
-    return path.with_name(f"{stem}.{stamp}{'_%04d' % n if n else ''}{suffix}")
+    return path.with_name(f"{stem}.{stamp}{f'_{n:04d}' if n else ''}{suffix}")
 
 
 def rotated_files(path: Path) -> list[Path]:

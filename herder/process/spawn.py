@@ -127,7 +127,8 @@ def _gid(group: str) -> int:
     return grp.getgrnam(group).gr_gid
 
 
-def open_outputs(spec: ServiceSpec, name: str, log_dir: Path, dir_mode: int = 0o750) -> tuple[Any, Any, list[IO[bytes]]]:
+def open_outputs(spec: ServiceSpec, name: str, log_dir: Path,
+                 dir_mode: int = 0o750) -> tuple[Any, Any, list[IO[bytes]]]:
     """(stdout, stderr, files to close after the spawn) for the simple output modes.
 
     auto → {log_dir}/{name}.log (stderr auto → {name}.err.log), a path, inherit or null;
@@ -144,7 +145,7 @@ def open_outputs(spec: ServiceSpec, name: str, log_dir: Path, dir_mode: int = 0o
 
         path = log_dir / auto_name if mode == "auto" else Path(mode)
         make_dirs(path.parent, dir_mode)
-        f = open(open_log(path, spec.logs.file_mode), "ab")
+        f = open(open_log(path, spec.logs.file_mode), "ab")  # noqa: SIM115 - closed by the caller after the spawn
         opened.append(f)
         return f
 

@@ -201,7 +201,8 @@ class Journal:
 def query(path: Path, *, before: int | None = None, since: float | None = None, instances: set[str] | None = None,
           limit: int = 100) -> list[dict[str, Any]]:
     """The latest `limit` events (oldest first) with id < before and ts >= since. Blocking: run in a thread."""
-    where, args = ["1=1"], []
+    where: list[str] = ["1=1"]
+    args: list[Any] = []
     if before is not None:
         where.append("id < ?")
         args.append(before)

@@ -66,8 +66,10 @@ OK = '[services.a]\ncommand = "true"\n'
     (OK + "limits = { cpu = -inf }\n", "services.a.limits.cpu: expected a number of CPUs above zero"),
     (OK + "limits = { nofile = 99999999999999999999 }\n", "services.a.limits.nofile: expected a whole number ≥ 0"),
     (OK + "replicas = 99999999999999999999999\n", "services.a.replicas: 99999999999999999999999 is too large"),
-    ('[herder]\njournal_max_rows = 99999999999999999999\n' + OK, "herder.journal_max_rows: 99999999999999999999 is too large"),
-    (OK + f'stop_timeout = "{"9" * 400}s"\n', "services.a.stop_timeout: \"" + "9" * 60 + "…\" (401 characters) is too long"),
+    ('[herder]\njournal_max_rows = 99999999999999999999\n' + OK,
+     "herder.journal_max_rows: 99999999999999999999 is too large"),
+    (OK + f'stop_timeout = "{"9" * 400}s"\n',
+     "services.a.stop_timeout: \"" + "9" * 60 + "…\" (401 characters) is too long"),
     (OK + f'logs = {{ max_size = "{"9" * 400}MB" }}\n', "services.a.logs.max_size: \"" + "9" * 60),
     (OK + "success_exit_codes = [256]\n", "services.a.success_exit_codes: expected a list of exit codes"),
     ("\x00\x01\x02", ":1: TOML syntax error"),
@@ -118,7 +120,8 @@ def test_an_env_file_is_read_like_a_config(tmp_path: Path) -> None:
     ('[services.a]\ncommand = ["TMP/plain.txt"]\n', "services.a.command: TMP/plain.txt is not executable (mode 0644)"),
     ('[services.a]\ncommand = ["/tmp"]\n', "services.a.command: /tmp is not executable"),
     ('[services.a]\ncommand = "true"\ncwd = "/no/such/dir"\n', "services.a.cwd: /no/such/dir is not a folder"),
-    ('[services.a]\ncommand = "true"\nenv = { PATH = "/nowhere" }\n', "command not found: true (searched PATH=/nowhere)"),
+    ('[services.a]\ncommand = "true"\nenv = { PATH = "/nowhere" }\n',
+     "command not found: true (searched PATH=/nowhere)"),
 ])
 def test_values_that_would_make_every_start_fail_are_errors(tmp_path: Path, text: str, expect: str) -> None:
     (tmp_path / "plain.txt").write_text("")
@@ -254,7 +257,8 @@ def documents(draw: st.DrawFn) -> str:
 
 MUTATIONS = st.lists(st.tuples(st.sampled_from(["cut", "insert", "flip", "dup", "token"]),
                                st.integers(0, 10_000), st.binary(max_size=8)), max_size=4)
-TOKENS = [b"[", b"]", b"{", b"}", b'"', b"'''", b"\\u0000", b"\x00", b"\n[services.a]\n", b"nan", b"=", b".", b"\xef\xbb\xbf"]
+TOKENS = [b"[", b"]", b"{", b"}", b'"', b"'''", b"\\u0000", b"\x00", b"\n[services.a]\n", b"nan", b"=", b".",
+          b"\xef\xbb\xbf"]
 
 
 def mutate(data: bytes, steps: list[tuple[str, int, bytes]]) -> bytes:
@@ -290,7 +294,7 @@ def test_fuzz_mutated_configs_never_crash(tmp_path: Path, doc: str, steps: list[
     outcome(write(tmp_path, mutate(doc.encode(), steps)))
 
 
-POISONED = [(k, v, p) for k, vs in VALID.items() for v in vs[:1] for p in POISON + ["", [], {}, 2**64, math.nan]]
+POISONED = [(k, v, p) for k, vs in VALID.items() for v in vs[:1] for p in [*POISON, "", [], {}, 2 ** 64, math.nan]]
 
 
 def _place(key: str, value: Any) -> str:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from ctl_harness import HERDER, Herd, run
 from herdertest import PROGRAMS, PY, toml_list
 

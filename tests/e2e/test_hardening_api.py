@@ -16,8 +16,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from ctl_harness import HERDER, Herd, request
+
 from herder.control.server import HEAD_TIMEOUT
 
 pytestmark = pytest.mark.skipif(not shutil.which("prlimit"), reason="needs prlimit (util-linux)")

@@ -12,12 +12,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from herdertest import run_async, until
 
 from herder.config import load
 from herder.control import server
 from herder.control.component import Control, ControlOptions
 from herder.runtime.supervisor import Supervisor
-from herdertest import run_async, until
 
 
 @asynccontextmanager

@@ -6,11 +6,12 @@ import asyncio
 import os
 from pathlib import Path
 
+from herdertest import run_async
+
 from herder.logs._files import RotatingFile, open_log, rotated_files
 from herder.logs._own import LoopErrors
 from herder.runtime.events import Event, EventBus
 from herder.testing import FakeClock
-from herdertest import run_async
 
 
 def test_rotation_takes_the_fds_that_share_the_file_along(tmp_path: Path) -> None:
