@@ -368,8 +368,8 @@ class Supervisor:
         if inst.pid is None or inst.pid == pid:
             return
         old = inst.pid
-        if self._by_pid.pop(old, None) is not None:
-            self._retired[old] = name
+        self._by_pid.pop(old, None)
+        self._retired[old] = name   # also when it is being reaped right now (see _reap)
         self._by_pid[pid] = name
         self._live_dirty = True
         self._post(name, Ev.MAINPID, pid=pid)
@@ -535,6 +535,9 @@ class Supervisor:
             extra: dict[str, Any] = {}
             for exited in self.hooks.exited:
                 extra.update(exited(self.instances[name], pid) or {})
+            if self._retired.pop(pid, None) is not None:   # it handed over (MAINPID=) just before it exited
+                self._mark_reaped(p, pid, code)
+                continue
             self._mark_reaped(p, pid, code)
             if code >= 0:
                 self._post(name, Ev.EXIT, code=code, signal=None, **extra)
