@@ -13,9 +13,7 @@ it is asked not to look at the machine (`check_accounts=False`: rendering for an
 
 from __future__ import annotations
 
-import grp
 import os
-import pwd
 import shutil
 import stat
 from collections.abc import Callable
@@ -44,7 +42,13 @@ class Account:
 
 
 def account_of(spec: ServiceSpec) -> Account | None:
-    """The account the service runs as (herder's own when no user/group is set); None if unknown."""
+    """The account the service runs as (herder's own when no user/group is set); None if
+    unknown, or where there are no POSIX accounts (Windows: permissions are not checked)."""
+    try:
+        import grp
+        import pwd
+    except ImportError:
+        return None
     try:
         if spec.user is None:
             gids = set(os.getgroups()) | {os.getegid()}
@@ -90,8 +94,8 @@ def check_service(spec: ServiceSpec, here: tuple[str, ...], where: Callable[[tup
     report = warn if soft else error
     later = "; it may appear before the service starts (it waits for its dependencies)" if soft else ""
     who = account_of(spec)
-    if who is None:
-        return     # the account itself is reported by the loader
+    if who is None and (spec.user is not None or spec.group is not None) and hasattr(os, "geteuid"):
+        return     # an unknown account: the loader reports it
     as_whom = f" by {spec.user}" if spec.user else ""
     for replica in _replicas(spec):
         def sub(s: str, replica: int | None = replica) -> str:
@@ -105,7 +109,7 @@ def check_service(spec: ServiceSpec, here: tuple[str, ...], where: Callable[[tup
                 why = f" ({st})" if isinstance(st, str) else ""
                 report(where((*here, "cwd")), f"{cwd} is not a folder{why}{later}; expected an existing directory")
                 return
-            if (blocked := _unreachable(p / "x", who)) is not None:
+            if who is not None and (blocked := _unreachable(p / "x", who)) is not None:
                 report(where((*here, "cwd")), f"{blocked} cannot be entered{as_whom}; expected a folder the "
                        "service's account can reach")
                 return
@@ -125,11 +129,11 @@ def check_service(spec: ServiceSpec, here: tuple[str, ...], where: Callable[[tup
             what = "no such file" if st == os.strerror(2) else st
             report(where((*here, "command")), f"{prog}: {what}{later}; expected an installed program")
             return
-        if stat.S_ISDIR(st.st_mode) or not who.may(st, 1):
+        if stat.S_ISDIR(st.st_mode) or (who is not None and not who.may(st, 1)):
             report(where((*here, "command")), f"{found} is not executable{as_whom} (mode "
                    f"{stat.S_IMODE(st.st_mode):04o}); expected `chmod +x {found}` or another program")
             return
-        if (blocked := _unreachable(found, who)) is not None:
+        if who is not None and (blocked := _unreachable(found, who)) is not None:
             report(where((*here, "command")), f"{blocked} cannot be entered{as_whom}, so {found} cannot be run; "
                    "expected a program in a folder the service's account can reach")
             return

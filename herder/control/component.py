@@ -323,17 +323,18 @@ def _read_token(config: Path, path: Path) -> str:
 
     where = f"{config}: herder.api_token_file"
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0))
     except OSError as e:
         raise ConfigError([f"{where}: cannot read {path}: {e.strerror}"]) from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise ConfigError([f"{where}: {path} is not a regular file; expected a file holding the token"])
-        if st.st_uid not in (0, os.geteuid()):
+        me = os.geteuid() if hasattr(os, "geteuid") else st.st_uid    # Windows: the ACL decides
+        if st.st_uid not in (0, me):
             raise ConfigError([f"{where}: {path} belongs to uid {st.st_uid}; expected a file of herder's user "
-                               f"(uid {os.geteuid()}) or root"])
-        if st.st_mode & 0o077:
+                               f"(uid {me}) or root"])
+        if st.st_mode & 0o077 and hasattr(os, "geteuid"):
             raise ConfigError([f"{where}: {path} is accessible by others (mode {stat.S_IMODE(st.st_mode):04o}): "
                                f"anyone who reads it controls herder. Expected `chmod 600 {path}`"])
         return os.read(fd, 4096).decode(errors="replace").strip()

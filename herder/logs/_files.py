@@ -86,7 +86,7 @@ def open_log(path: Path, mode: int) -> int:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, mode)
     try:
         st = os.fstat(fd)
-        if st.st_mode & 0o777 != mode and st.st_uid == os.geteuid():
+        if st.st_mode & 0o777 != mode and st.st_uid == getattr(os, "geteuid", lambda: -1)():
             os.fchmod(fd, mode)
     except OSError:
         os.close(fd)

@@ -88,7 +88,7 @@ def set_aside(path: Path) -> Path | None:
 def _read_trusted(path: Path) -> bytes:
     """The bytes of a state file, or ValueError saying why it cannot be trusted (OSError: missing)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise ValueError("is a symlink (herder does not follow links in its state_dir)") from None

@@ -68,7 +68,7 @@ def _problem(path: Path, deep: bool = True) -> str | None:
         return "is not a regular file"
     if not deep:
         return None
-    if st.st_uid != os.geteuid():
+    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
         return f"belongs to uid {st.st_uid}, not to herder's uid {os.geteuid()}"
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)

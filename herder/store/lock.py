@@ -39,7 +39,7 @@ def acquire(state_dir: Path, *, group_gid: int | None = None) -> int:
 def holder(state_dir: Path) -> int | None:
     """The pid of the supervisor holding state_dir's lock, or None when nobody holds it."""
     try:
-        fd = os.open(Path(state_dir) / "herder.pid", os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = os.open(Path(state_dir) / "herder.pid", os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
         return None
     try:

@@ -156,4 +156,4 @@ def state_tag(state_dir: Path) -> str:
 
 def open_nofollow(path: Path, flags: int, mode: int = 0o600) -> int:
     """os.open that refuses a symlink at the last component (ELOOP → OSError)."""
-    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC, mode)

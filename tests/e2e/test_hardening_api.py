@@ -10,6 +10,7 @@ import selectors
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -206,3 +207,48 @@ def test_every_hostile_request_gets_a_4xx_with_a_message(herd: Callable[..., Her
     events = h.cli("events", "--json", "-n", "500").stdout
     assert '"kind": "api_error"' not in events and "internal error" not in events
     assert request(s, "GET", "/v1/health")[0] == 200
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "deep", "nul-user", "bom", "binary"])
+def test_check_and_up_on_hostile_files_exit_2_without_a_traceback_or_a_hang(tmp_path: Path, kind: str) -> None:
+    """The audit: a FIFO hung `check`; /dev/zero, deep nesting and a NUL in `user` gave tracebacks
+    (the NUL also crashed `herder up`); a BOM got a misleading error."""
+    path = tmp_path / "herder.toml"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev-zero":
+        path = Path("/dev/zero")
+    else:
+        path.write_bytes({
+            "deep": b'[services.a]\ncommand = "true"\nx = ' + b"[" * 1000 + b"]" * 1000 + b"\n",
+            "nul-user": b'[services.a]\ncommand = "true"\nuser = "ro\\u0000ot"\n',
+            "bom": b'\xef\xbb\xbf[services.a]\ncommand = "true"\n',
+            "binary": os.urandom(4096),
+        }[kind])
+    for verb in ("check", "up"):
+        r = subprocess.run([HERDER, verb, "-c", str(path)], capture_output=True, text=True, timeout=60,
+                           cwd=tmp_path)
+        if kind == "bom":
+            assert verb == "up" or (r.returncode == 0 and "ok (1 services" in r.stdout), r.stderr
+            break
+        assert r.returncode == 2 and "Traceback" not in r.stderr, (verb, r.stderr)
+        assert r.stderr.startswith(f"{path}:") and "nothing was changed" in r.stderr, r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become nobody")
+def test_herder_as_nobody_refuses_a_state_dir_root_owns(tmp_path: Path) -> None:
+    """The other side of the trust rule: an unprivileged herder does not use a folder it does not own."""
+    d = Path(tempfile.mkdtemp(prefix="herder-nobody-"))
+    try:
+        d.chmod(0o755)
+        shutil.chown(d, "nobody")
+        (d / "state").mkdir()                                  # root's, 0755
+        cfg = d / "herder.toml"
+        cfg.write_text(f'[herder]\nstate_dir = "{d / "state"}"\n[services.a]\ncommand = ["sleep", "1000"]\n')
+        nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+        r = subprocess.run([*nobody, HERDER, "up", "-d", "-c", str(cfg)], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "HOME": "/"})
+        assert r.returncode == 2, r.stderr
+        assert f"state_dir {d / 'state'} belongs to root (uid 0), not to nobody (uid 65534)" in r.stderr
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
