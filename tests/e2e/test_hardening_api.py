@@ -197,12 +197,8 @@ def test_every_hostile_request_gets_a_4xx_with_a_message(herd: Callable[..., Her
     assert out.startswith(b"HTTP/1.1 413 ")
     out = raw(s, b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 431 ")
-    t = time.monotonic()                                                        # never completed: held forever
-    out = raw(s, b"GET /v1/health HTTP/1.1\r\nHost: x\r\n", timeout=HEAD_TIMEOUT + 30)
-    assert out.startswith(b"HTTP/1.1 408 ") and b"did not arrive within" in out
-    assert time.monotonic() - t < HEAD_TIMEOUT + 30
-    out = raw(s, b"POST /v1/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{", timeout=60)
-    assert out.startswith(b"HTTP/1.1 408 ")                                     # a body that never ends
+    # requests that never complete (held forever before): the slowloris test above and
+    # tests/runtime/test_api_deadlines.py (with the deadlines shortened) answer them 408
     assert h.status()["a"]["state"] in ("running", "stopped")
     events = h.cli("events", "--json", "-n", "500").stdout
     assert '"kind": "api_error"' not in events and "internal error" not in events
