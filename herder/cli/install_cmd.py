@@ -118,6 +118,10 @@ def _install_herder(args: argparse.Namespace) -> int:
     from herder.platform.spec import InstallSpec
 
     host = _host(args)
+    if host.manager == "windows":
+        from herder.platform.installer import WINDOWS_SUPERVISOR
+
+        raise UsageError(WINDOWS_SUPERVISOR)
     scope = args.scope or host.default_scope()
     path = find_config(args.config)
     if host.local:
@@ -159,6 +163,7 @@ def _install_herder(args: argparse.Namespace) -> int:
 
 def _install_program(args: argparse.Namespace) -> int:
     import dataclasses
+    import json
 
     from herder.config.model import ServiceSpec
     from herder.config.schema import Problems, build
@@ -176,9 +181,10 @@ def _install_program(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.name} is not installed yet: give the program after `--` "
                          f"(herder service install {args.name} -- CMD ARGS…)")
     scope = args.scope or (previous.scope if previous else host.default_scope())
-    base: dict[str, Any] = previous.to_record()["service"] if previous else {}
-    raw: dict[str, Any] = {k: v for k, v in base.items() if k in ("command", "cwd", "env", "user", "group",
-                                                                  "restart", "depends_on")}
+    base: dict[str, Any] = json.loads(previous.dumps())["service"] if previous else {}   # as recorded: lists
+    # the recorded settings are the starting point; unset ones (None) stay unset, so the schema's defaults apply
+    raw: dict[str, Any] = {k: v for k, v in base.items() if v is not None and k in ("command", "cwd", "env", "user",
+                                                                                    "group", "restart", "depends_on")}
     for key in ("backoff", "start_limit"):
         if key in base:
             raw[key] = {k: f"{v}s" if k in ("initial", "max", "reset_after", "interval") else v
@@ -323,7 +329,7 @@ def _control(args: argparse.Namespace, action: str) -> int:
     import subprocess
 
     from herder.platform import installer
-    from herder.platform.plan import InstallError
+    from herder.platform.plan import InstallError, describe_error
 
     host = _host(args)
     spec, commands, ops = installer.control_commands(host, args.name, action)
@@ -337,9 +343,14 @@ def _control(args: argparse.Namespace, action: str) -> int:
             raise InstallError(f"{' '.join(argv)} failed (exit {res.returncode})" + (f": {why}" if why else ""))
     for op in ops:
         try:
-            op.call(host.api())
-        except Exception as e:  # noqa: BLE001 - pywintypes.error names the SCM's reason
-            raise InstallError(f"{op.shown()} failed: {e}") from None
+            result = op.call(host.api())
+        except Exception as e:  # pywintypes.error names the SCM's reason
+            raise InstallError(f"`{op.name()}` failed: {describe_error(e)}") from None
+        if action == "status":
+            from herder.platform import _win32, windows
+
+            print("\n".join(windows.describe(spec, result)))
+            return 0 if result.state == _win32.SERVICE_RUNNING else 3
     if action != "status":
         print(f"{spec.name}: {action} done")
     return 0

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import grp
 import os
-import pwd
 import re
 import stat
+import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,6 +29,10 @@ from herder.config.lines import LineIndex
 from herder.config.model import HerderSettings, ServiceSpec
 from herder.config.schema import Problems, build, deep_merge
 from herder.errors import ConfigError
+
+if sys.platform != "win32":   # account checks are POSIX only; Windows services get theirs from the SCM
+    import grp
+    import pwd
 
 __all__ = ["Config", "HerderSettings", "ServiceSpec", "find_config", "load"]
 
@@ -265,6 +268,11 @@ class _Loader:
 
     def _check_accounts(self, spec: ServiceSpec, where: Any, here: tuple[str, ...]) -> None:
         if not self.check_accounts or (spec.user is None and spec.group is None):
+            return
+        if sys.platform == "win32":
+            key = "user" if spec.user is not None else "group"
+            self.problems.add(where((*here, key)), f"herder up does not switch accounts on Windows; expected no {key} "
+                              "(a Windows service gets its account from `herder service install NAME --user ACCOUNT`)")
             return
         if os.geteuid() != 0:
             key = "user" if spec.user is not None else "group"

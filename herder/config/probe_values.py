@@ -8,12 +8,17 @@ An error here is found by `herder check`, not at 3 a.m. when the first probe run
 from __future__ import annotations
 
 import re
-import resource
+import sys
 import urllib.parse
 from typing import Any
 
 from herder.config.schema import _show, p_argv
 from herder.config.units import parse_size
+
+if sys.platform == "win32":   # no rlimits there; the value is still validated the same way
+    RLIM_INFINITY = -1
+else:
+    from resource import RLIM_INFINITY
 
 
 def p_url(v: Any) -> str | None:
@@ -81,7 +86,7 @@ def p_cpus(v: Any) -> float | None:
 def p_rlimit(v: Any) -> int | None:
     """whole number ≥ 0, or `"unlimited"`"""
     if v == "unlimited" or v == "infinity":
-        return resource.RLIM_INFINITY
+        return RLIM_INFINITY
     if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**63:
         raise ValueError(f'expected a whole number ≥ 0 or "unlimited"; got {_show(v)}')
     return v

@@ -24,7 +24,7 @@ from herder.import_.source import Source, display, fail, read_source
 from herder.import_.values import Places, duration, service_name
 
 FORMAT = "procfile"
-LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")
+LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(\S.*)$")   # a blank command is not a process line
 ENV_LINE = re.compile(r"\A([A-Za-z_0-9]+)=(.*)\Z")
 SHELL_META = set("*?{}[]<>()~&|\\$;'`\"\n#=%")
 BASE_PORT = 5000

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import selectors
+import sys
 import threading
 import time
 from collections import deque
@@ -28,6 +28,9 @@ from typing import Any
 
 from herder.logs._files import RotatingFile
 from herder.logs._framing import Framer
+
+if sys.platform != "win32":   # pipes are enlarged on Linux; the module imports anywhere
+    import fcntl
 
 CHUNK = 1 << 20
 PIPE_SIZE = 1 << 20

@@ -1,17 +1,26 @@
 """The pywin32 seam for installing services: the only module that imports pywin32.
 
-Everything above it (``windows.py``) calls these few methods, so tests substitute a
-fake that records the calls and their arguments. The real class is not run on Windows
-in this project's CI (docs/install.md says so); its calls follow the Win32 API
-signatures that pywin32 exposes one to one.
+Everything above it (``windows.py``) calls these few methods, so the logic is tested on
+Linux against a fake that records the calls and their arguments
+(tests/platform/test_install_windows_seam.py), and the real class runs through real
+pywin32 against Wine's SCM in the Windows tier (tests/platform/test_windows_install.py).
+Its calls follow the Win32 API signatures that pywin32 exposes one to one.
+
+Waiting: the SCM has no "wait for this state" call that works everywhere
+(NotifyServiceStatusChange is not in Wine), so ``start`` and ``stop`` poll
+QueryServiceStatusEx the way Microsoft's own sample and ``net start`` do: every tenth
+of the wait hint (here 0.1-0.25 s: a command line waits on it), for as long as the
+checkpoint keeps advancing.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-# winsvc.h values, spelled out so the logic and its tests need no pywin32.
+# winsvc.h / winerror.h values, spelled out so the logic and its tests need no pywin32.
 SERVICE_WIN32_OWN_PROCESS = 0x10
 SERVICE_AUTO_START, SERVICE_DEMAND_START, SERVICE_DISABLED = 2, 3, 4
 SERVICE_ERROR_NORMAL = 1
@@ -24,8 +33,37 @@ SERVICE_CONFIG_SERVICE_SID_INFO = 5
 SERVICE_CONFIG_PRESHUTDOWN_INFO = 7
 SERVICE_SID_TYPE_UNRESTRICTED = 1
 SC_ACTION_NONE, SC_ACTION_RESTART = 0, 1
-SERVICE_STOPPED, SERVICE_RUNNING = 1, 4
+SERVICE_STOPPED, SERVICE_START_PENDING, SERVICE_STOP_PENDING, SERVICE_RUNNING = 1, 2, 3, 4
+SERVICE_CONTROL_STOP = 1
+ERROR_INVALID_LEVEL = 124
+ERROR_SERVICE_ALREADY_RUNNING = 1056
+ERROR_SERVICE_DOES_NOT_EXIST = 1060
+ERROR_SERVICE_NOT_ACTIVE = 1062
+ERROR_SERVICE_SPECIFIC_ERROR = 1066
 SERVICES_KEY = r"SYSTEM\CurrentControlSet\Services"
+#: The longest a start or stop is waited for while its checkpoint keeps advancing.
+MAX_PENDING = 600.0
+
+
+class ServiceTimeout(Exception):
+    """A start or stop that made no progress within its wait hint (or its deadline)."""
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """The fields of SERVICE_STATUS_PROCESS that herder looks at."""
+
+    state: int
+    pid: int = 0
+    win32_exit_code: int = 0
+    service_exit_code: int = 0
+    checkpoint: int = 0
+    wait_hint_ms: int = 0
+
+    def exit_text(self) -> str:
+        if self.win32_exit_code == ERROR_SERVICE_SPECIFIC_ERROR:
+            return f"it exited with code {self.service_exit_code}"
+        return f"Win32 error {self.win32_exit_code}"
 
 
 class ServiceApi(Protocol):
@@ -40,16 +78,21 @@ class ServiceApi(Protocol):
     def set_value(self, name: str, subkey: str, value_name: str, value: str | int) -> None: ...
     def get_value(self, name: str, subkey: str, value_name: str) -> str | int | None: ...
     def start(self, name: str) -> None: ...
-    def stop(self, name: str, timeout: float) -> None: ...
-    def delete(self, name: str) -> None: ...
-    def query(self, name: str) -> tuple[int, int]: ...
+    def stop(self, name: str, timeout: float, *, missing_ok: bool = False) -> None: ...
+    def delete(self, name: str, *, missing_ok: bool = False) -> None: ...
+    def query(self, name: str) -> ServiceStatus: ...
+
+
+def _code(e: BaseException) -> int | None:
+    code = getattr(e, "winerror", None)
+    return code if isinstance(code, int) else None
 
 
 class PyWin32Api:
-    """The real SCM through pywin32 (win32service) and winreg. Not run in CI."""
+    """The real SCM through pywin32 (win32service) and winreg."""
 
     def __init__(self) -> None:
-        import win32service  # type: ignore[import-untyped]
+        import win32service
 
         self._ws: Any = win32service
 
@@ -64,6 +107,14 @@ class PyWin32Api:
             self._ws.CloseServiceHandle(scm)
             raise
 
+    def _open_unless_missing(self, name: str, missing_ok: bool) -> tuple[Any, Any] | None:
+        try:
+            return self._open(name)
+        except Exception as e:
+            if missing_ok and _code(e) == ERROR_SERVICE_DOES_NOT_EXIST:
+                return None
+            raise
+
     def _close(self, scm: Any, svc: Any) -> None:
         self._ws.CloseServiceHandle(svc)
         self._ws.CloseServiceHandle(scm)
@@ -71,8 +122,10 @@ class PyWin32Api:
     def exists(self, name: str) -> bool:
         try:
             scm, svc = self._open(name)
-        except Exception:  # noqa: BLE001 - pywintypes.error 1060: does not exist
-            return False
+        except Exception as e:
+            if _code(e) == ERROR_SERVICE_DOES_NOT_EXIST:
+                return False
+            raise
         self._close(scm, svc)
         return True
 
@@ -104,53 +157,102 @@ class PyWin32Api:
             self._close(scm, svc)
 
     def set_value(self, name: str, subkey: str, value_name: str, value: str | int) -> None:
-        import winreg
-
+        reg: Any = __import__("winreg")   # Windows only; Any keeps mypy on Linux from the win32-only stubs
         path = SERVICES_KEY + "\\" + name + (("\\" + subkey) if subkey else "")
-        with winreg.CreateKey(winreg.HKEY_LOCAL_MACHINE, path) as key:
-            kind = winreg.REG_DWORD if isinstance(value, int) else winreg.REG_SZ
-            winreg.SetValueEx(key, value_name, 0, kind, value)
+        with reg.CreateKey(reg.HKEY_LOCAL_MACHINE, path) as key:
+            kind = reg.REG_DWORD if isinstance(value, int) else reg.REG_SZ
+            reg.SetValueEx(key, value_name, 0, kind, value)
 
     def get_value(self, name: str, subkey: str, value_name: str) -> str | int | None:
-        import winreg
-
+        reg: Any = __import__("winreg")
         path = SERVICES_KEY + "\\" + name + (("\\" + subkey) if subkey else "")
         try:
-            with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, path) as key:
-                return winreg.QueryValueEx(key, value_name)[0]  # type: ignore[no-any-return]
+            with reg.OpenKey(reg.HKEY_LOCAL_MACHINE, path) as key:
+                value: str | int = reg.QueryValueEx(key, value_name)[0]
+                return value
         except OSError:
             return None
 
+    def _status(self, svc: Any) -> ServiceStatus:
+        st = self._ws.QueryServiceStatusEx(svc)
+        return ServiceStatus(int(st["CurrentState"]), int(st["ProcessId"]), int(st["Win32ExitCode"]),
+                             int(st["ServiceSpecificExitCode"]), int(st["CheckPoint"]), int(st["WaitHint"]))
+
+    def _wait(self, svc: Any, done: Callable[[ServiceStatus], bool], pending: int, timeout: float) -> ServiceStatus:
+        """Poll until `done`. While the state is `pending` the wait goes on as long as the
+        checkpoint advances within the wait hint (up to MAX_PENDING); otherwise up to `timeout`."""
+        start = time.monotonic()
+        st = self._status(svc)
+        progress_at, checkpoint = start, st.checkpoint
+        while not done(st):
+            now = time.monotonic()
+            if st.checkpoint != checkpoint:
+                progress_at, checkpoint = now, st.checkpoint
+            hint = max(st.wait_hint_ms / 1000, 1.0)
+            if st.state == pending:
+                if now - progress_at > hint or now - start > MAX_PENDING:
+                    break
+            elif now - start > timeout:
+                break
+            time.sleep(min(max(hint / 10, 0.1), 0.25))
+            st = self._status(svc)
+        return st
+
     def start(self, name: str) -> None:
+        """StartService, then wait (as ``net start`` does) until it is no longer START_PENDING;
+        raises when it stopped instead of running. Already running is success."""
         scm, svc = self._open(name)
         try:
-            self._ws.StartService(svc, None)
+            try:
+                self._ws.StartService(svc, None)
+            except Exception as e:
+                if _code(e) != ERROR_SERVICE_ALREADY_RUNNING:
+                    raise
+            st = self._wait(svc, lambda s: s.state != SERVICE_START_PENDING, SERVICE_START_PENDING, 30.0)
+            if st.state == SERVICE_START_PENDING:
+                raise ServiceTimeout(f"{name} is still starting (START_PENDING, checkpoint {st.checkpoint}) and "
+                                     f"made no progress within its wait hint of {st.wait_hint_ms} ms")
+            if st.state == SERVICE_STOPPED:
+                raise ServiceTimeout(f"{name} stopped while starting: {st.exit_text()}")
         finally:
             self._close(scm, svc)
 
-    def stop(self, name: str, timeout: float) -> None:
-        """Ask it to stop and wait (bounded) for STOPPED, so a following start or delete works."""
-        scm, svc = self._open(name)
+    def stop(self, name: str, timeout: float, *, missing_ok: bool = False) -> None:
+        """Ask it to stop and wait (bounded by `timeout` and its wait hints) for STOPPED, so a
+        following start or delete works. Already stopped is success; so is a missing
+        service with ``missing_ok``."""
+        opened = self._open_unless_missing(name, missing_ok)
+        if opened is None:
+            return
+        scm, svc = opened
         try:
-            if self._ws.QueryServiceStatus(svc)[1] != SERVICE_STOPPED:
-                self._ws.ControlService(svc, self._ws.SERVICE_CONTROL_STOP)
-            deadline = time.monotonic() + timeout
-            while self._ws.QueryServiceStatus(svc)[1] != SERVICE_STOPPED and time.monotonic() < deadline:
-                time.sleep(0.25)  # the SCM has no wait-for-state call; bounded by the stop timeout
+            if self._status(svc).state != SERVICE_STOPPED:
+                try:
+                    self._ws.ControlService(svc, SERVICE_CONTROL_STOP)
+                except Exception as e:
+                    if _code(e) != ERROR_SERVICE_NOT_ACTIVE:
+                        raise
+            st = self._wait(svc, lambda s: s.state == SERVICE_STOPPED, SERVICE_STOP_PENDING, timeout)
+            if st.state != SERVICE_STOPPED:
+                raise ServiceTimeout(f"{name} did not stop within {timeout:g}s (state {st.state}, "
+                                     f"checkpoint {st.checkpoint})")
         finally:
             self._close(scm, svc)
 
-    def delete(self, name: str) -> None:
-        scm, svc = self._open(name)
+    def delete(self, name: str, *, missing_ok: bool = False) -> None:
+        """DeleteService; a service that is not there is fine with ``missing_ok`` (uninstall)."""
+        opened = self._open_unless_missing(name, missing_ok)
+        if opened is None:
+            return
+        scm, svc = opened
         try:
             self._ws.DeleteService(svc)
         finally:
             self._close(scm, svc)
 
-    def query(self, name: str) -> tuple[int, int]:
+    def query(self, name: str) -> ServiceStatus:
         scm, svc = self._open(name)
         try:
-            st = self._ws.QueryServiceStatusEx(svc)
-            return int(st["CurrentState"]), int(st["ProcessId"])
+            return self._status(svc)
         finally:
             self._close(scm, svc)

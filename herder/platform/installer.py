@@ -203,8 +203,8 @@ def resolve_command(host: Host, argv: tuple[str, ...], cwd: str | None) -> tuple
     return (os.path.abspath(found), *argv[1:])
 
 
-_USES_LIBRARY = re.compile(r"^\s*(from\s+herder\.service\s+import|from\s+herder\s+import\s+service|import\s+herder\.service)",
-                           re.M)
+_USES_LIBRARY = re.compile(
+    r"^\s*(from\s+herder\.service\s+import|from\s+herder\s+import\s+service|import\s+herder\.service)", re.M)
 
 
 def uses_herder_service(argv: tuple[str, ...], cwd: str | None) -> bool:
@@ -239,9 +239,16 @@ def describe_changes(old: str, new: str) -> list[str]:
     return out
 
 
+WINDOWS_SUPERVISOR = ("herder install: the supervisor (`herder up`) runs on Linux today, so it cannot be a Windows "
+                      "service yet; on Windows install each program as its own service with `herder service install "
+                      "NAME -- CMD ARGS…` (docs/install.md). Nothing was changed")
+
+
 def plan_install(host: Host, spec: InstallSpec) -> Plan:
     """Check everything, then build the plan. Raises before any change."""
     check_name(spec.name)
+    if host.manager == "windows" and spec.kind == "supervisor":
+        raise UsageError(WINDOWS_SUPERVISOR)
     check_scope(host, spec.scope, "installing")
     path = service_file(host, spec)
     rec_path = record_path(host, spec.scope, spec.name)
@@ -259,8 +266,13 @@ def plan_install(host: Host, spec: InstallSpec) -> Plan:
         plan = launchd.plan_install(spec, content, old, (Path(rec_path), record), host.uid, host.home)
     else:
         old_rec = _read(host, rec_path) if host.local else None
+        gone = old_rec is not None and not host.api().exists(spec.name)
+        if gone:   # removed behind herder's back (sc delete): install it afresh
+            old_rec = None
         plan = windows.plan_install(spec, host.python, host.api, old=old_rec,
                                     record=(PureWindowsPath(rec_path), record))
+        if gone:
+            plan.notes.append(f"{spec.name}: herder's record was there but the service was not; creating it again")
         old, content = old_rec, record
     if old is None:
         plan.notes.insert(0, f"{spec.name}: installing ({host.manager}, {spec.scope})")

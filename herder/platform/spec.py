@@ -36,7 +36,8 @@ class InstallSpec:
     notify: bool = False             # Type=notify: herder itself, herder.service programs
     hardening: bool = True           # systemd sandboxing (system scope)
     start: str = "auto"              # auto | delayed | manual | disabled
-    account: str | None = None       # Windows: LocalService | NetworkService | LocalSystem | NT SERVICE\NAME | DOMAIN\user
+    # Windows: LocalService | NetworkService | LocalSystem | NT SERVICE\NAME | DOMAIN\user
+    account: str | None = None
     password: str | None = field(default=None, repr=False)   # Windows user accounts only; never recorded
     log_dir: str | None = None       # stdout/stderr files (default: the manager's journal / its log dir)
     state_dir: str | None = None     # supervisor kind: where herder keeps its state (HERDER_STATE_DIR)

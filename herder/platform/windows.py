@@ -1,17 +1,30 @@
 """Windows services: the SCM configuration for a spec, as pywin32 calls and as sc.exe lines.
 
 One list of operations is the source of both: each ``Op`` carries the ``sc.exe`` command
-that ``--dry-run`` prints (and that the Wine tier runs against Wine's real SCM) and the
-pywin32 call that a real install makes through the :mod:`_win32` seam. So the printed
-commands cannot drift from what is done.
+that ``--dry-run`` prints and the pywin32 call that a real install makes through the
+:mod:`_win32` seam. So the printed commands cannot drift from what is done.
 
 What the SCM runs (binPath):
 
-- a program that speaks the SCM protocol itself (a ``herder.service`` program, or any
-  real service exe): its command line, directly;
-- anything else, and herder itself: herder's service host, ``python -m
-  herder.platform.winhost NAME``, which reads the install record and either hosts the
-  supervisor or wraps the command NSSM-style (see winhost.py).
+- a Python program that speaks the SCM protocol itself (``python prog.py`` or ``python -m
+  mod`` using ``herder.service``): ``python -m herder.platform.winhost NAME`` with the
+  program's own interpreter. The host applies the recorded working directory and
+  environment (the SCM has no setting for either: it starts services in System32 with
+  the machine's environment) and runs the program in its own process, so the program is
+  still the process the SCM talks to;
+- any other program that speaks the protocol (a real service exe): its command line;
+- anything else: herder's service host, ``python -m herder.platform.winhost NAME``,
+  which reads the install record and wraps the command NSSM-style (see winhost.py).
+
+Order and rollback: the SCM configuration first, then the install record, then the
+start. A failure while configuring undoes what was done (a fresh install deletes the
+service, an update re-applies the previous settings), so a half-way failure leaves
+nothing behind; the record is only written once the SCM accepted everything. A failure
+to *start* leaves the service installed (as ``systemctl enable --now`` does) and says so.
+
+Settings an SCM does not implement (``ChangeServiceConfig2`` answering
+ERROR_INVALID_LEVEL, as Wine does for delayed auto-start, the failure-actions flag and
+the service SID type) are skipped with a note; everything else must succeed.
 
 Recovery: the restart policy becomes SCM failure actions (three restarts with the
 backoff's first three delays, reset after ``backoff.reset_after``) with
@@ -20,11 +33,13 @@ failure-actions-on-non-crash set, so a non-zero exit counts as a failure too.
 
 from __future__ import annotations
 
-import os
+import json
+import re
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import PureWindowsPath
+from pathlib import PurePath, PureWindowsPath
 from typing import Any
 
 from herder.core import backoff
@@ -40,6 +55,10 @@ ACCOUNTS = {
 _START = {"auto": (w.SERVICE_AUTO_START, "auto"), "delayed": (w.SERVICE_AUTO_START, "delayed-auto"),
           "manual": (w.SERVICE_DEMAND_START, "demand"), "disabled": (w.SERVICE_DISABLED, "disabled")}
 HOST_MODULE = "herder.platform.winhost"
+_LEVEL_NAMES = {w.SERVICE_CONFIG_DELAYED_AUTO_START_INFO: "delayed auto-start",
+                w.SERVICE_CONFIG_FAILURE_ACTIONS_FLAG: "failure actions on non-crash exits",
+                w.SERVICE_CONFIG_SERVICE_SID_INFO: "the service SID type",
+                w.SERVICE_CONFIG_PRESHUTDOWN_INFO: "the preshutdown timeout"}
 
 
 def account(spec: InstallSpec) -> str:
@@ -54,13 +73,45 @@ def is_virtual(acct: str) -> bool:
     return acct.upper().startswith("NT SERVICE\\")
 
 
+def program_data() -> PureWindowsPath:
+    """%ProgramData%, asked of the shell (CSIDL_COMMON_APPDATA), not of the environment:
+    the SCM may give services another value (Wine gives them C:\\users\\Public), and the
+    host must find the record where the CLI wrote it."""
+    if sys.platform == "win32":
+        import ctypes
+
+        buf = ctypes.create_unicode_buffer(260)
+        if ctypes.windll.shell32.SHGetFolderPathW(None, 0x23, None, 0, buf) == 0 and buf.value:
+            return PureWindowsPath(buf.value)
+    return PureWindowsPath(r"C:\ProgramData")
+
+
 def record_dir() -> PureWindowsPath:
-    return PureWindowsPath(os.environ.get("ProgramData", r"C:\ProgramData")) / "herder" / "installed"
+    return program_data() / "herder" / "installed"
+
+
+def log_dir(spec: InstallSpec) -> PureWindowsPath:
+    """Where the service host appends the program's output: --log-dir, else %ProgramData%\\herder\\logs."""
+    return PureWindowsPath(spec.log_dir) if spec.log_dir else program_data() / "herder" / "logs"
+
+
+_PYTHON = re.compile(r"pythonw?(\d+(\.\d+)*)?(\.exe)?\Z", re.I)
+
+
+def runs_in_host(spec: InstallSpec) -> bool:
+    """A --notify Python program (``python prog.py …`` / ``python -m mod …``) that the host
+    runs in its own process, after applying the recorded cwd and environment."""
+    argv = spec.service.command
+    if not spec.notify or len(argv) < 2 or not _PYTHON.match(PureWindowsPath(argv[0]).name):
+        return False
+    return argv[1].lower().endswith(".py") or (argv[1] == "-m" and len(argv) >= 3)
 
 
 def bin_path(spec: InstallSpec, python: str) -> str:
     """The command line the SCM starts."""
-    if spec.notify and spec.kind == "program":
+    if runs_in_host(spec):
+        return subprocess.list2cmdline([spec.service.command[0], "-m", HOST_MODULE, spec.name])
+    if spec.notify:
         return subprocess.list2cmdline(list(spec.service.command))
     return subprocess.list2cmdline([python, "-m", HOST_MODULE, spec.name])
 
@@ -76,20 +127,31 @@ def failure_actions(spec: InstallSpec) -> tuple[int, list[tuple[int, int]]]:
 
 @dataclass(frozen=True)
 class Op:
-    """One step: its sc.exe form (None when sc has no such option) and its API call."""
+    """One step: its sc.exe form (None when sc has no such option), its API call, and the
+    name an error uses for it. ``optional``: an SCM that does not implement this
+    configuration level (ERROR_INVALID_LEVEL) gets a note instead of a failure."""
 
     sc: tuple[str, ...] | None
     call: Callable[[w.ServiceApi], Any] = field(compare=False)
     what: str = ""
+    optional: str | None = None   # the setting's name, for the note
 
     def shown(self) -> str:
-        return subprocess.list2cmdline(list(self.sc)) if self.sc else self.what
+        return subprocess.list2cmdline(list(self.sc)) if self.sc else ""
+
+    def name(self) -> str:
+        return self.shown() or self.what
 
 
 def _reg(name: str, subkey: str, value_name: str, value: str | int) -> tuple[str, ...]:
     key = "HKLM\\" + w.SERVICES_KEY + "\\" + name + ("\\" + subkey if subkey else "")
     kind = "REG_DWORD" if isinstance(value, int) else "REG_SZ"
     return ("reg", "add", key, "/v", value_name, "/t", kind, "/d", str(value), "/f")
+
+
+def _config2(name: str, level: int, value: Any, sc: tuple[str, ...] | None, what: str) -> Op:
+    return Op(sc, lambda api: api.config2(name, level, value),
+              f"ChangeServiceConfig2({name}, {what})", optional=_LEVEL_NAMES.get(level))
 
 
 def install_ops(spec: InstallSpec, python: str, *, update: bool) -> list[Op]:
@@ -109,35 +171,36 @@ def install_ops(spec: InstallSpec, python: str, *, update: bool) -> list[Op]:
         sc += ["depend=", "/".join(deps) if deps else "/"]
     sc += ["obj=", acct]
     if spec.password:
-        sc += ["password=", spec.password]
+        sc += ["password=", "***"]   # never printed, never recorded
     pw = spec.password
 
     def create(api: w.ServiceApi) -> None:
         (api.change if update else api.create)(name, display, start_code, binp, deps, api_account, pw)
 
-    ops = [Op(tuple(sc), create)]
-    ops.append(Op(("sc", "description", name, spec.title),
-                  lambda api: api.config2(name, w.SERVICE_CONFIG_DESCRIPTION, spec.title)))
+    ops = [Op(tuple(sc), create, f"{'ChangeServiceConfig' if update else 'CreateService'}({name})")]
+    ops.append(_config2(name, w.SERVICE_CONFIG_DESCRIPTION, spec.title, ("sc", "description", name, spec.title),
+                        "description"))
     delayed = spec.start == "delayed"
-    # sc sets this through start= delayed-auto; the API needs its own call
-    ops.append(Op(None, lambda api: api.config2(name, w.SERVICE_CONFIG_DELAYED_AUTO_START_INFO, delayed)))
+    if delayed or update:   # sc sets it through start= delayed-auto; the API needs its own call
+        ops.append(_config2(name, w.SERVICE_CONFIG_DELAYED_AUTO_START_INFO, delayed, None,
+                            f"delayed auto-start {delayed}"))
     reset, actions = failure_actions(spec)
-    spelled = "/".join(f"restart/{ms}" for _, ms in actions) if actions else '""'
-    ops.append(Op(("sc", "failure", name, "reset=", str(reset), "actions=", spelled),
-                  lambda api: api.config2(name, w.SERVICE_CONFIG_FAILURE_ACTIONS,
-                                          {"ResetPeriod": reset, "RebootMsg": None, "Command": None,
-                                           "Actions": actions})))
+    spelled = "/".join(f"restart/{ms}" for _, ms in actions)   # "" (shown as "") clears them
+    ops.append(_config2(name, w.SERVICE_CONFIG_FAILURE_ACTIONS,
+                        {"ResetPeriod": reset, "RebootMsg": None, "Command": None, "Actions": actions},
+                        ("sc", "failure", name, "reset=", str(reset), "actions=", spelled), "failure actions"))
     flag = 1 if actions else 0
-    ops.append(Op(("sc", "failureflag", name, str(flag)),
-                  lambda api: api.config2(name, w.SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, bool(flag))))
+    ops.append(_config2(name, w.SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, bool(flag),
+                        ("sc", "failureflag", name, str(flag)), "failure actions flag"))
     if is_virtual(acct):
-        ops.append(Op(("sc", "sidtype", name, "unrestricted"),
-                      lambda api: api.config2(name, w.SERVICE_CONFIG_SERVICE_SID_INFO, w.SERVICE_SID_TYPE_UNRESTRICTED)))
+        ops.append(_config2(name, w.SERVICE_CONFIG_SERVICE_SID_INFO, w.SERVICE_SID_TYPE_UNRESTRICTED,
+                            ("sc", "sidtype", name, "unrestricted"), "SID type unrestricted"))
     pre = round(svc.stop_timeout * 1000) + 5000
-    ops.append(Op(_reg(name, "", "PreshutdownTimeout", pre),
-                  lambda api: api.config2(name, w.SERVICE_CONFIG_PRESHUTDOWN_INFO, pre)))
+    ops.append(_config2(name, w.SERVICE_CONFIG_PRESHUTDOWN_INFO, pre, _reg(name, "", "PreshutdownTimeout", pre),
+                        f"preshutdown timeout {pre} ms"))
     ops.append(Op(_reg(name, "Parameters", "HerderManaged", spec.kind),
-                  lambda api: api.set_value(name, "Parameters", "HerderManaged", spec.kind)))
+                  lambda api: api.set_value(name, "Parameters", "HerderManaged", spec.kind),
+                  f"registry value Parameters\\HerderManaged of {name}"))
     return ops
 
 
@@ -152,19 +215,12 @@ def start_ops(spec: InstallSpec, *, restart: bool) -> list[Op]:
 
 def uninstall_ops(spec: InstallSpec) -> list[Op]:
     name = spec.name
-    return [Op(("sc", "stop", name), lambda api: _stop_quietly(api, name, spec.service.stop_timeout + 5)),
-            Op(("sc", "delete", name), lambda api: api.delete(name))]
-
-
-def _stop_quietly(api: w.ServiceApi, name: str, timeout: float) -> None:
-    try:
-        api.stop(name, timeout)
-    except Exception:  # noqa: BLE001 - not running (1062) is fine before a delete
-        pass
+    return [Op(("sc", "stop", name), lambda api: api.stop(name, spec.service.stop_timeout + 5, missing_ok=True)),
+            Op(("sc", "delete", name), lambda api: api.delete(name, missing_ok=True))]
 
 
 def render_sc(spec: InstallSpec, python: str = "python.exe", *, update: bool = False) -> list[tuple[str, ...]]:
-    """The sc.exe / reg.exe command lines, pure (the Wine tier runs these)."""
+    """The sc.exe / reg.exe command lines, pure (what --dry-run prints)."""
     ops = install_ops(spec, python, update=update)
     if spec.start in ("auto", "delayed"):
         ops += start_ops(spec, restart=update)
@@ -172,33 +228,59 @@ def render_sc(spec: InstallSpec, python: str = "python.exe", *, update: bool = F
 
 
 def plan_install(spec: InstallSpec, python: str, api: Callable[[], w.ServiceApi], *, old: str | None,
-                 record: tuple[PureWindowsPath, str]) -> Plan:
+                 record: tuple[PurePath, str]) -> Plan:
+    """Configure (rolled back on failure), write the record, commit, then start."""
     plan = Plan(windows=True)
     update = old is not None
     changed = old != record[1]
-    if update and not changed:
-        plan.notes.append(f"{spec.name}: already installed with these settings; nothing changed")
-    plan.write(str(record[0]), record[1])
     if not update or changed:
-        for op in install_ops(spec, python, update=update):
-            plan.call(op.shown(), _bind(op, api))
+        ops = install_ops(spec, python, update=update)
+        for i, op in enumerate(ops):
+            undo = None
+            if i == 0:
+                undo = _undo_update(old, python, api) if update else _undo_create(spec.name, api)
+            plan.call(op.shown(), _bind(op, api), name=op.name(), undo=undo)
+        plan.write(str(record[0]), record[1], undoable=True)
+    plan.commit()
     if spec.start in ("auto", "delayed"):
         for op in start_ops(spec, restart=update and changed):
-            plan.call(op.shown(), _bind(op, api))
+            plan.call(op.shown(), _bind(op, api), name=op.name())
     return plan
 
 
-def plan_uninstall(spec: InstallSpec, api: Callable[[], w.ServiceApi], record: PureWindowsPath) -> Plan:
+def _undo_create(name: str, api: Callable[[], w.ServiceApi]) -> Callable[[], None]:
+    def undo() -> None:
+        api().delete(name)
+    return undo
+
+
+def _undo_update(old: str | None, python: str, api: Callable[[], w.ServiceApi]) -> Callable[[], None]:
+    """Put the previous settings back: every step of the old record's install, again."""
+    def undo() -> None:
+        previous = InstallSpec.from_record(json.loads(old or "{}"))
+        for op in install_ops(previous, python, update=True):
+            _bind(op, api)()
+    return undo
+
+
+def plan_uninstall(spec: InstallSpec, api: Callable[[], w.ServiceApi], record: PurePath) -> Plan:
     plan = Plan(windows=True)
     for op in uninstall_ops(spec):
-        plan.call(op.shown(), _bind(op, api))
+        plan.call(op.shown(), _bind(op, api), name=op.name())
     plan.remove(str(record))
     return plan
 
 
-def _bind(op: Op, api: Callable[[], w.ServiceApi]) -> Callable[[], None]:
-    def run() -> None:
-        op.call(api())
+def _bind(op: Op, api: Callable[[], w.ServiceApi]) -> Callable[[], str | None]:
+    def run() -> str | None:
+        try:
+            op.call(api())
+        except Exception as e:
+            if op.optional and getattr(e, "winerror", None) == w.ERROR_INVALID_LEVEL:
+                return (f"note: this service manager does not implement {op.optional} (ChangeServiceConfig2: "
+                        f"error {w.ERROR_INVALID_LEVEL}, as under Wine); installed without it")
+            raise
+        return None
     return run
 
 
@@ -210,10 +292,23 @@ def control_op(action: str, spec: InstallSpec) -> list[Op]:
         return [Op(("sc", "stop", name), lambda api: api.stop(name, spec.service.stop_timeout + 5))]
     if action == "restart":
         return start_ops(spec, restart=True)
-    return [Op(("sc", "query", name), lambda api: print(_describe(api.query(name))))]
+    return [Op(("sc", "query", name), lambda api: api.query(name))]
 
 
-def _describe(st: tuple[int, int]) -> str:
-    names = {1: "STOPPED", 2: "START_PENDING", 3: "STOP_PENDING", 4: "RUNNING", 5: "CONTINUE_PENDING",
-             6: "PAUSE_PENDING", 7: "PAUSED"}
-    return f"state {names.get(st[0], st[0])}, pid {st[1] or '-'}"
+STATE_NAMES = {1: "STOPPED", 2: "START_PENDING", 3: "STOP_PENDING", 4: "RUNNING", 5: "CONTINUE_PENDING",
+               6: "PAUSE_PENDING", 7: "PAUSED"}
+
+
+def describe(spec: InstallSpec, st: w.ServiceStatus) -> list[str]:
+    """`herder service status NAME` on Windows: the SCM's view, then where the output goes."""
+    state = STATE_NAMES.get(st.state, str(st.state))
+    lines = [f"{spec.name}: {state}" + (f" (pid {st.pid})" if st.pid else "")]
+    if st.state == w.SERVICE_STOPPED and (st.win32_exit_code or st.service_exit_code):
+        if st.win32_exit_code == w.ERROR_SERVICE_SPECIFIC_ERROR:
+            lines.append(f"  last exit: code {st.service_exit_code} (service-specific error 1066)")
+        else:
+            lines.append(f"  last exit: Win32 error {st.win32_exit_code}")
+    lines.append(f"  command: {subprocess.list2cmdline(list(spec.service.command))}")
+    if not spec.notify:
+        lines.append(f"  log: {log_dir(spec) / (spec.name + '.log')}")
+    return lines

@@ -28,10 +28,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import resource
+import sys
 from collections.abc import Callable, Iterator, Sequence
 
-NAMES = {"nofile": resource.RLIMIT_NOFILE, "nproc": resource.RLIMIT_NPROC, "core": resource.RLIMIT_CORE}
+if sys.platform == "win32":   # importable there (the config names it); rlimits exist on POSIX only
+    NAMES: dict[str, int] = {}
+else:
+    import resource
+
+    NAMES = {"nofile": resource.RLIMIT_NOFILE, "nproc": resource.RLIMIT_NPROC, "core": resource.RLIMIT_CORE}
 
 
 def from_spec(limits: object) -> tuple[tuple[int, int], ...]:
@@ -97,6 +102,8 @@ _children_soft: int | None = None   # the soft RLIMIT_NOFILE children get (herde
 def raise_nofile() -> tuple[int, int]:
     """Raise herder's soft RLIMIT_NOFILE to its hard limit; (before, after)."""
     global _children_soft
+    if sys.platform == "win32":
+        return 0, 0
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = hard
     if hard == resource.RLIM_INFINITY:   # the kernel's ceiling, not "infinity" (setrlimit refuses that)
@@ -116,8 +123,11 @@ def raise_nofile() -> tuple[int, int]:
 @contextlib.contextmanager
 def children_nofile() -> Iterator[None]:
     """Around a spawn: the child inherits the soft open-file limit herder started with."""
+    if _children_soft is None or sys.platform == "win32":
+        yield
+        return
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if _children_soft is None or _children_soft >= soft:
+    if _children_soft >= soft:
         yield
         return
     resource.setrlimit(resource.RLIMIT_NOFILE, (_children_soft, hard))

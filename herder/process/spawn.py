@@ -102,7 +102,7 @@ def spawn(launch: Launch, stdout: Any, stderr: Any) -> subprocess.Popen[bytes]:
             restore_signals=True, **kwargs)
 
     try:
-        own_nofile = any(res == _rlimits.NAMES["nofile"] for res, _ in launch.rlimits)
+        own_nofile = any(res == _rlimits.NAMES.get("nofile") for res, _ in launch.rlimits)
         if own_nofile:
             return popen()
         try:

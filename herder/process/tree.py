@@ -17,6 +17,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
+
+#: The kill signal; Windows has no SIGKILL (os.kill with any other number there is TerminateProcess).
+SIGKILL: int = 9 if sys.platform == "win32" else signal.SIGKILL
 
 COOKIE = b"HERDER_INSTANCE_ID="
 INSTANCE = b"HERDER_INSTANCE="
@@ -47,7 +51,7 @@ def members(pid: int | None, pgid: int | None, cookie: str) -> set[int]:
     return found
 
 
-def kill_all(pids: set[int], signum: int = signal.SIGKILL) -> int:
+def kill_all(pids: set[int], signum: int = SIGKILL) -> int:
     n = 0
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):

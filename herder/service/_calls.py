@@ -8,6 +8,7 @@ thread would make ``asyncio.run`` (and interpreter exit) wait for it forever.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import threading
 from collections.abc import Callable
@@ -35,16 +36,14 @@ def in_thread(fn: Callable[..., Any], *args: Any, name: str) -> asyncio.Future[A
     def target() -> None:
         try:
             result = fn(*args)
-        except BaseException as exc:  # noqa: BLE001 - handed to the loop, re-raised there
+        except BaseException as exc:
             error: BaseException | None = exc
             result = None
         else:
             error = None
         if not loop.is_closed():
-            try:
+            with contextlib.suppress(RuntimeError):  # loop closed between the check and the call
                 loop.call_soon_threadsafe(settle, result, error)
-            except RuntimeError:  # loop closed between the check and the call
-                pass
 
     threading.Thread(target=target, name=name, daemon=True).start()
     return future

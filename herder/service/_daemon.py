@@ -39,7 +39,7 @@ def daemonize(preserve: list[int]) -> None:
     if sys.platform == "win32":
         raise ServiceError("daemonize=True is Unix only; on Windows install it as a service")
     try:
-        import daemon  # type: ignore[import-untyped]  # python-daemon ships no types
+        import daemon  # python-daemon ships no types (pyproject: ignore_missing_imports)
     except ImportError as exc:  # pragma: no cover - it is a dependency
         raise ServiceError(
             "daemonize=True needs the python-daemon package: pip install python-daemon"

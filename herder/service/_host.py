@@ -1,13 +1,15 @@
 """Running the lifecycle as a Windows service: the runtime on the SCM's service thread.
 
-Separate from ``_windows`` (the pywin32 calls) so that this wiring is tested with a fake
-seam, which records SetServiceStatus calls; those tests do not run on real Windows.
+Separate from ``_windows`` (the pywin32 calls) so that this wiring runs against a fake
+seam too, which records SetServiceStatus calls (tests/service/test_svc_scm.py); the real
+seam runs it under Wine's SCM in the Windows tier (tests/platform/test_windows_scm.py).
+It takes the service's name and settings, not the ``Service`` object, so that
+``_service`` can import it and nothing here imports ``_service`` back.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from herder.service._modes import Mode
 from herder.service._runtime import Hooks, Runtime, Timing
@@ -21,26 +23,22 @@ from herder.service._scm import (
     control_event,
 )
 
-if TYPE_CHECKING:
-    from herder.service._service import Service
-
 
 def run_under_scm(
-    svc: Service,
+    name: str,
     hooks: Hooks,
     timing: Timing,
     seam: ScmSeam,
     *,
+    auto_watchdog: bool = True,
     tick_interval: float = 1.0,
 ) -> int:
-    """Host the service through ``seam``; return its exit code."""
+    """Host the service ``name`` through ``seam``; return its exit code."""
     accepted = accepted_controls(
         pausable=hooks.on_pause is not None, reloadable=hooks.on_reload is not None
     )
     reporter = ScmReporter(seam, accepted=accepted, tick_interval=tick_interval)
-    runtime = Runtime(
-        svc.name, Mode.WINDOWS_SCM, hooks, reporter, timing, auto_watchdog=svc.auto_watchdog
-    )
+    runtime = Runtime(name, Mode.WINDOWS_SCM, hooks, reporter, timing, auto_watchdog=auto_watchdog)
     root = logging.getLogger()
     handler: logging.Handler | None = None
     if not root.handlers:  # a service has no console: the Event Log is where logs go

@@ -42,7 +42,7 @@ def default_lock_path(name: str) -> Path:
 
 
 def _try_lock(fd: int) -> bool:
-    if sys.platform == "win32":  # not run on real Windows in this project's CI
+    if sys.platform == "win32":  # not exercised by the Windows tier (no single-instance run there)
         import msvcrt
 
         try:

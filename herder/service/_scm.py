@@ -4,13 +4,15 @@ The SCM expects: START_PENDING with a checkpoint that keeps increasing and a wai
 saying how long until the next change, then RUNNING; STOP_PENDING likewise while the
 shutdown runs; STOPPED with the exit code. A service that stops advancing its
 checkpoint within the wait hint is considered hung. This module decides *what* to
-report; :mod:`herder.service._windows` is the only place that calls pywin32. Tests
-drive this module with a fake seam (they do not run on real Windows).
+report; :mod:`herder.service._windows` is the only place that calls pywin32. It runs
+for real under Wine's SCM in the Windows tier; a fake seam (tests/service/test_svc_scm.py)
+keeps only what Wine cannot do: SHUTDOWN, PRESHUTDOWN, the start-timeout fallback.
 
 RUNNING is reported at ``ctx.ready()``. If main has not called it when
-``start_timeout`` is up, RUNNING is reported anyway with a warning: the SCM has no start
-timeout of its own, so a service that never calls ready() would otherwise sit in
-"Starting" for ever, blocking ``sc start``, ``net start`` and its dependents.
+``start_timeout`` is up, RUNNING is reported anyway with a warning: the SCM never flags a
+service that dispatched but stays START_PENDING, so one that never calls ready() would
+otherwise sit in "Starting" for ever, blocking ``sc start``, ``net start`` and its
+dependents.
 """
 
 from __future__ import annotations
@@ -217,5 +219,5 @@ class EventLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             self._write(record.levelno, self.format(record))
-        except Exception:  # noqa: BLE001 - logging must never take the service down
+        except Exception:
             self.handleError(record)

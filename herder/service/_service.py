@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from herder.service._errors import AlreadyRunning, ServiceError
+from herder.service._host import run_under_scm
 from herder.service._modes import Detected, Mode, detect
 from herder.service._notify import Notifier, NotifyReporter
 from herder.service._pidfile import InstanceLock, PidFile, default_lock_path
 from herder.service._report import NullReporter, Reporter
 from herder.service._runtime import EXIT_FAILURE, EXIT_FORCED, Hooks, Runtime, Timing
+from herder.service._windows import PyWin32Seam, is_scm_child
 from herder.units import seconds
 
 log = logging.getLogger("herder.service")
@@ -114,14 +116,15 @@ class Service:
 
     def detect(self) -> Detected:
         """The mode and manager settings this process would run with."""
-        from herder.service._windows import is_scm_child
-
+        windows = sys.platform == "win32"
         return detect(
             os.environ,
             platform=sys.platform,
             pid=os.getpid(),
-            ppid=os.getppid(),
-            scm_child=sys.platform == "win32" and is_scm_child(),
+            # Only launchd detection needs the parent pid. On Windows, is_scm_child finds the
+            # parent itself: os.getppid() aborts a Wine process that has no Windows parent.
+            ppid=0 if windows else os.getppid(),
+            scm_child=windows and is_scm_child(),
         )
 
     def run(
@@ -193,10 +196,8 @@ class Service:
         self, hooks: Hooks, detected: Detected, pid_file: PidFile | None, exit: bool
     ) -> int:
         if detected.mode is Mode.WINDOWS_SCM:
-            from herder.service._host import run_under_scm
-            from herder.service._windows import PyWin32Seam
-
-            return run_under_scm(self, hooks, self._timing(detected), PyWin32Seam(self.name))
+            return run_under_scm(self.name, hooks, self._timing(detected), PyWin32Seam(self.name),
+                                 auto_watchdog=self.auto_watchdog)
 
         reporter: Reporter = NullReporter()
         if detected.notify_socket:

@@ -8,7 +8,8 @@ Python runs signal handlers on the main thread only, but the kernel may deliver 
 signal to any thread (a sync main, a shutdown step). The main thread, asleep in the
 loop's select(), would then not notice until something else woke it. So a wakeup fd
 (``signal.set_wakeup_fd``) is registered with the loop: the C-level handler writes to
-it, select() returns, and the Python handler runs at once.
+it, select() returns, and the Python handler runs at once. Not on Windows: asyncio's
+proactor loop registers a wakeup fd of its own there (and has no ``add_reader``).
 
 Restoration follows uvicorn's ``capture_signals``: on exit the previous handlers are put
 back and the signals that were not consumed are raised again, so a program that embeds
@@ -31,7 +32,7 @@ import sys
 import threading
 from collections.abc import Callable
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 log = logging.getLogger("herder.service")
 
@@ -86,12 +87,13 @@ class SignalCatcher:
         if threading.current_thread() is not threading.main_thread():
             log.debug("not on the main thread: signals are left to the host program")
             return self
-        reader, writer = socket.socketpair()
-        reader.setblocking(False)
-        writer.setblocking(False)
-        self._wakeup = (reader, writer)
-        self._loop.add_reader(reader.fileno(), self._drain)
-        self._previous_wakeup = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        if sys.platform != "win32":   # Windows: the proactor loop has no add_reader, and wakes itself
+            reader, writer = socket.socketpair()
+            reader.setblocking(False)
+            writer.setblocking(False)
+            self._wakeup = (reader, writer)
+            self._loop.add_reader(reader.fileno(), self._drain)
+            self._previous_wakeup = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
         for sig in _available(STOP_SIGNALS + RELOAD_SIGNALS):
             self._previous[sig] = signal.signal(sig, self._handle)
         if sys.platform == "win32":
@@ -126,10 +128,11 @@ class SignalCatcher:
 class _ConsoleEvents:
     """CTRL_CLOSE / CTRL_LOGOFF / CTRL_SHUTDOWN → stop. Windows only (ctypes, no pywin32).
 
-    Not run on real Windows in this project's CI.
+    Installed by a console run under the Windows CPython in the Windows tier; the events
+    themselves (closing the window, logging off) are not sent there.
     """
 
-    _NAMES = {2: "CTRL_CLOSE_EVENT", 5: "CTRL_LOGOFF_EVENT", 6: "CTRL_SHUTDOWN_EVENT"}
+    _NAMES: ClassVar[dict[int, str]] = {2: "CTRL_CLOSE_EVENT", 5: "CTRL_LOGOFF_EVENT", 6: "CTRL_SHUTDOWN_EVENT"}
 
     def __init__(self, on_signal: Callable[[str], None], done: threading.Event) -> None:
         import ctypes

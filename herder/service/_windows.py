@@ -9,8 +9,9 @@ both are handed to :mod:`herder.service._scm` and the runtime.
 pywin32's ``SvcRun`` reports RUNNING before ``SvcDoRun``; we override ``SvcRun`` so the
 status sequence is ours. After ``SvcRun`` returns, pywin32 itself reports STOPPED with
 exit code 0 (or a generic error if ``SvcRun`` raised), overwriting ours; so for a
-non-zero exit we raise after reporting, and the SCM still sees a failure (and runs its
-recovery actions). Not run on real Windows in this project's CI.
+non-zero exit we raise after reporting, and the SCM still sees a failure (1066 with our
+code, and runs its recovery actions). Runs with real pywin32 under Wine's SCM in the
+Windows tier (tests/platform/test_windows_scm.py); not on a real Windows machine.
 """
 
 from __future__ import annotations
@@ -18,22 +19,65 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import PureWindowsPath
 from typing import Any
 
 from herder.service._scm import ScmStatus
 
 
 def is_scm_child() -> bool:
-    """True when the SCM started us: our parent is services.exe (as Go's x/sys/windows/svc)."""
-    if sys.platform != "win32":
-        return False
-    try:
-        import psutil  # type: ignore[import-untyped]
+    """True when the SCM started us: our parent process's image is services.exe.
 
-        parent = psutil.Process().parent()
-        return parent is not None and parent.name().lower() == "services.exe"
-    except Exception:  # noqa: BLE001 - detection must never prevent a console start
-        return False
+    The same test as Go's ``svc.IsWindowsService`` and .NET's ``WindowsServiceHelpers``:
+    the parent's pid from ``NtQueryInformationProcess(ProcessBasicInformation)``, its
+    image from ``QueryFullProcessImageNameW`` (PROCESS_QUERY_LIMITED_INFORMATION is
+    enough, even for a parent running as another account). Not psutil: its
+    ``Process.name()`` fails under Wine; not ``os.getppid()``: it aborts a Wine process
+    that has no Windows parent (started from Linux). Any failure means "not the SCM".
+    """
+    if sys.platform == "win32":
+        try:
+            image = _parent_image()
+        except OSError:
+            return False
+        return image is not None and PureWindowsPath(image).name.lower() == "services.exe"
+    return False
+
+
+def _parent_image() -> str | None:
+    """The full image path of our parent process, or None when there is none."""
+    import ctypes
+    from ctypes import wintypes
+
+    class BasicInfo(ctypes.Structure):
+        _fields_ = [("ExitStatus", ctypes.c_void_p), ("PebBaseAddress", ctypes.c_void_p),
+                    ("AffinityMask", ctypes.c_void_p), ("BasePriority", ctypes.c_void_p),
+                    ("UniqueProcessId", ctypes.c_void_p), ("InheritedFromUniqueProcessId", ctypes.c_void_p)]
+
+    ntdll = ctypes.WinDLL("ntdll")  # type: ignore[attr-defined,unused-ignore]
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
+    info = BasicInfo()
+    status = ntdll.NtQueryInformationProcess(ctypes.c_void_p(-1), 0, ctypes.byref(info), ctypes.sizeof(info), None)
+    if status != 0 or not info.InheritedFromUniqueProcessId:
+        return None
+    kernel32.OpenProcess.restype = wintypes.HANDLE
+    kernel32.OpenProcess.argtypes = [wintypes.DWORD, wintypes.BOOL, wintypes.DWORD]
+    kernel32.QueryFullProcessImageNameW.argtypes = [wintypes.HANDLE, wintypes.DWORD, wintypes.LPWSTR,
+                                                    ctypes.POINTER(wintypes.DWORD)]
+    handle = kernel32.OpenProcess(_PROCESS_QUERY_LIMITED_INFORMATION, False, info.InheritedFromUniqueProcessId)
+    if not handle:
+        raise ctypes.WinError(ctypes.get_last_error())  # type: ignore[attr-defined,unused-ignore]
+    try:
+        buf = ctypes.create_unicode_buffer(1024)
+        size = wintypes.DWORD(len(buf))
+        if not kernel32.QueryFullProcessImageNameW(handle, 0, buf, ctypes.byref(size)):
+            raise ctypes.WinError(ctypes.get_last_error())  # type: ignore[attr-defined,unused-ignore]
+        return buf.value
+    finally:
+        kernel32.CloseHandle(handle)
+
+
+_PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
 
 
 class ExitCodeError(Exception):
@@ -44,8 +88,8 @@ class PyWin32Seam:
     """Real seam over ``servicemanager`` / ``win32service`` / ``win32serviceutil``."""
 
     def __init__(self, name: str) -> None:
-        import servicemanager  # type: ignore[import-untyped]
-        import win32service  # type: ignore[import-untyped]
+        import servicemanager
+        import win32service
 
         self._name = name
         self._sm: Any = servicemanager
@@ -75,7 +119,7 @@ class PyWin32Seam:
             self._sm.LogInfoMsg(message)
 
     def host(self, service_main: Callable[[], int], on_control: Callable[[int], int]) -> int:
-        import win32serviceutil  # type: ignore[import-untyped]
+        import win32serviceutil
 
         seam = self
         result: list[int] = []

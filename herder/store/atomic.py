@@ -1,7 +1,8 @@
 """State files: replaced atomically, read back with suspicion.
 
 Writing: a temporary file (created new, never through a link), fsync'ed, renamed over
-the old one, so a crash at any moment leaves either the old file or the new one.
+the old one, so a crash at any moment leaves either the old file or the new one, never a
+torn one.
 
 Reading (`load_json`): a state file is trusted only when it is a regular file of herder's
 user that nobody else can write, of a sane size, valid JSON, and passes the caller's
@@ -9,6 +10,10 @@ check. Anything else (truncated, garbage, empty, a directory, a FIFO, another us
 moved aside to `NAME.corrupt-<UTC time>` and the reason is returned, so the caller
 reports it and falls back to what the system itself says; it is never silently read as
 "nothing" (architecture.md rule 17).
+
+Portable: Windows has no O_CLOEXEC or O_NOFOLLOW (its handles are not inherited unless
+asked), needs O_BINARY (else every "\n" is written as "\r\n"), and cannot open a
+directory to fsync it (``os.replace`` is MoveFileEx with MOVEFILE_REPLACE_EXISTING there).
 """
 
 from __future__ import annotations
@@ -25,16 +30,17 @@ from pathlib import Path
 from typing import Any
 
 MAX_STATE = 16 * 1024 * 1024    # far above any real run.json/intent.json; bounds a planted huge file
+_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+          | getattr(os, "O_NOFOLLOW", 0))
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
     try:
-        fd = os.open(tmp, flags, mode)
+        fd = os.open(tmp, _FLAGS, mode)
     except FileExistsError:   # left by a crash of a process with our pid: a new one, never through it
         os.unlink(tmp)
-        fd = os.open(tmp, flags, mode)
+        fd = os.open(tmp, _FLAGS, mode)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -45,6 +51,8 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    if not hasattr(os, "O_DIRECTORY"):
+        return
     with contextlib.suppress(OSError):
         dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
         try:
@@ -88,7 +96,8 @@ def set_aside(path: Path) -> Path | None:
 def _read_trusted(path: Path) -> bytes:
     """The bytes of a state file, or ValueError saying why it cannot be trusted (OSError: missing)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+                     | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise ValueError("is a symlink (herder does not follow links in its state_dir)") from None

@@ -11,12 +11,15 @@ that is not safely herder's (herder.store.statedir) before anything in it is rea
 
 from __future__ import annotations
 
-import fcntl
 import os
+import sys
 from pathlib import Path
 
 from herder.errors import AlreadyRunning
 from herder.store import statedir
+
+if sys.platform != "win32":   # the supervisor (the only locker) runs on POSIX; the module imports anywhere
+    import fcntl
 
 
 def acquire(state_dir: Path, *, group_gid: int | None = None) -> int:

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,14 +23,14 @@ BENCH_PY = ROOT / "bench" / ".build" / "venv" / "bin" / "python"
 MEASURES = ("restart_ms", "start_ms", "idle_cpu_s", "idle_rss_mb", "status_ms", "logs_mbps", "stop_ms", "orphans")
 
 
-def _bench_processes(since: float, tmp: str) -> list[str]:
-    """Live processes started by this run of the benchmark (their argv names its temp dirs,
-    which are under `tmp`: other checkouts on the machine run the benchmark too)."""
+def _bench_processes(since: float, root: Path) -> list[str]:
+    """Live processes started by this run of the benchmark: their argv names its temp dirs, which
+    are under `root` (another worktree's bench on the same machine is not ours to count)."""
     left = []
     for p in psutil.process_iter(["cmdline", "create_time", "status"]):
         try:
             if (p.info["create_time"] >= since and p.info["status"] != psutil.STATUS_ZOMBIE
-                    and any("herder-bench-" in a and tmp in a for a in p.info["cmdline"] or ())):
+                    and any("herder-bench-" in a and str(root) in a for a in p.info["cmdline"] or ())):
                 left.append(f"{p.pid} {' '.join(p.info['cmdline'])}")
         except psutil.Error:
             continue
@@ -47,14 +46,11 @@ def test_bench_quick_runs_every_measure_and_leaves_nothing(tmp_path: Path) -> No
         pytest.skip(f"bench peers could not be installed (no network?): {setup.stderr.strip()[-300:]}")
     since = time.time() - 1
     out = tmp_path / "quick.json"
-    tmp = tempfile.mkdtemp(prefix="hb-")   # short: the benchmark's socket paths live under it
-    try:
-        run = subprocess.run([str(BENCH_PY), str(ROOT / "bench" / "compare.py"), "--quick", "--out", str(out)],
-                             capture_output=True, text=True, timeout=240, cwd=ROOT,  # ~60 s; the bound stops a hang
-                             env={**os.environ, "TMPDIR": tmp})
-        left = _bench_processes(since, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch)}   # the bench's temp dirs: this run's, found by path
+    run = subprocess.run([str(BENCH_PY), str(ROOT / "bench" / "compare.py"), "--quick", "--out", str(out)],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)  # ~60 s idle; bound: a hang
     assert run.returncode == 0, run.stderr[-2000:]
     doc = json.loads(out.read_text())
     tools = list(doc["info"]["versions"])
@@ -70,7 +66,7 @@ def test_bench_quick_runs_every_measure_and_leaves_nothing(tmp_path: Path) -> No
                 assert slot["samples"] or slot["errors"] or slot.get("capped"), f"{measure}: {tool}: {slot}"
     assert all(c["sha256_ok"] for c in doc["results"]["logs_mbps"]["herder"]["checks"])
     assert doc["results"]["orphans"]["herder"]["samples"] == [0]
-    assert left == []
+    assert _bench_processes(since, scratch) == []
 
     png, md = tmp_path / "ratios.png", tmp_path / "performance.md"
     md.write_text("# Performance\n\nhand-written text\n")

@@ -108,3 +108,31 @@ def test_not_root_is_refused_for_a_system_service() -> None:
     if "Permission denied" in res.stderr or "No module named" in res.stderr:
         pytest.skip("the checkout is not readable by uid 65534")
     assert res.returncode == 1 and "needs root" in res.stderr, res.stderr
+
+
+def test_a_reinstall_starts_from_the_record(tmp_path: Path) -> None:
+    """Re-running `herder service install NAME` once a record exists (issue 14: it failed on every
+    platform with `--user: expected a string; got None`); with no command it re-renders from the record."""
+    env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": "", "XDG_STATE_HOME": ""}
+    first = herder("service", "install", "again", "--scope", "user", "--dry-run", "--env", "A=1", "--",
+                   "/bin/sleep", "100", env=env)
+    assert first.returncode == 0, first.stderr
+    record = tmp_path / ".local/state/herder/installed/again.json"
+    text = first.stdout.split(f"# file: {record}\n", 1)[1].split("# run:", 1)[0].split("# file:", 1)[0]
+    record.parent.mkdir(parents=True)
+    record.write_text(text)
+    for extra in ([], ["--restart", "always"], ["--", "/bin/sleep", "200"]):
+        res = herder("service", "install", "again", "--dry-run", *extra, env=env)
+        assert res.returncode == 0, (extra, res.stderr)
+        unit = res.stdout.split(".service\n", 1)[1]
+        assert "Environment=\"A=1\"" in unit   # kept from the record
+        assert ("Restart=always" if extra[:1] == ["--restart"] else "Restart=on-failure") in unit
+        assert ("/bin/sleep 200" if extra[:1] == ["--"] else "/bin/sleep 100") in unit
+
+
+def test_herder_install_is_refused_for_windows(tmp_path: Path) -> None:
+    cfg = tmp_path / "herder.toml"
+    cfg.write_text('[services.a]\ncommand = ["/bin/sleep", "1000"]\n')
+    res = herder("install", "-c", str(cfg), "--manager", "windows", "--dry-run")
+    assert res.returncode == 2 and res.stdout == ""
+    assert "the supervisor (`herder up`) runs on Linux today" in res.stderr

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from install_specs import specs
 
+from herder.config.model import ServiceSpec
 from herder.platform import launchd, systemd, windows
 from herder.platform.spec import InstallSpec
 
@@ -119,7 +120,8 @@ def test_launchd_keepalive_per_restart_policy() -> None:
 
 # ---- Windows (sc.exe lines) -------------------------------------------------------------
 
-@pytest.mark.parametrize("key", sorted(k for k, v in specs().items() if v.scope == "system"))
+@pytest.mark.parametrize("key", sorted(k for k, v in specs().items() if v.scope == "system"
+                                       and v.kind == "program"))
 def test_windows_sc_golden(key: str) -> None:
     spec = specs()[key]
     lines = [subprocess.list2cmdline(list(argv)) for argv in windows.render_sc(spec, r"C:\Python311\python.exe")]
@@ -130,8 +132,10 @@ def test_windows_sc_golden(key: str) -> None:
 def test_windows_bin_path_hosts_or_runs_directly() -> None:
     s = specs()
     assert windows.bin_path(s["plain"], r"C:\Py\python.exe") == r"C:\Py\python.exe -m herder.platform.winhost web"
-    assert windows.bin_path(s["notify-manual"], "python.exe") == "/usr/bin/python3 worker.py"
-    assert windows.bin_path(s["supervisor"], "python.exe") == "python.exe -m herder.platform.winhost herder"
+    # a herder.service Python program: the host, with the program's own interpreter, runs it in-process
+    assert windows.bin_path(s["notify-manual"], "python.exe") == "/usr/bin/python3 -m herder.platform.winhost napp"
+    exe = InstallSpec("svc", ServiceSpec(command=(r"C:\svc\agent.exe", "--service")), notify=True)
+    assert windows.bin_path(exe, "python.exe") == r"C:\svc\agent.exe --service"   # a real service exe: as is
 
 
 def test_record_round_trip() -> None:

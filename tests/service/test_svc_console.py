@@ -52,7 +52,8 @@ def test_steps_run_in_reverse_and_a_failing_or_overrunning_step_is_logged_and_sk
 def test_the_overall_deadline_comes_from_the_managers_stop_timeout(
     notify: NotifySocket, spawn: Callable[..., Child]
 ) -> None:
-    # herder says stop_timeout = 1s: the 5s step gets 0.9s (1s less a 10% margin), the rest is skipped.
+    # herder says stop_timeout = 1s: the 5s step gets what is left of 0.9s (1s less a 10% margin) when it
+    # starts (0.9s, less the moment main took to return: more on a loaded machine), the rest is skipped.
     env = child_env(
         NOTIFY_SOCKET=str(notify.path), HERDER_INSTANCE="steps.0", HERDER_SERVICE="steps",
         HERDER_STOP_TIMEOUT_USEC="1000000", STEPS="last:ok:5s,slow:hang:5s",

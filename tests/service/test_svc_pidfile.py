@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -11,11 +12,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from svc_harness import PROGRAMS, Child, NotifySocket, child_env, wait_exit
 
 from herder.service import AlreadyRunning
 from herder.service._pidfile import InstanceLock, PidFile, default_lock_path
-
-from svc_harness import PROGRAMS, Child, NotifySocket, child_env, wait_exit
 
 PROG = PROGRAMS / "svcprog.py"
 
@@ -91,10 +91,8 @@ def daemon_pids() -> Iterator[list[int]]:
     pids: list[int] = []
     yield pids
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def test_daemonize_detaches_from_the_terminal_and_writes_the_daemons_pid(

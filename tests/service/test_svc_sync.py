@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import signal
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 from svc_harness import EXAMPLE, PROGRAMS, Child, NotifySocket, child_env

@@ -6,14 +6,13 @@ both are run here. The test under the real herder supervisor comes with it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import http.client
+import itertools
 import signal
 import statistics
+from collections.abc import Callable
 
 import pytest
-
 from svc_harness import EXAMPLE, PROGRAMS, Child, NotifySocket, child_env
 
 
@@ -67,7 +66,7 @@ def test_watchdog_pings_at_half_the_interval_and_stop_while_the_loop_is_blocked(
     for _ in range(11):
         notify.wait_for("WATCHDOG=1")
     times = [t for t, m in notify.received if m == "WATCHDOG=1"][-10:]
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert 0.08 <= statistics.median(gaps) <= 0.15, gaps
 
     # Block the event loop for 1 s: no ping may come from a blocked loop.

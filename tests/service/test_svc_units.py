@@ -8,12 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from svc_harness import ROOT
 
-from herder.units import seconds
 from herder.service._modes import Detected, Mode, detect
 from herder.service._notify import Notifier
-
-from svc_harness import ROOT
+from herder.units import seconds
 
 
 def _detect(env: dict[str, str], platform: str = "linux", ppid: int = 100, scm: bool = False) -> Detected:
