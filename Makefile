@@ -27,6 +27,8 @@ STRESS_CPUS ?= $(shell nproc)
 test-stress: $(STAMP) nspawn-setup
 	@command -v stress-ng >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get -o DPkg::Lock::Timeout=600 install -y -q stress-ng >/dev/null; } \
 	  || { echo "test-stress: needs stress-ng (apt-get install stress-ng)"; exit 2; }
+	@if [ -n "$$HERDER_TEST_WINE" ] && [ "$$HERDER_TEST_WINE" != 0 ]; then HERDER_PY=$(PY) tests/platform/setup-wine.sh >/dev/null \
+	  || echo "windows tier: setup failed; its tests will be skipped with the reason"; fi
 	@stress-ng --cpu $(STRESS_CPUS) --cpu-method matrixprod --timeout 2h --quiet & load=$$!; \
 	  trap 'kill $$load 2>/dev/null; wait $$load 2>/dev/null' EXIT INT TERM; \
 	  echo "test-stress: stress-ng --cpu $(STRESS_CPUS) (pid $$load) while the suite runs"; \
