@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -67,15 +68,18 @@ def test_bench_quick_runs_every_measure_and_leaves_nothing(tmp_path: Path) -> No
         pytest.skip(f"bench peers could not be installed (no network?): {setup.stderr.strip()[-300:]}")
     since = time.time() - 1
     out = tmp_path / "quick.json"
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    env = {**os.environ, "TMPDIR": str(scratch)}   # the bench's temp dirs: this run's, found by path
+    # the bench's temp dirs: this run's, found by path. Short (/tmp/hb-XXXXXXXX), not under tmp_path:
+    # the tools' Unix sockets live there and a socket path is limited to 108 bytes — under pytest's
+    # tmp_path every tool failed to start anything and the run overran its bound
+    scratch = Path(tempfile.mkdtemp(prefix="hb-"))
+    env = {**os.environ, "TMPDIR": str(scratch)}
     try:
         run = subprocess.run([str(BENCH_PY), str(ROOT / "bench" / "compare.py"), "--quick", "--out", str(out)],
                              capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)  # ~60 s idle; a hang
         left = _bench_processes(since, scratch)
     finally:
         _kill_leftovers(since, scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
     assert run.returncode == 0, run.stderr[-2000:]
     doc = json.loads(out.read_text())
     tools = list(doc["info"]["versions"])
