@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-stress test-fast lint docs clean nspawn-setup test-wine bench bench-quick
+.PHONY: demo test test-stress lint docs clean nspawn-setup test-wine bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,8 @@ test-stress: $(STAMP) nspawn-setup
 	  echo "test-stress: stress-ng --cpu $(STRESS_CPUS) (pid $$load) while the suite runs"; \
 	  $(PY) -m pytest -q
 
-# mypy strict on the whole package and ruff (config in pyproject.toml).
+# mypy strict on the whole package and ruff on the package and the tests (config and the
+# reasons for the rule set in pyproject.toml). CI (.ci/run) runs it before `make test`.
 lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/ruff check herder tests
@@ -57,6 +58,7 @@ test-wine: $(STAMP)
 docs: $(STAMP)
 	$(PY) -m herder.config.docs > docs/config.md
 	$(PY) -m herder.core.docs > docs/states.md
+	$(PY) -m herder.export.docs > docs/export.md
 	$(PY) -m herder.import_.docs > docs/import.md
 
 # herder side by side with supervisord, circus and PM2 (docs/performance.md); not part of `make test`.

@@ -12,8 +12,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent / "e2e"))
 
-from ctl_harness import herd  # noqa: E402,F401  (the fixture: real `herder up -d` supervisors)
-from herdertest import PROGRAMS, Reporter  # noqa: E402
+from ctl_harness import herd  # noqa: F401  (the fixture: real `herder up -d` supervisors)
+from herdertest import PROGRAMS, Reporter
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ from collections.abc import Sequence
 
 from herder.errors import EXIT_USAGE, HerderError
 
-
-_LOCAL = ("up", "check", "install", "uninstall", "service")
+_LOCAL = ("up", "check", "install", "uninstall", "service", "export")
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
@@ -59,6 +58,8 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     from herder.cli import import_cmd, install_cmd  # argparse only at import time
     install_cmd.add_parsers(sub)
     import_cmd.add_parsers(sub)
+    from herder.cli import export_cmd
+    export_cmd.add_parser(sub)
     return p
 
 
@@ -77,7 +78,8 @@ def _control_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], 
             added = True
             sp = sub.add_parser(name, help=cmd.cli.help, description=f"{cmd.cli.help} ({cmd.method} {cmd.path})")
             sp.set_defaults(run=cmd.cli.run)
-            sp.add_argument("-c", "--config", metavar="FILE", help="find the supervisor through this config's state_dir")
+            sp.add_argument("-c", "--config", metavar="FILE",
+                            help="find the supervisor through this config's state_dir")
             sp.add_argument("--socket", metavar="PATH", help="the supervisor's socket (default $HERDER_SOCKET, "
                             "else {state_dir}/herder.sock)")
             sp.add_argument("--json", action="store_true", help="machine-readable output")
@@ -110,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("install", "uninstall", "service"):
             from herder.cli.install_cmd import run as run_install
             return run_install(args)
+        if args.command == "export":
+            from herder.cli.export_cmd import run as run_export
+            return run_export(args)
         if getattr(args, "run", None):
             import importlib
             mod, _, fn = args.run.partition(":")
@@ -120,4 +125,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     parser.error(f"unknown command {args.command}")
-    return EXIT_USAGE

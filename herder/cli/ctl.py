@@ -49,7 +49,7 @@ def status_table(rows: list[dict[str, Any]]) -> str:
                       str(r["restarts"]), r.get("health") or "-", "-" if r["exit"] is None else str(r["exit"]),
                       note[:80]))
     widths = [max(len(row[i]) for row in table) for i in range(len(head) - 1)]
-    return "".join(("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1]).rstrip() + "\n"
+    return "".join(("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]).rstrip() + "\n"
                    for row in table)
 
 
@@ -61,8 +61,14 @@ def run_status(args: Any) -> int:
         _dump(rows)
     else:
         sys.stdout.write(status_table(rows))
-        for problem in c.call("health").get("problems", []):   # state herder could not trust (security.md)
+    health = c.call("health")
+    if not args.json:
+        for problem in health.get("problems", []):   # state herder could not trust (security.md)
             print(f"herder: warning: {problem}", file=sys.stderr)
+    lost = health.get("journal_failures", 0)
+    if lost:   # on stderr in both modes: stdout keeps its shape
+        print(f"herder: {lost} event(s) could not be written to the journal (disk full or failing?); "
+              "they are missing from `herder events`", file=sys.stderr)
     return EXIT_OK
 
 
@@ -81,13 +87,12 @@ def _action_result(args: Any, res: dict[str, Any]) -> int:
 
 
 def run_action(args: Any) -> int:
+    """start / stop / restart: one request for every target, so they act together (a stop
+    goes in reverse dependency order, each level at once, as `down` does)."""
     c = client(args, timeout=None)
     body = {"wait": not args.no_wait, "timeout": args.timeout}
-    ok = EXIT_OK
-    for name in args.services:
-        res = c.call(f"service_{args.command}", path={"name": name}, body=body)
-        ok = max(ok, _action_result(args, res))
-    return ok
+    res = c.call(f"service_{args.command}", path={"name": ",".join(args.services)}, body=body)
+    return _action_result(args, res)
 
 
 def run_signal(args: Any) -> int:
@@ -207,30 +212,13 @@ def run_down(args: Any) -> int:
 
 
 def wait_unlocked(state_dir: str | None, timeout: float = 30.0) -> bool:
-    """Block until the supervisor releases its pid-file lock (it has exited), bounded by SIGALRM;
-    False when it has not within timeout."""
+    """Block until the supervisor has exited (released its state_dir lock), bounded; False when it
+    has not within timeout."""
     if not state_dir:
         return True
-    import fcntl
-    import signal
+    from herder.store.lock import wait_released
 
-    try:
-        fd = os.open(os.path.join(state_dir, "herder.pid"), os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return True
-
-    def _late(*_: Any) -> None:
-        raise TimeoutError
-
-    old = signal.signal(signal.SIGALRM, _late)
-    signal.setitimer(signal.ITIMER_REAL, timeout)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
-    except TimeoutError:
+    if not wait_released(state_dir, timeout):
         print(f"herder: the supervisor has not exited after {timeout:g}s", file=sys.stderr)
         return False
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-        os.close(fd)
     return True

@@ -63,7 +63,8 @@ def run_detached(args: Any) -> int:
     with os.fdopen(r, "rb") as f:
         answer = f.readline().decode(errors="replace").strip()
     if answer != "ok":
-        msg = answer.removeprefix("error: ") or f"the supervisor exited during start-up; see {cfg.state_dir / 'herder.log'}"
+        msg = answer.removeprefix("error: ") or \
+            f"the supervisor exited during start-up; see {cfg.state_dir / 'herder.log'}"
         usage = msg.startswith("config: ")
         print(f"herder: {msg.removeprefix('config: ')}", file=sys.stderr)
         return 2 if usage else EXIT_FAILED
@@ -76,8 +77,8 @@ def _daemon(cfg: Any, args: Any, w: int) -> int:  # pragma: no cover - runs in t
     signal.signal(signal.SIGHUP, signal.SIG_IGN)   # until the control component takes SIGHUP over
     from herder.store.statedir import open_nofollow
 
-    log = open(open_nofollow(cfg.state_dir / "herder.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640),
-               "ab", buffering=0)
+    log = open(open_nofollow(cfg.state_dir / "herder.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640),  # noqa: SIM115
+               "ab", buffering=0)  # the daemon's stdout/stderr for life
     umask = os.umask(0)
     os.umask(umask)
     ctx = daemon.DaemonContext(working_directory=os.getcwd(), umask=umask, files_preserve=[w, log.fileno()],
@@ -90,7 +91,7 @@ def _daemon(cfg: Any, args: Any, w: int) -> int:  # pragma: no cover - runs in t
     from herder.cli.up import supervise
     from herder.errors import HerderError
 
-    sys.stdout = sys.stderr = open(log.fileno(), "w", buffering=1, closefd=False)
+    sys.stdout = sys.stderr = open(log.fileno(), "w", buffering=1, closefd=False)  # noqa: SIM115 - for life
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} herder: detached supervisor starting (pid {os.getpid()})",
           file=sys.stderr)
     told = False
@@ -152,12 +153,12 @@ def _follow_until_settled(client: Any, state: dict[str, dict[str, Any]], deadlin
             rec = state.get(e["instance"])
             if rec is not None and e["kind"] == "state":
                 rec["state"] = e.get("to", rec["state"])
-            if e["kind"] in ("state", "snapshot_end") and _settled(client, state) or time.monotonic() > deadline:
+            if (e["kind"] in ("state", "snapshot_end") and _settled(client, state)) or time.monotonic() > deadline:
                 break
     except TimeoutError:
         pass
     finally:
-        stream.close()  # type: ignore[attr-defined]
+        stream.close()
 
 
 def _wait_quiet(client: Any, names: set[str], seconds: float) -> None:
@@ -170,7 +171,7 @@ def _wait_quiet(client: Any, names: set[str], seconds: float) -> None:
     except TimeoutError:
         return
     finally:
-        stream.close()  # type: ignore[attr-defined]
+        stream.close()
 
 
 def _settled(client: Any, state: dict[str, dict[str, Any]]) -> bool:
@@ -180,7 +181,8 @@ def _settled(client: Any, state: dict[str, dict[str, Any]]) -> bool:
     if "waiting" not in states:
         return True
     # only waiting instances are left: settled when each waits on something hopeless
-    rows = client.call("services_list", query={"service": ",".join(n for n, r in state.items() if r["state"] == "waiting")})
+    waiting = ",".join(n for n, r in state.items() if r["state"] == "waiting")
+    rows = client.call("services_list", query={"service": waiting})
     return all(r.get("blocked") for r in rows if r["state"] == "waiting")
 
 

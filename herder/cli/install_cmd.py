@@ -344,7 +344,7 @@ def _control(args: argparse.Namespace, action: str) -> int:
     for op in ops:
         try:
             result = op.call(host.api())
-        except Exception as e:  # pywintypes.error names the SCM's reason
+        except Exception as e:  # noqa: BLE001 - pywintypes.error names the SCM's reason
             raise InstallError(f"`{op.name()}` failed: {describe_error(e)}") from None
         if action == "status":
             from herder.platform import _win32, windows

@@ -40,10 +40,7 @@ def supervise(cfg: Config, services: list[str], *, socket_group: str | None = No
     from herder.logs import install as install_logs
     from herder.runtime.supervisor import Supervisor
 
-    sup = Supervisor(cfg)
-    from herder.health import install as install_health
-
-    install_health(sup)   # readiness, probes, watchdog, $NOTIFY_SOCKET, limits
+    sup = Supervisor(cfg)   # with readiness, probes, watchdog, $NOTIFY_SOCKET, limits and log capture
     sup.events.subscribe(_print_event)
     install_logs(sup, console=console)  # the `name |` view: foreground, on a terminal (or --console)
     sup.components.append(Control(sup, ControlOptions(socket_group=socket_group)))

@@ -229,8 +229,8 @@ class ServiceSpec:
             out.append((("health", "action"), 'restart = "never" means herder never restarts this service; expected '
                         'action = "none", or restart = "on-failure" or "always"'))
         if self.ready.log is not None and self.logs.stdout in ("null", "inherit"):
-            out.append((("ready", "log"), "needs the output in a file herder reads, but "
-                        f'logs.stdout = "{self.logs.stdout}"; '
+            out.append((("ready", "log"),
+                        f'needs the output in a file herder reads, but logs.stdout = "{self.logs.stdout}"; '
                         'expected logs.stdout = "auto" or a path'))
         return out
 

@@ -330,7 +330,7 @@ def describe_fields(cls: type, prefix: str = "") -> list[tuple[str, str, str, st
 
 def _show_default(f: dataclasses.Field[Any], default: Any) -> str:
     if default == "(required)":
-        return str(default)
+        return "(required)"
     if default is None:
         return "—"
     if isinstance(default, bool):

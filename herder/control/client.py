@@ -287,7 +287,8 @@ def discover_socket(explicit: str | None, config: str | None) -> str:
         raise UsageError(f"no config at {path}: pass -c FILE or --socket PATH (or set $HERDER_SOCKET)") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise UsageError(f"{path}: cannot read state_dir from it ({e}); pass --socket PATH") from None
-    herder: dict[str, Any] = raw["herder"] if isinstance(raw.get("herder"), dict) else {}
+    section = raw.get("herder")
+    herder: dict[str, Any] = section if isinstance(section, dict) else {}
     state_dir = herder.get("state_dir", ".herder")
     if not isinstance(state_dir, str):
         raise UsageError(f"{path}: herder.state_dir: expected a string")

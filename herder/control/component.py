@@ -22,16 +22,19 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from herder.config import Config
 from herder.control import registry
 from herder.control.listener import Listener
 from herder.control.server import Router
+from herder.core.events import Held
 from herder.errors import ConfigError
 from herder.runtime.events import Event
+from herder.runtime.ports import Host
 from herder.store.intent import Intent
 from herder.store.journal import Journal, JournalUnusable
 
@@ -50,7 +53,7 @@ def socket_path(state_dir: Path) -> Path:
 
 
 class Control:
-    def __init__(self, sup: Any, options: ControlOptions | None = None) -> None:
+    def __init__(self, sup: Host, options: ControlOptions | None = None) -> None:
         self.sup = sup
         self.options = options or ControlOptions()
         self.started = time.time()
@@ -65,11 +68,11 @@ class Control:
         self._commit_lock = threading.Lock()
         self._commit_upto = 0
         self._commit_pending = False
-        self._undo_sighup: Any = None
+        self._undo_sighup: Callable[[], None] | None = None
         self._jobs: set[asyncio.Task[Any]] = set()
         self._closing = False
         self._drained: asyncio.Event | None = None
-        self._unsub: Any = None
+        self._unsub: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # read in __aenter__, once the supervisor has checked and locked state_dir
         self.intent = Intent(sup.config.state_dir / "intent.json")
@@ -87,7 +90,7 @@ class Control:
         tcp = _tcp_settings(cfg)  # raises ConfigError before anything is opened
         problems = await self._open_journal()
         self.intent.load()
-        self.sup.held = set(self.intent.held)   # the supervisor leaves these down at start-up
+        self.sup.post(Held(frozenset(self.intent.held)))   # the supervisor leaves these down at start-up
         self._unsub = self.sup.events.subscribe(self._on_event)
         self._unsub_early()
         for ev in self._early:
@@ -274,8 +277,16 @@ class Control:
                              {"uid": peer.uid, "pid": peer.pid, "action": action, "targets": targets})
 
     async def save_intent(self) -> None:
-        await asyncio.to_thread(self.intent.save, self.intent.snapshot())
-        self.sup.held = set(self.intent.held)
+        """Persist the instances held down by hand (the core's World.held) when they changed."""
+        held = set(self.sup.world.held)
+        if held != self.intent.held:
+            self.intent.held = held
+            await asyncio.to_thread(self.intent.save, self.intent.snapshot())
+
+    def journal_failures(self) -> int:
+        """Events the journal could not write (a full or broken disk): they are missing
+        from `herder events` and the API's history (status, /v1/health, /metrics show it)."""
+        return self.journal.failures if self.journal is not None else 0
 
     # ---- reload on SIGHUP -------------------------------------------------------------------
 
@@ -295,7 +306,7 @@ def _group_id(name: str) -> int:
         raise ConfigError([f"socket_group: no group {name!r} on this machine; expected an existing group"]) from None
 
 
-def _tcp_settings(cfg: Any) -> tuple[str, int, str] | None:
+def _tcp_settings(cfg: Config) -> tuple[str, int, str] | None:
     """(host, port, token) for the TCP listener; refuses a listener without a token."""
     spec = cfg.herder.api_tcp
     if not spec:

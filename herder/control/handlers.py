@@ -1,125 +1,112 @@
 """The API's handlers: each turns a checked Request into a Reply or a Stream.
 
-They run on the supervisor's loop and call the Supervisor's methods directly; long
-operations (waiting for a restart) only await events, never sleep.
+They run on the supervisor's loop, read the core's World through the Host protocol and
+post typed events; long operations (waiting for a restart) await the core's Reply,
+never sleep. Nothing here decides about an instance.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import signal as _signal
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from herder import __version__
-from herder.control import actions, registry
+from herder.control import registry
 from herder.control.server import HTTPError, Reply, Request, Stream
+from herder.core.events import Command, Down, SendSignal, Verb
 from herder.errors import UnknownService
+from herder.runtime.status import state_counts
+from herder.units import parse_signal
+
+if TYPE_CHECKING:
+    from herder.control.component import Control
+
+
+def _ctl(req: Request) -> Control:
+    ctl: Control = req.control
+    return ctl
 
 
 def _names(req: Request, raw: str | None = None) -> list[str]:
-    sup = req.control.sup
+    """The instances a request names: a service, an instance (web.0), or several of
+    either separated by commas (the path `{name}` of start/stop/restart/signal too)."""
     wanted = raw if raw is not None else req.params.get("name")
-    parts = [p.strip() for p in (wanted or "").split(",") if p.strip()] if raw is not None else [wanted]
+    parts = [p.strip() for p in (wanted or "").split(",") if p.strip()]
     try:
-        return sup.resolve(parts)
+        return _ctl(req).sup.resolve(parts)
     except UnknownService as e:
         raise HTTPError(404, str(e), known=e.known) from None
 
 
-def records(control: Any, names: list[str] | None = None) -> list[dict[str, Any]]:
+def records(control: Control, names: list[str] | None = None) -> list[dict[str, Any]]:
     sup = control.sup
     out = sup.status(names)
     for r in out:
         r["held"] = r["name"] in control.intent.held
-        r["blocked"] = r["state"] == "waiting" and _blocked(sup, sup.instances[r["name"]].service)
+        r["blocked"] = r["state"] == "waiting" and sup.world.blocked(sup.instances[r["name"]].service)
     return out
-
-
-def _blocked(sup: Any, service: str) -> bool:
-    """Waiting on a dependency that will not get there by itself (failed, stopped …)."""
-    from herder.core import graph
-
-    for dep, cond in sup.deps.get(service, {}).items():
-        facts = [sup.facts(n) for n in sup.by_service.get(dep, [])]
-        if not graph.condition_met(cond, facts) and (not facts or any(f.hopeless for f in facts)):
-            return True
-    return False
 
 
 async def services_list(req: Request) -> Reply:
     raw = req.params.get("service")
     names = _names(req, raw) if raw else None
-    return Reply(200, records(req.control, names))
+    return Reply(200, records(_ctl(req), names))
 
 
 async def service_get(req: Request) -> Reply:
-    return Reply(200, records(req.control, _names(req)))
+    return Reply(200, records(_ctl(req), _names(req)))
 
 
 def _result(req: Request, names: list[str], ok: bool, message: str) -> Reply:
-    body: dict[str, Any] = {"ok": ok, "instances": records(req.control, names)}
+    body: dict[str, Any] = {"ok": ok, "instances": records(_ctl(req), names)}
     if message:
         body["message"] = message
     return Reply(200, body)
 
 
-async def _up_or_down(req: Request, verb: str) -> Reply:
-    """start / stop: record the operator's intent (kept across restarts), act, wait if asked."""
+async def _act(req: Request, verb: Verb) -> Reply:
+    """start / stop / restart: one job of the core for every target together (which also
+    holds or releases them: kept across herder restarts); wait for its end if asked."""
     names = _names(req)
-    ctl = req.control
-    ctl.operator(req.peer, verb, names)
-    if ctl.intent.hold(names) if verb == "stop" else ctl.intent.release(names):
+    ctl = _ctl(req)
+    ctl.operator(req.peer, verb.value, names)
+    if not req.body["wait"]:
+        ctl.sup.post(Command(verb, tuple(names)))
         await ctl.save_intent()
-    ok, msg = await actions.start_or_stop(ctl.sup, verb, names, req.body["wait"], req.body["timeout"])
-    return _result(req, names, ok, msg)
+        return _result(req, names, True, "restarting" if verb is Verb.RESTART else "")
+    job = ctl.sup.request(lambda ticket: Command(verb, tuple(names), ticket, req.body["timeout"]))
+    await ctl.save_intent()
+    reply = await asyncio.shield(job)   # a client that goes away does not end the job
+    return _result(req, names, reply.ok, reply.message)
 
 
 async def start(req: Request) -> Reply:
-    return await _up_or_down(req, "start")
+    return await _act(req, Verb.START)
 
 
 async def stop(req: Request) -> Reply:
-    return await _up_or_down(req, "stop")
+    return await _act(req, Verb.STOP)
 
 
 async def restart(req: Request) -> Reply:
-    names = _names(req)
-    ctl = req.control
-    ctl.operator(req.peer, "restart", names)
-    if ctl.intent.release(names):
-        await ctl.save_intent()
-    try:
-        job = ctl.spawn(actions.restart(ctl.sup, names, req.body["timeout"]))
-    except RuntimeError as e:
-        raise HTTPError(409, str(e)) from None
-    if not req.body["wait"]:
-        return _result(req, names, True, "restarting")
-    ok, msg = await asyncio.shield(job)
-    return _result(req, names, ok, msg)
-
-
-def parse_signal(text: str) -> _signal.Signals:
-    t = text.strip().upper()
-    try:
-        if t.isdigit():
-            return _signal.Signals(int(t))
-        return _signal.Signals[t if t.startswith("SIG") else "SIG" + t]
-    except (KeyError, ValueError):
-        raise HTTPError(400, f"unknown signal {text!r}; expected a name such as HUP, TERM, USR1 or a number") from None
+    return await _act(req, Verb.RESTART)
 
 
 async def signal(req: Request) -> Reply:
     names = _names(req)
-    sig = parse_signal(req.body["signal"])
-    ctl = req.control
+    text = req.body["signal"].strip()
+    try:
+        sig = parse_signal(int(text) if text.isdigit() else text)
+    except ValueError:
+        raise HTTPError(400, f"unknown signal {req.body['signal']!r}; expected a name such as HUP, TERM, USR1 "
+                             "or a number") from None
+    ctl = _ctl(req)
     ctl.operator(req.peer, f"signal {sig.name}", names, " (tree)" if req.body["tree"] else "")
-    sent = ctl.sup.send_signal(names, sig.name, req.body["tree"])
-    missed = [n for n in names if n not in sent]
-    msg = f"not running, no signal sent: {', '.join(missed)}" if missed else ""
-    return _result(req, names, not missed, msg)
+    reply = await ctl.sup.ask(lambda ticket: SendSignal(tuple(names), sig, req.body["tree"], ticket))
+    return _result(req, names, reply.ok, reply.message)
 
 
 async def reload(req: Request) -> Reply:
@@ -129,30 +116,28 @@ async def reload(req: Request) -> Reply:
 
 
 async def down(req: Request) -> Reply:
-    req.control.operator(req.peer, "down", [])
-    req.control.sup.request_down()
-    return Reply(200, health_record(req.control))
+    ctl = _ctl(req)
+    ctl.operator(req.peer, "down", [])
+    ctl.sup.post(Down())
+    return Reply(200, health_record(ctl))
 
 
-def health_record(control: Any) -> dict[str, Any]:
+def health_record(control: Control) -> dict[str, Any]:
     sup = control.sup
-    states: dict[str, int] = {}
-    for inst in sup.instances.values():
-        states[inst.state.value] = states.get(inst.state.value, 0) + 1
     return {"ok": True, "pid": os.getpid(), "version": __version__, "uptime": round(time.time() - control.started, 3),
             "config": str(sup.config.path), "state_dir": str(sup.config.state_dir),
-            "stopping": bool(getattr(sup, "_down", False)), "states": states,
-            "problems": list(getattr(control, "problems", []))}
+            "stopping": sup.shutting_down, "states": state_counts(sup.world),
+            "journal_failures": control.journal_failures(), "problems": list(control.problems)}
 
 
 async def health(req: Request) -> Reply:
-    return Reply(200, health_record(req.control))
+    return Reply(200, health_record(_ctl(req)))
 
 
 async def metrics(req: Request) -> Reply:
     from herder.control.metrics import render
 
-    return Reply(200, render(req.control), registry.TEXT)
+    return Reply(200, render(_ctl(req)), registry.TEXT)
 
 
 async def openapi(req: Request) -> Reply:
@@ -174,7 +159,7 @@ def parse_since(text: str | None) -> float | None:
 
 
 async def events(req: Request) -> Stream:
-    ctl = req.control
+    ctl = _ctl(req)
     since = parse_since(req.params["since"])
     wanted = set(_names(req, req.params["service"])) if req.params["service"] else None
     follow = req.params["follow"]
@@ -200,11 +185,11 @@ async def events(req: Request) -> Stream:
             if queue is None:
                 return
             while True:
-                e = await queue.get()
-                if e is None:
+                live = await queue.get()
+                if live is None:
                     return
-                if keep(e) and (since is None or e["ts"] >= since):
-                    yield e
+                if keep(live) and (since is None or live["ts"] >= since):
+                    yield live
         finally:
             if queue is not None:
                 ctl.unfollow(queue)

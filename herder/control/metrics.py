@@ -9,13 +9,17 @@ for it (measured in docs/performance.md).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from herder.core.machine import State
+from herder.core.instance import State
+from herder.units import parse_signal
+
+if TYPE_CHECKING:
+    from herder.control.component import Control
 
 
 class _Collector:
-    def __init__(self, control: Any) -> None:
+    def __init__(self, control: Control) -> None:
         self.control = control
 
     def collect(self) -> Iterator[Any]:
@@ -43,23 +47,34 @@ class _Collector:
             if inst.last_exit is not None:
                 ex = inst.last_exit
                 if ex.signal:
-                    import signal as _s
-
-                    last_exit.add_metric(lab, -float(_s.Signals[ex.signal].value))
+                    last_exit.add_metric(lab, -float(parse_signal(ex.signal).value))
                 else:
                     last_exit.add_metric(lab, float(ex.code or 0))
         yield from (state, up, restarts, uptime, last_exit)
+        logs = {key: CounterMetricFamily(f"herder_log_{key}_bytes", doc, labels=["instance", "service"])
+                for key, doc in (("dropped", "output bytes dropped (logs.on_overflow = drop)"),
+                                 ("unwritten", "output bytes that could not be written (disk full, write error)"),
+                                 ("written", "output bytes written to the log files"))}
+        for name, inst in sup.instances.items():
+            stats = sup.logs.stats(name)
+            for key, family in logs.items():
+                family.add_metric([name, inst.service], float(stats[f"{key}_bytes"]))
+        yield from logs.values()
         events = CounterMetricFamily("herder_events", "events published since herder started")
         events.add_metric([], float(self.control.next_id - self.control.first_id))
         yield events
+        lost = CounterMetricFamily("herder_journal_write_failures", "events the journal could not write "
+                                   "(missing from `herder events`)")
+        lost.add_metric([], float(self.control.journal_failures()))
+        yield lost
 
 
-def render(control: Any) -> bytes:
+def render(control: Control) -> bytes:
     from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 
     reg = control.metrics_registry
     if reg is None:
         reg = control.metrics_registry = CollectorRegistry(auto_describe=False)
         ProcessCollector(namespace="herder", registry=reg)
-        reg.register(_Collector(control))  # type: ignore[arg-type]
+        reg.register(_Collector(control))
     return bytes(generate_latest(reg))

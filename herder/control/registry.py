@@ -35,7 +35,7 @@ class _Record:
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         names = self.__slots__
-        for name, value in zip(names, args):
+        for name, value in zip(names, args, strict=False):
             object.__setattr__(self, name, value)
         for name, value in kw.items():
             object.__setattr__(self, name, value)
@@ -188,7 +188,8 @@ PLAN: dict[str, Any] = {
     "type": "object",
     "properties": {"add": {"type": "array", "items": {"type": "string"}},
                    "remove": {"type": "array", "items": {"type": "string"}},
-                   "restart": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+                   "restart": {"type": "object",
+                               "additionalProperties": {"type": "array", "items": {"type": "string"}}},
                    "scale": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "integer"}}},
                    "unchanged": {"type": "array", "items": {"type": "string"}},
                    "settings": {"type": "array", "items": {"type": "string"}}},
@@ -216,6 +217,8 @@ HEALTH: dict[str, Any] = {
                    "uptime": {"type": "number"}, "config": {"type": "string"}, "state_dir": {"type": "string"},
                    "stopping": {"type": "boolean"},
                    "states": {"type": "object", "additionalProperties": {"type": "integer"}},
+                   "journal_failures": {"type": "integer",
+                                        "description": "events the journal could not write (missing from history)"},
                    "problems": {"type": "array", "items": {"type": "string"},
                                 "description": "state herder could not trust since it started (docs/security.md)"}},
 }
@@ -227,7 +230,8 @@ LOG_LINE: dict[str, Any] = {
     "properties": {"ts": {"type": "string"}, "service": {"type": "string"}, "instance": {"type": "string"},
                    "stream": {"type": "string"}, "line": {"type": "string"}},
 }
-NAME = Param("name", "path", doc="a service name, or an instance name such as web.0")
+NAME = Param("name", "path", doc="a service name, an instance name such as web.0, or several separated by commas "
+              "(acted on together, as one job)")
 _H = "herder.control.handlers:"
 _C = "herder.cli.ctl:"
 _SERVICES = Arg(("services",), {"nargs": "+", "metavar": "SERVICE", "help": "service or instance names"})
@@ -277,7 +281,8 @@ COMMANDS: list[Command] = [
                     Param("since", "query", doc="RFC 3339 time, unix seconds, or a duration ago such as 10m"),
                     Param("limit", "query", "integer", "at most this many past events (the latest)", 100, 0, 100000),
                     Param("service", "query", doc="comma-separated service or instance names"),
-                    Param("snapshot", "query", "boolean", "begin with one `snapshot` line per instance", default=False)),
+                    Param("snapshot", "query", "boolean", "begin with one `snapshot` line per instance",
+                          default=False)),
             cli=Cli("events", "state changes, exits, restarts, from the journal", _C + "run_events",
                     args=(Arg(("-f", "--follow"), {"action": "store_true", "help": "keep printing new events"}),
                           Arg(("--since",), {"metavar": "T", "help": "RFC 3339 time or a duration ago (10m, 2h)"}),
@@ -293,7 +298,8 @@ COMMANDS: list[Command] = [
                     args=(Arg(("-f", "--follow"), {"action": "store_true", "help": "keep printing new lines"}),
                           Arg(("-n", "--lines"), {"type": int, "default": 50, "metavar": "N",
                                                   "help": "last N lines (0 = all; default 50)"}),
-                          Arg(("--since",), {"metavar": "T", "help": 'lines after T: "10m" ago or 2024-05-01T12:00:00Z'}),
+                          Arg(("--since",),
+                              {"metavar": "T", "help": 'lines after T: "10m" ago or 2024-05-01T12:00:00Z'}),
                           Arg(("--reopen",), {"action": "store_true",
                                               "help": "make the supervisor reopen its log files (after logrotate)"}),
                           Arg(("services",), {"nargs": "*", "metavar": "SERVICE"})))),

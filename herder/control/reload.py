@@ -2,19 +2,25 @@
 
 An invalid config (any error) changes nothing and reports every problem. state_dir
 cannot move while herder runs (its socket, lock and journal live there): that is
-refused too. One reload at a time.
+refused too. One reload at a time. Applying the plan is a job of the core
+(herder.core.reconfigure), on the loop like every other decision; this module loads,
+plans, reports.
 """
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from herder.config import Config, load
 from herder.control.server import HTTPError, Reply, Request
+from herder.core.events import Reconfigure
 from herder.core.plan import Plan, diff
 from herder.errors import ConfigError
+
+if TYPE_CHECKING:
+    from herder.control.component import Control
 
 _NEEDS_RESTART = ("state_dir", "api_tcp", "api_token_file", "socket_group", "cgroups")
 
@@ -27,7 +33,7 @@ async def _load(path: Path, current: Config) -> Config:
     return new
 
 
-def _plan(control: Any, new: Config) -> tuple[Plan, list[str]]:
+def _plan(control: Control, new: Config) -> tuple[Plan, list[str]]:
     cfg = control.sup.config
     plan = diff(cfg.services, new.services, cfg.herder, new.herder)
     lines = plan.lines()
@@ -36,21 +42,20 @@ def _plan(control: Any, new: Config) -> tuple[Plan, list[str]]:
     return plan, lines
 
 
-async def _apply(control: Any, new: Config, plan: Plan, lines: list[str]) -> list[str]:
-    from herder.runtime import reconfigure
-
+async def _apply(control: Control, new: Config, plan: Plan, lines: list[str]) -> list[str]:
     control.sup.events.emit("", "reload", f"herder: reload from {new.path}: " + "; ".join(x.strip() for x in lines),
                             {"plan": plan.as_dict()})
     if control.journal is not None:
         control.journal.max_age, control.journal.max_rows = new.herder.journal_max_age, new.herder.journal_max_rows
-    problems = await reconfigure.apply(control.sup, new, plan)
+    reply = await control.sup.ask(lambda ticket: Reconfigure(new, plan, ticket))
+    problems = list(reply.problems)
     for p in problems:
         control.sup.events.emit("", "reload_failed", f"herder: reload: {p}", {})
     return problems
 
 
 async def reload_request(req: Request) -> Reply:
-    ctl = req.control
+    ctl: Control = req.control
     if ctl.reloading:
         raise HTTPError(409, "a reload is already running; try again when it is done")
     path = Path(req.body["config"]) if req.body["config"] else ctl.sup.config.path
@@ -77,7 +82,7 @@ async def reload_request(req: Request) -> Reply:
                        "errors": problems})
 
 
-async def reload_from_signal(ctl: Any) -> None:
+async def reload_from_signal(ctl: Control) -> None:
     """SIGHUP: the same reload, reported through events (there is no one to answer)."""
     sup = ctl.sup
     if ctl.reloading:

@@ -9,11 +9,11 @@ condition.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 
-def find_cycle(graph: Mapping[str, Sequence[str]]) -> list[str] | None:
+def find_cycle(graph: Mapping[str, Collection[str]]) -> list[str] | None:
     """One dependency cycle as a list of names, or None. `graph[a]` = what a depends on."""
     WHITE, GREY, BLACK = 0, 1, 2
     color = {n: WHITE for n in graph}
@@ -41,7 +41,7 @@ def find_cycle(graph: Mapping[str, Sequence[str]]) -> list[str] | None:
     return None
 
 
-def levels(graph: Mapping[str, Sequence[str]]) -> list[list[str]]:
+def levels(graph: Mapping[str, Collection[str]]) -> list[list[str]]:
     """Start order as levels: level 0 has no dependencies; stop order is the reverse."""
     depth: dict[str, int] = {}
 
@@ -57,7 +57,7 @@ def levels(graph: Mapping[str, Sequence[str]]) -> list[list[str]]:
     return [sorted(out[k]) for k in sorted(out)]
 
 
-def closure(graph: Mapping[str, Sequence[str]], roots: Iterable[str]) -> set[str]:
+def closure(graph: Mapping[str, Collection[str]], roots: Iterable[str]) -> set[str]:
     """The named services and everything they depend on, transitively."""
     seen: set[str] = set()
     todo = list(roots)
@@ -84,7 +84,7 @@ class Facts:
 def condition_met(condition: str, facts: Sequence[Facts]) -> bool:
     if not facts:
         return False
-    check = {
+    check: Callable[[Facts], bool] = {
         "started": lambda f: f.started or f.completed,
         "ready": lambda f: f.ready or f.completed,
         "healthy": lambda f: f.healthy or f.completed,

@@ -1,10 +1,11 @@
 """Liveness for one instance: the probe verdict and the watchdog, as a pure table.
 
 The runtime runs the probes (HTTP, TCP, exec) and the timers; this module only decides.
-It is fed `PEv` events with the time and returns effects: `Schedule` (run the next probe
+It is fed `PEv` events and returns effects: `Schedule` (run the next probe
 after a delay), `ArmWatchdog`, `Verdict` (the instance's combined health changed: the
-supervisor records it, dependents waiting for `healthy` read it) and `Act` (take the
-configured action; only made when `action = "restart"`). docs/health.md states these
+core records it, dependents waiting for `healthy` read it) and `Act` (take the
+configured action; only made when `action = "restart"`). herder.core.step feeds it and
+turns its effects into timers, checks and the instance table's HealthChanged and Fail. docs/health.md states these
 rules in prose; tests/core/test_health_probe.py checks every line of it.
 
 Why a table like the process machine: process-compose's users met liveness that did not
@@ -21,7 +22,7 @@ Rules in short:
   makes the instance unhealthy at once (no threshold) → Act, with reason `watchdog`;
 - combined health = unhealthy if the watchdog expired or the probe says so; healthy when
   the probe says so (or there is no probe and the instance is ready); else unknown;
-- an Act is made once per fall into unhealthy; the runtime resets the tracker on each
+- an Act is made once per fall into unhealthy; the step resets the tracker on each
   spawn and exit, so a restarted instance starts from unknown with fresh counters.
 """
 
@@ -29,10 +30,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from herder.config.model import Health
+from herder.core.events import FailReason
 
 
 class PState(enum.Enum):
@@ -46,9 +47,9 @@ class PEv(enum.Enum):
     SPAWNED = "spawned"      # a new process: reset, arm the watchdog
     READY = "ready"          # the instance became ready: start probing after initial_delay
     PASS = "pass"            # a probe succeeded
-    FAIL = "fail"            # a probe failed (data: why)
+    FAIL = "fail"            # a probe failed (why)
     PING = "ping"            # WATCHDOG=1
-    EXPIRE = "expire"        # the watchdog deadline passed, or WATCHDOG=trigger (data: why)
+    EXPIRE = "expire"        # the watchdog deadline passed, or WATCHDOG=trigger (why)
     EXITED = "exited"        # the process is gone: stop everything
 
 
@@ -65,13 +66,13 @@ class ArmWatchdog:
 @dataclass(frozen=True)
 class Verdict:
     healthy: bool | None
-    reason: str          # "health" | "watchdog"
+    reason: FailReason   # HEALTH | WATCHDOG
     message: str
 
 
 @dataclass(frozen=True)
 class Act:
-    reason: str          # "health" | "watchdog"
+    reason: FailReason   # HEALTH | WATCHDOG
     message: str
 
 
@@ -80,7 +81,7 @@ ProbeEffect = Schedule | ArmWatchdog | Verdict | Act
 
 @dataclass
 class Tracker:
-    """One instance's liveness record; owned by the runtime loop."""
+    """One instance's liveness record; held by its Instance in the core's World."""
 
     policy: Health
     state: PState = PState.IDLE
@@ -89,7 +90,6 @@ class Tracker:
     ready: bool = False
     watchdog_ok: bool = True
     last_why: str = ""
-    history: list[str] = field(default_factory=list)   # not used by rules; handy in tests
 
     @property
     def probed(self) -> bool:
@@ -104,81 +104,83 @@ class Tracker:
             return True if self.ready else None
         return {PState.HEALTHY: True, PState.UNHEALTHY: False}.get(self.state)
 
-    def handle(self, ev: PEv, **data: Any) -> list[ProbeEffect]:
+    def handle(self, ev: PEv, why: str = "") -> list[ProbeEffect]:
+        """Apply one event; `why` is a failed probe's reason or an expiry's message."""
         before = self.combined()
         rule = TABLE[(self.state, ev)]
-        out, reason, message = rule.fn(self, data)
+        out, reason, message = rule.fn(self, why)
         after = self.combined()
         if after != before:
             out.insert(0, Verdict(after, reason, message))
         return out
 
 
-RuleResult = tuple[list[ProbeEffect], str, str]
+_H, _W = FailReason.HEALTH, FailReason.WATCHDOG
+RuleResult = tuple[list[ProbeEffect], FailReason, str]
 
 
 @dataclass(frozen=True)
 class Rule:
-    fn: Callable[[Tracker, dict[str, Any]], RuleResult]
+    fn: Callable[[Tracker, str], RuleResult]
     doc: str
 
 
-def _ignore(t: Tracker, data: dict[str, Any]) -> RuleResult:
-    return [], "health", ""
+def _ignore(t: Tracker, why: str) -> RuleResult:
+    return [], _H, ""
 
 
-def _spawned(t: Tracker, data: dict[str, Any]) -> RuleResult:
+def _spawned(t: Tracker, why: str) -> RuleResult:
     t.state, t.passes, t.fails, t.ready, t.watchdog_ok, t.last_why = PState.UNKNOWN, 0, 0, False, True, ""
     out: list[ProbeEffect] = [ArmWatchdog(t.policy.watchdog)] if t.policy.watchdog else []
-    return out, "health", ""
+    return out, _H, ""
 
 
-def _ready(t: Tracker, data: dict[str, Any]) -> RuleResult:
+def _ready(t: Tracker, why: str) -> RuleResult:
     t.ready = True
     out: list[ProbeEffect] = [Schedule(t.policy.initial_delay)] if t.probed else []
-    return out, "health", "ready" + ("" if t.probed else "; no health probe")
+    return out, _H, "ready" + ("" if t.probed else "; no health probe")
 
 
-def _pass(t: Tracker, data: dict[str, Any]) -> RuleResult:
+def _pass(t: Tracker, why: str) -> RuleResult:
     t.passes, t.fails = t.passes + 1, 0
     message = ""
     if t.state is not PState.HEALTHY and t.passes >= t.policy.success_threshold:
         t.state = PState.HEALTHY
         message = f"{t.passes} consecutive health check(s) passed"
-    return [Schedule(t.policy.interval)], "health", message
+    return [Schedule(t.policy.interval)], _H, message
 
 
-def _fail(t: Tracker, data: dict[str, Any]) -> RuleResult:
-    t.fails, t.passes, t.last_why = t.fails + 1, 0, str(data.get("why", ""))
+def _fail(t: Tracker, why: str) -> RuleResult:
+    t.fails, t.passes, t.last_why = t.fails + 1, 0, why
     out: list[ProbeEffect] = [Schedule(t.policy.interval)]
     message = ""
     if t.state is not PState.UNHEALTHY and t.fails >= t.policy.failure_threshold:
         t.state = PState.UNHEALTHY
         message = f"{t.fails} consecutive health check failures; last: {t.last_why}"
         if t.policy.action == "restart":
-            out.append(Act("health", message))
-    return out, "health", message
+            out.append(Act(_H, message))
+    return out, _H, message
 
 
-def _ping(t: Tracker, data: dict[str, Any]) -> RuleResult:
+def _ping(t: Tracker, why: str) -> RuleResult:
     if not t.policy.watchdog:
-        return [], "watchdog", ""
+        return [], _W, ""
     t.watchdog_ok = True
-    return [ArmWatchdog(t.policy.watchdog)], "watchdog", "WATCHDOG=1 arrived again"
+    return [ArmWatchdog(t.policy.watchdog)], _W, "WATCHDOG=1 arrived again"
 
 
-def _expire(t: Tracker, data: dict[str, Any]) -> RuleResult:
+def _expire(t: Tracker, why: str) -> RuleResult:
     if not t.watchdog_ok:
-        return [], "watchdog", ""
+        return [], _W, ""
     t.watchdog_ok = False
-    message = str(data.get("why") or f"no WATCHDOG=1 within health.watchdog = {t.policy.watchdog:g}s")
-    out: list[ProbeEffect] = [Act("watchdog", message)] if t.policy.action == "restart" else []
-    return out, "watchdog", message
+    message = why or f"no WATCHDOG=1 within health.watchdog = {t.policy.watchdog:g}s"
+    out: list[ProbeEffect] = [Act(_W, message)] if t.policy.action == "restart" else []
+    return out, _W, message
 
 
-def _exited(t: Tracker, data: dict[str, Any]) -> RuleResult:
+def _exited(t: Tracker, why: str) -> RuleResult:
     t.state, t.passes, t.fails, t.ready, t.watchdog_ok = PState.IDLE, 0, 0, False, True
-    return [], "health", "exited"
+    return [], _H, "exited"
 
 
 P, V = PEv, PState
@@ -186,7 +188,7 @@ LIVE = (V.UNKNOWN, V.HEALTHY, V.UNHEALTHY)
 TABLE: dict[tuple[PState, PEv], Rule] = {}
 
 
-def _rule(states: tuple[PState, ...], events: tuple[PEv, ...], fn: Callable[[Tracker, dict[str, Any]], RuleResult],
+def _rule(states: tuple[PState, ...], events: tuple[PEv, ...], fn: Callable[[Tracker, str], RuleResult],
           doc: str) -> None:
     for s in states:
         for e in events:
@@ -201,7 +203,8 @@ _rule(tuple(PState), (P.EXITED,), _exited, "stop probing; health becomes unknown
 _rule((V.UNKNOWN,), (P.READY,), _ready, "first probe after initial_delay (no probe: healthy now)")
 _rule((V.HEALTHY, V.UNHEALTHY), (P.READY,), _ignore, "ready again after a reload: probing continues")
 _rule(LIVE, (P.PASS,), _pass, "success_threshold passes in a row → healthy; next probe after interval")
-_rule(LIVE, (P.FAIL,), _fail, "failure_threshold failures in a row → unhealthy and Act (once); next probe after interval")
+_rule(LIVE, (P.FAIL,), _fail,
+      "failure_threshold failures in a row → unhealthy and Act (once); next probe after interval")
 _rule(LIVE, (P.PING,), _ping, "re-arm the watchdog; health recovers if the watchdog had expired")
 _rule(LIVE, (P.EXPIRE,), _expire, "unhealthy at once, Act (reason watchdog)")
 

@@ -8,8 +8,10 @@ pid; its cgroup v2 path (when the instance has a cgroup); its ancestry (/proc PP
 bounded); the instance cookie in its environment (a child re-parented to herder after
 its parent exited). Messages from any other process are dropped with a counted warning.
 
-Parsing is pure (herder.core.sdnotify); what each message does is in `Monitor.notified`
-(herder.health.monitor), which owns the instance-facing decisions.
+Parsing is pure (herder.core.sdnotify). This adapter only turns each datagram into one
+typed event for the core (herder.core.events.Notified), with the facts only I/O can give
+(does a MAINPID= belong to the instance, is its parent herder, what an ERRNO= is called);
+what each message does, and in which state it means anything, the core decides.
 """
 
 from __future__ import annotations
@@ -25,9 +27,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from herder.core import sdnotify
+from herder.core.events import (
+    Event,
+    Notice,
+    Notified,
+    NotifyErrno,
+    NotifyExtend,
+    NotifyMainPid,
+    NotifyReady,
+    NotifyReloading,
+    NotifyStatus,
+    NotifyStopping,
+    NotifyWatchdog,
+)
+from herder.process import tree
 
 if TYPE_CHECKING:
-    from herder.runtime.supervisor import Supervisor
+    from herder.core.world import World
+    from herder.runtime.events import EventBus
+    from herder.runtime.processes import Processes
 
 _UCRED = struct.Struct("3i")   # pid, uid, gid
 _MAX_PATH = 100
@@ -35,11 +53,15 @@ BATCH = 256                     # datagrams read per wake-up; the rest wait for 
 
 
 class NotifyServer:
-    """Receives datagrams and hands (instance name, messages) to `deliver`."""
+    """Receives datagrams, tells who sent them, and posts them to the core as Notified."""
 
-    def __init__(self, sup: Supervisor, deliver: Callable[[str, int, list[sdnotify.Message]], None]) -> None:
-        self.sup = sup
-        self.deliver = deliver
+    def __init__(self, state_dir: Path, world: World, procs: Processes, post: Callable[[Event], None],
+                 events: EventBus) -> None:
+        self.state_dir = state_dir
+        self.world = world
+        self.procs = procs
+        self.post = post
+        self.events = events
         self.sock: socket.socket | None = None
         self.address = ""          # the NOTIFY_SOCKET value children get
         self._path: Path | None = None
@@ -49,9 +71,24 @@ class NotifyServer:
 
     # ---- lifetime ---------------------------------------------------------------------
 
+    async def __aenter__(self) -> NotifyServer:
+        self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def env(self, name: str) -> dict[str, str]:
+        """What an instance's environment gets: the socket, and WATCHDOG_USEC with a watchdog."""
+        out = {"NOTIFY_SOCKET": self.address}
+        watchdog = self.world.instances[name].spec.health.watchdog
+        if watchdog:
+            out["WATCHDOG_USEC"] = str(int(watchdog * 1_000_000))
+        return out
+
     def open(self) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
-        path = self.sup.config.state_dir / "notify.sock"
+        path = self.state_dir / "notify.sock"
         path.parent.mkdir(parents=True, exist_ok=True)
         if len(os.fsencode(str(path))) <= _MAX_PATH:
             with contextlib.suppress(FileNotFoundError):
@@ -66,11 +103,11 @@ class NotifyServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self.sock = sock
         asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
-        self.sup.hooks.exited.insert(0, self._before_exit)
+        self.procs.before_exit.append(self._before_exit)
 
     def close(self) -> None:
-        if self._before_exit in self.sup.hooks.exited:
-            self.sup.hooks.exited.remove(self._before_exit)
+        if self._before_exit in self.procs.before_exit:
+            self.procs.before_exit.remove(self._before_exit)
         if self.sock is None:
             return
         with contextlib.suppress(Exception):
@@ -83,7 +120,7 @@ class NotifyServer:
 
     # ---- receiving ----------------------------------------------------------------------
 
-    def _before_exit(self, inst: object, pid: int) -> None:
+    def _before_exit(self) -> None:
         """A main process exited: read what is queued on the socket first, as systemd does
         (its notify source outranks SIGCHLD). A daemon that hands over with MAINPID= and
         exits at once may be reaped before its datagram is read; read after, the hand-over
@@ -132,7 +169,31 @@ class NotifyServer:
         except sdnotify.Garbage as e:
             self._garbage(pid, str(e), name)
             return
-        self.deliver(name, pid, messages)
+        notices = tuple(n for n in (self._notice(name, m) for m in messages) if n is not None)
+        if notices:
+            self.post(Notified(name, notices))
+
+    def _notice(self, name: str, msg: sdnotify.Message) -> Notice | None:
+        """One message as the core's typed notice (None: a message herder ignores, as systemd does)."""
+        key, value = msg.key, msg.value
+        if key == "READY" and value == "1":
+            return NotifyReady()
+        if key == "STATUS":
+            return NotifyStatus(value)
+        if key == "MAINPID":
+            pid = int(value)
+            return NotifyMainPid(pid, pid > 1 and self.owner(pid) == name, tree.ppid(pid) != os.getpid())
+        if key == "RELOADING" and value == "1":
+            return NotifyReloading()
+        if key == "STOPPING" and value == "1":
+            return NotifyStopping()
+        if key == "WATCHDOG" and value in ("1", "trigger"):
+            return NotifyWatchdog(trigger=value == "trigger")
+        if key == "EXTEND_TIMEOUT_USEC":
+            return NotifyExtend(int(value) / 1_000_000)
+        if key == "ERRNO":
+            return NotifyErrno(int(value), os.strerror(int(value)))
+        return None
 
     def _garbage(self, pid: int | None, why: str, name: str = "") -> None:
         self.garbage += 1
@@ -140,31 +201,23 @@ class NotifyServer:
                    {"pid": pid, "count": self.garbage}, name)
 
     def _warn(self, message: str, data: dict[str, object] | None = None, name: str = "") -> None:
-        self.sup.events.emit(name, "notify_warning", message, dict(data or {}))
+        self.events.emit(name, "notify_warning", message, dict(data or {}))
 
     # ---- who sent it ----------------------------------------------------------------------
 
     def owner(self, pid: int) -> str | None:
         """The instance `pid` belongs to: its main process or a descendant; else None."""
-        mains = {inst.pid: name for name, inst in self.sup.instances.items() if inst.pid is not None}
+        mains = self.procs.main_pids()
         if pid in mains:
             return mains[pid]
         name = self._by_cgroup(pid)
         if name is not None:
             return name
-        cur = pid
-        for _ in range(64):
-            cur = _ppid(cur) or 0
-            if cur <= 1 or cur == os.getpid():
-                break
-            if cur in mains:
-                return mains[cur]
-        cookie = _cookie(pid)
-        if cookie is not None:
-            for name, p in self.sup.procs.items():
-                if p.cookie == cookie and self.sup.instances[name].pid is not None:
-                    return name
-        return None
+        for up in tree.ancestors(pid):
+            if up in mains:
+                return mains[up]
+        cookie = tree.cookie(pid)
+        return self.procs.by_cookie(cookie) if cookie is not None else None
 
     def _by_cgroup(self, pid: int) -> str | None:
         try:
@@ -172,29 +225,4 @@ class NotifyServer:
                 v2 = next((line[3:].strip() for line in f if line.startswith("0::")), None)
         except OSError:
             return None
-        if not v2:
-            return None
-        for name, p in self.sup.procs.items():
-            if p.cgroup is not None and str(p.cgroup.path).endswith(v2) and v2.rsplit("/", 1)[-1] == name:
-                return name
-        return None
-
-
-def _ppid(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-        return int(data[data.rindex(b")") + 2:].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _cookie(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            for item in f.read().split(b"\0"):
-                if item.startswith(b"HERDER_INSTANCE_ID="):
-                    return item.split(b"=", 1)[1].decode(errors="replace")
-    except OSError:
-        return None
-    return None
+        return self.procs.by_cgroup(v2) if v2 else None

@@ -1,4 +1,4 @@
-"""The checks themselves: one HTTP request, one TCP connect, one command, a log line.
+"""The checks themselves: one HTTP request, one TCP connect, one command.
 
 Each check is a coroutine returning (ok, why) and never raising for the probed program's
 faults: a refused connection, a 500 or a timeout is a failed check with a reason the
@@ -8,7 +8,8 @@ costs no thread and no dependency; https does not verify the certificate, as Kub
 probes do not (local services use self-signed ones).
 
 Exec checks are started with herder.process.spawn and their exit comes from the
-supervisor's reaper (`Supervisor.watch_pid`): a second waitpid() would race it.
+supervisor's reaper (herder.runtime.processes.Processes.watch): a second waitpid() would
+race it. (`ready.log` is no check here: the log hub matches the live lines.)
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import ssl
 import subprocess
 import urllib.parse
 from collections.abc import Callable
-from pathlib import Path
 
 from herder.config.probe_values import split_hostport
 from herder.process import spawn as spawner
@@ -101,7 +101,12 @@ async def exec_check(launch: spawner.Launch, timeout: float, watch_pid: WatchPid
         popen = spawner.spawn(launch, subprocess.DEVNULL, subprocess.DEVNULL)
     except Exception as e:  # noqa: BLE001 - SpawnError and friends: a failed check, not a crash
         return False, f"cannot run {launch.argv[0]}: {e}"
-    watch_pid(popen.pid, lambda code: done.done() or done.set_result(code))
+
+    def exited(code: int) -> None:
+        if not done.done():
+            done.set_result(code)
+
+    watch_pid(popen.pid, exited)
     popen.returncode = 0  # herder's reaper owns this pid: Popen must never waitpid() it
     try:
         async with asyncio.timeout(timeout):
@@ -117,40 +122,3 @@ async def exec_check(launch: spawner.Launch, timeout: float, watch_pid: WatchPid
         return True, "exit 0"
     what = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit {code}"
     return False, f"{launch.argv[0]}: {what}"
-
-
-class LogWatch:
-    """Tails the files a service's output goes to, from where they ended at spawn, until a
-    line matches. Reads only while the instance is starting (ready.interval apart), and
-    works whoever writes the file (the child directly, or herder's log capture)."""
-
-    def __init__(self, paths: list[Path], pattern: str) -> None:
-        self.pattern = re.compile(pattern)
-        self.offsets = {p: _size(p) for p in paths}
-        self.partial = {p: b"" for p in paths}
-
-    def check(self) -> Result:
-        for path, offset in self.offsets.items():
-            size = _size(path)
-            if size < offset:  # rotated or truncated: start over
-                offset, self.partial[path] = 0, b""
-            if size == offset:
-                continue
-            with contextlib.suppress(OSError), open(path, "rb") as f:
-                f.seek(offset)
-                chunk = f.read(min(size - offset, 1 << 20))
-                self.offsets[path] = offset + len(chunk)
-                lines = (self.partial[path] + chunk).split(b"\n")
-                self.partial[path] = lines.pop()[-65536:]
-                for line in lines:
-                    text = line.decode("utf-8", "replace")
-                    if self.pattern.search(text):
-                        return True, f"log line matched: {text[:120]}"
-        return False, "no matching log line yet"
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0

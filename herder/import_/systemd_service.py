@@ -184,7 +184,7 @@ def _read_env_file(path: Path) -> dict[str, str] | None:
         from io import StringIO
 
         return {k: v or "" for k, v in dotenv_values(stream=StringIO(src.text), interpolate=False).items()}
-    except Exception:  # an unreadable file is reported as not carried by the caller
+    except Exception:  # noqa: BLE001 - an unreadable file is reported as not carried by the caller
         return None
 
 

@@ -14,7 +14,7 @@ from collections import deque
 from typing import IO
 
 from herder.logs._framing import Record
-from herder.logs._hub import Tap
+from herder.logs._taps import Tap
 
 _COLOURS = (36, 33, 32, 35, 34, 91, 92, 93, 94, 95, 96)
 BACKLOG = 5000
@@ -59,7 +59,8 @@ class ConsoleTap(Tap):
                 skipped, self.skipped = self.skipped, 0
             out = []
             if skipped:
-                out.append(f"herder | [terminal too slow: {skipped} lines not shown here; they are in the files]\n".encode())
+                note = f"herder | [terminal too slow: {skipped} lines not shown here; they are in the files]\n"
+                out.append(note.encode())
             for r in batch:
                 p = self.prefix.get(r.instance) or (r.instance.ljust(self.width) + " | ").encode()
                 out.append(p + r.line + b"\n")

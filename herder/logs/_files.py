@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from herder.runtime.clock import Clock
+from herder.runtime.clock import Now
 
 _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
 Notify = Callable[[str, str, dict[str, object]], None]  # (kind, message, data)
@@ -144,7 +144,7 @@ class RotatingFile:
     """An append-only log file owned by the writer thread. Not thread-safe by design."""
 
     def __init__(self, path: Path, *, max_size: int, max_files: int, rotate_every: float | None,
-                 compress: bool, clock: Clock, compressor: Compressor | None = None,
+                 compress: bool, clock: Now, compressor: Compressor | None = None,
                  notify: Notify | None = None, label: str = "", mode: int = 0o640, dir_mode: int = 0o750) -> None:
         self.path = path
         self.mode, self.dir_mode = mode, dir_mode   # private by default: logs carry the services' output

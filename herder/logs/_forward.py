@@ -134,8 +134,8 @@ class EventLogForwarder:
 
     def __init__(self, api: Any = None) -> None:
         if api is None:
-            import win32evtlog  # type: ignore[import-not-found]  # noqa: F401 - lazy: Windows only
-            import win32evtlogutil  # type: ignore[import-not-found]
+            import win32evtlog  # noqa: F401 - lazy: Windows only
+            import win32evtlogutil
             api = win32evtlogutil
         self.api = api
         self.sent = self.dropped = 0

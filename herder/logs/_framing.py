@@ -19,7 +19,7 @@ import json
 import time
 from typing import Any, NamedTuple
 
-_ESC = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_ESC = json.encoder.encode_basestring
 RING_SAMPLE = 8192  # raw path with no line consumer: lines for the ring come from this tail of a chunk
 
 

@@ -1,17 +1,24 @@
-"""LogHub: the one owner of service output, plugged into the supervisor's seams.
+"""LogHub: the one owner of service output, owned by the supervisor's runtime.
 
-It gives every instance its pipes (`Hooks.outputs`), frames, rings, forwards and writes
-what comes out of them (in the pump's writer thread), reopens files on SIGUSR1, drains an
-instance's pipes when it exits so the exit event carries its last stderr lines
-(`Hooks.exited` + `Hooks.event_data`), and serves tails and followers to the API and the
-foreground console. Counters (written, dropped, unwritten) feed status and metrics.
+It gives every instance its pipes at spawn (`outputs`), frames, rings, forwards and
+writes what comes out of them (in the pump's writer thread), reopens files (SIGUSR1),
+drains an instance's pipes when it exits so the exit event carries its last stderr
+lines (`drain`, then `exit_data`), and serves tails and followers to the API and the
+foreground console. `ready.log` is matched here, on the live lines of the run it was
+asked for (`outputs(..., watch=)`), from the first byte on: no file is re-read, so the
+path (replicas, relative paths) and rotation cannot make it miss the line. Counters
+(written, dropped, unwritten) feed status and metrics.
+
+Nothing here blocks the loop: a drain is a request to the reader thread whose answer
+comes back as a callback on the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
+import functools
+import os
 import subprocess
 import threading
 import time
@@ -26,91 +33,26 @@ from herder.logs._forward import Forwarder, make_forwarder
 from herder.logs._framing import Framer, Record
 from herder.logs._pump import Channel, Pump, make_pipe
 from herder.logs._ring import Ring, merge_tails
-from herder.runtime.clock import Clock, MonotonicClock
+from herder.logs._taps import FollowTap, LineWatch, Outputs, Tap, _Fd
+from herder.logs.paths import output_path
+from herder.runtime.clock import MonotonicClock, Now
 
 if TYPE_CHECKING:
     from herder.config import Config
-    from herder.core.machine import Instance
+    from herder.core.instance import Instance
     from herder.runtime.events import EventBus
 
-EXIT_DRAIN_WAIT = 0.25   # longest the loop waits for an exited instance's last output
-FOLLOW_BACKLOG = 10000   # records a slow follower may lag before lines are skipped
+EXIT_DRAIN_WAIT = 0.25   # longest an exit event waits for the instance's last output
 _DROP_REPORT_EVERY = 5.0
-
-
-class _Fd:
-    """A write end given to the child; closed in the parent right after the spawn."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def close(self) -> None:
-        import os
-        os.close(self.fd)
-
-
-class Tap:
-    """A live consumer of records (a follower or the console). offer() runs in the writer thread."""
-
-    def __init__(self, names: set[str] | None) -> None:
-        self.names = names
-        self.skipped = 0
-
-    def wants(self, instance: str) -> bool:
-        return self.names is None or instance in self.names
-
-    def offer(self, records: list[Record]) -> None:
-        raise NotImplementedError
-
-
-class FollowTap(Tap):
-    """Hands records to an asyncio consumer; lines beyond FOLLOW_BACKLOG are skipped and counted."""
-
-    def __init__(self, names: set[str] | None, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(names)
-        self.loop = loop
-        self.buf: list[Record] = []
-        self.lock = threading.Lock()
-        self.ready = asyncio.Event()
-        self._flagged = False
-
-    def offer(self, records: list[Record]) -> None:
-        with self.lock:
-            room = FOLLOW_BACKLOG - len(self.buf)
-            if room < len(records):
-                self.skipped += len(records) - max(room, 0)
-                records = records[:max(room, 0)]
-            self.buf.extend(records)
-            flag = not self._flagged
-            self._flagged = True
-        if flag:
-            with contextlib.suppress(RuntimeError):  # loop closed
-                self.loop.call_soon_threadsafe(self.ready.set)
-
-    def take(self) -> list[Record]:
-        with self.lock:
-            out, self.buf = self.buf, []
-            self._flagged = False
-            self.ready.clear()
-        return out
-
-
-class _Stream:
-    """Per (instance, stream) settings shared by successive runs."""
-
-    def __init__(self, sink: RotatingFile | None, spec: Logs, forwarders: list[Forwarder]) -> None:
-        self.sink, self.spec, self.forwarders = sink, spec, forwarders
 
 
 class LogHub:
     """The capture component. `install(supervisor)` wires it in; it is entered before services start."""
 
-    def __init__(self, config: Config, events: EventBus, *, clock: Clock | None = None,
-                 signals: bool = True) -> None:
+    def __init__(self, config: Config, events: EventBus, *, clock: Now | None = None) -> None:
         self.config = config
         self.events = events
-        self.clock = clock or MonotonicClock()
-        self.signals = signals
+        self.clock = clock or MonotonicClock()   # rotation deadlines, read in the writer thread
         self.compressor = Compressor()
         self.pump = Pump(self._deliver, self._on_drop, self._idle)
         self.sinks: dict[Path, RotatingFile] = {}
@@ -121,39 +63,23 @@ class LogHub:
         self.taps: list[Tap] = []
         self._forwarders: dict[str, Forwarder] = {}
         self._drop_reported: dict[str, float] = {}
-        self._emit_lock = threading.Lock()
-        self._emit_queue: list[tuple[str, str, str, dict[str, Any]]] = []
-        self._emit_pending = False
+        self._calls_lock = threading.Lock()
+        self._calls: list[Callable[[], object]] = []
+        self._calls_pending = False
+        self.watches: dict[Channel, LineWatch] = {}   # writer thread only
         self.console: Any = None  # the foreground view (a Tap with close()), if any
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
         self._lock = threading.Lock()
 
-    # -- wiring ---------------------------------------------------------------------------------
-
-    def install(self, sup: Any) -> LogHub:
-        sup.components.append(self)
-        sup.hooks.outputs.append(self.outputs)
-        sup.hooks.exited.append(self.exited)
-        if hasattr(sup.hooks, "event_data"):
-            sup.hooks.event_data.append(self.event_data)
-        if hasattr(sup.hooks, "status"):
-            sup.hooks.status.append(self.status)
-        return self
+    # -- lifetime (the supervisor enters the hub before the first spawn) -------------------------
 
     async def __aenter__(self) -> LogHub:
         self._loop = asyncio.get_running_loop()
         self.start()
-        if self.signals:
-            from herder.runtime import signals
-
-            self._undo_usr1 = signals.install(self._loop, signal.SIGUSR1, self.reopen)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        undo, self._undo_usr1 = getattr(self, "_undo_usr1", None), None
-        if undo is not None:
-            undo()
         await asyncio.get_running_loop().run_in_executor(None, self.close)
 
     def start(self) -> None:
@@ -179,15 +105,9 @@ class LogHub:
 
     # -- spawn-time hook (loop thread) ------------------------------------------------------------
 
-    def log_path(self, inst: Instance, mode: str, auto_suffix: str) -> Path:
-        if mode == "auto":
-            return self.config.log_dir / f"{inst.name}{auto_suffix}"
-        path = Path(mode.replace("{replica}", str(inst.replica if inst.replica is not None else 0)))
-        if not path.is_absolute():
-            path = self.config.path.resolve().parent / path
-        if inst.replica is not None and "{replica}" not in mode:  # replicas never share a file
-            path = path.with_name(f"{path.stem}.{inst.replica}{path.suffix}")
-        return path
+    def log_path(self, inst: Instance, mode: str, stream: str) -> Path | None:
+        return output_path(mode, inst.name, inst.replica, stream, log_dir=self.config.log_dir,
+                           config_dir=self.config.path.resolve().parent)
 
     def _sink(self, inst: Instance, path: Path) -> RotatingFile:
         with self._lock:
@@ -214,64 +134,81 @@ class LogHub:
             out.append(self._forwarders[target])
         return out
 
-    def outputs(self, inst: Instance) -> tuple[Any, Any, list[Any], Callable[[int], None]]:
-        """(stdout, stderr, files to close, after_spawn) for Supervisor._spawn."""
+    def outputs(self, inst: Instance, watch: LineWatch | None = None) -> Outputs:
+        """The child's stdout and stderr for a spawn; `watch` sees this run's lines (ready.log)."""
         spec = inst.spec.logs
         fwd = self._forwarders_for(spec)
-        closers: list[Any] = []
+        outs = Outputs(None, None)
         chans: list[Channel] = []
 
         def capture(stream: str, sink: RotatingFile | None) -> int:
             r, w = make_pipe()
-            closers.append(_Fd(w))
+            outs.close.append(_Fd(w))
             framer = Framer(inst.service, inst.name, stream, timestamps=spec.timestamps, fmt=spec.format,
                             max_line=spec.max_line)
             chans.append(Channel(r, inst.name, stream, framer, sink, spec.on_overflow == "drop",
                                  spec.buffer, fwd))
             return w
 
-        def target(mode: str, stream: str, suffix: str) -> Any:
+        def target(mode: str, stream: str) -> int | None:
             if mode == "inherit":
                 return None
             if mode == "null":
                 return capture(stream, None) if stream == "stderr" else subprocess.DEVNULL
-            return capture(stream, self._sink(inst, self.log_path(inst, mode, suffix)))
+            path = self.log_path(inst, mode, stream)
+            return capture(stream, self._sink(inst, path) if path is not None else None)
 
-        out = target(spec.stdout, "stdout", ".log")
-        if spec.stderr == "merge":
-            if out is None:
-                err: Any = None
+        try:
+            outs.stdout = target(spec.stdout, "stdout")
+            if spec.stderr == "merge":
+                outs.stderr = None if outs.stdout is None else capture("stderr", chans[0].sink if chans else None)
             else:
-                sink = chans[0].sink if chans else None
-                err = capture("stderr", sink)
-        else:
-            err = target(spec.stderr, "stderr", ".err.log")
+                outs.stderr = target(spec.stderr, "stderr")
+        except BaseException:
+            outs.close_all()
+            for ch in chans:
+                os.close(ch.fd)
+            raise
         self.current[inst.name] = chans
         name = inst.name
-        self.pump.in_writer(lambda: self.err_tail.pop(name, None))  # after the last run's output
+
+        def attach() -> None:   # writer thread, before any chunk of these pipes
+            self.err_tail.pop(name, None)   # after the last run's output
+            for old in [c for c, w in self.watches.items() if c.instance == name]:
+                del self.watches[old]
+            if watch is not None:
+                for ch in chans:
+                    self.watches[ch] = watch
+
+        self.pump.in_writer(attach)
         for ch in chans:
             self.pump.add(ch)
-        return out, err, closers, lambda pid: None
+        return outs
 
-    # -- exit hook (loop thread) ------------------------------------------------------------------
+    def unwatch(self, name: str) -> None:
+        """The run's ready.log watch is over (ready, or the run ended)."""
+        def detach() -> None:
+            for ch in [c for c in self.watches if c.instance == name]:
+                del self.watches[ch]
+        self.pump.in_writer(detach)
 
-    def exited(self, inst: Instance, pid: int) -> None:
-        """Pull what the instance wrote before it died into the ring, so the exit event has it."""
-        chans = self.current.get(inst.name, [])
+    # -- exits (loop thread) ----------------------------------------------------------------------
+
+    def drain(self, name: str, then: Callable[[], None]) -> None:
+        """Pull what the exited instance wrote into the ring (for its exit event), then call
+        `then` on the loop. Never waits: the reader and writer threads do the work."""
+        chans = self.current.get(name, [])
         if not chans:
+            then()
             return
-        done = threading.Event()
-        self.pump.drain(chans, done.set)
-        done.wait(EXIT_DRAIN_WAIT)
+        self.pump.drain(chans, lambda: self._call_on_loop(then))
 
-    def event_data(self, inst: Instance, kind: str) -> dict[str, Any]:
-        if kind != "exit" or inst.spec.logs.tail_lines <= 0:
+    def exit_data(self, inst: Instance) -> dict[str, Any]:
+        """Extra data of an instance's `exit` event: its last stderr lines."""
+        if inst.spec.logs.tail_lines <= 0:
             return {}
         lines = self.err_tail.get(inst.name, [])[-inst.spec.logs.tail_lines:]
         return {"stderr_tail": [x.decode("utf-8", "replace") for x in lines]}
-
-    def status(self, inst: Instance) -> dict[str, Any]:
-        return {"logs": self.stats(inst.name)}
 
     def stats(self, name: str) -> dict[str, Any]:
         sinks = {ch.sink for ch in self.current.get(name, []) if ch.sink is not None}
@@ -279,17 +216,6 @@ class LogHub:
                 "unwritten_bytes": sum(s.unwritten for s in sinks),
                 "written_bytes": sum(s.written for s in sinks),
                 "files": sorted(str(s.path) for s in sinks)}
-
-    def metrics(self) -> list[str]:
-        """Prometheus text lines for GET /metrics."""
-        out = ["# TYPE herder_log_dropped_bytes_total counter",
-               "# TYPE herder_log_unwritten_bytes_total counter",
-               "# TYPE herder_log_written_bytes_total counter"]
-        for name in sorted(self.current):
-            s = self.stats(name)
-            for key in ("dropped", "unwritten", "written"):
-                out.append(f'herder_log_{key}_bytes_total{{instance="{name}"}} {s[key + "_bytes"]}')
-        return out
 
     # -- operator actions -------------------------------------------------------------------------
 
@@ -325,7 +251,8 @@ class LogHub:
                 await tap.ready.wait()
                 skipped, tap.skipped = tap.skipped, 0
                 if skipped:
-                    yield Record(time.time(), "", "herder", f"[herder: follower too slow, {skipped} lines skipped]".encode())
+                    note = f"[herder: follower too slow, {skipped} lines skipped]"
+                    yield Record(time.time(), "", "herder", note.encode())
                 for rec in tap.take():
                     yield rec
         finally:
@@ -342,12 +269,15 @@ class LogHub:
         taps = self.taps
         for ch, ts, data in chunk:
             fr = ch.framer
+            watch = self.watches.get(ch)
             if data is None:
                 last, lines = fr.flush(ts)
                 out = [last] if last else []
             else:
-                want = bool(ch.forward or taps or ch.stream == "stderr")
+                want = bool(ch.forward or taps or ch.stream == "stderr" or watch is not None)
                 out, lines = fr.feed(data, ts, want)
+            if watch is not None and lines:
+                self._match(watch, lines)
             if out and ch.sink is not None:
                 writes.setdefault(ch.sink, []).extend(out)
             if lines:
@@ -378,6 +308,17 @@ class LogHub:
                 if mine:
                     tap.offer(mine)
 
+    def _match(self, watch: LineWatch, lines: list[bytes]) -> None:
+        """Writer thread: the first matching line of a watched run goes to the loop, once."""
+        if watch.done:
+            return
+        for line in lines:
+            text = line.decode("utf-8", "replace")
+            if watch.pattern.search(text):
+                watch.done = True
+                self._call_on_loop(functools.partial(watch.on_match, text))
+                return
+
     def _idle(self) -> float | None:
         """Writer thread: run due time rotations; seconds until the next one (None: no timer)."""
         nxt = None
@@ -404,23 +345,30 @@ class LogHub:
         return lambda kind, msg, data: self._emit(name, kind, msg, dict(data))
 
     def _emit(self, instance: str, kind: str, message: str, data: dict[str, Any]) -> None:
-        """An event from the pump or writer thread, handed to the loop. At most one wake-up
-        is in flight (herder.runtime.signals: a full self-pipe would drop signals)."""
-        loop = self._loop
-        if loop is None:
+        """An event from the pump or writer thread, published on the loop."""
+        if self._loop is None:
             self.events.emit(instance, kind, message, data)
             return
-        with self._emit_lock:
-            self._emit_queue.append((instance, kind, message, data))
-            if self._emit_pending:
-                return
-            self._emit_pending = True
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self._emit_flush)
+        self._call_on_loop(lambda: self.events.emit(instance, kind, message, data))
 
-    def _emit_flush(self) -> None:
-        with self._emit_lock:
-            batch, self._emit_queue = self._emit_queue, []
-            self._emit_pending = False
-        for instance, kind, message, data in batch:
-            self.events.emit(instance, kind, message, data)
+    def _call_on_loop(self, fn: Callable[[], object]) -> None:
+        """Run fn on the loop, in order. At most one wake-up is in flight
+        (herder.runtime.signals: a burst of them fills the loop's self-pipe)."""
+        loop = self._loop
+        if loop is None:
+            fn()
+            return
+        with self._calls_lock:
+            self._calls.append(fn)
+            if self._calls_pending:
+                return
+            self._calls_pending = True
+        with contextlib.suppress(RuntimeError):   # the loop is closed
+            loop.call_soon_threadsafe(self._run_calls)
+
+    def _run_calls(self) -> None:
+        with self._calls_lock:
+            batch, self._calls = self._calls, []
+            self._calls_pending = False
+        for fn in batch:
+            fn()

@@ -80,7 +80,7 @@ class Pump:
         self._sel = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
-        self._cmds: deque[Callable[[], None]] = deque()
+        self._cmds: deque[Callable[[], object]] = deque()
         self._items: deque[tuple[Channel, float, bytes | None] | Callable[[], None]] = deque()
         self._cv = threading.Condition()
         self._queued_total = 0    # reader thread only
@@ -96,7 +96,7 @@ class Pump:
 
     # -- called from other threads ---------------------------------------------------------------
 
-    def _command(self, fn: Callable[[], None]) -> None:
+    def _command(self, fn: Callable[[], object]) -> None:
         self._cmds.append(fn)
         with contextlib.suppress(BlockingIOError):
             os.write(self._wake_w, b"!")

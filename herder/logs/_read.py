@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from herder.config import Config
+from herder.core.instance import instance_names
+from herder.logs.paths import output_path
 
 _TS_RE = re.compile(rb"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3})Z ")
 
@@ -40,24 +42,17 @@ def parse_ts(stamp: str) -> float:
 def instance_files(cfg: Config, only: list[str] | None = None) -> list[tuple[str, str, Path]]:
     """(instance, stream, path) for every captured file the config describes."""
     out = []
+    config_dir = cfg.path.resolve().parent
     for svc, spec in cfg.services.items():
         if only and svc not in only and not any(o.startswith(svc + ".") for o in only):
             continue
-        names = [(svc, None)] if spec.replicas == 1 else [(f"{svc}.{i}", i) for i in range(spec.replicas)]
-        for name, replica in names:
+        for name, replica in instance_names(svc, spec.replicas):
             if only and svc not in only and name not in only:
                 continue
-            for stream, mode, suffix in (("stdout", spec.logs.stdout, ".log"), ("stderr", spec.logs.stderr, ".err.log")):
-                if mode in ("inherit", "null", "merge"):
+            for stream, mode in (("stdout", spec.logs.stdout), ("stderr", spec.logs.stderr)):
+                path = output_path(mode, name, replica, stream, log_dir=cfg.log_dir, config_dir=config_dir)
+                if path is None:
                     continue
-                if mode == "auto":
-                    path = cfg.log_dir / f"{name}{suffix}"
-                else:
-                    path = Path(mode.replace("{replica}", str(replica or 0)))
-                    if not path.is_absolute():
-                        path = cfg.path.resolve().parent / path
-                    if replica is not None and "{replica}" not in mode:
-                        path = path.with_name(f"{path.stem}.{replica}{path.suffix}")
                 out.append((name, stream if spec.logs.stderr != "merge" else "", path))
     return out
 
@@ -65,7 +60,7 @@ def instance_files(cfg: Config, only: list[str] | None = None) -> list[tuple[str
 def last_lines(path: Path, n: int, block: int = 64 * 1024) -> list[bytes]:
     """The last n lines of a file, reading backwards (n <= 0: all)."""
     try:
-        f = open(path, "rb")
+        f = open(path, "rb")  # noqa: SIM115 - closed by the `with f` below; a missing file is no error
     except FileNotFoundError:
         return []
     with f:

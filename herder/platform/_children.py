@@ -27,6 +27,8 @@ import sys
 from dataclasses import dataclass
 from typing import IO, Any
 
+from herder.units import parse_signal
+
 
 @dataclass(frozen=True)
 class Stopped:
@@ -67,7 +69,7 @@ class Child:
         if sys.platform == "win32":
             return _console_ctrl_c(self.pid)
         try:
-            os.killpg(self.pid, signal.Signals[stop_signal])
+            os.killpg(self.pid, parse_signal(stop_signal))
         except (ProcessLookupError, PermissionError) as e:
             return f"could not send {stop_signal} ({e.strerror or e})"
         return None

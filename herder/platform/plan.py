@@ -185,7 +185,7 @@ def _do(s: Step, runner: Runner, say: Callable[[str], None]) -> tuple[str, Calla
         note = s.fn()
     except HerderError:
         raise
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any step's failure becomes an InstallError naming the step
         raise InstallError(f"`{s.name or s.shown}` failed: {describe_error(e)}") from None
     if note:
         say(note)
@@ -213,7 +213,7 @@ def _roll_back(undo: list[tuple[str, Callable[[], None]]]) -> str:
     for name, fn in reversed(undo):
         try:
             fn()
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a rollback step's failure is reported, the rest still run
             failed.append(f"`{name}`: {describe_error(e)}")
     if failed:
         return "the rollback was incomplete (" + "; ".join(failed) + "): fix that by hand"

@@ -18,6 +18,7 @@ import os
 import signal
 from pathlib import Path
 
+from herder.process import tree
 from herder.store.statedir import state_tag
 
 
@@ -143,8 +144,7 @@ class Cgroups:
             p = todo.pop()
             with contextlib.suppress(OSError):
                 cg.enter(p)
-                with open(f"/proc/{p}/task/{p}/children") as f:
-                    todo.extend(int(c) for c in f.read().split())
+                todo.extend(tree.children(p))
 
     def instances(self) -> list[Cgroup]:
         try:

@@ -16,8 +16,7 @@ import os
 import pwd
 import subprocess
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from herder.config.model import ServiceSpec
 from herder.errors import SpawnError
@@ -125,32 +124,3 @@ def _gid(group: str) -> int:
     import grp
 
     return grp.getgrnam(group).gr_gid
-
-
-def open_outputs(spec: ServiceSpec, name: str, log_dir: Path,
-                 dir_mode: int = 0o750) -> tuple[Any, Any, list[IO[bytes]]]:
-    """(stdout, stderr, files to close after the spawn) for the simple output modes.
-
-    auto → {log_dir}/{name}.log (stderr auto → {name}.err.log), a path, inherit or null;
-    the child writes to the file directly. Capture with rotation lives in herder.logs.
-    """
-    opened: list[IO[bytes]] = []
-
-    def target(mode: str, auto_name: str) -> Any:
-        if mode == "inherit":
-            return None
-        if mode == "null":
-            return subprocess.DEVNULL
-        from herder.logs._files import make_dirs, open_log
-
-        path = log_dir / auto_name if mode == "auto" else Path(mode)
-        make_dirs(path.parent, dir_mode)
-        f = open(open_log(path, spec.logs.file_mode), "ab")  # noqa: SIM115 - closed by the caller after the spawn
-        opened.append(f)
-        return f
-
-    out = target(spec.logs.stdout, f"{name}.log")
-    err = subprocess.STDOUT if spec.logs.stderr == "merge" else target(spec.logs.stderr, f"{name}.err.log")
-    if spec.logs.stderr == "merge" and out is None:
-        err = None
-    return out, err, opened

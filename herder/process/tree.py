@@ -1,9 +1,15 @@
-"""Finding an instance's processes when no cgroup holds them, and proving they are herder's.
+"""Walking process trees: the one place that reads /proc for parents, children and cookies.
 
-The fallback for `kill = "tree"` without a cgroup: the process group, the main process's
-descendants (psutil), and any process whose environment carries the instance's cookie
-(HERDER_INSTANCE_ID), which catches children that called setsid() and were re-parented
-after their parent died. psutil is imported lazily: only stops pay for it.
+Used for `kill = "tree"` without a cgroup (the process group, the main process's
+descendants, and any process whose environment carries the instance's cookie
+HERDER_INSTANCE_ID, which catches children that called setsid() and were re-parented
+after their parent died), for the RSS of an instance's tree (max_memory_restart), for
+placing a fresh child's early forks into its cgroup, and for telling which instance an
+sd_notify sender belongs to (ancestry, cookie).
+
+Children come from /proc/PID/task/TID/children (Linux ≥ 3.5 with CONFIG_PROC_CHILDREN,
+every distribution kernel): no scan of all of /proc. Only `members` scans (psutil,
+imported lazily) for the group and cookie, and only stops pay for it.
 
 The same two facts prove ownership of a process a previous herder left (herder.store.
 runstate): its start time (a recycled pid has another) and its cookie, which only herder
@@ -22,54 +28,74 @@ import sys
 #: The kill signal; Windows has no SIGKILL (os.kill with any other number there is TerminateProcess).
 SIGKILL: int = 9 if sys.platform == "win32" else signal.SIGKILL
 
+_SCAN_LIMIT = 10_000
 COOKIE = b"HERDER_INSTANCE_ID="
 INSTANCE = b"HERDER_INSTANCE="
 
 
-def members(pid: int | None, pgid: int | None, cookie: str) -> set[int]:
-    import psutil
-
-    found: set[int] = set()
-    if pid is not None:
-        with contextlib.suppress(psutil.Error):
-            p = psutil.Process(pid)
-            found.add(pid)
-            found.update(c.pid for c in p.children(recursive=True))
-    needle = COOKIE + cookie.encode()
-    me = os.getpid()
-    for p in psutil.process_iter():
-        if p.pid == me or p.pid in found:
-            continue
-        try:
-            if pgid is not None and os.getpgid(p.pid) == pgid:
-                found.add(p.pid)
-                continue
-            if needle in _environ(p.pid):
-                found.add(p.pid)
-        except (OSError, psutil.Error):
-            continue
-    return found
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """/proc/PID/stat after the command name (which may hold spaces and parentheses)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return data[data.rindex(b")") + 2:].split()
+    except (OSError, ValueError):
+        return None
 
 
-def kill_all(pids: set[int], signum: int = SIGKILL) -> int:
-    n = 0
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signum)
-            n += 1
-    return n
+def ppid(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    try:
+        return int(fields[1]) if fields else None
+    except (IndexError, ValueError):
+        return None
 
 
 def start_time(pid: int) -> int | None:
     """Start time of pid in clock ticks since boot (/proc/PID/stat field 22), or None."""
+    fields = _stat_fields(pid)
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
+        return int(fields[19]) if fields else None
+    except (IndexError, ValueError):
         return None
-    # the command name (field 2) may contain spaces and parentheses: split after the last ')'
-    rest = data[data.rindex(b")") + 2:].split()
-    return int(rest[19])
+
+
+def children(pid: int) -> list[int]:
+    """pid's children, from every thread's children file."""
+    out: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out.extend(int(c) for c in f.read().split())
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def descendants(pid: int, limit: int = _SCAN_LIMIT) -> set[int]:
+    """pid and its descendants."""
+    found, todo = {pid}, [pid]
+    while todo and len(found) < limit:
+        for kid in children(todo.pop()):
+            if kid not in found:
+                found.add(kid)
+                todo.append(kid)
+    return found
+
+
+def ancestors(pid: int, limit: int = 64) -> list[int]:
+    """pid's parent, grandparent … up to (not including) pid 1 or herder itself."""
+    out, cur, me = [], pid, os.getpid()
+    for _ in range(limit):
+        cur = ppid(cur) or 0
+        if cur <= 1 or cur == me:
+            break
+        out.append(cur)
+    return out
 
 
 def _environ(pid: int) -> list[bytes]:
@@ -77,7 +103,7 @@ def _environ(pid: int) -> list[bytes]:
         return f.read(1 << 20).split(b"\0")
 
 
-def cookie_of(pid: int) -> str | None:
+def cookie(pid: int) -> str | None:
     """The HERDER_INSTANCE_ID in pid's environment (as exec'd), or None (none, gone, unreadable)."""
     try:
         env = _environ(pid)
@@ -108,12 +134,51 @@ def with_cookie_prefix(prefix: str) -> dict[int, tuple[str, str]]:
             env = _environ(pid)
         except OSError:
             continue
-        cookie = next((e for e in env if e.startswith(want)), None)
-        if cookie is None:
+        held = next((e for e in env if e.startswith(want)), None)
+        if held is None:
             continue
         name = next((e[len(INSTANCE):] for e in env if e.startswith(INSTANCE)), b"?")
-        found[pid] = (name.decode(errors="replace"), cookie[len(COOKIE):].decode(errors="replace"))
+        found[pid] = (name.decode(errors="replace"), held[len(COOKIE):].decode(errors="replace"))
     return found
+
+
+def members(pid: int | None, pgid: int | None, cookie_: str) -> set[int]:
+    """Every process of an instance without a cgroup: descendants, group, cookie holders."""
+    import psutil
+
+    found: set[int] = descendants(pid) if pid is not None and start_time(pid) is not None else set()
+    me = os.getpid()
+    for p in psutil.process_iter():
+        if p.pid == me or p.pid in found:
+            continue
+        try:
+            if pgid is not None and os.getpgid(p.pid) == pgid:
+                found.add(p.pid)
+                continue
+            if cookie(p.pid) == cookie_:
+                found.add(p.pid)
+        except (OSError, psutil.Error):
+            continue
+    return found
+
+
+def kill_all(pids: set[int], signum: int = SIGKILL) -> int:
+    """Send signum to each pid; how many were reached."""
+    n = 0
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)
+            n += 1
+    return n
+
+
+def rss(pid: int) -> int:
+    """Resident set size of one process in bytes (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def stop_all(pids: set[int], timeout: float) -> int:
@@ -135,3 +200,6 @@ def stop_all(pids: set[int], timeout: float) -> int:
             p.kill()
     psutil.wait_procs(left, timeout=5)
     return len(procs)
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096

@@ -17,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
-from herder.core.machine import State
+from herder.core.instance import State
 from herder.runtime.events import Event
-
-if TYPE_CHECKING:
-    from herder.runtime.supervisor import Supervisor
+from herder.runtime.ports import Host
+from herder.runtime.status import summary as _summary
 
 SETTLED = frozenset({State.RUNNING, State.FAILED, State.EXITED})
 
@@ -36,21 +36,15 @@ class Upward(Protocol):
     def stopped(self, exit_code: int) -> None: ...
 
 
-def summary(sup: Supervisor) -> str:
+def summary(sup: Host) -> str:
     """One line: '3/4 running, 1 failed' (counts of every state present, running first)."""
-    counts: dict[str, int] = {}
-    for inst in sup.instances.values():
-        counts[inst.state.value] = counts.get(inst.state.value, 0) + 1
-    total = len(sup.instances)
-    parts = [f"{counts.pop('running', 0)}/{total} running"]
-    parts += [f"{n} {state}" for state, n in sorted(counts.items()) if state != "stopped" or sup.shutting_down]
-    return ", ".join(parts)
+    return _summary(sup.world, sup.shutting_down)
 
 
 class ManagerReport:
     """A Supervisor component: READY/STATUS/WATCHDOG/STOPPING to herder's own manager."""
 
-    def __init__(self, sup: Supervisor, reporter: Upward, watchdog_interval: float | None = None) -> None:
+    def __init__(self, sup: Host, reporter: Upward, watchdog_interval: float | None = None) -> None:
         self.sup = sup
         self.reporter = reporter
         self.watchdog_interval = watchdog_interval
@@ -58,7 +52,7 @@ class ManagerReport:
         self.stopping_sent = False
         self._armed = False
         self._last_status = ""
-        self._unsubscribe: Any = None
+        self._unsubscribe: Callable[[], None] | None = None
         self._ping: asyncio.TimerHandle | None = None
 
     async def __aenter__(self) -> ManagerReport:
@@ -83,9 +77,11 @@ class ManagerReport:
         self._check()
 
     def _send_ping(self) -> None:
+        """WATCHDOG=1 on the loop's real time: systemd's watchdog is real time, and a stuck
+        loop must stop the pings (this is no decision about an instance)."""
         self.reporter.watchdog()
-        assert self.watchdog_interval
-        self._ping = asyncio.get_running_loop().call_later(self.watchdog_interval / 2, self._send_ping)
+        if self.watchdog_interval:
+            self._ping = asyncio.get_running_loop().call_later(self.watchdog_interval / 2, self._send_ping)
 
     def _on_event(self, ev: Event) -> None:
         if self.sup.shutting_down and not self.stopping_sent:
@@ -107,7 +103,7 @@ class ManagerReport:
             self.reporter.ready()
 
 
-def attach(sup: Supervisor, environ: dict[str, str] | None = None) -> ManagerReport | None:
+def attach(sup: Host, environ: dict[str, str] | None = None) -> ManagerReport | None:
     """Add the component when herder's environment names a notify socket (systemd)."""
     env = os.environ if environ is None else environ
     if not env.get("NOTIFY_SOCKET"):
@@ -116,7 +112,8 @@ def attach(sup: Supervisor, environ: dict[str, str] | None = None) -> ManagerRep
     from herder.service._notify import Notifier, NotifyReporter
 
     found = detect(env, platform=sys.platform, pid=os.getpid(), ppid=os.getppid())
-    assert found.notify_socket is not None
+    if found.notify_socket is None:
+        return None
     comp = ManagerReport(sup, NotifyReporter(Notifier(found.notify_socket)), found.watchdog_interval)
     sup.components.append(comp)
     return comp

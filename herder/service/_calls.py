@@ -36,7 +36,7 @@ def in_thread(fn: Callable[..., Any], *args: Any, name: str) -> asyncio.Future[A
     def target() -> None:
         try:
             result = fn(*args)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - handed to the loop, re-raised there
             error: BaseException | None = exc
             result = None
         else:

@@ -219,5 +219,5 @@ class EventLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             self._write(record.levelno, self.format(record))
-        except Exception:
+        except Exception:  # noqa: BLE001 - logging's own error path
             self.handleError(record)

@@ -3,7 +3,9 @@ running supervisor, holding its pid.
 
 An flock (not the pid alone) is the truth: it vanishes with the process, however it
 died, so a stale file never blocks a new herder and a recycled pid is never mistaken
-for one. Readers take a shared, non-blocking lock to ask "is anyone holding it?".
+for one. Readers take a shared, non-blocking lock to ask "is anyone holding it?", or a
+shared blocking one to wait until the holder is gone (`herder down`). The one place that
+knows this file.
 
 Taking the lock is also where state_dir is first trusted: `acquire` refuses a state_dir
 that is not safely herder's (herder.store.statedir) before anything in it is read.
@@ -67,3 +69,29 @@ def group_id(name: str | None) -> int | None:
         return grp.getgrnam(name).gr_gid
     except (KeyError, ValueError):
         return None
+
+
+def wait_released(state_dir: str | Path, timeout: float) -> bool:
+    """Block until nobody holds the lock (the supervisor exited); False at the deadline.
+    Bounded by SIGALRM, so it must run in the main thread (the CLI)."""
+    import signal
+
+    try:
+        fd = os.open(os.path.join(state_dir, "herder.pid"), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return True
+
+    def late(*_: object) -> None:
+        raise TimeoutError
+
+    old = signal.signal(signal.SIGALRM, late)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        os.close(fd)

@@ -120,7 +120,7 @@ def leftovers(state_dir: Path, cgroup_root: Path | None) -> Leftovers:
         cg = instance_cgroup(rec.cgroup, cgroup_root)
         if cg is not None:
             add(name, set(Cgroup(cg).procs()))
-        if proves(rec, tree.start_time(rec.pid), tree.cookie_of(rec.pid)):
+        if proves(rec, tree.start_time(rec.pid), tree.cookie(rec.pid)):
             add(name, tree.members(rec.pid, rec.pid, rec.cookie))
         elif cg is None and tree.start_time(rec.pid) is not None:
             out.ignored.append(f"{name} (pid {rec.pid}: start time or cookie do not match)")

@@ -1,5 +1,11 @@
-"""Helpers for testing herder and programs run under it (shipped with the package)."""
+"""Helpers for testing herder and programs run under it (shipped with the package).
 
-from herder.testing.clock import FakeClock
+`FakeClock` (manual or autojump virtual time) and `run(main, clock)` to run a coroutine
+on a loop it drives; `run_supervisor` / `Running` (herder.testing.harness) for a real
+supervisor in a test; `Sim` (herder.testing.sim) to drive the pure core without
+processes.
+"""
 
-__all__ = ["FakeClock"]
+from herder.testing.clock import FakeClock, run
+
+__all__ = ["FakeClock", "run"]

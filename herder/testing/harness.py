@@ -4,9 +4,11 @@
         await r.wait_state("web", "running")
         ev = await r.wait_for(lambda e: e.kind == "exit" and e.instance == "web")
 
-Every wait has a deadline and fails with the events seen so far, so a broken test says why.
-Note: the supervisor reaps every child of this process (waitpid(-1)); do not run
-subprocess.run() in the same process while it is running.
+With `clock=FakeClock(autojump=True)` (and the loop from herder.testing.run(main, clock))
+every deadline of the supervisor runs on virtual time: see herder.testing.clock for
+what a test may then rely on. Every wait has a real-time deadline and fails with the
+events seen so far, so a broken test says why. Note: the supervisor reaps every child of
+this process (waitpid(-1)); do not run subprocess.run() in the same process while it runs.
 """
 
 from __future__ import annotations
@@ -19,17 +21,21 @@ from typing import Any
 from herder.config import Config
 from herder.runtime.events import Event
 from herder.runtime.supervisor import Supervisor
+from herder.testing.clock import FakeClock
 
 
 class Running:
     def __init__(self, sup: Supervisor) -> None:
         self.sup = sup
         self.events: list[Event] = []
+        self.at: list[float] = []        # the supervisor's clock (virtual with a FakeClock) at each event
+        self.exit_code: int | None = None
         self._changed = asyncio.Event()
         sup.events.subscribe(self._record)
 
     def _record(self, ev: Event) -> None:
         self.events.append(ev)
+        self.at.append(self.sup.clock.now())
         self._changed.set()
 
     def mark(self) -> int:
@@ -60,6 +66,9 @@ class Running:
         return await self.wait_for(lambda e: e.instance == name and e.kind == "state" and e.data.get("to") == state,
                                    timeout, since or 0)
 
+    def find(self, pred: Callable[[Event], bool], since: int = 0) -> Event | None:
+        return next((e for e in self.events[since:] if pred(e)), None)
+
     def state(self, name: str) -> str:
         return self.sup.instances[name].state.value
 
@@ -72,6 +81,7 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def run_supervisor(config: Config, only: Iterable[str] | None = None, **kwargs: Any) -> AsyncIterator[Running]:
+    """A supervisor (no signal handlers of its own) running in a task; `down` on the way out."""
     sup = Supervisor(config, **kwargs)
     running = Running(sup)
     started = asyncio.Event()
@@ -84,6 +94,14 @@ async def run_supervisor(config: Config, only: Iterable[str] | None = None, **kw
     try:
         yield running
     finally:
+        settle(sup)
         sup.request_down()
         async with asyncio.timeout(60):
-            running.exit_code = await task  # type: ignore[attr-defined]
+            running.exit_code = await task
+
+
+def settle(sup: Supervisor) -> None:
+    """On the way out of a test: let a FakeClock moved by hand jump from now on, so `down`
+    cannot hang on a stop timeout that nobody would advance."""
+    if isinstance(sup.clock, FakeClock):
+        sup.clock.autojump = True

@@ -59,7 +59,8 @@ def test_errors_from_defaults_point_at_defaults(make_config: Callable[..., Path]
         command = "true"
         restart = "never"
         ''')
-    assert errors(p) == [f'{p}:2: defaults.restart: unknown value "sometimes"; expected one of always, on-failure, never']
+    assert errors(p) == [f'{p}:2: defaults.restart: unknown value "sometimes"; '
+                         "expected one of always, on-failure, never"]
 
 
 def test_cycles_unknown_and_self_dependencies(make_config: Callable[..., Path]) -> None:

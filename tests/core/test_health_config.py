@@ -50,7 +50,8 @@ core = "unlimited"
 """)
     s = cfg.services["web"]
     assert s.ready.kind == "http" and s.ready.timeout == 30.0
-    assert (s.health.kind, s.health.initial_delay, s.health.success_threshold, s.health.watchdog) == ("http", 5.0, 2, 30.0)
+    h = s.health
+    assert (h.kind, h.initial_delay, h.success_threshold, h.watchdog) == ("http", 5.0, 2, 30.0)
     assert s.limits.memory == 512 * 1024 ** 2 and s.limits.cpu == 0.5 and s.limits.core == resource.RLIM_INFINITY
 
 
@@ -89,7 +90,8 @@ def test_two_health_kinds_and_body_without_http(tmp_path: Path) -> None:
     ('limits = { memory = "lots" }', "services.a.limits.memory: expected a size"),
     ('limits = { cpu = 0 }', "services.a.limits.cpu: expected a number of CPUs above zero"),
     ('limits = { nofile = -1 }', 'services.a.limits.nofile: expected a whole number ≥ 0 or "unlimited"'),
-    ('limits = { memory = "100MB", max_memory_restart = "200MB" }', "services.a.limits.max_memory_restart: must be below"),
+    ('limits = { memory = "100MB", max_memory_restart = "200MB" }',
+     "services.a.limits.max_memory_restart: must be below"),
     ('limits = { swap = "1GB" }', "services.a.limits.swap: unknown key"),
 ])
 def test_bad_values(tmp_path: Path, line: str, expect: str) -> None:

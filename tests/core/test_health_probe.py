@@ -9,7 +9,15 @@ import pytest
 
 from herder.config.model import Health
 from herder.core.probe import (
-    TABLE, Act, ArmWatchdog, PEv, PState, Schedule, Tracker, Verdict, counts_healthy,
+    TABLE,
+    Act,
+    ArmWatchdog,
+    PEv,
+    PState,
+    Schedule,
+    Tracker,
+    Verdict,
+    counts_healthy,
 )
 from herder.testing import FakeClock
 

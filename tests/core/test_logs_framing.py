@@ -48,7 +48,7 @@ def test_long_line_is_split_not_dropped() -> None:
 
 
 def test_partial_last_line_is_flushed_at_exit() -> None:
-    out, lines = feed_all(framer(), [b"done\nno newline"], False)
+    out, _lines = feed_all(framer(), [b"done\nno newline"], False)
     assert out == STAMP + b"done\n" + STAMP + b"no newline\n"
 
 

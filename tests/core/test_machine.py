@@ -1,49 +1,133 @@
-"""The state machine, without processes: every (state, event) pair, restart policy,
-backoff and start limits on a fake clock."""
+"""The instance table, without processes: every (state, event) pair, the declared targets,
+restart policy, backoff and start limits on a fake clock."""
 
 from __future__ import annotations
 
 import dataclasses
+import signal
 from pathlib import Path
 
 import pytest
 
 from herder.config.model import Backoff, ServiceSpec, StartLimit
+from herder.core import machine
 from herder.core.docs import render
-from herder.core.machine import (
-    ALIVE, TABLE, ArmTimer, CancelTimer, Ev, Instance, KillLeftovers, Machine, Publish, Signal, Spawn, State,
+from herder.core.effects import (
+    ArmTimer,
+    CancelTimer,
+    Effect,
+    Kill,
+    KillLeftovers,
+    Publish,
+    Scope,
+    Signal,
+    Spawn,
+    TimerKey,
+    TimerKind,
 )
+from herder.core.events import (
+    INSTANCE_EVENTS,
+    BackoffDone,
+    DepsMet,
+    Exited,
+    Extend,
+    Fail,
+    FailReason,
+    HealthChanged,
+    MainPid,
+    OneInstance,
+    Restart,
+    Spawned,
+    SpawnFailed,
+    Start,
+    Stop,
+    StopTimeout,
+)
+from herder.core.instance import ALIVE, Instance, State
+from herder.core.machine import TABLE, Transition, handle
+from herder.core.out import Out
 from herder.errors import TransitionError
 from herder.testing import FakeClock
 
 SPEC = ServiceSpec(command=("prog",))
 
 
-def make(state: State, spec: ServiceSpec = SPEC, **kw: object) -> Instance:
-    inst = Instance("web", "web", None, spec, state=state, **kw)  # type: ignore[arg-type]
+def make(state: State, spec: ServiceSpec = SPEC) -> Instance:
+    inst = Instance("web", "web", None, spec, state=state)
     if state in ALIVE:
         inst.pid, inst.started_at = 4242, 0.0
-    if state is State.STOPPING:
-        inst.want_up = False
     return inst
 
 
-DATA = {Ev.SPAWNED: {"pid": 7}, Ev.SPAWN_FAILED: {"error": "nope"}, Ev.EXIT: {"code": 1, "signal": None},
-        Ev.FAIL: {"reason": "health"}, Ev.HEALTH: {"healthy": False}, Ev.MAINPID: {"pid": 9}, Ev.EXTEND: {"seconds": 1.0}}
+def event(cls: type[OneInstance]) -> OneInstance:
+    extra: dict[type[OneInstance], OneInstance] = {
+        Spawned: Spawned("web", 7), SpawnFailed: SpawnFailed("web", "nope"), Exited: Exited("web", 4242, 1),
+        Fail: Fail("web", FailReason.HEALTH), HealthChanged: HealthChanged("web", False), MainPid: MainPid("web", 9),
+        Extend: Extend("web", 1.0)}
+    return extra.get(cls) or cls("web")
+
+
+def run(inst: Instance, ev: OneInstance, now: float, spread: float = 0.0) -> list[Effect]:
+    out = Out(lambda: spread)
+    handle(out, inst, ev, now)
+    return out.effects
 
 
 @pytest.mark.parametrize("state", list(State))
-@pytest.mark.parametrize("ev", list(Ev))
-def test_every_pair_is_in_the_table_or_impossible(state: State, ev: Ev) -> None:
+@pytest.mark.parametrize("cls", INSTANCE_EVENTS)
+def test_every_pair_is_in_the_table_or_impossible(state: State, cls: type[OneInstance]) -> None:
     inst = make(state)
-    m = Machine()
-    tr = TABLE.get((state, ev))
-    if tr is None:
-        with pytest.raises(TransitionError, match=f"{ev.value} is impossible in state {state.value}"):
-            m.handle(inst, ev, 10.0, **DATA.get(ev, {}))
+    row = TABLE.get((state, cls))
+    if row is None:
+        with pytest.raises(TransitionError, match=f"{cls.label} is impossible in state {state.value}"):
+            run(inst, event(cls), 10.0)
         return
-    m.handle(inst, ev, 10.0, **DATA.get(ev, {}))
-    assert inst.state in tr.targets, f"{state}+{ev} went to {inst.state}, table says {tr.targets}"
+    run(inst, event(cls), 10.0)
+    assert inst.state in row.targets, f"{state}+{cls.label} went to {inst.state}, table says {row.targets}"
+
+
+@pytest.mark.parametrize("want_up", [False, True])
+@pytest.mark.parametrize("failing", ["", "health", "ready_timeout"])
+@pytest.mark.parametrize("restart", ["always", "on-failure", "never"])
+def test_stopping_exit_reaches_every_declared_target_and_no_other(want_up: bool, failing: str, restart: str) -> None:
+    """The bug the exhaustive walk could not see: (stopping, exit) of a failing instance
+    goes through the restart policy (backoff, failed, exited), not only stopped/waiting."""
+    spec = dataclasses.replace(SPEC, restart=restart, start_limit=StartLimit(burst=1, interval=60.0))
+    row = TABLE[(State.STOPPING, Exited)]
+    seen = set()
+    for prior_failures in (0, 1):
+        inst = make(State.STOPPING, spec)
+        inst.want_up, inst.failing = want_up, failing
+        inst.failed_starts.extend([1.0] * prior_failures)
+        run(inst, Exited("web", 4242, None, "SIGTERM"), 5.0)
+        assert inst.state in row.targets
+        seen.add(inst.state)
+    if not want_up:
+        assert seen == {State.STOPPED}
+    elif not failing:
+        assert seen == {State.WAITING}
+    elif restart == "never":
+        assert seen <= {State.EXITED, State.FAILED}
+    else:
+        assert State.BACKOFF in seen
+
+
+def test_a_rule_ending_outside_its_targets_raises_at_once() -> None:
+    def wrong(o: Out, inst: Instance, ev: Stop, now: float) -> None:
+        inst.state = State.FAILED
+
+    key = (State.RUNNING, Stop)
+    saved = TABLE[key]
+    TABLE[key] = Transition(Stop, wrong, frozenset({State.STOPPING}), "a broken rule")
+    try:
+        with pytest.raises(TransitionError, match="running \\+ stop ended in failed, outside the row's targets"):
+            run(make(State.RUNNING), Stop("web"), 1.0)
+    finally:
+        TABLE[key] = saved
+
+
+def test_impossible_pairs_are_listed() -> None:
+    assert (State.WAITING, Exited) in machine.IMPOSSIBLE and (State.RUNNING, Stop) not in machine.IMPOSSIBLE
 
 
 def test_states_doc_is_generated_from_the_table() -> None:
@@ -51,169 +135,181 @@ def test_states_doc_is_generated_from_the_table() -> None:
     assert doc.read_text() == render(), "docs/states.md is stale: run `make docs`"
 
 
-def effects_of(effects: list, kind: type) -> list:  # type: ignore[type-arg]
+def of(effects: list[Effect], kind: type) -> list:  # type: ignore[type-arg]
     return [e for e in effects if isinstance(e, kind)]
 
 
-def start(m: Machine, inst: Instance, now: float, pid: int = 100) -> None:
-    m.handle(inst, Ev.START, now)
-    assert effects_of(m.handle(inst, Ev.DEPS_MET, now), Spawn)
-    m.handle(inst, Ev.SPAWNED, now, pid=pid)
+def start(inst: Instance, now: float, pid: int = 100) -> None:
+    run(inst, Start("web"), now)
+    assert of(run(inst, DepsMet("web"), now), Spawn)
+    run(inst, Spawned("web", pid), now)
     assert inst.state is State.RUNNING
 
 
+def exit_(inst: Instance, now: float, code: int | None = 1, sig: str | None = None,
+          spread: float = 0.0) -> list[Effect]:
+    return run(inst, Exited("web", inst.pid, code, sig), now, spread)
+
+
 def test_on_failure_restarts_after_a_crash_and_not_after_success() -> None:
-    clock, m = FakeClock(), Machine()
-    inst = make(State.STOPPED)
-    start(m, inst, clock.now())
+    clock, inst = FakeClock(), make(State.STOPPED)
+    start(inst, clock.now())
     clock.advance(5)
-    eff = m.handle(inst, Ev.EXIT, clock.now(), code=3, signal=None)
+    eff = exit_(inst, clock.now(), 3)
     assert inst.state is State.BACKOFF
-    assert effects_of(eff, ArmTimer) == [ArmTimer("backoff", 0.1)]
-    assert effects_of(eff, KillLeftovers)
-    m.handle(inst, Ev.BACKOFF_DONE, clock.now())
+    assert of(eff, ArmTimer) == [ArmTimer(TimerKey(TimerKind.BACKOFF, "web"), clock.now() + 0.1)]
+    assert of(eff, KillLeftovers)
+    run(inst, BackoffDone("web"), clock.now())
     assert inst.state is State.WAITING and inst.restarts == 1
-    m.handle(inst, Ev.DEPS_MET, clock.now())
-    m.handle(inst, Ev.SPAWNED, clock.now(), pid=101)
+    run(inst, DepsMet("web"), clock.now())
+    run(inst, Spawned("web", 101), clock.now())
     clock.advance(5)
-    m.handle(inst, Ev.EXIT, clock.now(), code=0, signal=None)
+    exit_(inst, clock.now(), 0)
     assert inst.state is State.EXITED and inst.completed
 
 
 def test_signal_death_is_a_failure_even_with_code_zero_listed() -> None:
-    m, inst = Machine(), make(State.STOPPED)
-    start(m, inst, 0.0)
-    m.handle(inst, Ev.EXIT, 5.0, code=None, signal="SIGSEGV")
+    inst = make(State.STOPPED)
+    start(inst, 0.0)
+    exit_(inst, 5.0, None, "SIGSEGV")
     assert inst.state is State.BACKOFF and not inst.completed
 
 
 def test_always_restarts_on_success_and_never_does_not() -> None:
-    m = Machine()
     always = make(State.STOPPED, dataclasses.replace(SPEC, restart="always"))
-    start(m, always, 0.0)
-    m.handle(always, Ev.EXIT, 5.0, code=0, signal=None)
+    start(always, 0.0)
+    exit_(always, 5.0, 0)
     assert always.state is State.BACKOFF
     never = make(State.STOPPED, dataclasses.replace(SPEC, restart="never"))
-    start(m, never, 0.0)
-    m.handle(never, Ev.EXIT, 5.0, code=2, signal=None)
+    start(never, 0.0)
+    exit_(never, 5.0, 2)
     assert never.state is State.EXITED and not never.completed
 
 
 def test_backoff_grows_then_resets_after_a_long_run() -> None:
     spec = dataclasses.replace(SPEC, backoff=Backoff(initial=1.0, factor=2.0, max=5.0, jitter=0.0, reset_after=60.0),
                                start_limit=StartLimit(burst=100, interval=60.0))
-    clock, m, inst = FakeClock(), Machine(), make(State.STOPPED, spec)
-    start(m, inst, clock.now())
+    clock, inst = FakeClock(), make(State.STOPPED, spec)
+    start(inst, clock.now())
     delays = []
     for _ in range(5):
         clock.advance(2)
-        eff = m.handle(inst, Ev.EXIT, clock.now(), code=1, signal=None)
-        delays.append(effects_of(eff, ArmTimer)[0].delay)
+        eff = exit_(inst, clock.now())
+        delays.append(of(eff, ArmTimer)[0].at - clock.now())
         clock.advance(delays[-1])
-        m.handle(inst, Ev.BACKOFF_DONE, clock.now())
-        m.handle(inst, Ev.DEPS_MET, clock.now())
-        m.handle(inst, Ev.SPAWNED, clock.now(), pid=200)
+        run(inst, BackoffDone("web"), clock.now())
+        run(inst, DepsMet("web"), clock.now())
+        run(inst, Spawned("web", 200), clock.now())
     assert delays == [1.0, 2.0, 4.0, 5.0, 5.0]
     clock.advance(61)  # a long healthy run resets n
-    eff = m.handle(inst, Ev.EXIT, clock.now(), code=1, signal=None)
-    assert effects_of(eff, ArmTimer)[0].delay == 1.0
+    eff = exit_(inst, clock.now())
+    assert of(eff, ArmTimer)[0].at - clock.now() == 1.0
 
 
 def test_start_limit_parks_in_failed_with_an_event_until_start() -> None:
     spec = dataclasses.replace(SPEC, min_uptime=1.0, start_limit=StartLimit(burst=3, interval=10.0),
                                backoff=Backoff(initial=0.0))
-    clock, m, inst = FakeClock(), Machine(), make(State.STOPPED, spec)
-    start(m, inst, clock.now())
+    clock, inst = FakeClock(), make(State.STOPPED, spec)
+    start(inst, clock.now())
     for i in range(3):
         clock.advance(0.1)  # shorter than min_uptime: a failed start
-        m.handle(inst, Ev.EXIT, clock.now(), code=1, signal=None)
+        exit_(inst, clock.now())
         assert inst.state is State.BACKOFF, i
-        m.handle(inst, Ev.BACKOFF_DONE, clock.now())
-        m.handle(inst, Ev.DEPS_MET, clock.now())
-        m.handle(inst, Ev.SPAWNED, clock.now(), pid=300 + i)
+        run(inst, BackoffDone("web"), clock.now())
+        run(inst, DepsMet("web"), clock.now())
+        run(inst, Spawned("web", 300 + i), clock.now())
     clock.advance(0.1)
-    eff = m.handle(inst, Ev.EXIT, clock.now(), code=1, signal=None)
+    eff = exit_(inst, clock.now())
     assert inst.state is State.FAILED
-    failed = [e for e in effects_of(eff, Publish) if e.kind == "failed"]
+    failed = [e for e in of(eff, Publish) if e.kind == "failed"]
     assert failed and "4 failed starts within 10s" in failed[0].message and "herder start web" in failed[0].message
-    m.handle(inst, Ev.START, clock.now())
+    run(inst, Start("web"), clock.now())
     assert inst.state is State.WAITING and not inst.failed_starts
 
 
 def test_failed_starts_outside_the_interval_do_not_count() -> None:
     spec = dataclasses.replace(SPEC, start_limit=StartLimit(burst=1, interval=10.0), backoff=Backoff(initial=0.0))
-    clock, m, inst = FakeClock(), Machine(), make(State.STOPPED, spec)
-    start(m, inst, clock.now())
+    clock, inst = FakeClock(), make(State.STOPPED, spec)
+    start(inst, clock.now())
     for _ in range(5):
         clock.advance(0.5)
-        m.handle(inst, Ev.EXIT, clock.now(), code=1, signal=None)
+        exit_(inst, clock.now())
         assert inst.state is State.BACKOFF
         clock.advance(11)
-        m.handle(inst, Ev.BACKOFF_DONE, clock.now())
-        m.handle(inst, Ev.DEPS_MET, clock.now())
-        m.handle(inst, Ev.SPAWNED, clock.now(), pid=1)
+        run(inst, BackoffDone("web"), clock.now())
+        run(inst, DepsMet("web"), clock.now())
+        run(inst, Spawned("web", 1), clock.now())
 
 
 def test_spawn_failure_is_a_failed_start_with_the_os_error() -> None:
     spec = dataclasses.replace(SPEC, start_limit=StartLimit(burst=1, interval=60.0))
-    m, inst = Machine(), make(State.STOPPED, spec)
-    m.handle(inst, Ev.START, 0.0)
-    m.handle(inst, Ev.DEPS_MET, 0.0)
-    eff = m.handle(inst, Ev.SPAWN_FAILED, 0.0, error="/nope: No such file or directory")
+    inst = make(State.STOPPED, spec)
+    run(inst, Start("web"), 0.0)
+    run(inst, DepsMet("web"), 0.0)
+    eff = run(inst, SpawnFailed("web", "/nope: No such file or directory"), 0.0)
     assert inst.state is State.BACKOFF
-    assert any("No such file" in p.message for p in effects_of(eff, Publish))
-    m.handle(inst, Ev.BACKOFF_DONE, 1.0)
-    m.handle(inst, Ev.DEPS_MET, 1.0)
-    m.handle(inst, Ev.SPAWN_FAILED, 1.0, error="/nope: No such file or directory")
+    assert any("No such file" in p.message for p in of(eff, Publish))
+    run(inst, BackoffDone("web"), 1.0)
+    run(inst, DepsMet("web"), 1.0)
+    run(inst, SpawnFailed("web", "/nope: No such file or directory"), 1.0)
     assert inst.state is State.FAILED
 
 
 def test_stop_sends_stop_signal_to_the_group_then_sigkill_to_the_tree() -> None:
-    m, inst = Machine(), make(State.STOPPED, dataclasses.replace(SPEC, stop_signal="SIGINT", stop_timeout=3.0))
-    start(m, inst, 0.0)
-    eff = m.handle(inst, Ev.STOP, 1.0)
+    inst = make(State.STOPPED, dataclasses.replace(SPEC, stop_signal="SIGINT", stop_timeout=3.0))
+    start(inst, 0.0)
+    eff = run(inst, Stop("web"), 1.0)
     assert inst.state is State.STOPPING and not inst.want_up
-    assert effects_of(eff, Signal) == [Signal("SIGINT", "group")] and ArmTimer("stop", 3.0) in eff
-    eff = m.handle(inst, Ev.STOP_TIMEOUT, 4.0)
-    assert effects_of(eff, Signal) == [Signal("SIGKILL", "tree")]
-    assert "ignored SIGINT for 3s" in effects_of(eff, Publish)[0].message
-    eff = m.handle(inst, Ev.EXIT, 4.1, code=None, signal="SIGKILL")
-    assert inst.state is State.STOPPED and CancelTimer("stop") in eff
+    assert of(eff, Signal) == [Signal("web", signal.SIGINT, Scope.GROUP)]
+    assert ArmTimer(TimerKey(TimerKind.STOP, "web"), 4.0) in eff
+    eff = run(inst, StopTimeout("web"), 4.0)
+    assert of(eff, Kill) == [Kill("web", Scope.TREE)]
+    assert "ignored SIGINT for 3s" in of(eff, Publish)[0].message
+    eff = exit_(inst, 4.1, None, "SIGKILL")
+    assert inst.state is State.STOPPED and CancelTimer(TimerKey(TimerKind.STOP, "web")) in eff
 
 
 def test_restart_stops_then_starts_and_kill_main_only_signals_main() -> None:
-    m, inst = Machine(), make(State.STOPPED, dataclasses.replace(SPEC, kill="main"))
-    start(m, inst, 0.0)
-    eff = m.handle(inst, Ev.RESTART, 1.0)
-    assert effects_of(eff, Signal) == [Signal("SIGTERM", "main")]
-    eff = m.handle(inst, Ev.EXIT, 1.5, code=0, signal=None)
-    assert inst.state is State.WAITING and inst.want_up and not effects_of(eff, KillLeftovers)
+    inst = make(State.STOPPED, dataclasses.replace(SPEC, kill="main"))
+    start(inst, 0.0)
+    eff = run(inst, Restart("web"), 1.0)
+    assert of(eff, Signal) == [Signal("web", signal.SIGTERM, Scope.MAIN)]
+    eff = exit_(inst, 1.5, 0)
+    assert inst.state is State.WAITING and inst.want_up and not of(eff, KillLeftovers)
 
 
 def test_a_stop_during_backoff_cancels_the_restart() -> None:
-    m, inst = Machine(), make(State.STOPPED)
-    start(m, inst, 0.0)
-    m.handle(inst, Ev.EXIT, 5.0, code=1, signal=None)
-    eff = m.handle(inst, Ev.STOP, 5.0)
-    assert inst.state is State.STOPPED and CancelTimer("backoff") in eff
+    inst = make(State.STOPPED)
+    start(inst, 0.0)
+    exit_(inst, 5.0)
+    eff = run(inst, Stop("web"), 5.0)
+    assert inst.state is State.STOPPED and CancelTimer(TimerKey(TimerKind.BACKOFF, "web")) in eff
 
 
 def test_jitter_comes_from_the_injected_source() -> None:
     spec = dataclasses.replace(SPEC, backoff=Backoff(initial=1.0, jitter=0.5))
     for spread, expected in ((-1.0, 0.5), (0.0, 1.0), (1.0, 1.5)):
-        m, inst = Machine(spread=lambda s=spread: s), make(State.STOPPED, spec)
-        start(m, inst, 0.0)
-        eff = m.handle(inst, Ev.EXIT, 5.0, code=1, signal=None)
-        assert effects_of(eff, ArmTimer)[0].delay == pytest.approx(expected)
+        inst = make(State.STOPPED, spec)
+        start(inst, 0.0)
+        eff = exit_(inst, 5.0, spread=spread)
+        assert of(eff, ArmTimer)[0].at - 5.0 == pytest.approx(expected)
 
 
 def test_exit_zero_before_ready_is_a_failed_start_not_completed() -> None:
-    m, inst = Machine(), make(State.STOPPED)
-    m.handle(inst, Ev.START, 0.0)
-    m.handle(inst, Ev.DEPS_MET, 0.0)
-    m.handle(inst, Ev.SPAWNED, 0.0, pid=9, await_ready=True)
+    inst = make(State.STOPPED, dataclasses.replace(SPEC, ready=dataclasses.replace(SPEC.ready, notify=True)))
+    run(inst, Start("web"), 0.0)
+    run(inst, DepsMet("web"), 0.0)
+    run(inst, Spawned("web", 9), 0.0)
     assert inst.state is State.STARTING
-    eff = m.handle(inst, Ev.EXIT, 0.0, code=0, signal=None)  # a clock at 0.0 must not confuse the run time
+    eff = exit_(inst, 0.0, 0)  # a clock at 0.0 must not confuse the run time
     assert inst.state is State.BACKOFF and not inst.completed
-    assert any("exit 0 before it was ready" in p.message for p in effects_of(eff, Publish))
+    assert any("exit 0 before it was ready" in p.message for p in of(eff, Publish))
     assert inst.failed_starts
+
+
+def test_published_events_carry_the_state_the_rule_left() -> None:
+    inst = make(State.STOPPED)
+    start(inst, 0.0)
+    eff = exit_(inst, 5.0, 3)
+    exit_ev = next(p for p in of(eff, Publish) if p.kind == "exit")
+    assert exit_ev.data["state"] == "backoff" and exit_ev.data["code"] == 3

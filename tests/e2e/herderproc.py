@@ -16,7 +16,8 @@ HERDER = [sys.executable, "-m", "herder"]
 
 class HerderProc:
     def __init__(self, *args: str, prefix: list[str] | None = None, cwd: Path | None = None) -> None:
-        self.proc = subprocess.Popen([*(prefix or []), *HERDER, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen([*(prefix or []), *HERDER, *args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=cwd)
         self.lines: list[str] = []
         self._buf = b""
@@ -37,7 +38,8 @@ class HerderProc:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"no line matching {pattern!r} within {timeout}s; output:\n" + "\n".join(self.lines))
+                raise AssertionError(f"no line matching {pattern!r} within {timeout}s; output:\n"
+                                     + "\n".join(self.lines))
             ready, _, _ = select.select([fd], [], [], left)
             if not ready:
                 continue

@@ -10,10 +10,9 @@ from __future__ import annotations
 import socket
 
 import pytest
+from ctl_harness import request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from ctl_harness import request
 
 schemathesis = pytest.importorskip("schemathesis")
 from schemathesis import GenerationMode  # noqa: E402

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-
-from herdertest import PROGRAMS, PY, ROOT, alive, toml_list
 from herderproc import HerderProc, run
+from herdertest import PROGRAMS, PY, ROOT, alive, toml_list
 
 
 @pytest.fixture
@@ -28,7 +27,8 @@ def test_check_prints_every_error_and_exits_2(make_config: Callable[..., Path]) 
     p = make_config('[services.a]\ncommand = "true"\nrestart = "allways"\n[services.b]\nkill = "everything"\n')
     res = run("check", "-c", str(p))
     assert res.returncode == 2
-    assert f'{p}:3: services.a.restart: unknown value "allways"; expected one of always, on-failure, never' in res.stderr
+    assert (f'{p}:3: services.a.restart: unknown value "allways"; '
+            "expected one of always, on-failure, never") in res.stderr
     assert f'{p}:4: services.b: missing key "command"' in res.stderr
     assert f'{p}:5: services.b.kill: unknown value "everything"; expected one of tree, group, main' in res.stderr
     assert "3 errors; nothing was changed" in res.stderr
@@ -132,7 +132,8 @@ def test_instances_left_by_a_killed_herder_are_stopped_not_duplicated(make_confi
     for _ in range(500):  # bounded: run.json is written off the loop, within milliseconds of the spawn
         if recorded() == old:
             break
-        psutil.wait_procs([psutil.Process(p) for p in old], timeout=0.01)  # a 10 ms wait that ends early only if one dies
+        # a 10 ms wait that ends early only if one dies
+        psutil.wait_procs([psutil.Process(p) for p in old], timeout=0.01)
     assert recorded() == old, "run.json never listed both instances"
     h.signal(signal.SIGKILL)
     h.wait()

@@ -75,10 +75,12 @@ def test_other_managers_render_on_dry_run_only() -> None:
 
 
 @pytest.mark.parametrize("args,code,message", [
-    (["service", "install", "x", "--dry-run", "--", "no-such-command-xyz"], 2, "command not found: no-such-command-xyz"),
+    (["service", "install", "x", "--dry-run", "--", "no-such-command-xyz"], 2,
+     "command not found: no-such-command-xyz"),
     (["service", "install", "x", "--dry-run", "--", "./nope.sh"], 2, "command not found: ./nope.sh"),
     (["service", "install", "x", "--dry-run", "--env", "NOEQUALS", "--", "/bin/true"], 2, "expected K=V"),
-    (["service", "install", "x", "--dry-run", "--stop-timeout", "10", "--", "/bin/true"], 2, "--stop-timeout: expected a duration"),
+    (["service", "install", "x", "--dry-run", "--stop-timeout", "10", "--", "/bin/true"], 2,
+     "--stop-timeout: expected a duration"),
     (["service", "install", "bad/name", "--dry-run", "--", "/bin/true"], 2, "invalid service name"),
     (["service", "install", "x", "--dry-run"], 2, "give the program after `--`"),
     (["service", "install", "x", "--dry-run", "--user", "no-such-user-xyz", "--", "/bin/true"], 2, "no account"),

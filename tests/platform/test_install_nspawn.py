@@ -20,7 +20,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 CONFIG = """\
 [services.tick]
-command = ["/usr/bin/python3", "-c", "import os, time; open('/run/tick.pid', 'w').write(str(os.getpid())); time.sleep(100000)"]
+command = ["/usr/bin/python3", "-c",
+           "import os, time; open('/run/tick.pid', 'w').write(str(os.getpid())); time.sleep(100000)"]
 restart = "always"
 """
 
@@ -139,7 +140,7 @@ def test_service_install_notify_program_is_not_active_before_ready(ct: Container
         assert ct.show("napp.service", "Type") == "notify"
         assert proc.poll() is None, "install returned before READY=1"
         ct.sh("touch /run/napp-go")
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
     finally:
         if proc.poll() is None:

@@ -125,7 +125,8 @@ def test_launchd_keepalive_per_restart_policy() -> None:
 def test_windows_sc_golden(key: str) -> None:
     spec = specs()[key]
     lines = [subprocess.list2cmdline(list(argv)) for argv in windows.render_sc(spec, r"C:\Python311\python.exe")]
-    update = [subprocess.list2cmdline(list(a)) for a in windows.render_sc(spec, r"C:\Python311\python.exe", update=True)]
+    update = [subprocess.list2cmdline(list(a))
+              for a in windows.render_sc(spec, r"C:\Python311\python.exe", update=True)]
     _golden(f"{key}.sc.txt", "\n".join(lines) + "\n# update in place:\n" + "\n".join(update) + "\n")
 
 

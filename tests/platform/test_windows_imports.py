@@ -22,7 +22,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 POSIX_ONLY = {
     "herder.process.spawn": "the supervisor's spawner switches accounts with pwd between fork and exec",
-    "herder.health": "the supervisor's probes and limits spawn through herder.process.spawn",
+    "herder.health.probes": "the supervisor's exec checks spawn through herder.process.spawn",
+    "herder.health.monitor": "the supervisor's check runner (exec checks spawn through herder.process.spawn)",
+    "herder.health.limits": "the supervisor's cgroup limits, applied to herder.process.spawn's launches",
+    "herder.runtime.processes": "the supervisor's process table: spawn, SIGCHLD reaping, process groups, cgroups",
+    "herder.runtime.effects": "the supervisor's effect runner, over the process table",
     "herder.runtime.supervisor": "the supervisor itself: SIGCHLD reaping, process groups, cgroups",
     "herder.testing.harness": "runs the supervisor",
 }

@@ -9,7 +9,7 @@ import sys
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         broken = os.path.exists(sys.argv[2])
         body = b"broken" if broken else b"ok"
         self.send_response(500 if broken else 200)

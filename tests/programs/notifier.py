@@ -3,6 +3,7 @@
 Each argument is one step, run in order:
   send:TEXT      one datagram (\\n in TEXT becomes a newline: several assignments at once)
   sleep:SECONDS  (only to let time pass for a watchdog; tests never sleep to synchronise)
+  wait:FIFO      block until the test writes a byte to the named pipe FIFO
   fork-main      fork a child that becomes the main process: the child sends
                  MAINPID=<its pid> and READY=1 in one datagram, then the parent exits 0
   hold           wait for SIGTERM, then exit 0
@@ -47,6 +48,9 @@ def main(steps: list[str]) -> None:
             send(arg)
         elif kind == "sleep":
             time.sleep(float(arg))
+        elif kind == "wait":
+            with open(arg, "rb") as fifo:
+                fifo.read(1)
         elif kind == "exit":
             sys.exit(int(arg))
         elif kind == "fork-main":

@@ -1,5 +1,6 @@
 """Spawns grandchildren that outlive their parent and then exit: herder must reap them."""
 import os
+import signal
 import subprocess
 import sys
 
@@ -10,5 +11,4 @@ for _ in range(n):
     # sh forks a background `sleep` and exits at once: the sleep is re-parented to the subreaper
     subprocess.run(["sh", "-c", "sleep 0.2 &"], check=True)
 report(event="orphans", n=n, pid=os.getpid())
-import signal
 signal.pause()

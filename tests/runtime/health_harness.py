@@ -2,8 +2,8 @@
 
 `async with running(tmp_path, toml) as h:` starts the supervisor (no signal handlers) in
 a task; `await h.wait(pred)` returns the first event (from the start) matching pred, or
-fails after a generous deadline (herder.testing.harness.Running underneath); leaving the block does `down` and waits for the run to
-end, so no test leaves a process behind.
+fails after a generous deadline (herder.testing.harness.Running underneath); leaving the
+block does `down` and waits for the run to end, so no test leaves a process behind.
 """
 
 from __future__ import annotations
@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from herder.config import load
-from herder.health import Health, install
 from herder.runtime.events import Event
 from herder.runtime.supervisor import Supervisor
-from herder.testing.harness import Running
+from herder.testing.clock import FakeClock
+from herder.testing.clock import run as herder_run
+from herder.testing.harness import Running, settle
 
 PROGRAMS = Path(__file__).resolve().parent.parent / "programs"
 PY = sys.executable
@@ -44,14 +46,7 @@ def free_port() -> int:
 
 
 class Handle(Running):
-    """herder.testing's Running, plus the health component and shorter names."""
-
-    def __init__(self, sup: Supervisor, health: Health) -> None:
-        super().__init__(sup)
-        self.health = health
-
-    def find(self, pred: Callable[[Event], bool], start: int = 0) -> Event | None:
-        return next((e for e in self.events[start:] if pred(e)), None)
+    """herder.testing's Running, with shorter names."""
 
     async def wait(self, pred: Callable[[Event], bool], timeout: float = DEADLINE, start: int = 0) -> Event:
         return await self.wait_for(pred, timeout, start)
@@ -63,22 +58,25 @@ class Handle(Running):
 
 
 @asynccontextmanager
-async def running(tmp_path: Path, toml: str, only: list[str] | None = None) -> AsyncIterator[Handle]:
+async def running(tmp_path: Path, toml: str, only: list[str] | None = None,
+                  clock: FakeClock | None = None) -> AsyncIterator[Handle]:
+    """A supervisor for `toml`; with `clock`, its deadlines run on that (virtual) clock."""
     path = tmp_path / "herder.toml"
     path.write_text(f'[herder]\nstate_dir = "{tmp_path / "st"}"\n' + toml)
-    sup = Supervisor(load(path))
-    health = install(sup)
-    h = Handle(sup, health)
+    sup = Supervisor(load(path), clock=clock)
+    h = Handle(sup)
     task = asyncio.create_task(sup.run(only, install_signals=False))
     try:
         await h.wait(lambda e: e.kind == "supervisor" and "supervising" in e.message)
         yield h
     finally:
+        settle(sup)
         if not task.done():
             sup.request_down()
         async with asyncio.timeout(DEADLINE):
             await task
 
 
-def run(coro_fn: Callable[[], object]) -> None:
-    asyncio.run(coro_fn())  # type: ignore[arg-type]
+def run(coro_fn: Callable[[], Coroutine[Any, Any, None]], clock: FakeClock | None = None) -> None:
+    """Run the test's main(); with a clock, on a loop that jumps it when idle."""
+    herder_run(coro_fn(), clock)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from herdertest import PROGRAMS, PY, ROOT, Reporter, alive, public_programs, run_async, toml_list, until
+
 from herder.config import load
 from herder.testing.harness import run_supervisor
 
@@ -114,12 +114,13 @@ def test_stop_kills_the_whole_tree_including_setsid_children(make_config: Callab
             r.sup.stop(["t"])
             await r.wait_state("t", "stopped")
         for pid in (tree["setsid"], tree["group"], main):
-            await until(lambda: not alive(pid), what=f"pid {pid} gone")
+            await until(lambda pid=pid: not alive(pid), what=f"pid {pid} gone")
 
     run_async(body())
 
 
-def test_leftovers_of_an_exited_main_are_killed_and_reaped(make_config: Callable[..., Path], reporter: Reporter) -> None:
+def test_leftovers_of_an_exited_main_are_killed_and_reaped(make_config: Callable[..., Path],
+                                                           reporter: Reporter) -> None:
     cfg = load(make_config(f'''
         [services.t]
         command = {prog("tree.py", "leave")}
@@ -131,7 +132,7 @@ def test_leftovers_of_an_exited_main_are_killed_and_reaped(make_config: Callable
             tree = await reporter.get(event="tree")
             await r.wait_state("t", "exited")
             for pid in (tree["setsid"], tree["group"]):
-                await until(lambda: not alive(pid), what=f"leftover {pid} gone")
+                await until(lambda pid=pid: not alive(pid), what=f"leftover {pid} gone")
             await until(no_zombie_children, what="no zombie children")
 
     run_async(body())
@@ -198,7 +199,8 @@ def test_dependencies_order_start_and_reverse_stop(make_config: Callable[..., Pa
         assert pos[("web.0", "running")] < pos[("edge", "starting")]
         # stop: edge first, then both web replicas, then db
         assert pos[("edge", "stopped")] < pos[("web.0", "stopping")]
-        assert pos[("web.0", "stopped")] < pos[("db", "stopping")] and pos[("web.1", "stopped")] < pos[("db", "stopping")]
+        assert pos[("web.0", "stopped")] < pos[("db", "stopping")]
+        assert pos[("web.1", "stopped")] < pos[("db", "stopping")]
         assert r.exit_code == 0
 
     run_async(body())
@@ -218,7 +220,8 @@ def test_a_failed_dependency_keeps_dependents_waiting_with_a_reason(make_config:
     async def body() -> None:
         async with run_supervisor(cfg) as r:
             await r.wait_state("db", "failed")
-            await r.wait_for(lambda e: e.instance == "web" and e.kind == "waiting" and "db (started): failed" in e.message)
+            await r.wait_for(lambda e: e.instance == "web" and e.kind == "waiting"
+                             and "db (started): failed" in e.message)
             assert r.state("web") == "waiting" and r.pid("web") is None
 
     run_async(body())
@@ -276,7 +279,7 @@ def test_user_and_supplementary_groups_when_root(make_config: Callable[..., Path
         cwd = "{public}"
         restart = "never"
         env = {{ PYTHONPATH = "{public}", REPORT_SOCKET = "" }}
-        logs = {{ stdout = "{out}" }}
+        logs = {{ stdout = "{out}", timestamps = false }}
         '''))
 
     async def body() -> None:

@@ -6,10 +6,10 @@ import asyncio
 from pathlib import Path
 
 import pytest
-
-from health_harness import prog, running
+from health_harness import prog, run, running
 
 from herder.process import rlimits
+from herder.testing import FakeClock
 
 
 def test_nofile_is_set_before_exec(tmp_path: Path) -> None:
@@ -49,20 +49,28 @@ user = "nobody"
 
 
 def test_max_memory_restart(tmp_path: Path) -> None:
+    """On a clock moved by hand: the RSS is sampled once the hog holds its memory."""
+    clock = FakeClock()
+
     async def main() -> None:
         toml = f"""
 [services.hog]
 command = {prog("memhog.py", "120", "hold")}
-limits = {{ max_memory_restart = "60MB", memory_check_interval = "100ms" }}
+ready = {{ log = "^done$", timeout = "0s" }}
+limits = {{ max_memory_restart = "60MB", memory_check_interval = "10s" }}
 stop_timeout = "5s"
 """
-        async with running(tmp_path, toml) as h:
+        async with running(tmp_path, toml, clock=clock) as h:
+            await h.reach("hog", "running")          # it printed "done": 120 MB are resident
+            clock.advance(10.0)
             failing = await h.wait(lambda e: e.kind == "failing")
             assert failing.data["reason"] == "memory" and "max_memory_restart" in failing.message
             ex = await h.wait(lambda e: e.kind == "exit")
             assert ex.data["signal"] is None and ex.data["code"] == 0     # graceful: SIGTERM, clean exit
+            await h.reach("hog", "backoff", start=h.events.index(ex))
+            clock.advance(1.0)
             await h.wait(lambda e: e.kind == "spawn", start=h.events.index(ex))
-    asyncio.run(main())
+    run(main, clock)
 
 
 def test_cgroup_memory_limit_oom_is_reported(tmp_path: Path) -> None:
@@ -96,7 +104,7 @@ limits = { cpu = 0.25 }
                 pytest.skip("no cpu cgroup controller here")
             pid = h.sup.instances["c"].pid
             lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
-            place = h.health.placements["c"]
+            place = h.sup.limits.placements["c"]
             assert place.join
             for procs in place.join:
                 members = Path(procs).read_text().split()

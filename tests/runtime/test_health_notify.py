@@ -8,8 +8,9 @@ import socket
 from pathlib import Path
 
 import pytest
+from health_harness import NL, PROGRAMS, PY, free_port, prog, run, running
 
-from health_harness import NL, PROGRAMS, PY, free_port, prog, running
+from herder.testing import FakeClock
 
 
 def test_several_assignments_in_one_datagram(tmp_path: Path) -> None:
@@ -34,7 +35,8 @@ def test_starting_until_ready(tmp_path: Path) -> None:
         flag = tmp_path / "go"
         toml = f"""
 [services.slow]
-command = ["/bin/sh", "-c", "while [ ! -e {flag} ]; do sleep 0.05; done; exec {PY} {PROGRAMS / 'notifier.py'} send:READY=1"]
+command = ["/bin/sh", "-c",
+           "while [ ! -e {flag} ]; do sleep 0.05; done; exec {PY} {PROGRAMS / 'notifier.py'} send:READY=1"]
 ready = {{ notify = true, timeout = "30s" }}
 [services.dep]
 command = "sleep 60"
@@ -137,17 +139,30 @@ ready = {{ notify = true, timeout = "20s" }}
 
 
 def test_extend_timeout_usec_pushes_the_ready_deadline(tmp_path: Path) -> None:
+    """On a clock moved by hand: past the configured ready.timeout, within the extension."""
+    clock = FakeClock()
+    go = tmp_path / "go"
+    os.mkfifo(go)
+
     async def main() -> None:
         toml = f"""
 [services.x]
-command = {prog("notifier.py", "send:EXTEND_TIMEOUT_USEC=20000000", "sleep:1.0", "send:READY=1")}
+command = {prog("notifier.py", "send:EXTEND_TIMEOUT_USEC=20000000", f"wait:{go}", "send:READY=1")}
 ready = {{ notify = true, timeout = "300ms" }}
 """
-        async with running(tmp_path, toml) as h:
-            await h.reach("x", "running")
-            assert h.find(lambda e: e.kind == "extend") is not None
+        async with running(tmp_path, toml, clock=clock) as h:
+            await h.wait(lambda e: e.kind == "extend")
+            clock.advance(10.0)                      # well past 300 ms
             assert h.find(lambda e: e.kind == "failing") is None
-    asyncio.run(main())
+            fd = os.open(go, os.O_RDWR)   # never blocks; holds the byte until the program reads it
+            try:
+                os.write(fd, b"x")
+                await h.reach("x", "running")
+            finally:
+                os.close(fd)
+            clock.advance(30.0)                      # a late timer must not fire either
+            assert h.find(lambda e: e.kind == "failing") is None
+    run(main, clock)
 
 
 def test_stopping_errno_and_garbage_are_reported_never_fatal(tmp_path: Path) -> None:
@@ -164,7 +179,7 @@ ready = {{ notify = true, timeout = "20s" }}
             await h.wait(lambda e: e.kind == "errno" and e.data["errno"] == 2)
             await h.wait(lambda e: e.kind == "notify_stopping")
             warnings = [e for e in h.events if e.kind == "notify_warning"]
-            assert len(warnings) == 2 and h.health.notify.garbage == 2
+            assert len(warnings) == 2 and h.sup.notify.garbage == 2
             assert "oversized" in warnings[1].message
     asyncio.run(main())
 
@@ -174,10 +189,10 @@ def test_a_stranger_is_ignored(tmp_path: Path) -> None:
         async with running(tmp_path, '[services.s]\ncommand = "sleep 60"\n') as h:
             await h.reach("s", "running")
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-                addr = h.health.notify.address
+                addr = h.sup.notify.address
                 s.sendto(b"READY=1", "\0" + addr[1:] if addr.startswith("@") else addr)
             await h.wait(lambda e: e.kind == "notify_warning" and "belongs to no instance" in e.message)
-            assert h.health.notify.strangers == 1
+            assert h.sup.notify.strangers == 1
     asyncio.run(main())
 
 
@@ -211,7 +226,8 @@ def test_gunicorn_is_a_real_notifier(tmp_path: Path) -> None:
     async def main() -> None:
         toml = f"""
 [services.gunicorn]
-command = ["{PY}", "-m", "gunicorn", "--bind", "127.0.0.1:{port}", "--workers", "1", "--chdir", "{PROGRAMS}", "wsgi_app:app"]
+command = ["{PY}", "-m", "gunicorn", "--bind", "127.0.0.1:{port}", "--workers", "1", "--chdir", "{PROGRAMS}",
+           "wsgi_app:app"]
 ready = {{ notify = true, timeout = "60s" }}
 health = {{ http = "http://127.0.0.1:{port}/", interval = "1s" }}
 [services.client]

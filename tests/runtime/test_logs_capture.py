@@ -42,7 +42,7 @@ def run(cfg_path: Path, driver: Callable[[Supervisor, LogHub, list[Event]], Awai
         signals: bool = False) -> list[Event]:
     cfg = load(cfg_path)
     sup = Supervisor(cfg)
-    hub = LogHub(cfg, sup.events, signals=signals).install(sup)
+    hub = sup.logs
     events: list[Event] = []
     changed = asyncio.Event()
 
@@ -61,7 +61,7 @@ def run(cfg_path: Path, driver: Callable[[Supervisor, LogHub, list[Event]], Awai
             finally:
                 sup.request_down()
         task = asyncio.ensure_future(drive())
-        await sup.run(install_signals=False)
+        await sup.run(install_signals=signals)   # signals: SIGUSR1 reopens the files
         await task
 
     asyncio.run(main())
@@ -246,11 +246,12 @@ def test_output_modes_and_replicas_get_their_own_files(tmp_path: Path) -> None:
     events = run(cfg, drive)
     logs = tmp_path / ".herder" / "logs"
     for i in (0, 1):
-        assert sorted((logs / f"rep.{i}.log").read_bytes().splitlines()) == [f"err rep.{i}".encode(), f"out rep.{i}".encode()]
+        lines = sorted((logs / f"rep.{i}.log").read_bytes().splitlines())
+        assert lines == [f"err rep.{i}".encode(), f"out rep.{i}".encode()]
     assert (tmp_path / "custom" / "out.txt").read_bytes() == b"out path\n"
     assert not (logs / "quiet.log").exists()
     # null stdout still keeps stderr's tail for the exit event
-    assert [e for e in events if exited("quiet")(e)][0].data["stderr_tail"] == ["err quiet"]
+    assert next(e for e in events if exited("quiet")(e)).data["stderr_tail"] == ["err quiet"]
 
 
 def test_follow_merges_services_in_time_order_without_gaps(tmp_path: Path) -> None:

@@ -88,7 +88,7 @@ class FakeEventLog:
     def __init__(self) -> None:
         self.calls: list[tuple[str, int, int, list[str]]] = []
 
-    def ReportEvent(self, app: str, event_id: int, eventType: int, strings: list[str]) -> None:  # noqa: N802,N803
+    def ReportEvent(self, app: str, event_id: int, eventType: int, strings: list[str]) -> None:
         self.calls.append((app, event_id, eventType, strings))
 
 

@@ -179,7 +179,8 @@ def cookie_proc(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]
 
 def test_leftovers_are_proven_by_start_time_and_cookie(tmp_path: Path,
                                                        cookie_proc: tuple[subprocess.Popen[bytes], str]) -> None:
-    from herder.process.tree import cookie_of, start_time
+    from herder.process.tree import cookie as cookie_of
+    from herder.process.tree import start_time
 
     p, cookie = cookie_proc
     for _ in range(1000):                 # bounded: the environment is readable once exec is done

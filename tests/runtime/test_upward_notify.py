@@ -88,8 +88,9 @@ def test_ready_status_watchdog_stopping(tmp_path: Path, monkeypatch: pytest.Monk
     assert seen.count("READY=1") == 1
     assert ("WATCHDOG=1" in seen) == watchdog
     env = json.loads((tmp_path / "env-a.json").read_text())
-    for own in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+    for own in ("WATCHDOG_USEC", "WATCHDOG_PID"):
         assert own not in env
+    assert env["NOTIFY_SOCKET"] == str(tmp_path / "state" / "notify.sock")   # herder's own, not its manager's
     assert env["HERDER_INSTANCE"] == "a"
 
 

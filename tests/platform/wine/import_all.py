@@ -19,6 +19,6 @@ for info in pkgutil.walk_packages(herder.__path__, "herder.", onerror=lambda nam
     try:
         importlib.import_module(info.name)
         imported.append(info.name)
-    except BaseException as e:
+    except BaseException as e:  # noqa: BLE001 - every import failure is the report
         failed[info.name] = f"{type(e).__name__}: {e}"
 print(json.dumps({"imported": imported, "failed": failed, "file": herder.__file__, "version": sys.version}))

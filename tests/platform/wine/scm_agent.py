@@ -97,7 +97,7 @@ def main():
             continue
         try:
             answer = handle(json.loads(line))
-        except Exception as e:  # pywintypes.error: (winerror, funcname, strerror)
+        except Exception as e:  # noqa: BLE001 - pywintypes.error: (winerror, funcname, strerror)
             answer = {"error": getattr(e, "winerror", -1), "text": str(e)}
         print(json.dumps(answer), flush=True)
 

@@ -1,0 +1,86 @@
+"""One deadline heap for every timer the core arms, driven by the injected clock.
+
+The core arms a timer with an absolute deadline on the monotonic time line and a key
+(ArmTimer(key, at)); arming a key again replaces its deadline, CancelTimer forgets it.
+The heap asks the clock for a single wake-up at the earliest live deadline; when it comes,
+every due timer is handed to `fire(key, at)` in deadline order (the supervisor posts
+TimerFired). Replaced and cancelled entries are skipped lazily and compacted away, so a
+watchdog re-armed on every ping costs O(log n), not a scan.
+
+Nothing here calls loop.call_later: with herder.testing.FakeClock the same heap runs on
+virtual time, which is what lets runtime tests of stop timeouts, backoff and probes run
+in milliseconds.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+
+from herder.core.effects import TimerKey
+from herder.runtime.clock import Clock, Wakeup
+
+_EPSILON = 1e-6   # a wake-up may come a hair early (the loop's clock resolution)
+
+
+class Timers:
+    def __init__(self, clock: Clock, fire: Callable[[TimerKey, float], None]) -> None:
+        self.clock = clock
+        self.fire = fire
+        self.armed: dict[TimerKey, float] = {}
+        self._heap: list[tuple[float, int, TimerKey]] = []
+        self._seq = itertools.count()
+        self._wakeup: Wakeup | None = None
+        self._wake_for: float | None = None
+        self._open = False
+
+    def open(self) -> None:
+        """Start waking (timers armed before are kept)."""
+        self._open = True
+        self._reschedule()
+
+    def close(self) -> None:
+        self._open = False
+        if self._wakeup is not None:
+            self._wakeup.cancel()
+        self._wakeup = self._wake_for = None
+
+    def arm(self, key: TimerKey, at: float) -> None:
+        self.armed[key] = at
+        heapq.heappush(self._heap, (at, next(self._seq), key))
+        if len(self._heap) > 2 * len(self.armed) + 64:
+            self._heap = [(a, s, k) for a, s, k in self._heap if self.armed.get(k) == a]
+            heapq.heapify(self._heap)
+        self._reschedule()
+
+    def cancel(self, key: TimerKey) -> None:
+        self.armed.pop(key, None)
+
+    def next_deadline(self) -> float | None:
+        while self._heap and self.armed.get(self._heap[0][2]) != self._heap[0][0]:
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None
+
+    def _reschedule(self) -> None:
+        if not self._open:
+            return
+        nxt = self.next_deadline()
+        if nxt == self._wake_for:
+            return
+        if self._wakeup is not None:
+            self._wakeup.cancel()
+        self._wake_for = nxt
+        self._wakeup = None if nxt is None else self.clock.wake_at(nxt, self._due)
+
+    def _due(self) -> None:
+        self._wakeup = self._wake_for = None
+        now = self.clock.now()
+        while True:
+            nxt = self.next_deadline()
+            if nxt is None or nxt > now + _EPSILON:
+                break
+            at, _, key = heapq.heappop(self._heap)
+            del self.armed[key]
+            self.fire(key, at)
+        self._reschedule()
