@@ -41,6 +41,7 @@ _ENV_KEY = re.compile(r"[^=\0]+\Z")
 _TOP_KEYS = ("herder", "defaults", "services")
 MAX_CONFIG = 4 * 1024 * 1024    # bytes; a real herder.toml is a few KB
 MAX_DEPTH = 16                  # tables/arrays within each other; herder's own go 4 deep
+SUN_PATH_MAX = 107              # bytes in a Unix socket's path (sun_path is 108 with the NUL)
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,9 @@ class _Loader:
         env_state = os.environ.get("HERDER_STATE_DIR")
         state_dir = self._abs(env_state if env_state and not explicit else settings.state_dir)
         log_dir = self._abs(settings.log_dir) if settings.log_dir else state_dir / "logs"
+        too_long = socket_too_long(state_dir)
+        if too_long:   # a warning here (a config may be checked or converted elsewhere); `up` refuses it
+            self.warnings.add(("herder", "state_dir"), too_long)
         if self.problems.items:
             raise ConfigError(self._render())
         warnings = tuple(self._render(self.warnings, "warning: "))
@@ -321,6 +325,15 @@ class _Loader:
             loc = f"{self.path}:{line}" if line else f"{self.path}"
             out.append(f"{loc}: {'.'.join(path)}: {prefix}{msg}")
         return out
+
+
+def socket_too_long(state_dir: Path) -> str | None:
+    """Why the API socket cannot live in state_dir (its path is too long for sun_path), or None."""
+    n = len(os.fsencode(str(state_dir / "herder.sock")))
+    if n <= SUN_PATH_MAX or sys.platform == "win32":
+        return None
+    return (f"{state_dir}/herder.sock, the API socket, would be {n} bytes long, and a Unix socket path holds "
+            f"at most {SUN_PATH_MAX}; expected a shorter state_dir (herder.state_dir, or $HERDER_STATE_DIR)")
 
 
 def _present(raw: Any, path: tuple[str, ...]) -> bool:

@@ -240,7 +240,8 @@ class HerderSettings:
     """The [herder] table: the supervisor itself."""
 
     state_dir: str = opt(".herder", p_str, "socket, journal, pid and run-state files; relative to the config file. "
-                         "Unset: $HERDER_STATE_DIR if set (`herder install --system` sets /var/lib/herder)")
+                         "Unset: $HERDER_STATE_DIR if set (`herder install --system` sets /var/lib/herder). "
+                         "{state_dir}/herder.sock must fit a Unix socket path (107 bytes): `up` refuses a longer one")
     log_dir: str | None = opt(None, p_opt_str, "service log files; default {state_dir}/logs")
     log_dir_mode: int = opt(0o750, p_mode, "permissions of the log folders herder creates", example='"0750"')
     shutdown_timeout: float = opt(60.0, p_duration, "hard deadline for stopping everything", example='"60s"')

@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from herder.config import Config
+from herder.config import Config, socket_too_long
 from herder.control import registry
 from herder.control.listener import Listener
 from herder.control.server import Router
 from herder.core.events import Held
-from herder.errors import ConfigError
+from herder.errors import ConfigError, HerderError
 from herder.runtime.events import Event
 from herder.runtime.ports import Host
 from herder.store.intent import Intent
@@ -74,6 +74,9 @@ class Control:
         self._drained: asyncio.Event | None = None
         self._unsub: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        too_long = socket_too_long(sup.config.state_dir)
+        if too_long:   # refused before anything starts (`herder check` warns of it)
+            raise ConfigError([f"{sup.config.path}: herder.state_dir: {too_long}"])
         # read in __aenter__, once the supervisor has checked and locked state_dir
         self.intent = Intent(sup.config.state_dir / "intent.json")
         self.problems: list[str] = []      # state that could not be trusted, for `status` (/v1/health)
@@ -104,7 +107,11 @@ class Control:
             group = self.options.socket_group or cfg.herder.socket_group
             gid = _group_id(group) if group else None
             unix = Listener(self, self.router, allow_gid=gid)
-            await unix.open_unix(str(socket_path(cfg.state_dir)), 0o660 if gid is not None else 0o600, gid)
+            path = socket_path(cfg.state_dir)
+            try:
+                await unix.open_unix(str(path), 0o660 if gid is not None else 0o600, gid)
+            except OSError as e:   # the config check catches a path too long; this is the rest (EACCES …)
+                raise HerderError(f"cannot serve the API on {path}: {e.strerror or e}") from None
             self.listeners.append(unix)
             if tcp is not None:
                 host, port, token = tcp

@@ -248,3 +248,18 @@ def test_herder_as_nobody_refuses_a_state_dir_root_owns(tmp_path: Path) -> None:
         assert f"state_dir {d / 'state'} belongs to root (uid 0), not to nobody (uid 65534)" in r.stderr
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_a_state_dir_too_long_for_the_api_socket_is_a_clear_error(tmp_path: Path) -> None:
+    """Was a traceback from bind() (AF_UNIX path too long) after herder had begun starting:
+    now `check` warns, and `up` (foreground and -d) refuses it with exit 2 before anything runs."""
+    state = tmp_path / ("s" * (120 - len(str(tmp_path))))
+    cfg = tmp_path / "herder.toml"
+    cfg.write_text(f'[herder]\nstate_dir = "{state}"\n[services.a]\ncommand = ["sleep", "1000"]\n')
+    r = subprocess.run([HERDER, "check", "-c", str(cfg)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "herder.state_dir: warning:" in r.stderr and "herder.sock" in r.stderr, r.stderr
+    for up in (["up"], ["up", "-d"]):
+        r = subprocess.run([HERDER, *up, "-c", str(cfg)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, (up, r.stderr)
+        assert "a Unix socket path holds at most 107; expected a shorter state_dir" in r.stderr, r.stderr
+        assert not (state / "run.json").exists()
