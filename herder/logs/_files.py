@@ -158,6 +158,7 @@ class RotatingFile:
         self.rotations = 0
         self.failing: str | None = None
         self._episode = 0
+        self._issued = (0, 0)     # the newest rotated name this writer gave: (unix ms, sequence)
         self.fd = -1
         self.size = 0
         self.opened_at = clock.now()
@@ -276,14 +277,21 @@ class RotatingFile:
         Retention deletes by name order, so a name must never sort before an older file's:
         not when a name freed by pruning comes round again within the same millisecond
         (seen: the newest file took the pruned oldest one's name and was deleted next),
-        nor when the wall clock steps back."""
+        nor when the wall clock steps back. The newest name this writer gave is remembered,
+        not only listed: a listing taken while the gzip thread replaces `X.log` by
+        `X.log.gz` may show neither (readdir during a rename), and the name handed out again
+        then overwrote that file's gzip with the next one's (a lost rotation, seen under load)."""
         newest = rotated_files(self.path)
+        last = max(self._issued, _stamp_of(newest[-1], self.path) if newest else (0, 0))
         ms, n = int(time.time() * 1000), 0
-        if newest:
-            last_ms, last_n = _stamp_of(newest[-1], self.path)
-            if (ms, n) <= (last_ms, last_n):
-                ms, n = last_ms, last_n + 1
-        return rotated_name(self.path, ms, n)
+        if (ms, n) <= last:
+            ms, n = last[0], last[1] + 1
+        name = rotated_name(self.path, ms, n)
+        while name.exists() or name.with_name(name.name + ".gz").exists():
+            n += 1   # never over a file that is there, whatever its name says
+            name = rotated_name(self.path, ms, n)
+        self._issued = (ms, n)
+        return name
 
     def rotate(self) -> None:
         """Rename the current file to its time-stamped name and start a new one."""
