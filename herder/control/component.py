@@ -101,8 +101,8 @@ class Control:
         self._early = []
         for problem in problems + self.intent.problems:
             self.sup.events.emit("", "state_problem", f"herder: {problem}", {})
-        if self.intent.problems:
-            await self.save_intent()    # both copies again
+        if self.intent.problems:   # both copies again (the core has not applied Held yet: save what was read)
+            await asyncio.to_thread(self.intent.save, self.intent.snapshot())
         try:
             group = self.options.socket_group or cfg.herder.socket_group
             gid = _group_id(group) if group else None
