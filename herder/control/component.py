@@ -33,7 +33,7 @@ from herder.control.listener import Listener
 from herder.control.server import Router
 from herder.core.events import Held
 from herder.errors import ConfigError, HerderError
-from herder.runtime.events import Event
+from herder.runtime.events import LIVE_ONLY, Event
 from herder.runtime.ports import Host
 from herder.store.intent import Intent
 from herder.store.journal import Journal, JournalUnusable
@@ -62,6 +62,7 @@ class Control:
         self.ring: deque[dict[str, Any]] = deque(maxlen=RING)
         self.followers: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self.next_id = self.first_id = 1
+        self.last_journaled = 0   # highest id handed to the journal (live-only events are not)
         self.metrics_registry: Any = None
         self.journal: Journal | None = None
         self._commit_waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -138,6 +139,7 @@ class Control:
             self.journal = None
             return [str(e)]
         self.next_id = self.first_id = self.journal.last_id() + 1
+        self.last_journaled = self.next_id - 1
         self.journal.on_error = self._journal_failed_threadsafe
         self.journal.start(self._committed_threadsafe)
         return list(self.journal.problems)
@@ -213,14 +215,16 @@ class Control:
     # ---- events ---------------------------------------------------------------------------
 
     def _on_event(self, ev: Event) -> None:
+        """Every event to the ring and live followers; to the journal unless LIVE_ONLY."""
         if ev.kind in ("state_problem", "journal_error") and len(self.problems) < 50:
             self.problems.append(ev.message.removeprefix("herder: "))
         d = ev.as_dict()
         d["id"] = self.next_id
         self.next_id += 1
         self.ring.append(d)
-        if self.journal is not None:
+        if self.journal is not None and ev.kind not in LIVE_ONLY:
             self.journal.put(d["id"], d)
+            self.last_journaled = d["id"]
         for q in list(self.followers):
             if q.qsize() >= FOLLOW_QUEUE:   # a client that stopped reading: end its stream
                 self.followers.discard(q)
@@ -259,6 +263,7 @@ class Control:
 
     async def synced(self, upto: int, timeout: float = 10.0) -> None:
         """Wait until the journal holds every event with id ≤ upto (bounded)."""
+        upto = min(upto, self.last_journaled)   # live-only events never reach it
         if self.journal is None or upto <= self.journal._written or upto <= self.journal.last_id():
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -1,9 +1,9 @@
 """herder's own log: every supervisor event as one JSON object per line in {state_dir}/herder.log.
 
 Structured so it can be searched (`jq 'select(.kind=="exit")'`), written by the log
-writer thread (never the loop) and rotated like service logs — also when herder runs
-detached and its stdout/stderr are this file too: those fds follow each rotation
-(`RotatingFile.shared_fds`), so nothing keeps growing a file that was rotated away.
+writer thread (never the loop) and rotated like service logs. Should herder's stdout or
+stderr be this very file (an operator's redirection; `up -d` uses herder.out), those fds
+follow each rotation (`RotatingFile.shared_fds`), so nothing grows a file rotated away.
 
 Bounded (issue 13): errors and warnings that repeat identically are let through a few at
 a time and then counted (herder.logs.repeats), and errors the event loop itself reports
@@ -26,7 +26,7 @@ from herder.logs._files import RotatingFile
 from herder.logs._framing import rfc3339
 from herder.logs._hub import LogHub
 from herder.logs.repeats import Repeats, summary
-from herder.runtime.events import Event, EventBus
+from herder.runtime.events import LIVE_ONLY, Event, EventBus
 
 _LEVELS = {"exit": "warning", "failed": "error", "stop_timeout": "warning", "spawn_failed": "error", "bug": "error",
            "log_disk_full": "error", "log_write_error": "error", "log_dropped": "warning",
@@ -58,6 +58,8 @@ class OwnLog:
         self._flush: asyncio.TimerHandle | None = None
 
     def __call__(self, ev: Event) -> None:
+        if ev.kind in LIVE_ONLY:   # STATUS= texts: streamed live, never written down
+            return
         level = _LEVELS.get(ev.kind, "info")
         if level != "info":
             now = self.hub.clock.now()
