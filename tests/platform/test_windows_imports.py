@@ -29,6 +29,13 @@ POSIX_ONLY = {
     "herder.runtime.effects": "the supervisor's effect runner, over the process table",
     "herder.runtime.supervisor": "the supervisor itself: SIGCHLD reaping, process groups, cgroups",
     "herder.testing.harness": "runs the supervisor",
+    "herder.keeper.wire": "the keeper's wire passes fds with SCM_RIGHTS (AF_UNIX ancillary data)",
+    "herder.keeper.keeper": "the keeper: the services' parent and subreaper, fds by SCM_RIGHTS",
+    "herder.keeper.children": "the keeper's children: fork and exec through herder.process.spawn",
+    "herder.keeper.resume": "the keeper's re-exec with its fds (execve keeps them)",
+    "herder.runtime.keeper_link": "the decision process's end of the keeper's wire (SCM_RIGHTS)",
+    "herder.runtime.keeper_lost": "a decision process becoming the keeper (execve with its fds)",
+    "herder.runtime.adopt": "adoption of the keeper's children (pidfd, /proc, cgroups)",
     "herder.cli.top": "watches a running supervisor (`herder up`, Linux today); Textual is not among the tier's "
                       "wheels",
 }
