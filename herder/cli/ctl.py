@@ -62,7 +62,11 @@ def run_status(args: Any) -> int:
         _dump(rows)
     else:
         render.print_table(rows, no_colour=getattr(args, "no_color", False), wide=getattr(args, "wide", False))
-    lost = c.call("health").get("journal_failures", 0)
+    health = c.call("health")
+    if not args.json:
+        for problem in health.get("problems", []):   # state herder could not trust (security.md)
+            print(f"herder: warning: {problem}", file=sys.stderr)
+    lost = health.get("journal_failures", 0)
     if lost:   # on stderr in both modes: stdout keeps its shape
         print(f"herder: {lost} event(s) could not be written to the journal (disk full or failing?); "
               "they are missing from `herder events`", file=sys.stderr)
@@ -270,12 +274,15 @@ def run_upgrade(args: Any) -> int:
 
 
 def run_down(args: Any) -> int:
+    """Stop everything; exit 0 only once the supervisor confirmed it: its event stream ended as
+    herder ends it when every service has stopped, and it released its lock (it exited)."""
     c = client(args, timeout=None)
     # follow first, so the end of the stream (herder closing it as it exits) is seen
     events = None if args.no_wait else c.stream("events", query={"follow": True, "limit": 0})
     res = c.call("down")
     if not args.json:
         print(f"herder (pid {res['pid']}): stopping every service", file=sys.stderr)
+    code = EXIT_OK
     if events is not None:
         view = progress.View(sys.stderr, verb="down")
         for e in events:
@@ -284,32 +291,41 @@ def run_down(args: Any) -> int:
             if e.get("kind") == "stop_timeout":
                 print(format_event(e), file=sys.stderr)
             view.feed(e)
-        if not wait_unlocked(res.get("state_dir")):
-            return EXIT_FAILED
-        left = _left_running(res.get("state_dir"))
-        if left:
-            print(f"herder: the supervisor exited before confirming that every service stopped; "
-                  f"{len(left)} instance(s) may still run ({', '.join(sorted(left)[:10])}"
-                  f"{' …' if len(left) > 10 else ''}): `herder up -d` adopts them, then `herder down` again",
-                  file=sys.stderr)
-            return EXIT_FAILED
-        if not args.json:
+        exited = wait_unlocked(res.get("state_dir"))
+        left = _left_running(res.get("state_dir")) if exited else []
+        if not events.complete and exited and not left:
+            # the decision process died during the stop; the keeper's next one finished it
+            print(f"herder: the supervisor's decision process (pid {res['pid']}) died during the stop; its "
+                  "successor finished it", file=sys.stderr)
+        if left or (not events.complete and not exited):
+            what = (f"{len(left)} instance(s) may still run ({', '.join(sorted(left)[:10])}"
+                    f"{' …' if len(left) > 10 else ''}): `herder up -d` adopts them, then `herder down` again"
+                    if left else "some may still run (see `herder status` or ps)")
+            print(f"herder: the supervisor (pid {res['pid']}) {'exited' if exited else 'stopped answering'} before "
+                  f"confirming that every service stopped; {what}", file=sys.stderr)
+            code = EXIT_FAILED
+        elif not exited:
+            code = EXIT_FAILED
+        elif not args.json:
             print(view.summary("down") + "; herder has exited", file=sys.stderr)
     if args.json:
-        _dump(res)
-    return EXIT_OK
+        _dump({**res, "confirmed": code == EXIT_OK})
+    return code
 
 
 def _left_running(state_dir: str | None) -> list[str]:
-    """Instances run.json still lists as alive once the supervisor is gone (a clean exit lists none)."""
+    """Instances run.json still lists as alive once the supervisor is gone (a clean exit lists
+    none); a record counts only when the process proves it is the one recorded (start time
+    and cookie), as everywhere else (herder.store.runstate)."""
     if not state_dir:
         return []
     from pathlib import Path
 
-    from herder.store.runstate import read, still_alive
+    from herder.process import tree
+    from herder.store.runstate import proves, read
 
-    _, recs = read(Path(state_dir) / "run.json")
-    return [name for name, rec in recs.items() if still_alive(rec)]
+    _, _, recs = read(Path(state_dir) / "run.json")
+    return [name for name, rec in recs.items() if proves(rec, tree.start_time(rec.pid), tree.cookie(rec.pid))]
 
 
 def wait_unlocked(state_dir: str | None, timeout: float = 30.0) -> bool:

@@ -64,7 +64,8 @@ class ChannelSpec:
     drop: bool = False
     limit: int = 4 << 20
     forward: tuple[str, ...] = ()
-    file_mode: int = 0o644
+    file_mode: int = 0o640
+    dir_mode: int = 0o750
 
     @classmethod
     def of(cls, raw: dict[str, Any]) -> ChannelSpec:
@@ -149,7 +150,8 @@ class Capture:
             if got is None:
                 got = RotatingFile(Path(spec.sink), max_size=spec.max_size, max_files=spec.max_files,
                                    rotate_every=spec.rotate_every, compress=spec.compress, clock=self.clock,
-                                   compressor=self.compressor, notify=self._notifier(name), label=name)
+                                   compressor=self.compressor, notify=self._notifier(name), label=name,
+                                   mode=spec.file_mode, dir_mode=spec.dir_mode)
                 got.slot = self.counters.slot("s:" + spec.sink)
                 self.sinks[spec.sink] = got
                 self.pump.wake_writer()   # a new rotation deadline
@@ -231,14 +233,15 @@ class Capture:
             self._event("", "log_reopen", f"herder: reopened {len(self.sinks)} log file(s)", {})
         self.pump.in_writer(do)
 
-    def open_own(self, path: Path, shared_fds: tuple[int, ...] = ()) -> None:
+    def open_own(self, path: Path, dir_mode: int = 0o750) -> None:
         """herder.log: the decision process's events, one JSON object per line."""
         def do() -> None:
             if self.own is None or self.own.path != path:
                 if self.own is not None:
                     self.own.close()
                 self.own = RotatingFile(path, max_size=50 << 20, max_files=10, rotate_every=None, compress=True,
-                                        clock=self.clock, compressor=self.compressor, label="herder")
+                                        clock=self.clock, compressor=self.compressor, label="herder", mode=0o640,
+                                        dir_mode=dir_mode)
         self.pump.in_writer(do)
 
     def write_own(self, lines: list[bytes]) -> None:

@@ -172,6 +172,9 @@ class Keeper:
         with contextlib.suppress(OSError, AttributeError):
             import ctypes
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        from herder.process.rlimits import raise_nofile
+
+        raise_nofile()      # the pipes of every service are the keeper's fds; the services get the soft limit it had
         self._install_signals()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)   # blocked across an exec of the keeper
         self.sel.register(self._wake_r, selectors.EVENT_READ, "signal")

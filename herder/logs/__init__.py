@@ -36,12 +36,14 @@ def __getattr__(name: str) -> Any:
 
 
 def install(sup: Host, *, console: bool = False) -> LogHub:
-    """herder.log (every supervisor event) on the supervisor's hub; `console`: the
-    keeper shows every service's lines on its terminal as `name | line`."""
-    from herder.logs._own import OwnLog
+    """herder.log (every supervisor event), the loop's own errors as rate-limited events, on
+    the supervisor's hub; `console`: the keeper shows every service's lines on its terminal
+    as `name | line`."""
+    from herder.logs._own import LoopErrors, OwnLog
 
     hub = sup.logs
     sup.events.subscribe(OwnLog(hub))
+    sup.components.append(LoopErrors(sup.events))
     if console:
         hub.console = True
     return hub

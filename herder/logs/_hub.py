@@ -107,7 +107,8 @@ class LogHub:
             os.set_inheritable(outs.keep[-1], False)
             cs = ChannelSpec(stream, inst.service, sink, spec.max_size, spec.max_files, spec.rotate_every,
                              spec.compress, spec.timestamps, spec.format, spec.max_line,
-                             spec.on_overflow == "drop", spec.buffer, tuple(spec.forward)).as_dict()
+                             spec.on_overflow == "drop", spec.buffer, tuple(spec.forward), spec.file_mode,
+                             self.config.herder.log_dir_mode).as_dict()
             outs.specs.append(cs)
             return cs
 

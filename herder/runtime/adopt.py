@@ -118,27 +118,30 @@ def _stray(sup: Supervisor, name: str, c: dict[str, Any]) -> None:
 
 def from_system(sup: Supervisor, known: set[str]) -> None:
     """No state record: adopt what a previous herder on this state_dir left running (its
-    keeper was killed too). Only processes proven herder's are touched (run.json's record
-    with the same start time and cookie, or a cookie with this state_dir's tag); the rest
-    of an instance's tree stays with its main process."""
+    keeper was killed too). Only processes proven herder's are touched
+    (herder.store.runstate.leftovers: a run.json record whose start time *and* cookie
+    match, herder's own cgroup subtree for this state_dir, processes carrying this
+    state_dir's cookie tag); a corrupt run.json is set aside and said, a record naming a
+    stranger proves nothing and is said. The rest of an instance's tree stays with its
+    main process."""
     state_dir = sup.config.state_dir
-    _old_pid, records = runstate.read(state_dir / "run.json")
-    tag = runstate.state_tag(state_dir) + "."
-    scan = tree.with_cookie_prefix(tag)
+    left = runstate.leftovers(state_dir, sup.procs.cgroups.root if sup.procs.cgroups is not None else None)
+    for problem in left.problems:
+        sup.events.emit("", "state_problem", f"herder: {problem}", {"file": "run.json"})
+    if left.ignored:
+        sup.events.emit("", "supervisor", "herder: run.json names processes that are not herder's; left alone: "
+                        + ", ".join(left.ignored))
     by_name: dict[str, tuple[int, str, int | None]] = {}
-    for name, rec in records.items():
-        if name in known or name not in sup.world.instances:
-            continue
-        st = tree.start_time(rec.pid)
-        if st is not None and st == rec.start_time and tree.cookie(rec.pid) == rec.cookie and rec.cookie:
-            by_name[name] = (rec.pid, rec.cookie, st)
     members: dict[str, set[int]] = {}
-    for pid, (name, _cookie) in scan.items():
-        members.setdefault(name, set()).add(pid)
-        if name in by_name or name in known or name not in sup.world.instances:
+    for name, pids in left.pids.items():
+        pids = {p for p in pids if tree.start_time(p) is not None}
+        if not pids or name in known:
             continue
-        top = _top(pid, {p for p, (n, _) in scan.items() if n == name})
-        by_name[name] = (top, scan[top][1], tree.start_time(top))
+        members[name] = pids
+        if name not in sup.world.instances:
+            continue
+        top = _top(next(iter(pids)), pids)
+        by_name[name] = (top, tree.cookie(top) or "", tree.start_time(top))
     adopt_children: list[dict[str, Any]] = []
     pipes: list[dict[str, Any]] = []
     pipe_fds: list[int] = []

@@ -13,6 +13,10 @@ Each instance has a record here (its cookie, cgroup, process group, start time) 
 the core need not know. Signals are sent from here: to a cgroup, a process group, or a
 pid the keeper has not reaped yet (it only reaps after reporting). This process's own
 children are its helpers (exec probes); it reaps those itself.
+
+An exit record is stepped after what is queued on the notify socket (`before_exit`), as
+systemd orders them: a daemon that hands over with MAINPID= and exits at once is then
+followed to its new main process instead of being taken for ended.
 """
 
 from __future__ import annotations
@@ -82,6 +86,7 @@ class Processes:
         self.env_for: list[EnvFor] = []              # extra environment (NOTIFY_SOCKET …)
         self.prepare: list[Prepare] = []             # launch changes (cgroup limits …)
         self.exit_reason: ExitReason = lambda name: ""   # a cause herder saw (oom)
+        self.before_exit: list[Callable[[], None]] = []  # run before a main exit is handled (notify socket)
         self.orphans_reaped = 0
         self.keeper_exited: Callable[[int], None] = lambda code: None
         self.in_flight: dict[int, _Flight] = {}
@@ -170,6 +175,9 @@ class Processes:
         if len(self._seen) > 8192:
             self._seen = set(sorted(self._seen)[-4096:])
         name, pid = str(rec["name"]), int(rec["pid"])
+        if self._by_pid.get(pid) == name:
+            for first in self.before_exit:   # a MAINPID= hand-over sent just before this exit
+                first()                      # moves the instance's pid instead of ending it
         self._live_dirty = True
         if rec.get("tail"):
             self.logs.err_tail[name] = list(rec["tail"])

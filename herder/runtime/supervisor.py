@@ -46,6 +46,7 @@ from herder.keeper import wire
 from herder.keeper.counters import Counters
 from herder.logs._hub import LogHub
 from herder.process.cgroup import Cgroups
+from herder.process.rlimits import raise_nofile
 from herder.runtime import adopt, signals, status, upward
 from herder.runtime.clock import Clock, MonotonicClock
 from herder.runtime.effects import EffectRunner
@@ -360,8 +361,9 @@ class Supervisor:
         link = self.link
         attached = link is None
         lock_fd: int | None = None
+        gid = lock.group_id(config.herder.socket_group)
         if attached:
-            lock_fd = lock.acquire(config.state_dir)
+            lock_fd = lock.acquire(config.state_dir, group_gid=gid)
             link = spawn_attached(console=self.logs.console)
             try:
                 self.welcome = handshake(link)
@@ -374,8 +376,9 @@ class Supervisor:
         self._attach(link, welcome)
         lock_fd = lock_fd if lock_fd is not None else self.take_stored("lock")
         if lock_fd is None:     # the first decision process of a keeper: the keeper's pid is herder's
-            lock_fd = lock.acquire(config.state_dir, pid=int(welcome.get("pid") or os.getpid()))
+            lock_fd = lock.acquire(config.state_dir, group_gid=gid, pid=int(welcome.get("pid") or os.getpid()))
         self.store("lock", lock_fd)
+        raise_nofile()   # herder's own fds never run out before its services' (herder.process.rlimits)
         link.open()
         self.procs.runstate = runstate.RunStateWriter(config.state_dir / "run.json", self.procs.live_records)
         undo = [signals.install_reaper(loop, self.procs.reap)]

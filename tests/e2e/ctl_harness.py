@@ -62,6 +62,22 @@ class Herd:
         pid = holder(self.state)
         return pid if pid and pid > 0 else None
 
+    def kill_herder(self) -> None:
+        """SIGKILL both of herder's processes, the keeper (stopped first, so that it cannot
+        restart its decision process) and its decision process, and wait until they are gone
+        (psutil waits on the processes; no sleep). What they ran is left running."""
+        import psutil
+
+        pid = self.holder()
+        assert pid is not None, "no herder holds the state_dir"
+        keeper = psutil.Process(pid)
+        keeper.suspend()
+        procs = [keeper, *[c for c in keeper.children() if "herder.runtime.dp" in " ".join(c.cmdline())]]
+        for p in reversed(procs):
+            p.kill()
+        _, left = psutil.wait_procs(procs, timeout=30)
+        assert not left and self.holder() is None
+
     def close(self) -> None:
         if self.holder() is not None:
             run("down", "--socket", self.sock, timeout=60)

@@ -218,16 +218,13 @@ def test_down_exits_non_zero_when_the_supervisor_dies_before_confirming(herd: Ca
     service stopped, so it says so and exits 1; `up -d` adopts what runs, `down` stops it."""
     quiet = 60000 + random.randrange(30000)
     h = herd(f'[services.slow]\ncommand = ["sh", "-c", "trap \\"\\" TERM; exec sleep {quiet}"]\n'
-             'stop_timeout = "30s"\n')
+             'stop_timeout = "5s"\n')
     assert h.up().returncode == 0
     pid = services(h)["slow"]["pid"]
     down = subprocess.Popen(_cli("down", "-c", str(h.config)), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     wait_until("slow stopping", lambda: services(h)["slow"]["state"] == "stopping", timeout=30, interval=0.02)
-    keeper, dp = keeper_and_dp(h)
-    os.kill(keeper, signal.SIGSTOP)
-    os.kill(dp, signal.SIGKILL)
-    os.kill(keeper, signal.SIGKILL)
+    h.kill_herder()
     _, err = down.communicate(timeout=60)
     assert down.returncode != 0
     assert "herder:" in err and ("before confirming" in err or "may still run" in err), err
