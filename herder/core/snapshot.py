@@ -68,6 +68,8 @@ def restore(w: World, snap: dict[str, Any], instances: dict[str, Any],
         return [f"state snapshot version {snap.get('v')!r} is not {VERSION}; starting from what the system says"]
     w.held = {n for n in snap.get("held", []) if n in w.instances}
     w.phase = Phase(snap.get("phase", "up"))
+    if w.phase is Phase.DONE:       # the stop was complete, its end (Finished) died with the process
+        w.phase = Phase.DOWN        # that decided it: the next step derives it again
     w.forced = bool(snap.get("forced", False))
     w.exit_code = int(snap.get("exit_code", 0))
     w.next_job = int(snap.get("next_job", 1))

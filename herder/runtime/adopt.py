@@ -40,8 +40,9 @@ from typing import TYPE_CHECKING, Any
 from herder.config import from_record
 from herder.core import snapshot
 from herder.core.effects import TimerKey
-from herder.core.events import Exited, Found, Up
+from herder.core.events import Down, Exited, Found, Up
 from herder.core.instance import ALIVE, State
+from herder.core.world import Phase
 from herder.process import tree
 from herder.process.cgroup import Cgroup
 from herder.runtime.processes import UNKNOWN
@@ -84,6 +85,8 @@ def start(sup: Supervisor, welcome: dict[str, Any], only: Iterable[str] | None, 
         if name not in world.instances:
             _stray(sup, name, c)
     if restored:
+        if world.phase is not Phase.UP:
+            sup.post(Down())      # a stop in progress goes on; one that was complete finishes (a step re-derives it)
         for key, at in world.timers.items():
             sup.timers.arm(key, at)
         for inst in world.instances.values():

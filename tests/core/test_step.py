@@ -483,3 +483,23 @@ def test_a_stop_by_hand_holds_instances_down_until_started_by_hand() -> None:
     new = config_of({**old.services, "extra": spec()})
     sim.post(Reconfigure(new, diff(old.services, new.services)))
     assert sim.state("web.0") == "stopped" and sim.world.held == {"web.0", "web.1"}
+
+
+def test_a_restored_complete_stop_finishes_at_the_next_step() -> None:
+    """A decision process killed after its stop was complete, before it exited: its successor
+    restores the record (herder.core.snapshot) and must still finish (issue 12: it waited
+    forever, the keeper with it)."""
+    from herder.config import to_record
+    from herder.core import snapshot
+
+    sim = chain()
+    sim.post(Up())
+    sim.post(Down())
+    assert sim.world.phase.value == "done"
+    record = snapshot.world(sim.world, to_record)
+    insts = {n: snapshot.instance(i) for n, i in sim.world.instances.items()}
+    after = Sim(sim.world.config)
+    assert snapshot.restore(after.world, record, insts, lambda raw: sim.world.config) == []
+    assert after.world.phase.value == "down" and after.finished is None
+    after.post(Down())          # what adoption posts for a restored stop
+    assert after.finished == 0 and after.world.phase.value == "done"
