@@ -145,8 +145,8 @@ def _report(sock: str, state_dir: Any, args: Any, since: float = 0.0) -> int:
 
 def _leftovers(state_dir: Any, since: float) -> None:
     """What herder did before it started anything: instances a killed herder left behind,
-    stopped first. That event comes before the journal opens, so it is read back from
-    herder.log (JSON lines), from its last 64 KiB."""
+    adopted (or killed when the config no longer has them). That event comes before the
+    journal opens, so it is read back from herder.log (JSON lines), from its last 64 KiB."""
     import json
 
     from herder.logs._read import last_lines, parse_ts
@@ -154,7 +154,8 @@ def _leftovers(state_dir: Any, since: float) -> None:
     for raw in last_lines(state_dir / "herder.log", 200):
         try:
             e = json.loads(raw)
-            if e.get("kind") == "supervisor" and "previous herder" in e.get("message", "") \
+            msg = e.get("message", "")
+            if e.get("kind") == "supervisor" and ("previous herder" in msg or "a killed herder" in msg) \
                     and parse_ts(e["ts"]) >= since - 1:
                 print(e["message"], file=sys.stderr)
         except (ValueError, KeyError, TypeError, AttributeError):

@@ -99,7 +99,9 @@ def exec_keeper(config_path: str | None, services: list[str], *, socket_group: s
         argv += ["--ready-fd", str(ready_fd)]
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [*argv, "--", *dp_args(config_path, services, socket_group, console, print_events)])
+    from herder.keeper.wire import self_exe
+
+    os.execv(self_exe(), [*argv, "--", *dp_args(config_path, services, socket_group, console, print_events)])
 
 
 def run_up(config_path: str | None, services: list[str], *, socket_group: str | None = None,

@@ -288,7 +288,8 @@ class Keeper:
             if self.watchdog:
                 env["HERDER_UPWARD_WATCHDOG"] = str(self.watchdog)
         try:
-            proc = subprocess.Popen(argv, pass_fds=keep, close_fds=True, env=env, process_group=0)
+            proc = subprocess.Popen(argv, executable=wire.self_exe(), pass_fds=keep, close_fds=True, env=env,
+                                    process_group=0)
         except OSError as e:
             print(f"herder keeper: cannot start the decision process: {e}", file=sys.stderr, flush=True)
             mine.close()

@@ -153,3 +153,13 @@ class Outbox:
             self.pending = 0
         for _data, _attach, _big, owned in items:
             close_fds(owned)
+
+
+def self_exe() -> str:
+    """The running interpreter's binary, to exec (argv[0] stays sys.executable, so a venv is
+    still found): /proc/self/exe where there is one. It is a magic link, so it works when
+    sys.executable lies under a folder this user may not search (a venv whose python links
+    into /root, run as `nobody`: the exec of sys.executable is refused)."""
+    import sys
+
+    return "/proc/self/exe" if os.path.exists("/proc/self/exe") else sys.executable

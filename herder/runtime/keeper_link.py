@@ -134,7 +134,7 @@ def spawn_attached(console: bool = False) -> KeeperLink:
         argv.append("--console")
     env = dict(os.environ)
     env.pop("NOTIFY_SOCKET", None)
-    proc = subprocess.Popen(argv, pass_fds=[theirs.fileno()], close_fds=True, env=env)
+    proc = subprocess.Popen(argv, executable=wire.self_exe(), pass_fds=[theirs.fileno()], close_fds=True, env=env)
     proc.returncode = 0     # our reaper owns it
     theirs.close()
     return KeeperLink(mine, proc.pid)

@@ -65,7 +65,7 @@ def replace_keeper(sup: Supervisor, services: list[str], socket_group: str | Non
     sys.stdout.flush()
     sys.stderr.flush()
     try:
-        os.execv(sys.executable, [sys.executable, "-m", "herder.keeper", "--resume", str(blob)])
+        os.execv(wire.self_exe(), [sys.executable, "-m", "herder.keeper", "--resume", str(blob)])
     except OSError as e:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _BLOCK)
         sup.events.emit("", "keeper_lost", f"herder: cannot exec a new keeper ({e}); stopping every service")
