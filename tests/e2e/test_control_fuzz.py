@@ -46,7 +46,7 @@ def api(herd):
 def test_fuzz_api_never_answers_5xx(api):
     h, base, schema = api
     ops = [r.ok() for r in schema.get_all_operations()]
-    ops = [op for op in ops if op.path != "/v1/down"]
+    ops = [op for op in ops if op.path not in ("/v1/down", "/v1/upgrade")]   # they end or replace herder
     strategy = st.one_of(*[op.as_strategy(mode) for op in ops
                            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)])
     seen: list[tuple[str, str, int]] = []
