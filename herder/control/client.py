@@ -276,6 +276,9 @@ class LineStream:
     def close(self) -> None:
         self._resp.close()
 
+    def __del__(self) -> None:   # a caller that stops reading early: the connection closes with it
+        self._resp.close()
+
 
 def discover_socket(explicit: str | None, config: str | None) -> str:
     """--socket, else $HERDER_SOCKET, else {state_dir}/herder.sock of the config.
