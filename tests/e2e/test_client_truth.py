@@ -87,7 +87,7 @@ def test_a_clean_down_still_exits_0(herd: Callable[..., Herd]) -> None:
     assert h.up().returncode == 0
     r = h.cli("down")
     assert r.returncode == 0, r.stderr
-    assert "a: stopped" in r.stderr and "herder has exited" in r.stderr
+    assert "a: stopped" in r.stderr and "herder has exited" in r.stderr, r.stderr
 
 
 class CutShort:
