@@ -260,3 +260,34 @@ def test_upgrade_in_place_under_log_load_restarts_nothing_and_loses_no_line(herd
         got = numbers(h.state / "logs" / f"p{i}.log", f"{tag}.{i}")
         assert len(got) > 10
         assert got == list(range(1, len(got) + 1)), f"p{i}: a gap or a repeat across the upgrade"
+
+
+def test_kill_9_of_the_keeper_the_decision_process_becomes_the_keeper(herd: Callable[..., Herd]) -> None:
+    """The documented outcome (docs/supervisor.md): the decision process holds a copy of every
+    pipe's read end, so no service gets SIGPIPE; it execs into a keeper (its pid holds the
+    lock now), whose new decision process adopts every instance; it says so."""
+    tag = f"keeper{os.getpid()}x{random.randrange(10 ** 6)}"
+    quiet = 60000 + random.randrange(30000)
+    h = herd(f"[services.p]\ncommand = {json.dumps(PRINTER.format(tag=tag))}\n"
+             f'[services.q]\ncommand = ["sleep", "{quiet}"]\n')
+    assert h.up().returncode == 0
+    before = {n: x["pid"] for n, x in services(h).items()}
+    keeper, dp = keeper_and_dp(h)
+    fd = os.pidfd_open(keeper)
+    try:
+        os.kill(keeper, signal.SIGKILL)
+        assert select.select([fd], [], [], 30)[0]
+    finally:
+        os.close(fd)
+    wait_until("the decision process to hold the lock", lambda: h.holder() == dp, timeout=30, interval=0.02)
+    wait_until("a new decision process", lambda: _try(lambda: keeper_and_dp(h)[1] != dp), timeout=30, interval=0.02)
+    now = services(h)
+    assert {n: x["pid"] for n, x in now.items()} == before       # nothing restarted, nothing got SIGPIPE
+    assert all(x["state"] == "running" and x["restarts"] == 0 for x in now.values())
+    events = h.cli("events", "-n", "200").stdout
+    assert f"the keeper died; this decision process (pid {dp}) becomes the keeper" in events
+    r = h.cli("down")
+    assert r.returncode == 0, r.stderr
+    got = numbers(h.state / "logs" / "p.log", tag)
+    assert len(got) > 10 and got == list(range(1, len(got) + 1)), "a gap or a repeat across the keeper's death"
+    assert not marked(tag) and not marked(f"sleep {quiet}")
