@@ -81,7 +81,7 @@ class DP:
     hello: float | None = None
     up: bool = False            # it said it is supervising (its start-up did not fail)
     bye: int | None = None
-    handover: bool = False      # it exits for an upgrade or a takeover, not by failure
+    handover: bool = False      # it exits for an upgrade, not by failure
     last_ping: float = 0.0
     eof: bool = False
     reaped: bool = False
@@ -223,10 +223,6 @@ class Keeper:
                 self._read_dp()
         elif isinstance(what, tuple) and what[0] == "pidfd":
             self._foreign_gone(what[1])
-        elif what == "listen":
-            from herder.keeper import takeover
-
-            takeover.accept(self)
 
     def _finish(self) -> int:
         if self.children.by_pid:      # nothing herder started may outlive it
@@ -452,8 +448,6 @@ class Keeper:
         """The decision process's settings, once its config is known (after the welcome)."""
         if msg.get("state_dir") and self.state_dir != str(msg["state_dir"]):
             self.state_dir = str(msg["state_dir"])
-            if not self.opts.attached:
-                self.listen()
         if msg.get("herder_log"):
             from pathlib import Path
 
@@ -673,13 +667,6 @@ class Keeper:
 
     def bump_seq(self, at_least: int) -> None:
         self._seq = itertools.count(max(at_least + 1, next(self._seq)))
-
-    def listen(self) -> None:
-        """`{state_dir}/keeper.sock`: where a keeper started by the service manager asks this
-        one to hand over (herder.keeper.takeover)."""
-        from herder.keeper import takeover
-
-        takeover.listen(self)
 
     def restart_capture(self, state: dict[str, Any], fds: list[int]) -> None:
         """After a failed exec: a fresh pump on the same pipes, from the quiesced state."""

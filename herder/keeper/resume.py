@@ -12,9 +12,9 @@ Three ways a keeper's state changes hands, one format for all:
 - the keeper was killed: the decision process, which holds a copy of every pipe's read
   end and knows every instance, writes the same record and execs itself into a keeper
   (herder.runtime.keeper_lost). The services are then children of init, followed by pidfd.
-- the service manager restarted herder while a keeper still runs (systemd after
-  `systemctl kill --kill-who=main`): the running keeper sends the record and its fds over
-  `{state_dir}/keeper.sock` to the new one and exits (herder.keeper.takeover).
+- (not built) the service manager restarted herder while a keeper still runs (systemd
+  after `systemctl kill --kill-who=main`): the running keeper would send the record and
+  its fds over a socket to the new one; see docs/supervisor.md, "Limits".
 
 Fds are referred to by their index in the list that travels with the record (inherited
 fd numbers after an exec, SCM_RIGHTS over a socket).
@@ -118,8 +118,6 @@ def apply(k: Keeper, rec: dict[str, Any], fds: list[int]) -> None:
             k.children.by_pid[child.pid] = child
         else:
             k.follow_foreign(child)
-    if k.state_dir:
-        k.listen()
 
 
 def exec_keeper(k: Keeper, argv: list[str]) -> None:

@@ -98,7 +98,7 @@ def start(sup: Supervisor, welcome: dict[str, Any], only: Iterable[str] | None, 
     n = len(children)
     if n or restored:
         why = {"restart": "the decision process restarted", "upgrade": "herder was upgraded",
-               "keeper_lost": "herder's keeper was replaced", "takeover": "a new keeper took over"}.get(
+               "keeper_lost": "herder's keeper was replaced"}.get(
             str(welcome.get("why")), "herder restarted")
         sup.events.emit("", "supervisor", f"herder: {why}; adopted {n} running instance(s), "
                         f"{'state carried over' if restored else 'no state record: counters start afresh'}",

@@ -15,9 +15,10 @@ instance is the keeper's child again. Bytes the dead keeper had read but not yet
 are counted from the shared counters (read − done per instance) and reported
 (`log_lost`), never silently dropped.
 
-Under a service manager (systemd), the dead keeper was the unit's main process: the
-manager restarts herder's unit, and the new `herder up` takes over from this keeper
-(herder.keeper.takeover). The services stay up throughout.
+Under a service manager (systemd), the dead keeper was the unit's main process: with the
+unit herder installs today (KillMode=mixed) the manager then stops what is left of the
+unit's cgroup and restarts herder, so the services are restarted; keeping them needs
+ExitType=cgroup and a MAINPID= from this process (docs/supervisor.md, "Limits": not built).
 """
 
 from __future__ import annotations
