@@ -15,14 +15,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOP = ROOT / "examples" / "shop"
+CONTAINER = ROOT / "examples" / "container"     # herder as a container's init (issue 19)
 IMAGE = "herder-shop:test"
 FULL = ROOT / "tests" / "export" / "configs" / "full" / "herder.toml"   # every herder key set
 
 
-def variant(dest: Path, **changes: tuple[str, str]) -> Path:
-    """Copy the example into dest and apply each (old, new) text change to its herder.toml;
-    the change must apply (the test is about that value)."""
-    shutil.copytree(SHOP, dest, ignore=shutil.ignore_patterns("__pycache__"))
+def variant(dest: Path, example: Path = SHOP, **changes: tuple[str, str]) -> Path:
+    """Copy the example (the shop unless named) into dest and apply each (old, new) text
+    change to its herder.toml; the change must apply (the test is about that value)."""
+    shutil.copytree(example, dest, ignore=shutil.ignore_patterns("__pycache__", ".herder"))
     path = dest / "herder.toml"
     text = path.read_text()
     for what, (old, new) in changes.items():

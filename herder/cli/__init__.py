@@ -53,6 +53,10 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate the config, print every error, exit 2 if any")
     check.add_argument("-c", "--config", metavar="FILE", help="config file")
+    check.add_argument("--container", action="store_true",
+                       help="also say what herder does as a container's init: the grace period to give the engine, "
+                       "critical services, the health check, where logs go")
+    check.add_argument("--json", action="store_true", help="with --container: the report as JSON")
     if only in (None, "up", "check"):
         _control_commands(sub)
     from herder.cli import import_cmd, install_cmd  # argparse only at import time
@@ -108,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_up(args.config, args.services, socket_group=args.socket_group, console=args.console)
         if args.command == "check":
             from herder.cli.check import run_check
-            return run_check(args.config)
+            return run_check(args.config, args.container, args.json)
         if args.command in ("install", "uninstall", "service"):
             from herder.cli.install_cmd import run as run_install
             return run_install(args)

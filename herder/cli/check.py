@@ -1,4 +1,5 @@
-"""`herder check`: every config error at once, exit 2 if any."""
+"""`herder check`: every config error at once, exit 2 if any; `--container`: what herder
+will do as a container's init (herder.cli.check_container)."""
 
 from __future__ import annotations
 
@@ -22,10 +23,15 @@ def load_or_report(config_path: str | None) -> tuple[Path, Config | int]:
         return path, e.exit_code
 
 
-def run_check(config_path: str | None) -> int:
+def run_check(config_path: str | None, container: bool = False, as_json: bool = False) -> int:
     path, cfg = load_or_report(config_path)
     if isinstance(cfg, int):
         return cfg
     n = sum(s.replicas for s in cfg.services.values())
-    print(f"{path}: ok ({len(cfg.services)} services, {n} instances)")
+    if not as_json:
+        print(f"{path}: ok ({len(cfg.services)} services, {n} instances)")
+    if container:
+        from herder.cli.check_container import print_report
+
+        print_report(cfg, path, as_json)
     return EXIT_OK

