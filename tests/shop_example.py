@@ -27,7 +27,7 @@ def variant(dest: Path, example: Path = SHOP, **changes: tuple[str, str]) -> Pat
     path = dest / "herder.toml"
     text = path.read_text()
     for what, (old, new) in changes.items():
-        assert old in text, f"{what}: {old!r} is not in the shop's herder.toml"
+        assert old in text, f"{what}: {old!r} is not in {example.name}'s herder.toml"
         text = text.replace(old, new)
     path.write_text(text)
     return path

