@@ -20,9 +20,14 @@ IMAGE = "herder-shop:test"
 FULL = ROOT / "tests" / "export" / "configs" / "full" / "herder.toml"   # every herder key set
 
 
-def variant(dest: Path, example: Path = SHOP, **changes: tuple[str, str]) -> Path:
-    """Copy the example (the shop unless named) into dest and apply each (old, new) text
-    change to its herder.toml; the change must apply (the test is about that value)."""
+def variant(dest: Path, **changes: tuple[str, str]) -> Path:
+    """Copy the shop into dest and apply each (old, new) text change to its herder.toml;
+    the change must apply (the test is about that value)."""
+    return variant_of(SHOP, dest, changes)
+
+
+def variant_of(example: Path, dest: Path, changes: dict[str, tuple[str, str]]) -> Path:
+    """`variant` of any example (examples/container for the container tier)."""
     shutil.copytree(example, dest, ignore=shutil.ignore_patterns("__pycache__", ".herder"))
     path = dest / "herder.toml"
     text = path.read_text()

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 from herdertest import wait_until
-from shop_example import CONTAINER, variant
+from shop_example import CONTAINER, variant_of
 
 from engines import herder_image
 from engines.dockerd import Dockerd
@@ -98,7 +98,7 @@ def app(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_pid1_logs_zombies_health_and_ordered_stop(dockerd: Dockerd, image: str, app: Path) -> None:
-    variant(app, CONTAINER)
+    variant_of(CONTAINER, app, {})
     box = Box(dockerd, image, app, "herder-init-stop", *HEALTH)
     wait_until("the container healthy", lambda: box.health() == "healthy", 90)
 
@@ -149,15 +149,16 @@ def test_critical_failure_exits_and_engine_restarts(dockerd: Dockerd, image: str
                                                    tmp_path: Path) -> None:
     # web fails on the container's first boot and is not restarted by herder: the container
     # ends with 69 and Docker's restart policy starts it again; the second boot works.
-    variant(app, CONTAINER, restart=('restart = "always"\nready', 'restart = "never"\nready'),
-            health=('interval = "5s" }', 'interval = "5s", action = "none" }'),
-            env=('command = ["python3", "app.py", "web"]',
-                 'command = ["python3", "app.py", "web"]\nenv = { FAIL_FIRST_BOOT = "/app/.booted" }'))
+    variant_of(CONTAINER, app, {
+        "restart": ('restart = "always"\nready', 'restart = "never"\nready'),
+        "health": ('interval = "5s" }', 'interval = "5s", action = "none" }'),
+        "env": ('command = ["python3", "app.py", "web"]',
+                'command = ["python3", "app.py", "web"]\nenv = { FAIL_FIRST_BOOT = "/app/.booted" }')})
     box = Box(dockerd, image, app, "herder-init-critical", "--restart", "on-failure", *HEALTH)
     # a failing migration fails the container start: web never starts
     failing = tmp_path / "failing"
-    variant(failing, CONTAINER,
-            migrate=('restart = "never"\ncritical', 'restart = "never"\nenv = { MIGRATE_EXIT = "3" }\ncritical'))
+    fail = 'restart = "never"\nenv = { MIGRATE_EXIT = "3" }\ncritical'
+    variant_of(CONTAINER, failing, {"migrate": ('restart = "never"\ncritical', fail)})
     mig = Box(dockerd, image, failing, "herder-init-migrate")
 
     wait_until("restarted once and healthy",
