@@ -8,21 +8,12 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from herderproc import HerderProc, run
 
 from herder.errors import EXIT_FAILED, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE
-
-
-@pytest.fixture
-def procs() -> Iterator[list[HerderProc]]:
-    started: list[HerderProc] = []
-    yield started
-    for p in started:
-        p.kill()
 
 
 def test_check_container_prints_the_grace_period(make_config: Callable[..., Path]) -> None:
