@@ -49,13 +49,14 @@ def image(dockerd: Dockerd, tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 class Box:
-    """One container running a variant of examples/container."""
+    """One container running a variant of examples/container (`herder up` unless argv says)."""
 
-    def __init__(self, d: Dockerd, image: str, app: Path, name: str, *run_args: str) -> None:
+    def __init__(self, d: Dockerd, image: str, app: Path, name: str, *run_args: str,
+                 argv: tuple[str, ...] = ("herder", "up", "-c", CONFIG)) -> None:
         self.d, self.name = d, name
         d.docker("rm", "-f", name, check=False)
         self.started = time.time()
-        d.docker("run", "-d", "--name", name, "-v", f"{app}:/app", *run_args, image, "herder", "up", "-c", CONFIG)
+        d.docker("run", "-d", "--name", name, "-v", f"{app}:/app", *run_args, image, *argv)
 
     def state(self) -> dict[str, object]:
         state: dict[str, object] = self.d.inspect(self.name)["State"]
@@ -70,7 +71,12 @@ class Box:
         return res.stdout, res.stderr
 
     def wait_log(self, needle: str, timeout: float = 60.0) -> None:
-        wait_until(f"{needle!r} in docker logs of {self.name}", lambda: any(needle in s for s in self.logs()), timeout)
+        try:
+            wait_until(f"{needle!r} in docker logs of {self.name}", lambda: any(needle in s for s in self.logs()),
+                       timeout)
+        except AssertionError as e:
+            out, err = self.logs()
+            raise AssertionError(f"{e}\nstdout:\n{out[-2000:]}\nstderr:\n{err[-3000:]}") from None
 
     def exec(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.d.docker("exec", self.name, *argv, check=check)

@@ -1,0 +1,104 @@
+"""herder next to the other inits of multi-process images, measured in the same dockerd.
+
+Four containers of the same image run side by side, each with a different PID 1 over
+the same programs (examples/container's ticker, which orphans a `sleep` every tick, and
+its worker, 2 s to finish after SIGTERM; files in peers/):
+
+- herder (`herder up -c`), with a program that always fails (not critical, so that the
+  two supervisors are compared on the same terms);
+- supervisord 4.3 from PyPI, with the same three programs;
+- tini (Debian's), its one child being the ticker;
+- a plain program that waits for its one child (the control: it must collect zombies,
+  or this test could not see a reaper missing).
+
+Measured: zombies still there ten ticks after they were seen, what the always-failing
+program does to the container, and `docker stop -t 10` (seconds, exit code). The numbers
+in docs/container.md come from this test (run with -s to see the table). The facts
+asserted are the ones the docs state.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from herdertest import wait_until
+from shop_example import CONTAINER
+
+from engines.dockerd import Dockerd
+from engines.test_container import Box
+from engines.test_container import image as image  # the fixture
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+PEERS = Path(__file__).resolve().parent / "peers"
+
+INITS = {
+    "herder": ("herder", "up", "-c", "/app/herder.toml"),
+    "supervisord": ("supervisord", "-c", "/app/supervisord.conf"),
+    "tini": ("tini", "--", "sh", "/app/ticker.sh"),
+    "plain": ("python3", "/app/reaper-less.py"),
+}
+
+
+class Peer(Box):
+    def __init__(self, d: Dockerd, tag: str, app: Path, init: str) -> None:
+        self.init = init
+        super().__init__(d, tag, app, f"herder-peer-{init}", argv=INITS[init])
+
+    def ticks(self) -> int:
+        return sum(1 for line in self.logs()[0].splitlines() if "tick " in line)
+
+
+def test_inits_side_by_side(dockerd: Dockerd, image: str, tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    shutil.copytree(CONTAINER, app, ignore=shutil.ignore_patterns("__pycache__", ".herder", "herder.toml"))
+    for f in PEERS.iterdir():
+        shutil.copy2(f, app / f.name)
+    peers = {init: Peer(dockerd, image, app, init) for init in INITS}
+    row: dict[str, dict[str, object]] = {init: {} for init in INITS}
+
+    # zombies: sampled once every peer ticked a few times, then ten ticks later
+    def ticking(n: int) -> bool:
+        counts = {i: p.ticks() for i, p in peers.items()}
+        assert all(p.state()["Running"] for p in peers.values()), counts
+        return all(c >= n + (before[i][1] if before else 0) for i, c in counts.items())
+
+    before: dict[str, tuple[set[str], int]] = {}
+    wait_until("every peer ticking", lambda: ticking(3), 60)
+    before = {init: (p.zombies(), p.ticks()) for init, p in peers.items()}
+    wait_until("ten more ticks everywhere", lambda: ticking(10), 60)
+    for init, p in peers.items():
+        row[init]["zombies"] = len(before[init][0] & p.zombies())
+
+    # the always-failing program: given up on by both supervisors; the container goes on
+    peers["supervisord"].wait_log("gave up: crasher entered FATAL state")
+    peers["herder"].wait_log("-> failed")
+    for init in ("herder", "supervisord"):
+        gave_up = "FATAL" if init == "supervisord" else "failed"
+        row[init]["crash"] = gave_up + (", container runs on" if peers[init].state()["Running"] else "?")
+    row["tini"]["crash"] = "(one child: tini exits with it)"
+
+    # docker stop -t 10, one after the other (the timing is each container's own)
+    stops = {}
+    for init, p in peers.items():
+        t0 = time.monotonic()
+        dockerd.docker("stop", "-t", "10", p.name, timeout=60)
+        stops[init] = (round(time.monotonic() - t0, 1), p.state()["ExitCode"])
+        row[init]["stop"] = f"{stops[init][0]}s, exit {stops[init][1]}"
+
+    print("\ninit         zombies left after 10 ticks   always-failing program           docker stop -t 10")
+    for init, r in row.items():
+        print(f"{init:12} {r.get('zombies')!s:29} {r.get('crash', '-')!s:32} {r.get('stop', '-')}")
+
+    assert row["herder"]["crash"] == "failed, container runs on"
+    assert row["supervisord"]["crash"] == "FATAL, container runs on"
+    assert row["herder"]["zombies"] == row["supervisord"]["zombies"] == row["tini"]["zombies"] == 0
+    assert stops["herder"][1] == 0 and stops["herder"][0] < 10
+    assert isinstance(row["plain"]["zombies"], int) and row["plain"]["zombies"] >= 5   # the control sees them
+    assert stops["supervisord"][1] == 0 and stops["supervisord"][0] < 10
+    assert stops["tini"][1] == 143                       # the child's SIGTERM death, as 128 + 15
+    assert stops["plain"][1] == 137 and stops["plain"][0] >= 10   # SIGTERM dropped; the engine's SIGKILL
+    dockerd.docker("rm", "-f", *(p.name for p in peers.values()))
