@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from herder.config import Config, find_config, load
-from herder.errors import EXIT_OK, ConfigError
+from herder.errors import EXIT_OK, EXIT_USAGE, ConfigError
 
 
 def load_or_report(config_path: str | None) -> tuple[Path, Config | int]:
@@ -24,6 +24,9 @@ def load_or_report(config_path: str | None) -> tuple[Path, Config | int]:
 
 
 def run_check(config_path: str | None, container: bool = False, as_json: bool = False) -> int:
+    if as_json and not container:
+        print("herder check: --json goes with --container (the container report as JSON)", file=sys.stderr)
+        return EXIT_USAGE
     path, cfg = load_or_report(config_path)
     if isinstance(cfg, int):
         return cfg

@@ -11,6 +11,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from herderproc import HerderProc, run
 
 from herder.errors import EXIT_FAILED, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE
@@ -38,6 +39,8 @@ def test_check_container_prints_the_grace_period(make_config: Callable[..., Path
     assert doc["grace_period"] >= 7 and doc["grace_period"] == int(doc["grace_period"])
     assert [c["service"] for c in doc["chain"]] == ["web", "db"]
     assert doc["warnings"] == []
+    res = run("check", "--json", "-c", str(cfg))
+    assert res.returncode == EXIT_USAGE and "--json goes with --container" in res.stderr
 
 
 def test_check_container_warns_without_a_critical_service(make_config: Callable[..., Path]) -> None:
@@ -120,3 +123,41 @@ def test_a_failed_job_fails_the_start(make_config: Callable[..., Path], procs: l
     out = "\n".join(h.lines)
     assert "web is critical and cannot start: it waits for migrate (completed)" in out, out
     assert "web: started" not in out
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ("critical_exit_code = 126", "critical_exit_code"),
+    ('critical_exit_code = "69"', "critical_exit_code"),
+    ('critical = "yes"', "critical"),
+])
+def test_bad_critical_values(make_config: Callable[..., Path], line: str, problem: str) -> None:
+    cfg = make_config(f'[services.a]\ncommand = ["sleep", "1000"]\n{line}\n')
+    res = run("check", "--container", "-c", str(cfg))
+    assert res.returncode == EXIT_USAGE and f"{cfg}:3: services.a.{problem}:" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("value", ['"yes"', "1", '"JSON"'])
+def test_bad_console_values(make_config: Callable[..., Path], value: str) -> None:
+    cfg = make_config(f'[herder]\nconsole = {value}\n[services.a]\ncommand = ["sleep", "1000"]\n')
+    res = run("up", "-c", str(cfg))
+    assert res.returncode == EXIT_USAGE and f"{cfg}:2: herder.console:" in res.stderr, res.stderr
+
+
+def test_a_flood_reaches_stdout_whole_and_in_order(make_config: Callable[..., Path],
+                                                   procs: list[HerderProc]) -> None:
+    n = 200_000
+    cfg = make_config(f'''
+        [herder]
+        console = "text"
+        [services.flood]
+        command = ["seq", "1", "{n}"]
+        restart = "never"
+        ''')
+    h = HerderProc("up", "-c", str(cfg))
+    procs.append(h)
+    h.expect(rf"^flood  \| {n}$", timeout=60)
+    h.signal(signal.SIGTERM)
+    assert h.wait() == EXIT_OK
+    got = [line.removeprefix("flood  | ") for line in h.lines if line.startswith("flood  | ")]
+    assert got == [str(i) for i in range(1, n + 1)]
