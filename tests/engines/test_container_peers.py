@@ -5,7 +5,8 @@ the same programs (examples/container's ticker, which orphans a `sleep` every ti
 its worker, 2 s to finish after SIGTERM; files in peers/):
 
 - herder (`herder up -c`), with a program that always fails (not critical, so that the
-  two supervisors are compared on the same terms);
+  two supervisors are compared on the same terms), as PID 1 and under `docker run --init`
+  (docker-init, i.e. tini, as PID 1 and herder its child);
 - supervisord 4.3 from PyPI, with the same three programs;
 - tini (Debian's), its one child being the ticker;
 - a plain program that waits for its one child (the control: it must collect zombies,
@@ -37,6 +38,7 @@ PEERS = Path(__file__).resolve().parent / "peers"
 
 INITS = {
     "herder": ("herder", "up", "-c", "/app/herder.toml"),
+    "herder --init": ("herder", "up", "-c", "/app/herder.toml"),
     "supervisord": ("supervisord", "-c", "/app/supervisord.conf"),
     "tini": ("tini", "--", "sh", "/app/ticker.sh"),
     "plain": ("python3", "/app/reaper-less.py"),
@@ -46,18 +48,22 @@ INITS = {
 class Peer(Box):
     def __init__(self, d: Dockerd, tag: str, app: Path, init: str) -> None:
         self.init = init
-        super().__init__(d, tag, app, f"herder-peer-{init}", argv=INITS[init])
+        run_args = ("--init",) if init.endswith("--init") else ()
+        super().__init__(d, tag, app, f"herder-peer-{init.replace(' --', '-')}", *run_args, argv=INITS[init])
 
     def ticks(self) -> int:
         return sum(1 for line in self.logs()[0].splitlines() if "tick " in line)
 
 
 def test_inits_side_by_side(dockerd: Dockerd, image: str, tmp_path: Path) -> None:
-    app = tmp_path / "app"
-    shutil.copytree(CONTAINER, app, ignore=shutil.ignore_patterns("__pycache__", ".herder", "herder.toml"))
-    for f in PEERS.iterdir():
-        shutil.copy2(f, app / f.name)
-    peers = {init: Peer(dockerd, image, app, init) for init in INITS}
+    def app(init: str) -> Path:     # one copy each: a herder's state_dir is the config's folder
+        dest = tmp_path / init.replace(" --", "-")
+        shutil.copytree(CONTAINER, dest, ignore=shutil.ignore_patterns("__pycache__", ".herder", "herder.toml"))
+        for f in PEERS.iterdir():
+            shutil.copy2(f, dest / f.name)
+        return dest
+
+    peers = {init: Peer(dockerd, image, app(init), init) for init in INITS}
     row: dict[str, dict[str, object]] = {init: {} for init in INITS}
 
     # zombies: sampled once every peer ticked a few times, then ten ticks later
@@ -76,7 +82,10 @@ def test_inits_side_by_side(dockerd: Dockerd, image: str, tmp_path: Path) -> Non
     # the always-failing program: given up on by both supervisors; the container goes on
     peers["supervisord"].wait_log("gave up: crasher entered FATAL state")
     peers["herder"].wait_log("-> failed")
-    for init in ("herder", "supervisord"):
+    under = peers["herder --init"]
+    under.wait_log("-> failed")
+    assert "the main process of a docker container, under docker-init (PID 1)" in under.logs()[1]
+    for init in ("herder", "herder --init", "supervisord"):
         gave_up = "FATAL" if init == "supervisord" else "failed"
         row[init]["crash"] = gave_up + (", container runs on" if peers[init].state()["Running"] else "?")
     row["tini"]["crash"] = "(one child: tini exits with it)"
@@ -89,14 +98,16 @@ def test_inits_side_by_side(dockerd: Dockerd, image: str, tmp_path: Path) -> Non
         stops[init] = (round(time.monotonic() - t0, 1), p.state()["ExitCode"])
         row[init]["stop"] = f"{stops[init][0]}s, exit {stops[init][1]}"
 
-    print("\ninit         zombies left after 10 ticks   always-failing program           docker stop -t 10")
+    print("\ninit           zombies left after 10 ticks   always-failing program           docker stop -t 10")
     for init, r in row.items():
-        print(f"{init:12} {r.get('zombies')!s:29} {r.get('crash', '-')!s:32} {r.get('stop', '-')}")
+        print(f"{init:14} {r.get('zombies')!s:29} {r.get('crash', '-')!s:32} {r.get('stop', '-')}")
 
     assert row["herder"]["crash"] == "failed, container runs on"
     assert row["supervisord"]["crash"] == "FATAL, container runs on"
-    assert row["herder"]["zombies"] == row["supervisord"]["zombies"] == row["tini"]["zombies"] == 0
-    assert stops["herder"][1] == 0 and stops["herder"][0] < 10
+    assert row["herder"]["zombies"] == row["herder --init"]["zombies"] == 0
+    assert row["supervisord"]["zombies"] == row["tini"]["zombies"] == 0
+    assert stops["herder"][1] == stops["herder --init"][1] == 0
+    assert stops["herder"][0] < 10 and stops["herder --init"][0] < 10
     assert isinstance(row["plain"]["zombies"], int) and row["plain"]["zombies"] >= 5   # the control sees them
     assert stops["supervisord"][1] == 0 and stops["supervisord"][0] < 10
     assert stops["tini"][1] == 143                       # the child's SIGTERM death, as 128 + 15
