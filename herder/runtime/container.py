@@ -18,7 +18,9 @@ flag) herder is PID 1 of the container's pid namespace, and three things differ 
   container's way there (herder.logs.console_mode).
 
 "A container's init" is PID 1, or the main process of a container started with a tiny
-init in front (`docker run --init`: tini as PID 1, herder its child). herder under
+init in front (`docker run --init`: tini as PID 1, herder its child), or a child of
+herder's own keeper process as PID 1 (where herder splits into a keeper and a decision
+process). herder under
 systemd inside a container (systemd-nspawn, a system install) is not one: systemd is the
 init and the journal takes stdout. The engine is named from the usual markers:
 /.dockerenv, /run/.containerenv (podman), $container (systemd's convention, set by
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TINY_INITS = frozenset({"tini", "docker-init", "dumb-init", "catatonit"})
+KEEPER = "herder.keeper"     # `python -m herder.keeper`: a herder process that keeps the services' pipes
 TERMINATION_LOG = Path("/dev/termination-log")   # Kubernetes' default terminationMessagePath
 
 
@@ -68,7 +71,10 @@ def detect(*, pid: int | None = None, ppid: int | None = None, environ: Mapping[
     under = None
     if pid != 1 and ppid == 1 and engine is not None:
         comm = _read(root / "proc/1/comm").strip()
-        under = comm if comm in TINY_INITS else None
+        if comm in TINY_INITS:
+            under = comm
+        elif KEEPER in _read(root / "proc/1/cmdline"):
+            under = "herder's keeper"     # herder's own PID 1 (issue 12): the container is herder's
     return Init(pid == 1, engine, under)
 
 

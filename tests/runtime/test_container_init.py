@@ -55,6 +55,9 @@ def test_under_a_tiny_init_but_not_under_systemd(tmp_path: Path) -> None:
     systemd = detect(pid=7, ppid=1, environ={"container": "systemd-nspawn"},
                      root=_root(tmp_path / "b", {"proc/1/comm": "systemd\n"}))
     assert not systemd.container_init and systemd.describe() == "in a systemd-nspawn container"
+    keeper = detect(pid=7, ppid=1, environ={}, root=_root(tmp_path / "d", {
+        ".dockerenv": "", "proc/1/comm": "python3\n", "proc/1/cmdline": "python3\0-m\0herder.keeper\0--\0"}))
+    assert keeper.container_init and keeper.under == "herder's keeper"
     host = detect(pid=7, ppid=1, environ={}, root=_root(tmp_path / "c", {"proc/1/comm": "tini\n"}))
     assert not host.container_init       # a tini on a host is not a container's
 
