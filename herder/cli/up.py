@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Callable
 
 from herder.cli.check import load_or_report
 from herder.config import Config
-from herder.errors import UsageError
+from herder.errors import UnknownService
 from herder.runtime.events import Event
 from herder.units import stamp_ms
 
@@ -32,12 +33,12 @@ def load_for_up(config_path: str | None, services: list[str]) -> Config | int:
         return cfg
     unknown = [s for s in services if s not in cfg.services]
     if unknown:
-        raise UsageError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(sorted(cfg.services)) or 'none'}")
+        raise UnknownService(unknown, sorted(cfg.services))
     return cfg
 
 
 def supervise(cfg: Config, services: list[str], *, socket_group: str | None = None,
-              ready: Callable[[], None] | None = None, console: bool | None = False) -> int:
+              ready: Callable[[], None] | None = None, console: bool | None = False, print_events: bool = True) -> int:
     """Build the supervisor with its components and run it to the end (foreground or daemon).
 
     `console` is --console / --no-console (None: neither). What reaches herder's stdout
@@ -52,10 +53,30 @@ def supervise(cfg: Config, services: list[str], *, socket_group: str | None = No
     init = container.detect()
     mode = console_mode(cfg.herder.console, console, init.container_init, sys.stdout.isatty())
     sup = Supervisor(cfg, init=init)   # with readiness, probes, watchdog, $NOTIFY_SOCKET, limits and log capture
+    from herder.process import usage
+
+    usage.attach(sup)       # cpu / rss / procs in status records, sampled per request
     hub = install_logs(sup, console=mode, files=files_on(cfg.herder.log_files, init.container_init))
-    sup.events.subscribe(HerderLines(hub, hub.stdio, _shown) if hub.stdio is not None else _print_event)
+    if hub.stdio is not None:   # a container's logs: herder's lines among the services' (always shown)
+        sup.events.subscribe(HerderLines(hub, hub.stdio, _shown))
+    elif print_events:      # the foreground's lines; a daemon has them in herder.log (JSON) already
+        sup.events.subscribe(_print_event)
     sup.components.append(Control(sup, ControlOptions(socket_group=socket_group)))
-    code = asyncio.run(sup.run(services or None, ready=ready))
+    # the per-user index (herder.control.discovery) lets `herder status -c CONFIG` find this
+    # supervisor whatever its state_dir; noted once it holds the lock and listens
+    from herder.control.discovery import SocketNote
+
+    note = SocketNote(str(cfg.path.resolve()), os.path.abspath(cfg.state_dir / "herder.sock"))
+
+    def started() -> None:
+        note.write()
+        if ready is not None:
+            ready()
+
+    try:
+        code = asyncio.run(sup.run(services or None, ready=started))
+    finally:
+        note.remove()
     if code and init.container_init:
         container.write_termination_message(sup.world.exit_reason or f"herder exited with code {code}")
     return code
