@@ -1,5 +1,6 @@
-"""`herder check`: every config error at once, exit 2 if any; `--container`: what herder
-will do as a container's init (herder.cli.check_container)."""
+"""`herder check`: every config error at once, exit 2 if any; warnings (what only run time can
+settle) are printed too and do not change the exit code. `--container`: what herder will do
+as a container's init (herder.cli.check_container)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,16 @@ def load_or_report(config_path: str | None) -> tuple[Path, Config | int]:
     """The loaded config, or the exit code after printing every error (for any command)."""
     path = find_config(config_path)
     try:
-        return path, load(path)
+        cfg = load(path)
     except ConfigError as e:
         for line in e.problems:
             print(line, file=sys.stderr)
         n = len(e.problems)
         print(f"{path}: {n} error{'s' if n != 1 else ''}; nothing was changed", file=sys.stderr)
         return path, e.exit_code
+    for line in cfg.warnings:
+        print(line, file=sys.stderr)
+    return path, cfg
 
 
 def run_check(config_path: str | None, container: bool = False, as_json: bool = False) -> int:

@@ -22,15 +22,16 @@ __all__ = ["Framer", "LogHub", "Record", "install", "install_foreground", "rfc33
 
 
 def install(sup: Host, *, console: bool | str = False, files: bool = True) -> LogHub:
-    """herder.log (every supervisor event) and what goes to herder's stdout, on the
-    supervisor's hub: `console` True or "view" is the terminal view, "text" / "json" every
-    line on stdout/stderr (herder.logs._stdio.console_mode chooses); `files` False keeps
-    `auto` outputs in memory only (no per-service files)."""
-    from herder.logs._own import OwnLog
+    """herder.log (every supervisor event), the loop's own errors as rate-limited events, and
+    what goes to herder's stdout, on the supervisor's hub: `console` True or "view" is the
+    terminal view, "text" / "json" every line on stdout/stderr (herder.logs._stdio.console_mode
+    chooses); `files` False keeps `auto` outputs in memory only (no per-service files)."""
+    from herder.logs._own import LoopErrors, OwnLog
 
     hub = sup.logs
     hub.files = files
     sup.events.subscribe(OwnLog(hub))
+    sup.components.append(LoopErrors(sup.events))
     if console is True or console == "view":
         from herder.logs._console import ConsoleTap
 
