@@ -15,13 +15,16 @@ from herder.runtime.events import Event
 from herder.units import stamp_ms
 
 
-def _print_event(ev: Event) -> None:
+def _shown(ev: Event) -> bool:
     """herder's own lines in the foreground: spawns, exits, decisions, stops. The routine
     steps of a start (-> waiting, -> starting) are left to `herder events` and the journal."""
-    if ev.kind == "state" and (ev.data.get("to") == "starting"
-                               or (ev.data.get("to") == "waiting" and ev.data.get("reason") == "dependencies")):
-        return
-    print(f"{stamp_ms(ev.ts, '%H:%M:%S', utc=False)} {ev.message}", file=sys.stderr, flush=True)
+    to, why = ev.data.get("to"), ev.data.get("reason")
+    return not (ev.kind == "state" and (to == "starting" or (to == "waiting" and why == "dependencies")))
+
+
+def _print_event(ev: Event) -> None:
+    if _shown(ev):
+        print(f"{stamp_ms(ev.ts, '%H:%M:%S', utc=False)} {ev.message}", file=sys.stderr, flush=True)
 
 
 def load_for_up(config_path: str | None, services: list[str]) -> Config | int:
@@ -36,26 +39,37 @@ def load_for_up(config_path: str | None, services: list[str]) -> Config | int:
 
 
 def supervise(cfg: Config, services: list[str], *, socket_group: str | None = None,
-              ready: Callable[[], None] | None = None, console: bool = False, print_events: bool = True,
+              ready: Callable[[], None] | None = None, console: bool | None = False, print_events: bool = True,
               keeper: Any = None, welcome: dict[str, Any] | None = None, fresh: bool = False) -> int:
     """Build the supervisor with its components and run it to the end. `keeper`: the link
     to the keeper that runs this process (herder.runtime.dp); without one the supervisor
-    starts an attached keeper of its own."""
+    starts an attached keeper of its own.
+
+    `console` is --console / --no-console (None: neither). What reaches herder's stdout
+    follows [herder] console and log_files, whose `auto` depends on whether herder is a
+    container's init (herder.runtime.container, docs/container.md): the keeper, which is
+    that init, says so in its welcome and writes the lines (herder.keeper.capture)."""
     from herder.control.component import Control, ControlOptions
     from herder.logs import install as install_logs
+    from herder.logs._stdio import HerderLines, console_mode, files_on
+    from herder.runtime import container
     from herder.runtime.keeper_lost import replace_keeper
     from herder.runtime.supervisor import Supervisor
 
+    init = container.of_keeper((welcome or {}).get("init")) if keeper is not None else container.detect()
+    mode = console_mode(cfg.herder.console, console, init.container_init, sys.stdout.isatty())
     # with readiness, probes, watchdog, $NOTIFY_SOCKET, limits; capture is the keeper's
-    sup = Supervisor(cfg, keeper=keeper, welcome=welcome, fresh=fresh)
+    sup = Supervisor(cfg, keeper=keeper, welcome=welcome, fresh=fresh, init=init)
     if keeper is not None:
         sup.on_keeper_lost = lambda: replace_keeper(sup, services, socket_group, console, print_events)
     from herder.process import usage
 
     usage.attach(sup)       # cpu / rss / procs in status records, sampled per request
-    if print_events:        # the foreground's lines; a daemon has them in herder.log (JSON) already
+    hub = install_logs(sup, console=mode, files=files_on(cfg.herder.log_files, init.container_init))
+    if mode in ("text", "json"):   # a container's logs: herder's lines among the services' (always shown)
+        sup.events.subscribe(HerderLines(hub, _shown))
+    elif print_events:      # the foreground's lines; a daemon has them in herder.log (JSON) already
         sup.events.subscribe(_print_event)
-    install_logs(sup, console=console)  # the `name |` view: foreground, on a terminal (or --console)
     sup.components.append(Control(sup, ControlOptions(socket_group=socket_group)))
     # the per-user index (herder.control.discovery) lets `herder status -c CONFIG` find this
     # supervisor whatever its state_dir; noted once it holds the lock and listens
@@ -69,31 +83,33 @@ def supervise(cfg: Config, services: list[str], *, socket_group: str | None = No
             ready()
 
     try:
-        return asyncio.run(sup.run(services or None, ready=started))
+        code = asyncio.run(sup.run(services or None, ready=started))
     finally:
         note.remove()
+    if code and init.container_init:
+        container.write_termination_message(sup.world.exit_reason or f"herder exited with code {code}")
+    return code
 
 
-def dp_args(config_path: str | None, services: list[str], socket_group: str | None, console: bool,
+def dp_args(config_path: str | None, services: list[str], socket_group: str | None, console: bool | None,
             print_events: bool = True) -> list[str]:
     """The decision process's arguments (herder.runtime.dp), as the keeper passes them on."""
     out = ["-c", os.path.abspath(config_path)] if config_path else []
     if socket_group:
         out += ["--socket-group", socket_group]
-    if console:
-        out.append("--console")
+    if console is not None:
+        out.append("--console" if console else "--no-console")
     if not print_events:
         out.append("--quiet")
     return out + ["--", *services] if services else out
 
 
-def exec_keeper(config_path: str | None, services: list[str], *, socket_group: str | None, console: bool,
+def exec_keeper(config_path: str | None, services: list[str], *, socket_group: str | None, console: bool | None,
                 ready_fd: int = -1, print_events: bool = True) -> None:
     """Become the keeper (same pid: the terminal's job, systemd's MainPID, a container's PID 1),
-    which runs the decision process. Returns only if the exec failed (OSError)."""
+    which runs the decision process. Returns only if the exec failed (OSError). What the
+    keeper writes to stdout the decision process chooses (`console`, the config, the container)."""
     argv = [sys.executable, "-m", "herder.keeper"]
-    if console:
-        argv.append("--console")
     if ready_fd >= 0:
         os.set_inheritable(ready_fd, True)
         argv += ["--ready-fd", str(ready_fd)]
@@ -109,11 +125,10 @@ def run_up(config_path: str | None, services: list[str], *, socket_group: str | 
     """Foreground. The `name | line` view is on when stdout is a terminal: under systemd
     (stdout = the journal) or redirected to a file it would copy every service's output a
     second time, and it costs the capture path a Python step per line (4x slower floods).
-    The config is checked here first, so a bad one is reported before anything starts."""
+    The config is checked here first, so a bad one is reported before anything starts. As a
+    container's init, every line goes to stdout/stderr instead (the engine's logs)."""
     cfg = load_for_up(config_path, services)
     if isinstance(cfg, int):
         return cfg
-    if console is None:
-        console = sys.stdout.isatty()
     exec_keeper(str(cfg.path), services, socket_group=socket_group, console=console)
     return 1

@@ -4,7 +4,8 @@ Not a user command: `herder up` execs it (foreground and detached alike), a test
 starts it attached to an in-process supervisor, and a keeper execs its successor with a
 resume record. Options: --attached FD (the socket to the decision process that started
 it), --ready-fd FD (`up -d`'s start-up pipe, for the first decision process), --resume FD
-(a record of a previous keeper), --console (show every service's output as `name | line`).
+(a record of a previous keeper), --console (show every service's output as `name | line`;
+the decision process's setup message may choose another output: herder.logs._stdio).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def main(argv: list[str]) -> int:
             opts.dp_args = rest
             break
         if arg == "--console":
-            opts.console = True
+            opts.console = "view"
         elif arg in ("--attached", "--ready-fd", "--resume") and rest:
             value = int(rest.pop(0))
             if arg == "--attached":

@@ -58,6 +58,7 @@ _PR_SET_CHILD_SUBREAPER = 36
 
 _HANDLED = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1}
 _FORWARDED = {signal.SIGTERM: "down", signal.SIGINT: "interrupt", signal.SIGHUP: "reload"}
+_SIGPWR = getattr(signal, "SIGPWR", None)     # LXC and Incus halt a container's init with it
 
 
 @dataclass
@@ -67,7 +68,8 @@ class Options:
     dp_fd: int = -1             # attached: the socket to it
     ready_fd: int = -1          # `up -d`: the pipe the first decision process reports start-up on
     resume_fd: int = -1         # a record of a previous keeper (exec: upgrade; or a decision process)
-    console: bool = False       # foreground on a terminal: `name | line` for every service
+    console: str = "off"        # what goes to stdout: "view" (a terminal's `name | line`), "text" / "json"
+                                # (every line on stdout/stderr: a container's logs), "off"
 
 
 @dataclass
@@ -119,8 +121,8 @@ class Keeper:
         self._signals: deque[int] = deque()
         self.notify_addr = os.environ.get("NOTIFY_SOCKET") or None
         self.watchdog = _watchdog_interval()
-        self.console: Any = None
-        self._console_on = False
+        self.console: Any = None      # the tap that writes to stdout (opts.console), once there are names
+        self.init: dict[str, Any] | None = None   # what herder.runtime.container says of this process
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._kick_r, self._kick_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._ready_hold = -1
@@ -180,10 +182,13 @@ class Keeper:
         self.sel.register(self._wake_r, selectors.EVENT_READ, "signal")
         self.sel.register(self._kick_r, selectors.EVENT_READ, "kick")
         self.capture.start()
-        if self.opts.console:
-            from herder.logs._console import ConsoleTap
+        if not self.opts.attached:      # the keeper is herder's pid: a container's init, if any, is this process
+            from herder.runtime import container
 
-            self.console = ConsoleTap([])
+            init = container.detect()
+            self.init = {"pid1": init.pid1, "engine": init.engine, "under": init.under}
+            if init.pid1 and _SIGPWR is not None:
+                signal.signal(_SIGPWR, lambda signum, frame: self._signals.append(signum))
         if self.opts.resume_fd >= 0:
             from herder.keeper.resume import load
 
@@ -228,7 +233,7 @@ class Keeper:
         if self.children.by_pid:      # nothing herder started may outlive it
             self.children.signal_all(signal.SIGKILL)
         self.capture.close()
-        if self.console is not None:
+        if self.console is not None and hasattr(self.console, "close"):   # the terminal view's thread
             self.console.close()
         self._manager("STOPPING=1")
         return self.code if self.code is not None else 1
@@ -251,8 +256,8 @@ class Keeper:
             self._reap()
         elif signum == signal.SIGUSR1:
             self.capture.reopen()
-        elif signum in _FORWARDED:
-            what = _FORWARDED[signal.Signals(signum)]
+        elif signum in _FORWARDED or signum == _SIGPWR:
+            what = _FORWARDED.get(signal.Signals(signum), "down")
             if self.dp is not None and self.dp.hello is not None:
                 self._emit({"t": "signal", "what": what})
             elif self.opts.attached:
@@ -423,6 +428,7 @@ class Keeper:
                 "config": self.config_text, "stored": list(self.stored), "children": self.children.records(),
                 "exits": [self.exits[s] for s in sorted(self.exits)], "pending": self.pending, "notes": self.notes,
                 "lost": self.lost, "slots": self.counters.slots, "orphans_reaped": self.children.orphans_reaped,
+                "init": self.init,
             }
             self.pending, self.notes, self.lost = [], [], {}
             self._emit(welcome, [self.counters.fd, *self.stored.values()], close_after=False)
@@ -452,11 +458,38 @@ class Keeper:
             from pathlib import Path
 
             self.capture.open_own(Path(msg["herder_log"]))
-        if self.console is not None and msg.get("names"):
-            self.console.set_names(list(msg["names"]))
-            if not self._console_on:
-                self._console_on = True
-                self.capture.add_tap(self.console)
+        if msg.get("console") is not None:
+            self.opts.console = str(msg["console"])
+        if msg.get("names"):
+            self._console(list(msg["names"]))
+
+    def _console(self, names: list[str]) -> None:
+        """The tap that writes to stdout, as opts.console says (made once; later only renamed)."""
+        if self.console is not None:
+            if hasattr(self.console, "set_names"):
+                self.console.set_names(names)
+            return
+        if self.opts.console == "view":
+            from herder.logs._console import ConsoleTap
+
+            self.console = ConsoleTap(names)
+        elif self.opts.console in ("text", "json"):
+            from herder.logs._stdio import StdioTap
+
+            self.console = StdioTap(names, self.opts.console)
+        else:
+            return
+        self.capture.add_tap(self.console)
+
+    def _m_herder_line(self, msg: dict[str, Any], fds: list[int]) -> None:
+        """One of herder's own events among the services' lines on stderr (a container's logs),
+        written by the writer thread like theirs, so that no line cuts another."""
+        tap = self.console
+        if tap is None or not hasattr(tap, "herder_line"):
+            return
+        data = tap.herder_line(float(msg.get("ts", 0.0)), str(msg.get("instance", "")), str(msg.get("kind", "")),
+                               str(msg.get("message", "")))
+        self.capture.pump.in_writer(lambda: tap.raw("stderr", data))
 
     def _m_store(self, msg: dict[str, Any], fds: list[int]) -> None:
         name = str(msg["name"])
@@ -591,8 +624,7 @@ class Keeper:
         self._manager(text)
 
     def _m_console(self, msg: dict[str, Any], fds: list[int]) -> None:
-        if self.console is not None:
-            self.console.set_names(list(msg.get("names", [])))
+        self._console(list(msg.get("names", [])))
 
     def _m_upgrade(self, msg: dict[str, Any], fds: list[int]) -> None:
         self.upgrade = [str(x) for x in msg.get("argv", [])]

@@ -89,7 +89,9 @@ def apply(k: Keeper, rec: dict[str, Any], fds: list[int]) -> None:
     opts = rec.get("opts") or {}
     if opts.get("dp_args") and not k.opts.dp_args:
         k.opts.dp_args = [str(x) for x in opts["dp_args"]]
-    k.opts.console = k.opts.console or bool(opts.get("console"))
+    was = opts.get("console")
+    if k.opts.console == "off" and was not in (None, False, "off"):
+        k.opts.console = "view" if was is True else str(was)
     if rec.get("counters") is not None:      # an exec of a keeper: the same counters go on
         k.counters.close()
         k.counters = Counters(fds[int(rec["counters"])])

@@ -72,7 +72,9 @@ class LogHub:
         self.events = events
         self.link: KeeperLink | None = None
         self.counters: Counters | None = None
-        self.console = False
+        self.console = "off"     # what the keeper writes to stdout: "view", "text", "json" (herder.logs._stdio)
+        self.files = True         # False: `auto` outputs are captured without a file ([herder] log_files)
+        self.early: list[dict[str, Any]] | None = []   # herder's lines for stdout before the keeper has its setup
         self.err_tail: dict[str, list[str]] = {}              # the last exit's stderr lines
         self.slots: dict[str, tuple[int, dict[str, int]]] = {}  # instance -> (slot, {file: slot})
         self.pipes: dict[str, tuple[int, list[int], list[dict[str, Any]]]] = {}   # instance -> (run, kept fds, specs)
@@ -117,7 +119,7 @@ class LogHub:
                 return "inherit"
             if mode == "null":
                 return capture(stream, None) if stream == "stderr" else "null"
-            path = self.log_path(inst, mode, stream)
+            path = self.log_path(inst, mode, stream) if mode != "auto" or self.files else None
             return capture(stream, str(path) if path is not None else None)
 
         try:
@@ -192,6 +194,24 @@ class LogHub:
             del self.owned[:-1000]
             return
         self.link.send({"t": "own", "lines": [line.decode("utf-8", "surrogateescape")]})
+
+    def herder_line(self, ts: float, instance: str, kind: str, message: str) -> None:
+        """One of herder's own events for the keeper's stdout/stderr output (herder.logs._stdio);
+        kept until the keeper knows that output (`set_up`)."""
+        msg = {"t": "herder_line", "ts": ts, "instance": instance, "kind": kind, "message": message}
+        if self.link is None or self.link.lost or self.early is not None:
+            if self.early is not None:
+                self.early.append(msg)
+                del self.early[:-1000]
+            return
+        self.link.send(msg)
+
+    def set_up(self) -> None:
+        """The keeper has its settings (the setup message): herder's lines kept so far go out."""
+        early, self.early = self.early or [], None
+        for msg in early:
+            if self.link is not None:
+                self.link.send(msg)
 
     async def tail(self, names: Iterable[str] | None, n: int) -> list[Record]:
         """The last n lines across these instances (all when None), in time order."""

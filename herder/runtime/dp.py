@@ -1,7 +1,7 @@
 """`python -m herder.runtime.dp`: the decision process, as the keeper starts it.
 
     python -m herder.runtime.dp --keeper-fd FD --generation N [--fresh] [--ready-fd FD]
-                                [-c CONFIG] [--socket-group G] [--console] [--quiet] [SERVICE …]
+                                [-c CONFIG] [--socket-group G] [--[no-]console] [--quiet] [SERVICE …]
 
 The keeper (herder.keeper) runs this process and restarts it when it dies. It first
 shakes hands with the keeper (herder.runtime.keeper_link.handshake), which hands over
@@ -34,7 +34,7 @@ def _args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--ready-fd", type=int, default=-1)
     p.add_argument("-c", "--config")
     p.add_argument("--socket-group")
-    p.add_argument("--console", action="store_true")
+    p.add_argument("--console", action=argparse.BooleanOptionalAction, default=None)   # `herder up`'s flag
     p.add_argument("--quiet", action="store_true")    # detached: events go to herder.log (JSON) only
     p.add_argument("services", nargs="*")
     return p.parse_args(argv)

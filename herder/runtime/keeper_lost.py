@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 _BLOCK = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGCHLD}
 
 
-def replace_keeper(sup: Supervisor, services: list[str], socket_group: str | None, console: bool,
+def replace_keeper(sup: Supervisor, services: list[str], socket_group: str | None, console: bool | None,
                    print_events: bool = True) -> None:
     """Exec into a keeper carrying everything on. Returns only if the exec failed."""
     from herder.cli.up import dp_args
@@ -51,7 +51,8 @@ def replace_keeper(sup: Supervisor, services: list[str], socket_group: str | Non
     msg = f"herder: the keeper died; this decision process (pid {os.getpid()}) becomes the keeper"
     sup.events.emit("", "keeper_lost", msg)
     print(msg, file=sys.stderr, flush=True)
-    record, fds = build(sup, dp_args(str(sup.config.path), services, socket_group, console, print_events), console)
+    record, fds = build(sup, dp_args(str(sup.config.path), services, socket_group, console, print_events),
+                         sup.logs.console)
     blob = wire.blob_fd(json.dumps({"record": record, "fds": fds}).encode("utf-8", "surrogateescape"))
     for fd in [blob, *fds]:
         os.set_inheritable(fd, True)
@@ -74,7 +75,7 @@ def replace_keeper(sup: Supervisor, services: list[str], socket_group: str | Non
         sup.force()
 
 
-def build(sup: Supervisor, args: list[str], console: bool) -> tuple[dict[str, Any], list[int]]:
+def build(sup: Supervisor, args: list[str], console: str) -> tuple[dict[str, Any], list[int]]:
     """A keeper's resume record from what this decision process knows."""
     fds: list[int] = []
 

@@ -47,7 +47,7 @@ from herder.keeper.counters import Counters
 from herder.logs._hub import LogHub
 from herder.process.cgroup import Cgroups
 from herder.process.rlimits import raise_nofile
-from herder.runtime import adopt, signals, status, upward
+from herder.runtime import adopt, container, signals, status, upward
 from herder.runtime.clock import Clock, MonotonicClock
 from herder.runtime.effects import EffectRunner
 from herder.runtime.events import EventBus
@@ -62,8 +62,10 @@ KEEPER_LOST = 70      # this process's exit code when its keeper died and it cou
 
 class Supervisor:
     def __init__(self, config: Config, *, clock: Clock | None = None, rng: random.Random | None = None,
-                 keeper: KeeperLink | None = None, welcome: dict[str, Any] | None = None, fresh: bool = False) -> None:
+                 keeper: KeeperLink | None = None, welcome: dict[str, Any] | None = None, fresh: bool = False,
+                 init: container.Init | None = None) -> None:
         self.clock: Clock = clock or MonotonicClock()
+        self.init = init or container.detect()   # PID 1? in a container? (docs/container.md)
         rng = rng or random.Random()
         self.world = World.create(config, self.clock.now(), lambda: rng.uniform(-1.0, 1.0))
         self.events = EventBus()
@@ -340,7 +342,8 @@ class Supervisor:
         names = list(self.world.instances)
         link.send({"t": "setup", "state_dir": str(self.config.state_dir),
                    "herder_log": str(self.config.state_dir / "herder.log"),
-                   "names": names if self.logs.console else None})
+                   "names": names if self.logs.console != "off" else None, "console": self.logs.console})
+        self.logs.set_up()
         for note in welcome.get("notes") or []:
             self.logs.on_message(note)
         lost = welcome.get("lost") or {}
@@ -364,7 +367,7 @@ class Supervisor:
         gid = lock.group_id(config.herder.socket_group)
         if attached:
             lock_fd = lock.acquire(config.state_dir, group_gid=gid)
-            link = spawn_attached(console=self.logs.console)
+            link = spawn_attached()
             try:
                 self.welcome = handshake(link)
             except (OSError, TimeoutError):
@@ -386,6 +389,9 @@ class Supervisor:
             undo += [signals.install(loop, signal.SIGTERM, self.request_down),
                      signals.install(loop, signal.SIGINT, lambda: self.post(Interrupt())),
                      signals.install(loop, signal.SIGUSR1, self.logs.reopen)]
+            pwr = getattr(signal, "SIGPWR", None)
+            if self.init.pid1 and pwr is not None:   # LXC and Incus halt a container's init with SIGPWR
+                undo.append(signals.install(loop, pwr, self.request_down))
         try:
             if config.herder.cgroups:
                 self.procs.cgroups = Cgroups.detect(config.state_dir)
@@ -398,8 +404,9 @@ class Supervisor:
                         await stack.enter_async_context(own)
                 for comp in self.components:
                     await stack.enter_async_context(comp)
+                where = f", {self.init.describe()}" if self.init.container_init else ""
                 self.events.emit("", "supervisor", f"herder: supervising {len(self.instances)} instance(s) "
-                                 f"(pid {os.getpid()}, keeper pid {welcome.get('pid')}, "
+                                 f"(pid {os.getpid()}, keeper pid {welcome.get('pid')}{where}, "
                                  f"tracking by {'cgroup' if self.cgroups else 'process group'})")
                 self.timers.open()
                 self._running = True
