@@ -46,7 +46,7 @@ from herder.errors import SpawnError
 from herder.keeper import wire
 from herder.keeper.capture import Capture, ChannelSpec
 from herder.keeper.children import Child, Children, exit_words
-from herder.keeper.counters import Counters
+from herder.keeper.counters import KEEPER_SLOT, ORPHANS, Counters
 from herder.process import tree
 from herder.process.spawn import Launch
 
@@ -194,6 +194,7 @@ class Keeper:
 
             load(self, self.opts.resume_fd)
             self.ever_up = True        # a successor: what ran before was up
+        self.counters.set(self.counters.slot(KEEPER_SLOT), ORPHANS, self.children.orphans_reaped)   # named in the welcome
         if self.opts.attached:
             sock = socket.socket(fileno=self.opts.dp_fd)
             sock.setblocking(False)
@@ -652,6 +653,8 @@ class Keeper:
             if known.pidfd >= 0 and tree.ppid(known.pid) == os.getpid():
                 self._unregister_pidfd(known)
         for pid, code, child in self.children.reap():
+            if child is None:      # `herder health` reads the count live (a container's init reaps for all)
+                self.counters.set(self.counters.slot(KEEPER_SLOT), ORPHANS, self.children.orphans_reaped)
             if child is not None:
                 self._child_exit(child, code)
             elif self.dp is not None and pid == self.dp.pid:

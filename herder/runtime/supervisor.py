@@ -43,7 +43,7 @@ from herder.health.limits import Limits
 from herder.health.monitor import Checks
 from herder.health.notify import NotifyServer
 from herder.keeper import wire
-from herder.keeper.counters import Counters
+from herder.keeper.counters import KEEPER_SLOT, ORPHANS, Counters
 from herder.logs._hub import LogHub
 from herder.process.cgroup import Cgroups
 from herder.process.rlimits import raise_nofile
@@ -129,7 +129,11 @@ class Supervisor:
 
     @property
     def orphans_reaped(self) -> int:
-        return self.procs.orphans_reaped
+        """Processes reaped that herder did not start: the keeper's count (its children's
+        orphans; every orphan of a container it is the init of), live, and this process's."""
+        counters, slot = self.logs.counters, (self.welcome or {}).get("slots", {}).get(KEEPER_SLOT)
+        keeper = counters.get(int(slot), ORPHANS) if counters is not None and slot is not None else 0
+        return keeper + self.procs.orphans_reaped
 
     def resolve(self, names: Iterable[str]) -> list[str]:
         """Service or instance names -> instance names; UnknownService names what exists."""
