@@ -9,8 +9,9 @@ are reported as possibly lost, never silently forgotten.
 
 Layout: an array of int64 in a memfd, in slots of four. An instance slot holds
 [read, done, dropped, 0] for all its streams; a sink (log file) slot holds [written,
-unwritten, 0, 0]; the keeper's own slot holds [orphans reaped, 0, 0, 0]. Slots are handed out by the keeper (one per instance name and one per
-file path, for the keeper's life; both sets are bounded by the config) and named to the
+unwritten, 0, 0]; the keeper's own slot holds [orphans reaped, 0, 0, 0]. Slots are
+handed out by the keeper (one per instance name and one per file path, for the keeper's
+life; both sets are bounded by the config) and named to the
 decision process in each spawn's answer. 8-byte aligned stores are single writes on
 every platform herder runs on, so a reader never sees a torn value.
 """

@@ -194,7 +194,8 @@ class Keeper:
 
             load(self, self.opts.resume_fd)
             self.ever_up = True        # a successor: what ran before was up
-        self.counters.set(self.counters.slot(KEEPER_SLOT), ORPHANS, self.children.orphans_reaped)   # named in the welcome
+        # the keeper's own slot exists before the welcome names the slots
+        self.counters.set(self.counters.slot(KEEPER_SLOT), ORPHANS, self.children.orphans_reaped)
         if self.opts.attached:
             sock = socket.socket(fileno=self.opts.dp_fd)
             sock.setblocking(False)
