@@ -134,3 +134,13 @@ def test_a_gone_reader_ends_that_stream_only() -> None:
     assert _read(err_r) == b"web    | c\n"
     for fd in (out_w, err_r, err_w):
         os.close(fd)
+
+
+def test_the_decision_process_takes_the_keepers_word() -> None:
+    """With a keeper, the keeper is herder's pid (PID 1 in a container): it detects, and the
+    decision process reads its welcome; a keeper that said nothing (attached) is no init."""
+    from herder.runtime.container import of_keeper
+
+    said = of_keeper({"pid1": True, "engine": "docker", "under": None})
+    assert said.container_init and said.describe() == "PID 1 of a docker container"
+    assert not of_keeper(None).container_init and not of_keeper("garbage").container_init
