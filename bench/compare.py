@@ -32,9 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-
-from procs import Tracker, alive, cpu_seconds, memory, stamps, sync, wait_stamps, wait_until
 from daemontools import PEERS as DAEMONTOOLS
+from procs import Tracker, alive, cpu_seconds, memory, stamps, sync, wait_stamps, wait_until
 from recovery import recover
 from scaling import scaling
 from tools import BUILD, HERE, PYTHON_NODE, Herder, Session, Svc, Tool, stamp_services

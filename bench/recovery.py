@@ -16,6 +16,7 @@ orphaned) and new starts (duplicates, if the old ones were left running).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -69,6 +70,10 @@ def recover(res: Any, tool: Tool, work: Path, r: int, plan: Any, tracker: Tracke
         before = {pid for pid, _ in stamps(out)}
         for pid in before:
             tracker.add(pid, ("stamp",))
+        try:   # what the killed herder had recorded: a later herder stops these before it starts
+            recorded = len(json.loads((state / "run.json").read_text()).get("instances", {}))
+        except (OSError, ValueError):
+            recorded = -1
         mode = slot.get("kind")
         t0 = time.monotonic()
         os.kill(old, signal.SIGKILL)
@@ -100,7 +105,8 @@ def recover(res: Any, tool: Tool, work: Path, r: int, plan: Any, tracker: Tracke
             tracker.add(new)
         after = stamps(out)
         slot.setdefault("services", []).append({"old_still_alive": sum(alive(p) for p in before),
-                                                "new_starts": len(after) - len(before)})
+                                                "new_starts": len(after) - len(before),
+                                                "in_run_json_at_kill": recorded})
     finally:
         if _holder(state) is not None and _holder(state) != s.launcher.pid:
             subprocess.run([tool.exe, "down", "-c", cfg], cwd=work, env=tool.env(work), capture_output=True,

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
-
 from procs import Tracker, alive, stamps, tree, wait_until
 
 HERE = Path(__file__).resolve().parent

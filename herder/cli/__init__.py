@@ -33,7 +33,9 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="herder", description="Supervise programs as reliable services.")
     p.add_argument("--version", action="version", version=f"herder {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    # prog given: else argparse builds a HelpFormatter to work it out, which imports shutil
+    # (bz2, lzma, fnmatch): ~3 ms of every `herder status`
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", prog="herder")
 
     if only is not None and only not in _LOCAL:
         if _control_commands(sub, only):
@@ -89,11 +91,11 @@ def _control_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
     from herder.cli.install_cmd import (
         split_command,  # `service install NAME … -- CMD ARGS…`
     )
     argv, tail = split_command(sys.argv[1:] if argv is None else list(argv))
+    parser = _parser(_command_of(argv))   # only the subcommand asked for: `herder status` stays fast
     args = parser.parse_args(argv)
     args.command_tail = tail
     if not args.command:

@@ -14,7 +14,6 @@ from typing import Any
 
 from herder.control.client import ApiError, Client, discover_socket
 from herder.errors import EXIT_FAILED, EXIT_OK, NotRunning, UsageError
-from herder.units import stamp_ms
 
 
 def client(args: Any, timeout: float | None = 600.0) -> Client:
@@ -127,6 +126,8 @@ def run_reload(args: Any) -> int:
 
 
 def format_event(e: dict[str, Any]) -> str:
+    from herder.units import stamp_ms  # datetime: only `events` pays for it, not `status`
+
     ts = e.get("ts", 0.0)
     stamp = stamp_ms(ts, "%Y-%m-%d %H:%M:%S", utc=False)
     return f"{stamp} {e.get('message', '')}"

@@ -23,10 +23,11 @@ import struct
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import h11
+if TYPE_CHECKING:
+    import h11  # imported by the first connection: `herder up` spawns before it pays for h11
 
 from herder.control import registry
 from herder.control.shapes import ShapeError, check
@@ -259,11 +260,13 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
 
 class _Conn:
     def __init__(self, lst: Listener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import h11
         self.lst, self.reader, self.writer = lst, reader, writer
         self.h = h11.Connection(h11.SERVER)
         self.peer = peer_of(writer.get_extra_info("socket"))
 
     async def _next(self) -> Any:
+        import h11
         while True:
             ev = self.h.next_event()
             if ev is h11.NEED_DATA:
@@ -280,6 +283,7 @@ class _Conn:
         await self.writer.drain()
 
     async def run(self) -> None:
+        import h11
         while True:
             try:
                 ev = await self._next()
@@ -343,6 +347,7 @@ class _Conn:
             await self._reply(result)
 
     async def _reply(self, r: Reply, close: bool = False) -> None:
+        import h11
         if r.media == registry.JSON:
             payload = (json.dumps(r.body) + "\n").encode()
         elif isinstance(r.body, bytes):
@@ -358,6 +363,7 @@ class _Conn:
                          h11.Data(data=payload), h11.EndOfMessage())
 
     async def _stream(self, s: Stream, req: Request) -> None:
+        import h11
         await self._send(h11.Response(status_code=200, headers=[(b"content-type", registry.NDJSON.encode()),
                                                                  (b"cache-control", b"no-store")]))
         watcher = asyncio.ensure_future(self._watch_eof(req))
