@@ -20,7 +20,10 @@ A handler is `async def handler(req: herder.control.server.Request) -> Reply | S
 from __future__ import annotations
 
 import re
-from typing import Any
+
+TYPE_CHECKING = False   # not `from typing import …`: typing costs `herder status` ~3 ms; mypy reads this block
+if TYPE_CHECKING:
+    from typing import Any
 
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
