@@ -70,9 +70,9 @@ class Plan:
 FULL = Plan(n=200, restart_rounds=4, kills_per_round=5, start_rounds=5, idle_seconds=30.0, status_reps=3,
             log_bytes=300_000_000, log_rounds=3, stop_rounds=3, stop_cap=60.0, scale_ns=(50, 200, 1000),
             scale_idle_seconds=30.0, recover_rounds=5)
-QUICK = Plan(n=20, restart_rounds=1, kills_per_round=2, start_rounds=1, idle_seconds=1.0, status_reps=1,
-             log_bytes=20_000_000, log_rounds=1, stop_rounds=1, stop_cap=4.0, scale_ns=(3, 10),
-             scale_idle_seconds=0.5, recover_rounds=1)
+QUICK = Plan(n=10, restart_rounds=1, kills_per_round=2, start_rounds=1, idle_seconds=0.5, status_reps=1,
+             log_bytes=20_000_000, log_rounds=1, stop_rounds=1, stop_cap=4.0, scale_ns=(2, 5),
+             scale_idle_seconds=0.2, recover_rounds=1)
 
 
 class Results:
@@ -334,7 +334,7 @@ def machine() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="N = 20, one round, short idle: keeps the harness alive")
+    ap.add_argument("--quick", action="store_true", help="N = 10, one round, short idle: keeps the harness alive")
     ap.add_argument("--tools", help="comma-separated subset of: " + ", ".join(t.name for t in ALL))
     ap.add_argument("--measures", default="restart,start,logs,stop,orphans,scale,recover",
                     help="subset of restart,start (with idle and status),logs,stop,orphans,scale (memory per "
@@ -397,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
         rounds("start_ms", plan.start_rounds, lambda t, w, r: start_idle_status(res, t, w, plan, idle=r == 0))
         rounds("logs_mbps", plan.log_rounds, lambda t, w, r: logs(res, t, w, plan))
         rounds("stop_ms", plan.stop_rounds, lambda t, w, r: stop_all(res, t, w, plan))
-        rounds("stop_exit_ms", plan.stop_rounds, lambda t, w, r: stop_all(res, t, w, plan, "stop_exit_ms", exit=True),
+        # supervisorctl shutdown runs into the cap (60 s) with 200 stubborn programs: one round says it
+        rounds("stop_exit_ms", 1, lambda t, w, r: stop_all(res, t, w, plan, "stop_exit_ms", exit=True),
                only=lambda t: t.exit_row)
         rounds("orphans", 1, lambda t, w, r: orphans(res, t, w, plan))
         rounds("scale", 1, lambda t, w, r: scaling(res, t, w, plan, TRACKER))
