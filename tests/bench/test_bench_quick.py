@@ -50,11 +50,11 @@ def _kill_leftovers(since: float, root: Path) -> None:
     killed and waited for. A timeout kills compare.py, not the daemons it started — leaked PM2
     God daemons (2 GB each) once loaded the machine until other suites failed."""
     mine = []
-    for p in psutil.process_iter(["cmdline", "create_time"]):
+    for p in psutil.process_iter(["cmdline", "create_time", "cwd"]):
         try:
             if p.info["create_time"] < since or p.pid == os.getpid():
                 continue
-            where = " ".join(p.info["cmdline"] or ()) + " " + p.environ().get("PM2_HOME", "")
+            where = " ".join([*(p.info["cmdline"] or ()), p.info["cwd"] or "", p.environ().get("PM2_HOME", "")])
             if str(root) in where:
                 mine.append(p)
         except psutil.Error:
