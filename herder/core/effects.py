@@ -74,6 +74,7 @@ class Kind(enum.StrEnum):
     ERRNO = "errno"
     ROLLING = "rolling"
     SUPERVISOR = "supervisor"
+    CRITICAL = "critical"       # a critical service failed for good: herder stops and exits (core.critical)
     BUG = "bug"
 
 
@@ -192,9 +193,11 @@ class Reply:
 
 @dataclass(frozen=True)
 class Finished:
-    """`down` is complete: every instance is idle. The supervisor may exit."""
+    """`down` is complete: every instance is idle. The supervisor may exit with `exit_code`;
+    `reason` says why when that is not a plain stop (a critical service failed for good)."""
 
     exit_code: int
+    reason: str = ""
 
 
 Effect = (Spawn | Signal | Kill | KillLeftovers | ArmTimer | CancelTimer | Publish | RunCheck | CancelChecks
