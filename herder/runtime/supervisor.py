@@ -408,7 +408,7 @@ class Supervisor:
                         await stack.enter_async_context(own)
                 for comp in self.components:
                     await stack.enter_async_context(comp)
-                where = f": {self.init.describe()}" if self.init.container_init else ""   # the keeper's place
+                where = f", {self.init.describe()}" if self.init.container_init else ""   # the keeper's place
                 self.events.emit("", "supervisor", f"herder: supervising {len(self.instances)} instance(s) "
                                  f"(pid {os.getpid()}, keeper pid {welcome.get('pid')}{where}, "
                                  f"tracking by {'cgroup' if self.cgroups else 'process group'})")
