@@ -51,6 +51,10 @@ def replace_keeper(sup: Supervisor, services: list[str], socket_group: str | Non
     msg = f"herder: the keeper died; this decision process (pid {os.getpid()}) becomes the keeper"
     sup.events.emit("", "keeper_lost", msg)
     print(msg, file=sys.stderr, flush=True)
+    for comp in sup.components:    # the events so far (this one too) are on disk before the exec
+        journal = getattr(comp, "journal", None)
+        if journal is not None:
+            journal.close(timeout=5.0)
     record, fds = build(sup, dp_args(str(sup.config.path), services, socket_group, console, print_events),
                          sup.logs.console)
     blob = wire.blob_fd(json.dumps({"record": record, "fds": fds}).encode("utf-8", "surrogateescape"))
