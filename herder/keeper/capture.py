@@ -182,6 +182,7 @@ class Capture:
             ch = Channel(fd, name, spec.stream, framer, self.sink(spec, name), spec.drop, spec.limit,
                          self.forwarders(spec.forward, name))
             ch.slot, ch.run, ch.spec = slot, run, spec
+            ch.carried = 0 if framer.raw else len(framer.carry)   # an exec's counters count it already
             chans.append(ch)
         if attach:
             self.current[name] = chans

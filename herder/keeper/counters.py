@@ -8,7 +8,8 @@ dead keeper had read from a pipe but not yet written to a file (`read - done`): 
 are reported as possibly lost, never silently forgotten.
 
 Layout: an array of int64 in a memfd, in slots of four. An instance slot holds
-[read, done, dropped, 0] for all its streams; a sink (log file) slot holds [written,
+[read, done, dropped, carried] for all its streams (carried: bytes of unfinished lines the
+framer holds back, done but not yet in the file; lost with a killed keeper too); a sink (log file) slot holds [written,
 unwritten, 0, 0]; the keeper's own slot holds [orphans reaped, 0, 0, 0]. Slots are
 handed out by the keeper (one per instance name and one per file path, for the keeper's
 life; both sets are bounded by the config) and named to the
@@ -23,7 +24,7 @@ import os
 
 SLOTS = 32768          # 1 MiB; pages are only allocated when touched
 WIDTH = 4
-READ, DONE, DROPPED = 0, 1, 2
+READ, DONE, DROPPED, CARRIED = 0, 1, 2, 3
 WRITTEN, UNWRITTEN = 0, 1
 KEEPER_SLOT, ORPHANS = "k:keeper", 0    # the keeper's own slot: [orphans reaped (not its children), 0, 0, 0]
 

@@ -66,6 +66,7 @@ class Channel:
     closed: bool = False
     done: threading.Event = field(default_factory=threading.Event)
     slot: int = -1            # the instance's slot in the keeper's shared counters (-1: none)
+    carried: int = 0          # bytes of an unfinished line the framer holds back, as counted (writer thread)
     run: int = 0
     spec: Any = None          # the keeper's ChannelSpec (carried across an exec)
 
@@ -273,6 +274,13 @@ class Pump:
         paused = False
         counters = self.counters
         for ch, _, data in chunk:
+            if counters is not None and ch.slot >= 0:
+                # CARRIED (before DONE, so read - done + carried never under-counts): done, yet
+                # not in the file until its line ends, so a killed keeper loses it too
+                held = 0 if ch.framer.raw else len(ch.framer.carry)
+                if held != ch.carried:
+                    counters.add(ch.slot, 3, held - ch.carried)
+                    ch.carried = held
             if data is not None:
                 ch.taken += len(data)
                 self._taken_total += len(data)
