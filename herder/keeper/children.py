@@ -164,20 +164,25 @@ class Children:
     def signal_all(self, signum: int) -> None:
         """Every instance's tree: its cgroup, else its group and cookie holders."""
         for child in list(self.by_pid.values()):
-            if child.cgroup is not None and Path(child.cgroup).is_dir():
-                cg = Cgroup(Path(child.cgroup))
-                if signum == signal.SIGKILL:
-                    cg.kill()
-                else:
-                    cg.signal(signum)
-            else:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(child.pid, signum)
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(child.pid, signum)
+            signal_child(child, signum)
 
     def records(self) -> list[dict[str, Any]]:
         return [c.record() for c in self.by_pid.values()]
+
+
+def signal_child(child: Child, signum: int) -> None:
+    """One instance's tree: its cgroup, else its process group and its main process."""
+    if child.cgroup is not None and Path(child.cgroup).is_dir():
+        cg = Cgroup(Path(child.cgroup))
+        if signum == signal.SIGKILL:
+            cg.kill()
+        else:
+            cg.signal(signum)
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signum)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(child.pid, signum)
 
 
 def exit_words(code: int | None) -> tuple[int | None, str | None]:

@@ -47,6 +47,7 @@ from herder.keeper import wire
 from herder.keeper.capture import Capture, ChannelSpec
 from herder.keeper.children import Child, Children, exit_words
 from herder.keeper.counters import KEEPER_SLOT, ORPHANS, Counters
+from herder.keeper.stopper import ALONE_AFTER, STOP_KINDS, AloneStop, tiers_of
 from herder.process import tree
 from herder.process.spawn import Launch
 
@@ -127,6 +128,10 @@ class Keeper:
         self._kick_r, self._kick_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._ready_hold = -1
         self.ever_up = False      # a decision process got past its start-up once
+        self.forwarded: dict[int, str] = {}    # signals sent to the decision process, not acknowledged yet
+        self._sig_ids = itertools.count(1)
+        self.tiers: list[list[str]] = []       # stop order, as the decision process last said (herder.keeper.stopper)
+        self.alone: AloneStop | None = None    # stopping the services without a decision process
 
     # ---- outbox ------------------------------------------------------------------------------
 
@@ -261,23 +266,30 @@ class Keeper:
         elif signum in _FORWARDED or signum == _SIGPWR:
             what = _FORWARDED.get(signal.Signals(signum), "down")
             if self.dp is not None and self.dp.hello is not None:
-                self._emit({"t": "signal", "what": what})
+                sid = next(self._sig_ids)      # kept until acknowledged: a new decision process gets it again
+                self.forwarded[sid] = what
+                self._emit({"t": "signal", "what": what, "id": sid})
             elif self.opts.attached:
                 pass
             else:
                 self.pending.append(what)
-                if what in ("down", "interrupt") and self.dp is None and not self.children.by_pid:
+                if what in STOP_KINDS and self.dp is None and not self.children.by_pid:
                     self.code = 0 if what == "down" else 130
+            if what in STOP_KINDS and not self.opts.attached and not (self.dp is not None and self.dp.up):
+                self.later(ALONE_AFTER, lambda: self._check_alone(f"a stop was asked ({_signame(signum)}) and no "
+                                                                  f"decision process came up within {ALONE_AFTER:g}s"))
 
     # ---- the decision process ------------------------------------------------------------------
 
     def _spawn_dp(self) -> None:
+        if self.alone is not None:
+            return
         import subprocess
 
         self.gen += 1
         mine, theirs = wire.pair()
         argv = [sys.executable, "-m", "herder.runtime.dp", "--keeper-fd", str(theirs.fileno()),
-                "--generation", str(self.gen), *self.opts.dp_args]
+                "--keeper-pid", str(os.getpid()), "--generation", str(self.gen), *self.opts.dp_args]
         if len(self.failures) >= FRESH_AFTER:
             argv.append("--fresh")
         keep = [theirs.fileno()]
@@ -319,6 +331,9 @@ class Keeper:
                 got = wire.receive(dp.sock)
             except BlockingIOError:
                 return
+            except wire.Truncated as e:     # a bad message, not the decision process's end
+                print(f"herder keeper: {e}", file=sys.stderr, flush=True)
+                continue
             except OSError:
                 got = None
             if got is None:
@@ -349,6 +364,9 @@ class Keeper:
         self.dp = None
         self.capture.unfollow_all()
         self.outbox.discard()
+        if self.forwarded:      # not acknowledged: the next decision process gets them in its welcome
+            self.pending = [self.forwarded[i] for i in sorted(self.forwarded)] + self.pending
+            self.forwarded.clear()
         if self.opts.attached:
             if dp.bye is None:        # the test process went away without `down`: take everything with it
                 self.children.signal_all(signal.SIGKILL)
@@ -357,6 +375,8 @@ class Keeper:
         self._after_dp(dp, dp.status)
 
     def _after_dp(self, dp: DP, status: int | None) -> None:
+        if self.alone is not None:      # stopping the services itself: no decision process any more
+            return
         if dp.bye is not None and not dp.handover:
             self.code = dp.bye
             return
@@ -384,6 +404,10 @@ class Keeper:
         services are never stopped for it: while none runs, the keeper still reaps, records
         exits and writes every log; what is missing (restarts, probes, the API) is said."""
         now = time.monotonic()
+        if (dp is None or not dp.up) and self._stop_pending():
+            self._start_alone(f"a stop was asked and the decision process failed at start-up "
+                              f"(pid {dp.pid if dp else '?'}, status {status})")
+            return
         if dp is None or not dp.up:
             self.failures.append(now)
         while self.failures and now - self.failures[0] > RESTART_WINDOW:
@@ -408,6 +432,34 @@ class Keeper:
         self.why = "restart"
         self.later(delay, self._spawn_dp)
 
+    # ---- stopping without a decision process (herder.keeper.stopper) ----------------------------
+
+    def _stop_pending(self) -> bool:
+        """A stop was asked that no decision process has carried out: a signal pending or
+        not acknowledged, or a state record whose phase is past `up`."""
+        if any(w in STOP_KINDS for w in [*self.pending, *self.forwarded.values()]):
+            return True
+        return isinstance(self.snap_world, dict) and self.snap_world.get("phase") not in (None, "up")
+
+    def _check_alone(self, why: str) -> None:
+        if self.alone is None and self._stop_pending() and not (self.dp is not None and self.dp.up):
+            self._start_alone(why)
+
+    def _start_alone(self, why: str) -> None:
+        if self.alone is not None or self.opts.attached:
+            return
+        self.alone = AloneStop(self, self.tiers, why, self._alone_done)
+        if self.dp is not None and self.dp.pid is not None:     # one starting up: it would fight the stop
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.dp.pid, signal.SIGKILL)
+        self.alone.start()
+
+    def _alone_done(self) -> None:
+        self.code = 1
+
+    def manager(self, text: str) -> None:
+        self._manager(text)
+
     # ---- messages from the decision process ----------------------------------------------------
 
     def _handle(self, msg: dict[str, Any], fds: list[int]) -> None:
@@ -422,13 +474,18 @@ class Keeper:
         dp = self.dp
         assert dp is not None
         dp.hello = dp.last_ping = time.monotonic()
+        pending = []
+        for what in self.pending:       # kept until acknowledged, like a signal forwarded live
+            sid = next(self._sig_ids)
+            self.forwarded[sid] = what
+            pending.append([sid, what])
         with self._exit_lock:    # an exit reported meanwhile comes after the welcome (or in it)
             welcome: dict[str, Any] = {
                 "t": "welcome", "pid": os.getpid(), "gen": dp.gen, "why": self.why,
                 "snapshot": {"world": self.snap_world, "instances": self.snap_inst} if self.snap_world is not None
                 else None,
                 "config": self.config_text, "stored": list(self.stored), "children": self.children.records(),
-                "exits": [self.exits[s] for s in sorted(self.exits)], "pending": self.pending, "notes": self.notes,
+                "exits": [self.exits[s] for s in sorted(self.exits)], "pending": pending, "notes": self.notes,
                 "lost": self.lost, "slots": self.counters.slots, "orphans_reaped": self.children.orphans_reaped,
                 "init": self.init,
             }
@@ -513,6 +570,11 @@ class Keeper:
 
     def _m_config(self, msg: dict[str, Any], fds: list[int]) -> None:
         self.config_text = str(msg["text"])
+        if "tiers" in msg:
+            self.tiers = tiers_of(msg["tiers"])
+
+    def _m_signal_ack(self, msg: dict[str, Any], fds: list[int]) -> None:
+        self.forwarded.pop(int(msg["id"]), None)
 
     def _m_spawn(self, msg: dict[str, Any], fds: list[int]) -> None:
         name, run, rid = str(msg["name"]), int(msg["run"]), msg.get("id")
@@ -683,6 +745,8 @@ class Keeper:
 
         self.capture.drain(child.name, send)
         self.later(EXIT_DRAIN_WAIT, send)
+        if self.alone is not None:
+            self.alone.progress()
 
     def _foreign_gone(self, pid: int) -> None:
         child = self.children.by_pid.get(pid)

@@ -84,6 +84,11 @@ def send_now(sock: socket.socket, data: bytes, fds: list[int]) -> None:
         sock.send(data)
 
 
+class Truncated(ValueError):
+    """A message cut short (its fds did not fit: the receiver's fd limit): a bad message,
+    not the peer's end (a ConnectionError would make the receiver take the peer for dead)."""
+
+
 def receive(sock: socket.socket) -> tuple[Msg, list[int]] | None:
     """One message and its fds (close-on-exec); None at EOF; BlockingIOError when empty."""
     data, anc, flags, _ = sock.recvmsg(1 << 17, _CMSG, socket.MSG_CMSG_CLOEXEC)
@@ -96,7 +101,7 @@ def receive(sock: socket.socket) -> tuple[Msg, list[int]] | None:
     if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
         for fd in fds:
             os.close(fd)
-        raise ConnectionError("keeper wire: a message was truncated")
+        raise Truncated("keeper wire: a message was truncated (its fds did not fit); dropped")
     return decode(data, fds)
 
 

@@ -14,7 +14,8 @@ restart policy, backoff and start limits apply as they would have:
 | alive, pid P | P exited with status N | Exited(N, away): the restart policy applies |
 | alive, pid P | nothing of P | Exited(status unknown, away) |
 | starting, no pid yet | a child of that run | Found(pid): the start went through |
-| starting, no pid yet | nothing | Found(None): the spawn is made now |
+| starting, no pid yet | nothing, but a process carries its cookie | Found(pid): a killed keeper started it |
+| starting, no pid yet | nothing at all | Found(None): the spawn is made now |
 | not alive | a live child | Found(pid): adopted if wanted up, else stopped |
 | (no such instance) | a live child | killed (a process herder does not list) |
 
@@ -44,9 +45,10 @@ from herder.core.events import Down, Exited, Found, Up
 from herder.core.instance import ALIVE, State
 from herder.core.world import Phase
 from herder.process import tree
-from herder.process.cgroup import Cgroup
+from herder.process.cgroup import Cgroup, Cgroups
 from herder.runtime.processes import UNKNOWN
 from herder.store import runstate
+from herder.store.statedir import state_tag
 
 if TYPE_CHECKING:
     from herder.runtime.supervisor import Supervisor
@@ -62,6 +64,9 @@ def start(sup: Supervisor, welcome: dict[str, Any], only: Iterable[str] | None, 
         for p in problems:
             sup.events.emit("", "state_problem", f"herder: {p}", {})
         restored = True
+        for name, raw in (snap.get("instances") or {}).items():   # the same cookie from one process to the next
+            if name in world.instances and isinstance(raw, dict) and raw.get("cookie"):
+                sup.procs.proc(name).cookie = str(raw["cookie"])
     children = {str(c["name"]): c for c in welcome.get("children", [])}
     for name, c in children.items():
         if name in world.instances:
@@ -69,6 +74,10 @@ def start(sup: Supervisor, welcome: dict[str, Any], only: Iterable[str] | None, 
     exit_pids = {int(e["pid"]) for e in welcome.get("exits", [])}
     for rec in welcome.get("exits", []):
         sup.procs.exited(rec, away=True)
+    orphans = [n for n, i in world.instances.items() if i.state is State.STARTING and
+               (children.get(n) is None or int(children[n].get("run", -1)) != i.run)]
+    piped = {str(rec["name"]) for rec, _ in welcome.get("pipe_list", [])}
+    started = started_anyway(sup, orphans, piped) if restored and orphans else {}
     for name, inst in world.instances.items():
         c = children.get(name)
         pid = int(c["pid"]) if c is not None else None
@@ -78,7 +87,7 @@ def start(sup: Supervisor, welcome: dict[str, Any], only: Iterable[str] | None, 
             elif inst.pid not in exit_pids:
                 sup.post(Exited(name, inst.pid, None, None, UNKNOWN, away=True))
         elif inst.state is State.STARTING:
-            sup.post(Found(name, pid if c is not None and int(c.get("run", -1)) == inst.run else None))
+            sup.post(Found(name, pid if c is not None and int(c.get("run", -1)) == inst.run else started.get(name)))
         elif pid is not None:
             sup.post(Found(name, pid))
     for name, c in children.items():
@@ -145,6 +154,77 @@ def from_system(sup: Supervisor, known: set[str]) -> None:
             continue
         top = _top(next(iter(pids)), pids)
         by_name[name] = (top, tree.cookie(top) or "", tree.start_time(top))
+    lost = _follow(sup, by_name, {n: 1 for n in by_name}, set())
+    for name in by_name:
+        sup.post(Found(name, by_name[name][0]))
+    for name, pids in members.items():      # strays: processes of instances not adopted (not in the config)
+        if name not in by_name and name not in known:
+            tree.kill_all(pids, signal.SIGKILL)
+            sup.events.emit(name, "supervisor", f"{name}: {len(pids)} process(es) left by a previous herder that "
+                            "this config does not run; killed them", {"pids": sorted(pids)})
+    if by_name and sup.link is not None:
+        sup.events.emit("", "supervisor",
+                        f"herder: adopted {len(by_name)} instance(s) a killed herder left running "
+                        f"({', '.join(sorted(by_name))}); followed by pidfd, exit status unknown when they end"
+                        + (f"; output not recoverable for {', '.join(sorted(lost))} (its pipe is gone)"
+                           if lost else ""),
+                        {"adopted": sorted(by_name)})
+
+
+def started_anyway(sup: Supervisor, names: list[str], piped: set[str]) -> dict[str, int]:
+    """Starting instances the keeper has no child for: a keeper killed with their spawns in
+    flight may have started them (write-ahead: the record says STARTING before the spawn is
+    sent, and the child carries its instance's cookie from exec on). Look before spawning
+    again: a process with this state_dir's cookie tag and the instance's name, or in its
+    cgroup, is adopted (the oldest; any other copy is killed), moved into its cgroup when a
+    keeper died before it could place it, followed by pidfd, its pipes read again unless
+    the keeper reads them already (`piped`). Said, with the pids."""
+    want = set(names)
+    found: dict[str, set[int]] = {}
+    tag = state_tag(sup.config.state_dir) + "."
+    for pid, (name, _cookie) in tree.with_cookie_prefix(tag).items():
+        if name in want:
+            found.setdefault(name, set()).add(pid)
+    cgs = sup.procs.cgroups
+    if cgs is not None:
+        for name in want:
+            with contextlib.suppress(OSError):
+                found.setdefault(name, set()).update(Cgroup(cgs.root / name).procs())
+    by_name: dict[str, tuple[int, str, int | None]] = {}
+    extra: dict[str, list[int]] = {}
+    for name, pids in found.items():
+        pids = {p for p in pids if tree.start_time(p) is not None}
+        tops = sorted({_top(p, pids) for p in pids}, key=lambda p: tree.start_time(p) or 0)
+        if not tops:
+            continue
+        top = tops[0]
+        by_name[name] = (top, tree.cookie(top) or "", tree.start_time(top))
+        if len(tops) > 1:
+            extra[name] = tops[1:]
+            for other in tops[1:]:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(other, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(other, signal.SIGKILL)
+        if cgs is not None and (cgs.root / name).is_dir():
+            Cgroups.adopt(Cgroup(cgs.root / name), top)   # forked before a dead keeper could place it
+    if not by_name:
+        return {}
+    _follow(sup, by_name, {n: sup.world.instances[n].run for n in by_name}, piped)
+    sup.events.emit("", "supervisor", f"herder: {len(by_name)} starting instance(s) were already started by a "
+                    "keeper killed before it answered; adopted, not started again: "
+                    + ", ".join(f"{n} (pid {by_name[n][0]})" for n in sorted(by_name))
+                    + ("; extra copies killed: " + ", ".join(f"{n} {p}" for n, p in sorted(extra.items()))
+                       if extra else ""),
+                    {"adopted": {n: by_name[n][0] for n in by_name}, "killed": extra})
+    return {n: v[0] for n, v in by_name.items()}
+
+
+def _follow(sup: Supervisor, by_name: dict[str, tuple[int, str, int | None]], runs: dict[str, int],
+            piped: set[str]) -> list[str]:
+    """Adopt these processes (name -> pid, cookie, start time): the keeper follows them by
+    pidfd and reads their pipes again (reopened through /proc, unless in `piped`). Returns
+    the names whose output could not be recovered."""
     adopt_children: list[dict[str, Any]] = []
     pipes: list[dict[str, Any]] = []
     pipe_fds: list[int] = []
@@ -153,27 +233,18 @@ def from_system(sup: Supervisor, known: set[str]) -> None:
         cg = str(sup.procs.cgroups.root / name) if sup.procs.cgroups is not None and \
             (sup.procs.cgroups.root / name).is_dir() else None
         sup.procs.adopt(name, pid, cookie, st, cg)
-        adopt_children.append({"name": name, "run": 1, "pid": pid, "start_time": st, "cookie": cookie, "cgroup": cg,
-                               "stop_signal": int(signal.SIGTERM), "stop_timeout": inst.spec.stop_timeout})
+        adopt_children.append({"name": name, "run": runs[name], "pid": pid, "start_time": st, "cookie": cookie,
+                               "cgroup": cg, "stop_signal": int(signal.SIGTERM),
+                               "stop_timeout": inst.spec.stop_timeout})
+        if name in piped:
+            continue
         specs, fds = _reopen(sup, name, pid)
         if specs:
-            pipes.append({"name": name, "run": 1, "specs": specs})
+            pipes.append({"name": name, "run": runs[name], "specs": specs})
             pipe_fds += fds
-        sup.post(Found(name, pid))
-    for name, pids in members.items():      # strays: processes of instances not adopted (not in the config)
-        if name not in by_name and name not in known:
-            tree.kill_all(pids, signal.SIGKILL)
-            sup.events.emit(name, "supervisor", f"{name}: {len(pids)} process(es) left by a previous herder that "
-                            "this config does not run; killed them", {"pids": sorted(pids)})
     if adopt_children and sup.link is not None:
         sup.link.send({"t": "adopt", "children": adopt_children, "pipes": pipes}, pipe_fds)
-        lost = [n for n in by_name if n not in {p["name"] for p in pipes}]
-        sup.events.emit("", "supervisor",
-                        f"herder: adopted {len(by_name)} instance(s) a killed herder left running "
-                        f"({', '.join(sorted(by_name))}); followed by pidfd, exit status unknown when they end"
-                        + (f"; output not recoverable for {', '.join(sorted(lost))} (its pipe is gone)"
-                           if lost else ""),
-                        {"adopted": sorted(by_name)})
+    return [n for n in by_name if n not in piped and n not in {p["name"] for p in pipes}]
 
 
 def _top(pid: int, group: set[int]) -> int:

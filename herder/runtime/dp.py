@@ -1,6 +1,6 @@
 """`python -m herder.runtime.dp`: the decision process, as the keeper starts it.
 
-    python -m herder.runtime.dp --keeper-fd FD --generation N [--fresh] [--ready-fd FD]
+    python -m herder.runtime.dp --keeper-fd FD [--keeper-pid PID] --generation N [--fresh] [--ready-fd FD]
                                 [-c CONFIG] [--socket-group G] [--[no-]console] [--quiet] [SERVICE …]
 
 The keeper (herder.keeper) runs this process and restarts it when it dies. It first
@@ -18,7 +18,7 @@ import argparse
 import json
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from herder.errors import HerderError
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 def _args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="herder-decision-process")
     p.add_argument("--keeper-fd", type=int, required=True)
+    p.add_argument("--keeper-pid", type=int, default=0)    # the keeper (this process's parent when it started it)
     p.add_argument("--generation", type=int, default=1)
     p.add_argument("--fresh", action="store_true")
     p.add_argument("--ready-fd", type=int, default=-1)
@@ -44,7 +45,7 @@ def main(argv: list[str]) -> int:
     args = _args(argv)
     from herder.runtime.keeper_link import from_fd, handshake
 
-    link = from_fd(args.keeper_fd)
+    link = from_fd(args.keeper_fd, args.keeper_pid)
     ready_fd = args.ready_fd
     if ready_fd >= 0:
         os.set_inheritable(ready_fd, False)
@@ -73,11 +74,50 @@ def main(argv: list[str]) -> int:
             told = True
         return e.exit_code
     except (ConnectionError, TimeoutError) as e:
+        if link.peer_dead():
+            _take_over(args, getattr(e, "partial", None) or {})
         print(f"herder: lost the keeper at start-up: {e}", file=sys.stderr, flush=True)
         return 1
 
 
-def _config(args: argparse.Namespace, welcome: dict[str, object]) -> Config:
+def _take_over(args: argparse.Namespace, partial: dict[str, Any]) -> None:
+    """The keeper died while this process started up: become the keeper from what it had
+    handed over (its state record, children, exits, pipes, stored fds; nothing at all if it
+    died before its welcome: the next decision process then adopts by what the system
+    says). Returns only if that is not possible (said on stderr)."""
+    from herder.runtime import keeper_lost
+
+    try:
+        cfg = _config(args, partial)
+    except (HerderError, SystemExit, OSError, ValueError) as e:
+        print(f"herder: lost the keeper at start-up and cannot read the config to replace it: {e}",
+              file=sys.stderr, flush=True)
+        return
+    groups: dict[str, tuple[int, list[int], list[dict[str, Any]]]] = {}
+    for rec, fd in partial.get("pipe_list") or []:
+        _, kept, specs = groups.setdefault(str(rec["name"]), (int(rec["run"]), [], []))
+        kept.append(fd)
+        specs.append(rec.get("spec") or {})
+    pipes = [(name, run, kept, specs) for name, (run, kept, specs) in groups.items()]
+    early = [m for m, _ in partial.get("early") or [] if m.get("t") == "exit"]
+    from herder.cli.up import dp_args
+
+    args_ = dp_args(args.config, args.services, args.socket_group, args.console, not args.quiet)
+    record, fds = keeper_lost.from_welcome(partial, str(cfg.state_dir), args_,
+                                           "view" if args.console else "off", pipes,
+                                           dict(partial.get("stored_fds") or {}), early, [])
+    msg = (f"herder: the keeper died while this decision process (pid {os.getpid()}) started up; "
+           "it becomes the keeper, from what the keeper had handed over"
+           + ("" if partial.get("t") == "welcome" else " (nothing: the next one adopts by what the system says)"))
+    print(msg, file=sys.stderr, flush=True)
+    record["notes"].append({"t": "event", "instance": "", "kind": "keeper_lost", "message": msg, "data": {}})
+    try:
+        keeper_lost.become_keeper(record, fds)
+    except OSError as e:
+        print(f"herder: cannot exec a new keeper: {e}", file=sys.stderr, flush=True)
+
+
+def _config(args: argparse.Namespace, welcome: dict[str, Any]) -> Config:
     text = welcome.get("config")
     if isinstance(text, str) and not args.fresh:
         from herder.config import from_record

@@ -35,6 +35,8 @@ class KeeperLink:
         self.on_message: Callable[[dict[str, Any], list[int]], None] = lambda m, f: wire.close_fds(f)
         self.on_lost: Callable[[], None] = lambda: None
         self.lost = False
+        self.peer_fd = -1               # a pidfd on the keeper that runs this process (from_fd)
+        self.peer_pid: int | None = None  # that keeper's pid
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writing = False
 
@@ -100,6 +102,9 @@ class KeeperLink:
                 got = wire.receive(self.sock)
             except BlockingIOError:
                 return
+            except wire.Truncated as e:     # a bad message: the keeper is still there
+                print(f"herder: {e}", file=sys.stderr, flush=True)
+                continue
             except OSError:
                 got = None
             if got is None:
@@ -124,6 +129,16 @@ class KeeperLink:
         self.outbox.discard()
         self.on_lost()
 
+    def peer_dead(self, timeout: float = 2.0) -> bool:
+        """Whether the keeper that runs this process is really dead (its pidfd readable
+        within `timeout`), not merely gone from the socket: only then may this process
+        replace it. Without a pidfd: this process's parent changed."""
+        if self.peer_fd < 0:
+            return self.peer_pid is not None and os.getppid() != self.peer_pid
+        import select
+
+        return bool(select.select([self.peer_fd], [], [], timeout)[0])
+
 
 def spawn_attached() -> KeeperLink:
     """A keeper of this process's own (the supervisor was built without one): it ends with
@@ -138,11 +153,28 @@ def spawn_attached() -> KeeperLink:
     return KeeperLink(mine, proc.pid)
 
 
-def from_fd(fd: int) -> KeeperLink:
+def from_fd(fd: int, keeper_pid: int = 0) -> KeeperLink:
+    """The link of a decision process the keeper started (`keeper_pid`: the keeper, which
+    was its parent; one already dead before this process ran is not its parent any more)."""
     sock = socket.socket(fileno=fd)
     os.set_inheritable(fd, False)
     sock.setblocking(False)
-    return KeeperLink(sock)
+    link = KeeperLink(sock)
+    link.peer_pid = keeper_pid if keeper_pid > 0 else os.getppid()
+    if os.getppid() == link.peer_pid:
+        with contextlib.suppress(OSError, AttributeError):
+            link.peer_fd = os.pidfd_open(link.peer_pid)
+    return link
+
+
+class HandshakeLost(ConnectionError):
+    """The keeper went away during the handshake; `partial` is what it had handed over
+    (the welcome, if it came, with the pipes received so far), so that this process can
+    take its place from it (herder.runtime.dp)."""
+
+    def __init__(self, why: str, partial: dict[str, Any]) -> None:
+        super().__init__(why)
+        self.partial = partial
 
 
 def handshake(link: KeeperLink, timeout: float = 30.0) -> dict[str, Any]:
@@ -164,13 +196,18 @@ def handshake(link: KeeperLink, timeout: float = 30.0) -> dict[str, Any]:
         while True:
             try:
                 got = wire.receive(link.sock)
+            except wire.Truncated as e:
+                print(f"herder: {e}", file=sys.stderr, flush=True)
+                continue
             except BlockingIOError:
                 left = deadline - time.monotonic()
                 if left <= 0 or not sel.select(left):
                     raise TimeoutError("herder's keeper did not answer") from None
                 continue
             if got is None:
-                raise ConnectionError("herder's keeper closed the connection")
+                partial: dict[str, Any] = dict(welcome or {})
+                partial["pipe_list"], partial["early"] = pipes, early
+                raise HandshakeLost("herder's keeper closed the connection", partial)
             msg, fds = got
             if msg.get("t") == "welcome":
                 welcome = msg

@@ -8,6 +8,16 @@ and the table of live processes. It writes them into a keeper's resume record
 holder is now this pid), same fds. The new keeper reads the pipes again and starts a new
 decision process, which adopts everything with the state carried over.
 
+When it happens matters (docs/supervisor.md, "What a kill -9 does"): once this process
+has adopted, its World says what runs and the record is built from it, with the spawns
+still in flight (their pipes' read ends, kept here, and their cookies: the next decision
+process looks for a process that carries one before it spawns again, herder.runtime.adopt)
+and the exits received but not stepped yet. Before that (the keeper killed while this
+process starts up), the World is empty and the record is made of what the keeper handed
+over at the handshake (`from_welcome`), even a handshake cut short (herder.runtime.dp):
+never from an empty World. And only a keeper that is really dead is replaced: a closed
+socket with a live keeper (`KeeperLink.peer_dead`) means this process just exits.
+
 What is lost, and said: the services' parent is gone, so they were re-parented to init
 (or to the nearest subreaper); the new keeper follows them by pidfd, and an exit is then
 reported with its status unknown (restart policy as for a failure); once restarted, an
@@ -31,10 +41,10 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from herder.config import to_record
-from herder.core import snapshot
 from herder.core.instance import ALIVE
 from herder.keeper import wire
-from herder.keeper.counters import DONE, READ
+from herder.keeper.counters import CARRIED, DONE, READ, Counters
+from herder.keeper.resume import Fds
 from herder.units import parse_signal
 
 if TYPE_CHECKING:
@@ -45,9 +55,18 @@ _BLOCK = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.S
 
 def replace_keeper(sup: Supervisor, services: list[str], socket_group: str | None, console: bool | None,
                    print_events: bool = True) -> None:
-    """Exec into a keeper carrying everything on. Returns only if the exec failed."""
+    """Exec into a keeper carrying everything on. Returns only if it did not (the keeper
+    lives, or the exec failed)."""
     from herder.cli.up import dp_args
 
+    link = sup.link
+    if link is not None and not link.peer_dead():
+        sup.events.emit("", "keeper_lost", "herder: the keeper closed its connection but is still running; this "
+                        f"decision process (pid {os.getpid()}) exits and leaves the services to it")
+        sup.handover = True         # exit without touching a service: the keeper starts another one
+        sup.world.exit_code = 1
+        sup.finish_now()
+        return
     msg = f"herder: the keeper died; this decision process (pid {os.getpid()}) becomes the keeper"
     sup.events.emit("", "keeper_lost", msg)
     print(msg, file=sys.stderr, flush=True)
@@ -57,6 +76,20 @@ def replace_keeper(sup: Supervisor, services: list[str], socket_group: str | Non
             journal.close(timeout=5.0)
     record, fds = build(sup, dp_args(str(sup.config.path), services, socket_group, console, print_events),
                          sup.logs.console)
+    if not sup.adopted:     # this process's journal may not be open yet: the next one says it
+        record["notes"].append({"t": "event", "instance": "", "kind": "keeper_lost", "message": msg,
+                                "data": {"pid": os.getpid()}})
+    try:
+        become_keeper(record, fds)
+    except OSError as e:
+        sup.events.emit("", "keeper_lost", f"herder: cannot exec a new keeper ({e}); stopping every service")
+        sup.world.exit_code = 1
+        sup.force()
+
+
+def become_keeper(record: dict[str, Any], fds: list[int]) -> None:
+    """Exec `python -m herder.keeper --resume` with `record` (same pid, the fds inherited).
+    Raises OSError when the exec failed (signals unblocked again)."""
     blob = wire.blob_fd(json.dumps({"record": record, "fds": fds}).encode("utf-8", "surrogateescape"))
     for fd in [blob, *fds]:
         os.set_inheritable(fd, True)
@@ -72,58 +105,111 @@ def replace_keeper(sup: Supervisor, services: list[str], socket_group: str | Non
     sys.stderr.flush()
     try:
         os.execv(wire.self_exe(), [sys.executable, "-m", "herder.keeper", "--resume", str(blob)])
-    except OSError as e:
+    except OSError:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _BLOCK)
-        sup.events.emit("", "keeper_lost", f"herder: cannot exec a new keeper ({e}); stopping every service")
-        sup.world.exit_code = 1
-        sup.force()
+        os.close(blob)
+        raise
 
 
 def build(sup: Supervisor, args: list[str], console: str) -> tuple[dict[str, Any], list[int]]:
-    """A keeper's resume record from what this decision process knows."""
-    fds: list[int] = []
-
-    def add(fd: int) -> int:
-        fds.append(fd)
-        return len(fds) - 1
-
+    """A keeper's resume record from what this decision process knows: its World once it
+    has adopted, else what the keeper handed over at the handshake."""
+    welcome = sup.welcome or {}
+    if not sup.adopted:
+        stored = {**{n: fd for n, fd in sup.stored.items()}, **sup.kept_fds}
+        pipes = [(name, run, kept, specs) for name, (run, kept, specs) in sup.logs.pipes.items()]
+        extra = sup.procs.unstepped_exits() + [m for m, _ in welcome.get("early") or [] if m.get("t") == "exit"]
+        return from_welcome(welcome, str(sup.config.state_dir), args, console, pipes, stored, extra,
+                            [w for _, w, _ in sup.signals_unstepped.values()],
+                            json.dumps(to_record(sup.config)))
+    fds = Fds()
     world = sup.world
+    exits = sup.procs.unstepped_exits()
+    exited = {int(e["pid"]) for e in exits}
     children = []
     for name, inst in world.instances.items():
         p = sup.procs.procs.get(name)
-        if inst.state not in ALIVE or inst.pid is None or p is None:
+        if inst.state not in ALIVE or inst.pid is None or p is None or inst.pid in exited:
             continue
         children.append({"name": name, "run": inst.run, "pid": inst.pid, "start_time": p.start_time,
                          "cookie": p.cookie, "cgroup": str(p.cgroup.path) if p.cgroup is not None else None,
                          "stop_signal": int(parse_signal(inst.spec.stop_signal)),
                          "stop_timeout": inst.spec.stop_timeout,
                          "own": False})
+    pipes = [(name, run, kept, specs) for name, (run, kept, specs) in sup.logs.pipes.items()]
+    pipes += [(f.name, f.run, f.outs.keep, f.outs.specs) for f in sup.flights_lost]
+    from herder.core import snapshot
+
+    record = _record(
+        fds, state_dir=str(sup.config.state_dir), args=args, console=console, gen=int(welcome.get("gen", 1)),
+        children=children, exits=exits,
+        snapshot={"world": snapshot.world(world, to_record), "instances": {n: sup.inst_record(n)
+                                                                             for n in world.instances}},
+        config=json.dumps(to_record(sup.config)), stored=sup.kept_fds, pipes=pipes,
+        lost=_lost(sup.logs.counters, {n: slot for n, (slot, _) in sup.logs.slots.items()}),
+        pending=[w for _, w, _ in sup.signals_unstepped.values()], notes=[])
+    return record, fds.fds
+
+
+def from_welcome(welcome: dict[str, Any], state_dir: str, args: list[str], console: str,
+                 pipes: list[tuple[str, int, list[int], list[dict[str, Any]]]], stored: dict[str, int],
+                 extra_exits: list[dict[str, Any]], pending: list[str],
+                 config: str | None = None) -> tuple[dict[str, Any], list[int]]:
+    """The record when the keeper died before this process adopted anything: what the
+    keeper's welcome said (its state record, its children, their unacknowledged exits,
+    its pending signals and notes), the pipes and fds it handed over. Its children were
+    its own; now they are orphans, followed by pidfd."""
+    fds = Fds()
+    exits: dict[int, dict[str, Any]] = {}
+    for e in [*(welcome.get("exits") or []), *extra_exits]:
+        exits[int(e["seq"])] = e
+    children = [{**c, "own": False} for c in welcome.get("children") or []]
+    counters: Counters | None = None
+    if isinstance(welcome.get("counters_fd"), int):
+        with contextlib.suppress(OSError, ValueError):
+            counters = Counters(int(welcome["counters_fd"]), writable=False)
+    slots = {k[2:]: int(v) for k, v in (welcome.get("slots") or {}).items() if str(k).startswith("i:")}
+    record = _record(
+        fds, state_dir=state_dir, args=args, console=console, gen=int(welcome.get("gen", 1)), children=children,
+        exits=[exits[s] for s in sorted(exits)], snapshot=welcome.get("snapshot"),
+        config=welcome.get("config") if isinstance(welcome.get("config"), str) else config, stored=stored,
+        pipes=pipes, lost={**(welcome.get("lost") or {}), **_lost(counters, slots)},
+        pending=[*(str(p[1]) if isinstance(p, list) else str(p) for p in welcome.get("pending") or []), *pending],
+        notes=list(welcome.get("notes") or []))
+    return record, fds.fds
+
+
+def _record(fds: Fds, *, state_dir: str, args: list[str], console: str, gen: int, children: list[dict[str, Any]],
+            exits: list[dict[str, Any]], snapshot: dict[str, Any] | None, config: str | None,
+            stored: dict[str, int], pipes: list[tuple[str, int, list[int], list[dict[str, Any]]]],
+            lost: dict[str, int], pending: list[str], notes: list[dict[str, Any]]) -> dict[str, Any]:
     channels = []
     chan_fds = []
-    for name, (run, kept, specs) in sup.logs.pipes.items():
+    for name, run, kept, specs in pipes:
         if len(kept) != len(specs) or not kept:
             continue
         channels.append({"name": name, "run": run, "specs": specs, "carry": []})
-        chan_fds += [add(fd) for fd in kept]
-    lost: dict[str, int] = {}
-    counters = sup.logs.counters
-    if counters is not None:
-        for name, (slot, _sinks) in sup.logs.slots.items():
-            n = counters.get(slot, READ) - counters.get(slot, DONE)
-            if n > 0:
-                lost[name] = n
-    stored = {name: add(fd) for name, fd in sup.kept_fds.items()}
-    lock_fd = sup.kept_fds.get("lock")
-    to_cfg = to_record
-    record: dict[str, Any] = {
-        "v": 1, "why": "keeper_lost", "gen": int(sup.welcome.get("gen", 1)) if sup.welcome else 1,
-        "state_dir": str(sup.config.state_dir), "opts": {"dp_args": args, "console": console},
-        "children": children, "exits": [],
-        "snapshot": {"world": snapshot.world(world, to_cfg),
-                     "instances": {n: snapshot.instance(i) for n, i in world.instances.items()}},
-        "config": json.dumps(to_cfg(sup.config)), "stored": stored,
+        chan_fds += [fds.add(fd) for fd in kept]
+    lock_fd = stored.get("lock")
+    return {
+        "v": 1, "why": "keeper_lost", "gen": gen, "state_dir": state_dir,
+        "opts": {"dp_args": args, "console": console}, "children": children, "exits": exits,
+        "snapshot": snapshot or {"world": None, "instances": {}}, "config": config,
+        "stored": {name: fds.add(fd) for name, fd in stored.items()},
         "capture": {"channels": channels, "fds": chan_fds, "rings": {}, "err_tail": {}, "seq": 0},
-        "pending": [], "notes": [], "lost": lost, "retired": [], "orphans_reaped": 0,
+        "pending": pending, "notes": notes, "lost": lost, "retired": [], "orphans_reaped": 0,
         "lock_fd": lock_fd if isinstance(lock_fd, int) else -1,
     }
-    return record, fds
+
+
+def _lost(counters: Counters | None, slots: dict[str, int]) -> dict[str, int]:
+    """Bytes a dead keeper had read but not written, per instance: read - done, and the
+    unfinished lines it held back (CARRIED), from the shared counters."""
+    lost: dict[str, int] = {}
+    if counters is None:
+        return lost
+    for name, slot in slots.items():
+        n = counters.get(slot, READ) - counters.get(slot, DONE) + counters.get(slot, CARRIED)
+        if n > 0:
+            lost[name] = n
+    return lost

@@ -49,6 +49,7 @@ EnvFor = Callable[[str], dict[str, str]]
 Prepare = Callable[[str, spawner.Launch], spawner.Launch]
 ExitReason = Callable[[str], str]
 KILL_WAIT = 1.0   # real seconds a virtual clock waits for a SIGKILLed main process to be reaped
+SPAWN_DEADLINE = 30.0   # real seconds a spawn request waits for the keeper's answer (then the start fails)
 UNKNOWN = "status unknown"
 
 
@@ -66,10 +67,16 @@ class Proc:
 
 @dataclass
 class _Flight:
+    """A spawn request the keeper has not answered: what a keeper-lost record needs of it
+    (the read ends this process keeps, the cookie the child carries, its cgroup)."""
+
     name: str
     run: int
     outs: Any
     release: Callable[[], None]
+    cookie: str = ""
+    cgroup: str | None = None
+    timer: Any = None           # the deadline's asyncio handle
 
 
 class Processes:
@@ -91,6 +98,8 @@ class Processes:
         self.keeper_exited: Callable[[int], None] = lambda code: None
         self.in_flight: dict[int, _Flight] = {}
         self.acks: list[int] = []                    # exit records stepped, to acknowledge
+        self.unstepped: dict[int, tuple[int, dict[str, Any], Event]] = {}   # id(event) -> (seq, record, event)
+        self.late: set[int] = set()                  # spawn ids past their deadline: a late answer is killed
         self._seen: set[int] = set()
         self._ids = itertools.count(1)
         self._by_pid: dict[int, str] = {}
@@ -130,7 +139,9 @@ class Processes:
             self.post_now(SpawnFailed(inst.name, f"cannot prepare: {e}"))
             return
         rid = next(self._ids)
-        self.in_flight[rid] = _Flight(inst.name, eff.run, outs, self.clock.busy())
+        flight = self.in_flight[rid] = _Flight(inst.name, eff.run, outs, self.clock.busy(), p.cookie, cg)
+        with contextlib.suppress(RuntimeError):      # no running loop (a test driving the step by hand)
+            flight.timer = asyncio.get_running_loop().call_later(SPAWN_DEADLINE, self._overdue, rid)
         p.run = eff.run
         fds, outs.fds = outs.fds, []
         self.link.send({"t": "spawn", "id": rid, "name": inst.name, "run": eff.run, "launch": launch.to_wire(),
@@ -140,9 +151,15 @@ class Processes:
 
     def answered(self, msg: dict[str, Any]) -> None:
         """The keeper's answer to a spawn request."""
-        flight = self.in_flight.pop(int(msg["id"]), None)
+        rid = int(msg["id"])
+        flight = self.in_flight.pop(rid, None)
         if flight is None:
+            if rid in self.late and msg["t"] == "spawned":
+                self.late.discard(rid)
+                self._kill_late(msg)
             return
+        if flight.timer is not None:
+            flight.timer.cancel()
         flight.release()
         name = flight.name
         if msg["t"] == "spawn_failed":
@@ -162,14 +179,48 @@ class Processes:
         out = list(self.in_flight.values())
         self.in_flight.clear()
         for f in out:
+            if f.timer is not None:
+                f.timer.cancel()
             f.release()
         return out
+
+    def _overdue(self, rid: int) -> None:
+        """The keeper did not answer a spawn in SPAWN_DEADLINE: the start fails (the core's
+        restart policy applies), and anything the keeper did start for it is killed (by its
+        cookie and cgroup now, by pid if the answer comes later): herder never waits
+        forever, and never keeps a process it does not list."""
+        flight = self.in_flight.pop(rid, None)
+        if flight is None:
+            return
+        flight.release()
+        self.late.add(rid)
+        if len(self.late) > 1024:
+            self.late = set(sorted(self.late)[-512:])
+        if flight.cgroup is not None:
+            Cgroup(Path(flight.cgroup)).kill()
+        if flight.cookie:
+            tree.kill_all(tree.members(None, None, flight.cookie))
+        flight.outs.close_all()
+        self.post_now(SpawnFailed(flight.name, f"herder's keeper did not answer the spawn within "
+                                               f"{SPAWN_DEADLINE:g}s; anything it started is killed"))
+
+    def _kill_late(self, msg: dict[str, Any]) -> None:
+        """A spawn answered after its deadline: the instance's start already failed, so the
+        process is not herder's any more (its start time proves it is the one spawned). Its
+        group, not its cgroup: a later start of the instance may run there already."""
+        pid, st = int(msg["pid"]), msg.get("start_time")
+        if st is None or tree.start_time(pid) != st:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, tree.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, tree.SIGKILL)
 
     def exited(self, rec: dict[str, Any], away: bool = False) -> None:
         """An exit record from the keeper (the instance's last output is already written)."""
         seq = int(rec["seq"])
-        self.acks.append(seq)
         if seq in self._seen:
+            self.acks.append(seq)
             return
         self._seen.add(seq)
         if len(self._seen) > 8192:
@@ -187,7 +238,21 @@ class Processes:
         self._reaped_or_late(name)
         known = bool(rec.get("known", True))
         reason = self.exit_reason(name) if known else UNKNOWN
-        self.post(Exited(name, pid, rec.get("code"), rec.get("signal"), reason, away))
+        ev = Exited(name, pid, rec.get("code"), rec.get("signal"), reason, away)
+        self.unstepped[id(ev)] = (seq, rec, ev)     # acknowledged once stepped, not when received
+        self.post(ev)
+
+    def stepped(self, ev: Event) -> None:
+        """The core stepped `ev`: an exit record it came from can be acknowledged now (the
+        keeper keeps it until then, so a decision process killed while the exit waits
+        behind a spawn in flight leaves it for the next one)."""
+        got = self.unstepped.pop(id(ev), None)
+        if got is not None:
+            self.acks.append(got[0])
+
+    def unstepped_exits(self) -> list[dict[str, Any]]:
+        """Exit records received but not stepped yet (a keeper-lost record carries them)."""
+        return [rec for _, rec, _ in self.unstepped.values()]
 
     def signal(self, name: str, signum: int, scope: Scope) -> None:
         inst, p = self.world.instances.get(name), self.procs.get(name)

@@ -76,6 +76,9 @@ class Supervisor:
         self.stored: dict[str, int] = {}          # fds a previous decision process kept with the keeper
         self.kept_fds: dict[str, int] = {}        # ours, as stored with the keeper
         self.handover = False                     # exiting for an upgrade: the keeper carries on
+        self.adopted = False                      # adoption ran: the World, not the welcome, says what runs
+        self.flights_lost: list[Any] = []         # spawns in flight when the keeper died (herder.runtime.keeper_lost)
+        self.signals_unstepped: dict[int, tuple[Any, str, Event]] = {}   # id(event) -> (keeper's id, what, event)
         self._queue: deque[Event] = deque()
         self._answers: deque[Event] = deque()    # Spawned / SpawnFailed: stepped first
         self._draining = False
@@ -241,6 +244,8 @@ class Supervisor:
                 ev = (self._answers or self._queue).popleft()
                 effects = step(self.world, ev, self.clock.now())
                 self._record(ev, effects)
+                self.procs.stepped(ev)
+                self._signal_stepped(ev)
                 self.runner.run(effects)
         finally:
             self._draining = False
@@ -260,12 +265,12 @@ class Supervisor:
             key = getattr(eff, "key", None)
             names.add(key.owner if key is not None else getattr(eff, "name", ""))
         names.discard("")
-        inst = {n: (snapshot.instance(world.instances[n]) if n in world.instances else None)
+        inst = {n: (self.inst_record(n) if n in world.instances else None)
                 for n in names if not n.startswith("#")}
         msg: dict[str, Any] = {"t": "state", "inst": inst}
         if world.config is not self._sent_config:
             self._sent_config = world.config
-            link.send({"t": "config", "text": json.dumps(to_record(world.config))})
+            link.send({"t": "config", "text": json.dumps(to_record(world.config)), "tiers": self.stop_tiers()})
         w = snapshot.world(world, to_record)
         text = json.dumps(w, sort_keys=True)
         if text != self._sent_world:
@@ -279,11 +284,34 @@ class Supervisor:
         if self.link is None:
             return
         self._sent_config = self.world.config
-        self.link.send({"t": "config", "text": json.dumps(to_record(self.world.config))})
+        self.link.send({"t": "config", "text": json.dumps(to_record(self.world.config)), "tiers": self.stop_tiers()})
         w = snapshot.world(self.world, to_record)
         self._sent_world = json.dumps(w, sort_keys=True)
         self.link.send({"t": "state", "world": w,
-                        "inst": {n: snapshot.instance(i) for n, i in self.world.instances.items()}})
+                        "inst": {n: self.inst_record(n) for n in self.world.instances}})
+
+    def stop_tiers(self) -> list[list[str]]:
+        """Instances in stop order, tier by tier (reverse dependency order): what the keeper
+        follows if it must stop them without a decision process (herder.keeper.stopper)."""
+        from herder.core import graph
+
+        return [[n for svc in level for n in self.world.by_service.get(svc, [])]
+                for level in reversed(graph.levels(self.world.deps))]
+
+    def inst_record(self, name: str) -> dict[str, Any]:
+        """An instance's state record, with the cookie its processes carry: a successor
+        looks for a process a killed keeper started by it (herder.runtime.adopt), and
+        spawns again with the same one."""
+        d = snapshot.instance(self.world.instances[name])
+        p = self.procs.procs.get(name)
+        if p is not None:
+            d["cookie"] = p.cookie
+        return d
+
+    def finish_now(self) -> None:
+        """End the run as it is (no stop): the keeper carries the services on."""
+        if self._finished is not None:
+            self._finished.set()
 
     def _finish(self, exit_code: int) -> None:
         if self._finished is not None:
@@ -302,26 +330,41 @@ class Supervisor:
 
             self.post(LogMatched(str(msg["name"]), int(msg["run"]), str(msg["line"])))
         elif t == "signal":
-            what = msg.get("what")
-            if what == "down":
-                self.request_down()
-            elif what == "interrupt":
-                self.post(Interrupt())
-            elif what == "reload":
-                os.kill(os.getpid(), signal.SIGHUP)   # the control component's SIGHUP handler reloads
+            self._forwarded(str(msg.get("what")), msg.get("id"))
         elif not self.logs.on_message(msg):
             pass
         wire.close_fds(fds)
+
+    def _forwarded(self, what: str, sid: Any) -> None:
+        """A signal the keeper caught (SIGTERM …), forwarded. The keeper keeps it until it
+        is acknowledged, after the step that took it (a new decision process gets it again)."""
+        if what == "reload":
+            os.kill(os.getpid(), signal.SIGHUP)   # the control component's SIGHUP handler reloads
+            if sid is not None and self.link is not None:
+                self.link.send({"t": "signal_ack", "id": sid})
+            return
+        if what not in ("down", "interrupt"):
+            return
+        ev: Event = Down() if what == "down" else Interrupt()
+        self.signals_unstepped[id(ev)] = (sid, what, ev)
+        self.post(ev)
+
+    def _signal_stepped(self, ev: Event) -> None:
+        got = self.signals_unstepped.pop(id(ev), None)
+        if got is not None and got[0] is not None and self.link is not None:
+            self.link.send({"t": "signal_ack", "id": got[0]})
 
     def _keeper_gone(self) -> None:
         """The keeper died (this process did not end it): replace it (herder.runtime.keeper_lost)."""
         if self._finished is not None and self._finished.is_set():
             return
-        for f in self.procs.lost_flights():
-            f.outs.close_all()
+        flights = self.procs.lost_flights()
         if self.on_keeper_lost is not None:
+            self.flights_lost = flights      # their pipes and cookies go into the record
             self.on_keeper_lost()
             return
+        for f in flights:
+            f.outs.close_all()
         self.events.emit("", "keeper_lost", "herder: the keeper process died; stopping (attached keeper)")
         self.world.exit_code = KEEPER_LOST
         if self._finished is not None:
@@ -338,8 +381,9 @@ class Supervisor:
             got = self.logs.pipes.get(name)
             if got is None:
                 self.logs.pipes[name] = (int(rec["run"]), [fd], [rec.get("spec") or {}])
-            else:
+            else:       # the second stream: its spec too, or a keeper-lost record skips the pair
                 got[1].append(fd)
+                got[2].append(rec.get("spec") or {})
         link.on_message = self._keeper_message
         link.on_lost = self._keeper_gone
         self.procs.keeper_exited = lambda code: None
@@ -415,11 +459,13 @@ class Supervisor:
                 self.timers.open()
                 self._running = True
                 adopt.start(self, welcome, only, self.fresh)
+                self.adopted = True
                 self._record_all()
                 for msg, fds in welcome.get("early") or []:
                     self._keeper_message(msg, fds)
-                for what in welcome.get("pending") or []:
-                    self._keeper_message({"t": "signal", "what": what}, [])
+                for item in welcome.get("pending") or []:     # [id, what] (a bare name: no acknowledgement)
+                    sid, what = (item[0], item[1]) if isinstance(item, list) else (None, item)
+                    self._forwarded(str(what), sid)
                 link.send({"t": "up"})     # past start-up: from now on a failure is restarted
                 if ready is not None:
                     ready()

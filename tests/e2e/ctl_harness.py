@@ -98,10 +98,12 @@ def request(sock: str, method: str, path: str, body: Any = None, raw: bytes | No
     c = Conn("localhost", timeout=30)
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     h = {"Content-Type": "application/json"} if data is not None else {}
-    c.request(method, path, body=data, headers={**h, **(headers or {})})
-    r = c.getresponse()
-    payload = r.read()
-    c.close()
+    try:        # closed however it ends (a supervisor killed mid-request drops the connection)
+        c.request(method, path, body=data, headers={**h, **(headers or {})})
+        r = c.getresponse()
+        payload = r.read()
+    finally:
+        c.close()
     try:
         return r.status, json.loads(payload)
     except ValueError:
