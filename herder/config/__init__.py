@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from herder.config.alerts import Alerts, SupervisorHooks
 from herder.config.lines import LineIndex
 from herder.config.model import HerderSettings, ServiceSpec
 from herder.config.schema import Problems, build, deep_merge
@@ -29,7 +30,7 @@ if sys.platform != "win32":   # account checks are POSIX only; Windows services 
 __all__ = ["Config", "HerderSettings", "ServiceSpec", "find_config", "load"]
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\Z")
-_TOP_KEYS = ("herder", "defaults", "services")
+_TOP_KEYS = ("herder", "defaults", "services", "alerts", "hooks")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class Config:
     state_dir: Path
     log_dir: Path
     services: dict[str, ServiceSpec]
+    alerts: Alerts = Alerts()
+    hooks: SupervisorHooks = SupervisorHooks()
 
 
 def find_config(explicit: str | None = None) -> Path:
@@ -86,6 +89,8 @@ class _Loader:
             if key not in _TOP_KEYS:
                 self.problems.add((key,), f"unknown table; expected one of {', '.join(_TOP_KEYS)}")
         settings = build(HerderSettings, self.raw.get("herder", {}), ("herder",), self.problems)
+        alerts = build(Alerts, self.raw.get("alerts", {}), ("alerts",), self.problems)
+        hooks = build(SupervisorHooks, self.raw.get("hooks", {}), ("hooks",), self.problems)
         defaults = self.raw.get("defaults", {})
         self._check_defaults(defaults)
         services_raw = self.raw.get("services", {})
@@ -98,6 +103,7 @@ class _Loader:
             if spec is not None:
                 services[name] = spec
         self._check_dependencies()
+        self._check_alerts(alerts, services_raw)
         # A system install (`herder install --system`) points HERDER_STATE_DIR at /var/lib/herder;
         # a state_dir written in the file still wins.
         herder_raw = self.raw.get("herder", {})
@@ -107,7 +113,7 @@ class _Loader:
         log_dir = self._abs(settings.log_dir) if settings.log_dir else state_dir / "logs"
         if self.problems.items:
             raise ConfigError(self._render())
-        return Config(self.path, settings, state_dir, log_dir, services)
+        return Config(self.path, settings, state_dir, log_dir, services, alerts, hooks)
 
     # -- pieces --------------------------------------------------------------------
 
@@ -139,6 +145,12 @@ class _Loader:
         if len(self.problems.items) > before:
             return None
         changes: dict[str, Any] = {}
+        if spec.schedule is not None and svc_raw.get("restart") == "always":
+            self.problems.add(here + ("restart",), 'a scheduled job ends by itself; expected restart = "never" '
+                              '(the default with a schedule) or "on-failure" (retry a failed run)')
+            return None
+        if spec.schedule is not None and "restart" not in svc_raw:
+            changes["restart"] = "never"   # a job: each run ends by itself, whatever [defaults] says
         if spec.shell:
             cmd = merged.get("command")
             if not isinstance(cmd, str):
@@ -163,6 +175,7 @@ class _Loader:
         if env:
             changes["env"] = {**env, **spec.env}
         self._check_accounts(spec, where, here)
+        self._check_machine(spec, where, here)
         return dataclasses.replace(spec, **changes) if changes else spec
 
     def _check_accounts(self, spec: ServiceSpec, where: Any, here: tuple[str, ...]) -> None:
@@ -190,6 +203,27 @@ class _Loader:
             except KeyError:
                 self.problems.add(where(here + ("group",)),
                                   f'no group "{spec.group}" on this machine; expected an existing group')
+
+    def _check_machine(self, spec: ServiceSpec, where: Any, here: tuple[str, ...]) -> None:
+        """What this machine must allow for [security] (herder check says it before a start fails)."""
+        if not self.check_accounts or not spec.security.any:
+            return
+        from herder.process.privilege import problems
+
+        for key, msg in problems(spec.security, spec.user):
+            self.problems.add(where(here + ("security", key)), msg)
+
+    def _check_alerts(self, alerts: Alerts, services_raw: Any) -> None:
+        names = set(services_raw) if isinstance(services_raw, Mapping) else set()
+        for s in alerts.services:
+            if s not in names:
+                self.problems.add(("alerts", "services"), f'unknown service "{s}"; expected one of '
+                                  f'{", ".join(sorted(names)) or "none"}')
+        if self.check_accounts and alerts.targets:
+            from herder.alerts.targets import problems
+
+            for msg in problems(alerts.targets):
+                self.problems.add(("alerts", "targets"), msg)
 
     def _check_dependencies(self) -> None:
         from herder.core.graph import find_cycle

@@ -6,6 +6,7 @@ it cannot drift from what herder accepts.
 
 from __future__ import annotations
 
+from herder.config.alerts import Alerts, SupervisorHooks
 from herder.config.model import HerderSettings, ServiceSpec
 from herder.config.schema import describe_fields
 
@@ -55,6 +56,10 @@ def render() -> str:
     lines += _table("[services.NAME] and [defaults]", describe_fields(ServiceSpec),
                     "`NAME` is letters, digits, `-` and `_`. `[defaults]` takes the same keys and is merged under "
                     "every service.")
+    lines += _table("[alerts]", describe_fields(Alerts), "Notifications when something goes wrong "
+                    "(docs/hooks.md#alerts).")
+    lines += _table("[hooks]", describe_fields(SupervisorHooks), "Commands the supervisor runs on its events "
+                    "(docs/hooks.md#on_event).")
     return "\n".join(lines)
 
 

@@ -10,7 +10,7 @@ restarts (unless `bind = true`, see herder.core.context).
 from __future__ import annotations
 
 from herder.core import effects as fx
-from herder.core import jobs, reconfigure
+from herder.core import calendar, jobs, reconfigure
 from herder.core.context import Ctx
 from herder.core.effects import Kind
 from herder.core.events import DepsMet, Stop
@@ -22,7 +22,8 @@ _MAX_PASSES = 10_000   # each pass changes at least one instance; a bound agains
 
 def reconcile(ctx: Ctx) -> None:
     for _ in range(_MAX_PASSES):
-        changed = (_jobs(ctx) | _dependencies(ctx)) if ctx.world.phase is Phase.UP else _down(ctx)
+        changed = (_jobs(ctx) | calendar.release_queued(ctx) | _dependencies(ctx)) if ctx.world.phase is Phase.UP \
+            else _down(ctx)
         if not changed:
             break
     _finish(ctx)
