@@ -210,7 +210,7 @@ class _Loader:
             return
         from herder.process.privilege import problems
 
-        for key, msg in problems(spec.security, spec.user):
+        for key, msg in problems(spec.security, spec.user is not None or spec.group is not None):
             self.problems.add(where(here + ("security", key)), msg)
 
     def _check_alerts(self, alerts: Alerts, services_raw: Any) -> None:

@@ -40,9 +40,11 @@ from herder.health.notify import NotifyServer
 from herder.logs._hub import LogHub
 from herder.process.cgroup import Cgroups
 from herder.runtime import previous, signals, status, upward
+from herder.runtime.calendar import Calendar, local_zone
 from herder.runtime.clock import Clock, MonotonicClock
 from herder.runtime.effects import EffectRunner
 from herder.runtime.events import EventBus
+from herder.runtime.hooks import Hooks
 from herder.runtime.ports import Component
 from herder.runtime.processes import Processes
 from herder.runtime.timers import Timers
@@ -55,7 +57,7 @@ class Supervisor:
     def __init__(self, config: Config, *, clock: Clock | None = None, rng: random.Random | None = None) -> None:
         self.clock: Clock = clock or MonotonicClock()
         rng = rng or random.Random()
-        self.world = World.create(config, self.clock.now(), lambda: rng.uniform(-1.0, 1.0))
+        self.world = World.create(config, self.clock.now(), lambda: rng.uniform(-1.0, 1.0), local_zone())
         self.events = EventBus()
         self.components: list[Component] = []
         self._queue: deque[Event] = deque()
@@ -76,8 +78,10 @@ class Supervisor:
         if self.limits is not None:
             self.procs.prepare.append(self.limits.prepare)
             self.procs.exit_reason = self.limits.exit_reason
+        self.hooks = Hooks(self.world, self.procs, self.logs, self.post, self.clock)
+        self.calendar = Calendar(self.clock, config.state_dir)
         self.runner = EffectRunner(self.world, self.procs, self.timers, self.events, self.logs, self.checks,
-                                   self.limits, self._finish)
+                                   self.limits, self._finish, self.hooks, self.calendar)
         upward.attach(self)  # READY/STATUS/WATCHDOG/STOPPING to systemd when it runs herder
 
     # ---- what components read (herder.runtime.ports.Host) -----------------------------------------
@@ -159,6 +163,9 @@ class Supervisor:
         try:
             while self._answers or self._queue:
                 ev = (self._answers or self._queue).popleft()
+                stepped = self.calendar.drifted(self.world)    # the wall clock was stepped: tell the core first
+                if stepped is not None:
+                    self.runner.run(step(self.world, stepped, self.clock.now()))
                 self.runner.run(step(self.world, ev, self.clock.now()))
         finally:
             self._draining = False
@@ -201,6 +208,7 @@ class Supervisor:
                                  f"(pid {os.getpid()}, tracking by {'cgroup' if self.cgroups else 'process group'})")
                 self.timers.open()
                 self._running = True
+                self.post(self.calendar.first(self.world))
                 self.post(Up(tuple(only or ())))
                 if ready is not None:
                     ready()

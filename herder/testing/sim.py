@@ -172,8 +172,9 @@ class Sim:
                 self._spawned.append(HookDone(eff.name, eff.hook, eff.run, self.hook_codes.get(key, 0)))
         elif isinstance(eff, fx.StopHook):
             running = self.hooks.get(eff.name)
-            key = (world.instances[eff.name].service, running[0].value) if running else None
-            if running is not None and (eff.signal.name == "SIGKILL" or key not in self.stubborn_hooks):
+            svc = world.instances[eff.name].service
+            if running is not None and (eff.signal.name == "SIGKILL"
+                                        or (svc, running[0].value) not in self.stubborn_hooks):
                 del self.hooks[eff.name]
                 self._queue.append(HookDone(eff.name, running[0], running[1], None, eff.signal.name,
                                             seconds=self.now - running[2]))
