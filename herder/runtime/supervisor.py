@@ -83,6 +83,11 @@ class Supervisor:
         self.runner = EffectRunner(self.world, self.procs, self.timers, self.events, self.logs, self.checks,
                                    self.limits, self._finish, self.hooks, self.calendar)
         upward.attach(self)  # READY/STATUS/WATCHDOG/STOPPING to systemd when it runs herder
+        self.alerts: Component | None = None
+        if config.alerts.targets or config.hooks.on_event:   # [alerts], [hooks] on_event
+            from herder.alerts.component import AlertsComponent
+
+            self.alerts = AlertsComponent(self, self.procs.watch, self.procs.base_env)
 
     # ---- what components read (herder.runtime.ports.Host) -----------------------------------------
 
@@ -199,7 +204,7 @@ class Supervisor:
                 self.limits.cgroups = self.procs.cgroups
             async with AsyncExitStack() as stack:
                 await stack.enter_async_context(self.logs)
-                for own in (self.notify, self.limits, self.checks):
+                for own in (self.notify, self.limits, self.checks, self.alerts):
                     if own is not None:
                         await stack.enter_async_context(own)
                 for comp in self.components:
