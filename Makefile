@@ -44,6 +44,7 @@ test-wine: $(STAMP)
 docs: $(STAMP)
 	$(PY) -m herder.config.docs > docs/config.md
 	$(PY) -m herder.core.docs > docs/states.md
+	$(PY) -m herder.export.docs > docs/export.md
 	$(PY) -m herder.import_.docs > docs/import.md
 
 # herder side by side with supervisord, circus and PM2 (docs/performance.md); not part of `make test`.

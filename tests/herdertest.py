@@ -5,13 +5,29 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 PROGRAMS = Path(__file__).parent / "programs"
 PY = sys.executable
 ROOT = os.geteuid() == 0
+
+
+def wait_until(what: str, check: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.1) -> T:
+    """Poll an observable `check` (a real engine's state: no event stream to wait on) until it
+    returns something truthy; fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
 
 
 def run_async(coro: Coroutine[Any, Any, Any]) -> Any:

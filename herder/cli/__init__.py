@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from herder.errors import EXIT_USAGE, HerderError
 
-_LOCAL = ("up", "check", "install", "uninstall", "service")
+_LOCAL = ("up", "check", "install", "uninstall", "service", "export")
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
@@ -58,6 +58,8 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     from herder.cli import import_cmd, install_cmd  # argparse only at import time
     install_cmd.add_parsers(sub)
     import_cmd.add_parsers(sub)
+    from herder.cli import export_cmd
+    export_cmd.add_parser(sub)
     return p
 
 
@@ -110,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("install", "uninstall", "service"):
             from herder.cli.install_cmd import run as run_install
             return run_install(args)
+        if args.command == "export":
+            from herder.cli.export_cmd import run as run_export
+            return run_export(args)
         if getattr(args, "run", None):
             import importlib
             mod, _, fn = args.run.partition(":")

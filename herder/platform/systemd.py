@@ -15,6 +15,15 @@ Mapping decisions (docs/install.md has the table):
 - a single program gets ``KillMode=control-group`` (``kill = "main"`` → ``mixed``).
 - hardening is on by default in system scope; user managers cannot build most sandboxes
   without user namespaces, so user units only get NoNewPrivileges.
+- a dependency's condition picks the directive, always with After=: ``completed`` →
+  Requires= (a one-shot's success gates the start); any other → Wants=. Requires= on a
+  long-running unit would also restart the dependant at each of the dependency's
+  automatic restarts (seen on systemd 252), which is herder's ``bind``, not its
+  default. Installs only ever have ``started``.
+- ``limits`` map to MemoryMax=, CPUQuota=, LimitNOFILE=, LimitNPROC=, LimitCORE=.
+
+``herder export systemd`` renders its units here too, passing :class:`UnitExtras` for what
+only an exported unit has (Type=oneshot, readiness polls, template instances, its target).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from herder import __version__
+from herder.config.model import ServiceSpec
 from herder.platform.plan import Plan
 from herder.platform.spec import MARKER, InstallSpec
 
@@ -64,6 +74,19 @@ class Features:
     @property
     def restart_steps(self) -> bool:
         return self.version >= 254
+
+
+@dataclass(frozen=True)
+class UnitExtras:
+    """What an exported unit (``herder export systemd``) adds to a program's unit."""
+
+    header: tuple[str, ...] = ()           # comment lines replacing the install header
+    oneshot: bool = False                  # Type=oneshot + RemainAfterExit=yes (a completed dependency)
+    start_post: tuple[tuple[str, ...], ...] = ()   # ExecStartPost= commands (readiness checks)
+    start_timeout: float | None = None     # TimeoutStartSec= (0 = infinity)
+    template: bool = False                 # a template unit: "{replica}" becomes %i
+    part_of: tuple[str, ...] = ()          # PartOf= (the project's target)
+    wanted_by: str | None = None           # [Install] WantedBy= (default multi-user/default.target)
 
 
 def detect_features() -> Features:
@@ -125,37 +148,48 @@ def restart_steps(initial: float, factor: float, maximum: float) -> int:
 
 # ---- rendering -----------------------------------------------------------------------
 
-def render_unit(spec: InstallSpec, features: Features = Features()) -> str:
+def render_unit(spec: InstallSpec, features: Features = Features(), extras: UnitExtras | None = None) -> str:
     """The unit file's exact text."""
     svc = spec.service
+    ext = extras or UnitExtras()
     supervisor = spec.kind == "supervisor"
     system = spec.scope == "system"
-    unit: list[str] = [f"Description={_percent(spec.title)}"]
+
+    def sub(text: str) -> str:
+        return text.replace("{replica}", "%i") if ext.template else text
+
+    unit: list[str] = [f"Description={sub(_percent(spec.title))}"]
     if supervisor and system:
         unit += ["Wants=network-online.target", "After=network-online.target"]
     for dep in spec.depends:
-        unit += [f"Wants={unit_name(dep)}", f"After={unit_name(dep)}"]
+        strong = svc.depends_on.get(dep, "started") == "completed"
+        unit += [f"{'Requires' if strong else 'Wants'}={unit_name(dep)}", f"After={unit_name(dep)}"]
         if svc.bind:
             unit.append(f"PartOf={unit_name(dep)}")
+    unit += [f"PartOf={unit_name(p)}" for p in ext.part_of]
     unit += [f"StartLimitIntervalSec={seconds(svc.start_limit.interval)}",
              f"StartLimitBurst={svc.start_limit.burst}"]
     if spec.start == "disabled":
         unit.append("RefuseManualStart=yes")
 
     service: list[str] = []
-    service.append("Type=notify" if spec.notify else "Type=exec")
+    if ext.oneshot:
+        service += ["Type=oneshot", "RemainAfterExit=yes"]
+    else:
+        service.append("Type=notify" if spec.notify else "Type=exec")
     if spec.notify:
         service.append("NotifyAccess=main")
-    service.append("ExecStart=" + " ".join(quote_arg(a) for a in svc.command))
+    service.append("ExecStart=" + sub(" ".join(quote_arg(a) for a in svc.command)))
+    service += ["ExecStartPost=" + sub(" ".join(quote_arg(a) for a in argv)) for argv in ext.start_post]
     if not supervisor:
         service.append(f'ExecReload=/bin/sh -c "kill -s {svc.reload_signal.removeprefix("SIG")} ${{MAINPID}}"')
     for key, value in svc.env.items():
-        service.append(f"Environment={quote_env(key, value)}")
+        service.append(f"Environment={sub(quote_env(key, value))}")
     if spec.state_dir:
         service.append(f"Environment={quote_env('HERDER_STATE_DIR', spec.state_dir)}")
     service.append(f"Environment=HERDER_STOP_TIMEOUT_USEC={round(svc.stop_timeout * 1_000_000)}")
     if svc.cwd:
-        service.append(f"WorkingDirectory={_percent(svc.cwd)}")
+        service.append(f"WorkingDirectory={sub(_percent(svc.cwd))}")
     if system and svc.user:
         service.append(f"User={_percent(svc.user)}")
     if system and svc.group:
@@ -168,7 +202,9 @@ def render_unit(spec: InstallSpec, features: Features = Features()) -> str:
     extra = sorted(c for c in svc.success_exit_codes if c != 0)
     if extra:
         service.append("SuccessExitStatus=" + " ".join(str(c) for c in extra))
-    if spec.notify:
+    if ext.start_timeout is not None:
+        service.append(f"TimeoutStartSec={seconds(ext.start_timeout) if ext.start_timeout else 'infinity'}")
+    elif spec.notify:
         service.append(f"TimeoutStartSec={seconds(SUPERVISOR_START_TIMEOUT if supervisor else 90.0)}")
     if spec.watchdog:
         service.append(f"WatchdogSec={seconds(spec.watchdog)}")
@@ -184,21 +220,53 @@ def render_unit(spec: InstallSpec, features: Features = Features()) -> str:
         service.append(f"StandardOutput=append:{_percent(str(out))}")
         if svc.logs.stderr != "merge":
             service.append(f"StandardError=append:{_percent(str(Path(spec.log_dir) / f'{spec.name}.err.log'))}")
+    service += limit_lines(svc)
     if spec.hardening:
         if system:
             service += list(HARDENING_SYSTEM) + ([] if supervisor else list(HARDENING_PROGRAM_ONLY))
         else:
             service += list(HARDENING_USER)
 
-    target = "multi-user.target" if system else "default.target"
+    target = ext.wanted_by or ("multi-user.target" if system else "default.target")
     how = "herder install" if supervisor else f"herder service install {spec.name}"
-    head = [
+    head = list(ext.header) or [
         f"# Written by herder {__version__} ({how}). Re-run that command to change it;",
         f"# `herder {'uninstall' if supervisor else 'service uninstall ' + spec.name}` removes it.",
         f"# {MARKER}: {spec.kind} {spec.name}",
     ]
     body = ["[Unit]", *unit, "", "[Service]", *service, "", "[Install]", f"WantedBy={target}"]
     return "\n".join(head + body) + "\n"
+
+
+def limit_lines(svc: ServiceSpec) -> list[str]:
+    """[services.X.limits] as systemd resource settings (cgroup limits and rlimits)."""
+    lim, out = svc.limits, []
+    if lim.memory is not None:
+        out.append(f"MemoryMax={binary_size(lim.memory)}")
+    if lim.cpu is not None:
+        out.append(f"CPUQuota={round(lim.cpu * 100)}%")
+    for key, name in (("nofile", "LimitNOFILE"), ("nproc", "LimitNPROC"), ("core", "LimitCORE")):
+        value = getattr(lim, key)
+        if value is not None:
+            out.append(f"{name}={'infinity' if value < 0 else value}")
+    return out
+
+
+def binary_size(n: int, suffix: str = "") -> str:
+    """Bytes with the largest whole binary unit: 134217728 → "128M" (systemd, Docker), or
+    "128Mi" with suffix "i" (Kubernetes)."""
+    for unit, mult in (("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if n % mult == 0:
+            return f"{n // mult}{unit}{suffix}"
+    return str(n)
+
+
+def render_target(name: str, description: str, wants: list[str], header: tuple[str, ...] = ()) -> str:
+    """A target that starts (Wants=) a group of units and is started at boot."""
+    lines = [*header, "[Unit]", f"Description={_percent(description)}"]
+    lines += [f"Wants={unit_name(w)}" for w in wants]
+    lines += ["", "[Install]", "WantedBy=multi-user.target"]
+    return "\n".join(lines) + "\n"
 
 
 def _percent(s: str) -> str:

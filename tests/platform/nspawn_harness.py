@@ -14,12 +14,10 @@ import os
 import shutil
 import signal
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import psutil
+from herdertest import wait_until
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent.parent
@@ -47,7 +45,6 @@ def dependencies_dir() -> Path:
         except OSError:  # another run made it first
             shutil.rmtree(tmp, ignore_errors=True)
     return target
-T = TypeVar("T")
 
 
 def rootfs() -> tuple[Path | None, str]:
@@ -60,18 +57,6 @@ def rootfs() -> tuple[Path | None, str]:
     if res.returncode != 0:
         return None, f"setup-nspawn.sh failed (exit {res.returncode}): {res.stderr.strip()[-500:]}"
     return Path(res.stdout.strip().splitlines()[-1]), ""
-
-
-def wait_until(what: str, check: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.1) -> T:
-    """Poll `check` until it returns something truthy; fail naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
 
 
 class Container:
@@ -97,12 +82,14 @@ class Container:
         launcher.write_text("#!/usr/bin/python3\nimport sys\nfrom herder.cli import main\nsys.exit(main())\n")
         launcher.chmod(0o755)
 
-    def boot(self) -> None:
+    def boot(self, *extra: str) -> None:
+        """Boot; `extra` are more systemd-nspawn options (--private-network, --bind-ro=…)."""
         self.prepare()
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [str(HERE / "nspawn-boot.sh"), self.name, str(self.root), str(self.upper),
-                 f"--bind-ro={SRC}:/opt/herder-src", f"--bind-ro={dependencies_dir()}:/opt/herder-deps"],
+                 f"--bind-ro={SRC}:/opt/herder-src", f"--bind-ro={dependencies_dir()}:/opt/herder-deps",
+                 *extra],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.wait_booted(None)
 

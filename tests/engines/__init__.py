@@ -1,0 +1,1 @@
+"""Real engines (Docker, Compose, Swarm) for the tests: a package, so the dockerd fixture ends with it."""
