@@ -13,7 +13,7 @@ import re
 import sys
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +42,8 @@ class Config:
     state_dir: Path
     log_dir: Path
     services: dict[str, ServiceSpec]
-    alerts: Alerts = Alerts()
-    hooks: SupervisorHooks = SupervisorHooks()
+    alerts: Alerts = field(default_factory=Alerts)
+    hooks: SupervisorHooks = field(default_factory=SupervisorHooks)
 
 
 def find_config(explicit: str | None = None) -> Path:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from herder.config.schema import _show, opt, p_argv, p_bool
@@ -178,7 +179,7 @@ def p_cron(v: Any) -> str | None:
     """cron expression: `MIN HOUR DOM MONTH DOW` (or six fields, seconds first), or @daily, @hourly …"""
     if not isinstance(v, str) or not v.strip():
         raise ValueError(f'expected a cron expression such as "0 3 * * *" (03:00 every day); got {_show(v)}')
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from cronsim import CronSim, CronSimError
 
@@ -186,7 +187,7 @@ def p_cron(v: Any) -> str | None:
     if fields.startswith("@"):
         raise ValueError(f'unknown shorthand "{v}"; expected one of {", ".join(CRON_MACROS)}')
     try:
-        next(CronSim(fields, datetime(2000, 1, 1, tzinfo=timezone.utc)))
+        next(CronSim(fields, datetime(2000, 1, 1, tzinfo=UTC)))
     except (CronSimError, ValueError, StopIteration) as e:
         raise ValueError(f'"{v}" is not a cron expression herder can run ({e}); expected five fields '
                          'MIN HOUR DAY-OF-MONTH MONTH DAY-OF-WEEK such as "0 3 * * *", or @daily, @hourly …') from None

@@ -23,7 +23,7 @@ in the state dir (effect RecordRun) for that.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
 from cronsim import CronSim
@@ -48,12 +48,12 @@ def zone_of(spec: ServiceSpec, local: tzinfo) -> tzinfo:
 
 def next_due(expr: str, zone: tzinfo, after: float) -> float:
     """The first time strictly after `after` (wall-clock seconds) that `expr` names in `zone`."""
-    start = datetime.fromtimestamp(after, timezone.utc).astimezone(zone)
+    start = datetime.fromtimestamp(after, UTC).astimezone(zone)
     return next(CronSim(cron_fields(expr), start)).timestamp()
 
 
 def show(wall: float, zone: tzinfo) -> str:
-    return datetime.fromtimestamp(wall, timezone.utc).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return datetime.fromtimestamp(wall, UTC).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def _wanted(spec: ServiceSpec) -> dict[TimerKind, str]:

@@ -9,8 +9,8 @@ restarts (unless `bind = true`, see herder.core.context).
 
 from __future__ import annotations
 
-from herder.core import effects as fx
 from herder.core import calendar, jobs, reconfigure
+from herder.core import effects as fx
 from herder.core.context import Ctx
 from herder.core.effects import Kind
 from herder.core.events import DepsMet, Stop

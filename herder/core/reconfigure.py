@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from herder.core import effects as fx
 from herder.core import calendar, jobs
+from herder.core import effects as fx
 from herder.core.context import Ctx
 from herder.core.events import Reconfigure, Start
 from herder.core.instance import IDLE

@@ -20,8 +20,8 @@ Where each decision lives:
 
 from __future__ import annotations
 
-from herder.core import effects as fx
 from herder.core import calendar, graph, jobs, reconfigure
+from herder.core import effects as fx
 from herder.core import lifecycle as lc
 from herder.core.context import Ctx
 from herder.core.effects import Check, Effect, Kind, Scope, TimerKey, TimerKind

@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timezone, tzinfo
+from datetime import UTC, tzinfo
 
 from herder.config import Config, ServiceSpec
 from herder.core import graph
@@ -97,7 +97,7 @@ class World:
     timers: dict[TimerKey, float] = field(default_factory=dict)   # the supervisor's own deadlines
     next_job: int = 1
     wall_offset: float | None = None   # wall clock = monotonic + offset (input WallClock); None: not told yet
-    local_tz: tzinfo = timezone.utc    # the machine's zone, for schedules without `timezone` (injected)
+    local_tz: tzinfo = UTC    # the machine's zone, for schedules without `timezone` (injected)
     alarms: dict[TimerKey, Alarm] = field(default_factory=dict)   # schedules, by their timer's key
     queued: set[str] = field(default_factory=set)   # scheduled services with a run queued (overlap = "queue")
 

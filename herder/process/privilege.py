@@ -145,6 +145,10 @@ def _problems(priv: Privilege, switches_account: bool) -> list[tuple[str, str]]:
             if not os.path.exists(p):
                 out.append(("read_only_paths", f"{p} does not exist; expected existing paths"))
                 break
+            if priv.private_tmp and any(p == d or p.startswith(d + "/") for d in PRIVATE_TMP):
+                out.append(("read_only_paths", f"{p} is under /tmp or /var/tmp, which private_tmp replaces with "
+                            "an empty tmpfs; expected paths outside them, or no private_tmp"))
+                break
     return out
 
 
@@ -179,13 +183,13 @@ def mount_step(priv: Privilege) -> Callable[[], None]:
     mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
     calls: list[tuple[bytes | None, bytes, bytes | None, int, bytes | None]] = [
         (None, b"/", None, _MS_REC | _MS_PRIVATE, None)]
-    if priv.private_tmp:
-        calls += [(b"tmpfs", d.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"mode=1777")
-                  for d in PRIVATE_TMP if os.path.isdir(d)]
-    for p in priv.read_only_paths:
+    for p in priv.read_only_paths:      # host paths first: private_tmp then hides /tmp and /var/tmp
         keep = _mount_flags(p)
         calls += [(p.encode(), p.encode(), None, _MS_BIND | _MS_REC, None),
                   (None, p.encode(), None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | keep, None)]
+    if priv.private_tmp:
+        calls += [(b"tmpfs", d.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"mode=1777")
+                  for d in PRIVATE_TMP if os.path.isdir(d)]
 
     def child() -> None:
         if unshare(_CLONE_NEWNS) != 0:

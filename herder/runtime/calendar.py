@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -37,7 +37,7 @@ def local_zone() -> tzinfo:
     with contextlib.suppress(OSError, ValueError), open("/etc/localtime", "rb") as f:
         return ZoneInfo.from_file(f, key="localtime")
     local = datetime.now().astimezone().tzinfo      # Windows and the like: today's offset only
-    return local if local is not None else timezone.utc
+    return local if local is not None else UTC
 
 
 class Calendar:

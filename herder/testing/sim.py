@@ -32,7 +32,6 @@ from herder.core.instance import Instance
 from herder.core.step import step
 from herder.core.world import World
 
-
 WALL_DRIFT = 1.0   # seconds the wall clock may drift from what the core was told before it is told again
 
 

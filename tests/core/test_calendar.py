@@ -5,7 +5,7 @@ and daylight-saving changes (cronsim's Debian-cron rules)."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -188,6 +188,6 @@ def test_local_zone_and_dst_follow_debian_cron() -> None:
 
 
 def test_six_fields_and_shorthands() -> None:
-    utc = timezone.utc
+    utc = UTC
     assert next_due("*/10 * * * * *", utc, at(2025, 1, 1, 0, 0, 1)) == at(2025, 1, 1, 0, 0, 10)
     assert next_due("@hourly", utc, at(2025, 1, 1, 0, 30)) == at(2025, 1, 1, 1, 0)

@@ -11,7 +11,8 @@ from herder.config.lifecycle import Hook, Hooks
 from herder.config.model import Backoff, Ready, ServiceSpec, StartLimit
 from herder.core import effects as fx
 from herder.core.effects import HookKind
-from herder.core.events import Command, Down, Force, Ready as ReadyEv, Up, Verb
+from herder.core.events import Command, Down, Force, Up, Verb
+from herder.core.events import Ready as ReadyEv
 from herder.testing.sim import Sim
 
 BASE = ServiceSpec(command=("web",), min_uptime=1.0, stop_timeout=5.0,

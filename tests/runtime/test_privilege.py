@@ -123,10 +123,14 @@ def test_private_tmp_read_only_paths_and_clear_env(make_config: Callable[..., Pa
     outside.write_text("host")
     cfg = load(make_config(f'''
         [services.svc]
-        command = {cmd("--ro", str(ro))}
+        command = {cmd()}
         ready = {{ log = "^PRIV " }}
         env = {{ GIVEN = "1" }}
-        security = {{ private_tmp = true, read_only_paths = ["{ro}"], clear_env = true }}
+        security = {{ private_tmp = true, clear_env = true }}
+        [services.ro]
+        command = {cmd("--ro", str(ro))}
+        ready = {{ log = "^PRIV " }}
+        security = {{ read_only_paths = ["{ro}"] }}
         '''))
 
     async def body() -> None:
@@ -134,20 +138,35 @@ def test_private_tmp_read_only_paths_and_clear_env(make_config: Callable[..., Pa
             svc = await seen(r, "svc")
             tmp = svc["tmp"]
             assert isinstance(tmp, list) and outside.name not in tmp and len(tmp) == 1   # only its own file
-            assert svc["write"] == "Read-only file system"
             env = svc["env"]
             assert isinstance(env, dict)
             assert env["GIVEN"] == "1" and "PATH" in env and "REPORT_SOCKET" not in env and "HOME" not in env
-            assert {k for k in env if not k.startswith(("HERDER_", "LC_"))} <= {"GIVEN", "PATH", "PWD"}
+            own = {"GIVEN", "PATH", "PWD", "NOTIFY_SOCKET"}       # NOTIFY_SOCKET: herder's readiness protocol
+            assert {k for k in env if not k.startswith(("HERDER_", "LC_"))} <= own
+            ro_seen = await seen(r, "ro")
+            assert ro_seen["write"] == "Read-only file system"
             (ro / "from-herder").write_text("the path is read-only for the service only")
+            svc_pid = r.pid("svc")
+        assert svc_pid is not None
+        assert not Path(f"/tmp/.herder-private-{svc_pid}").exists()     # it wrote into its own /tmp
 
     try:
         run(body())
     finally:
         outside.unlink()
-    assert not list(Path("/tmp").glob(".herder-private-*")) or all(
-        p.stat().st_mtime < outside.stat().st_mtime if outside.exists() else True
-        for p in Path("/tmp").glob(".herder-private-*"))
+
+
+def test_read_only_path_under_a_private_tmp_is_refused(make_config: Callable[..., Path], tmp_path: Path) -> None:
+    path = make_config(f'''
+        [services.svc]
+        command = {cmd()}
+        security = {{ private_tmp = true, read_only_paths = ["{tmp_path}"] }}
+        ''')
+    if not str(tmp_path).startswith(("/tmp/", "/var/tmp/")):
+        pytest.skip(f"pytest's tmp_path {tmp_path} is not under /tmp here")
+    with pytest.raises(ConfigError) as err:
+        load(path)
+    assert "services.svc.security.read_only_paths" in str(err.value) and "private_tmp" in str(err.value)
 
 
 def test_what_herder_cannot_give_fails_the_check_and_the_start(make_config: Callable[..., Path]) -> None:
