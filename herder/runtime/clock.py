@@ -5,7 +5,8 @@ must never fire or stall a restart or a stop timeout. Schedules (herder.core.cal
 the one place the two meet: the runtime tells the core their offset (`wall()` - `now()`).
 A Clock tells the time and wakes the loop at a deadline on its own time line; the
 supervisor's one deadline heap (herder.runtime.timers) asks it for one wake-up at a time.
-herder.testing.FakeClock is the test double, which can jump to the next deadline whenever the loop has nothing else to do.
+herder.testing.FakeClock is the test double, which can jump to the next deadline whenever
+the loop has nothing else to do.
 """
 
 from __future__ import annotations
