@@ -21,7 +21,7 @@ from herder.export.project import Project, replica_free
 from herder.export.report import APPROXIMATED as A
 from herder.export.report import CARRIED as C
 from herder.export.report import NOT_CARRIED as N
-from herder.export.report import Mapping, Recorder, Report, Rule
+from herder.export.report import Mapping, Recorder, Report, Rule, not_translated
 from herder.platform.systemd import binary_size
 from herder.units import format_duration
 
@@ -95,6 +95,25 @@ COMMON: tuple[Rule, ...] = (
     Rule("limits.nofile", "ulimits.nofile", C),
     Rule("limits.nproc", "ulimits.nproc", C),
     Rule("limits.core", "ulimits.core", C),
+    *not_translated({
+        "restart_prevent_exit_codes": "—",
+        "restart_force_exit_codes": "—",
+        "schedule": "—",
+        "overlap": "—",
+        "missed": "—",
+        "restart_schedule": "—",
+        "timezone": "—",
+        "hooks.pre_start": "a one-shot service the service depends_on (condition: service_completed_successfully)",
+        "hooks.post_start": "post_start (Compose 2.30 and later)",
+        "hooks.pre_stop": "pre_stop (Compose 2.30 and later)",
+        "hooks.post_stop": "—",
+        "security.no_new_privileges": "security_opt: [no-new-privileges:true]",
+        "security.capabilities": "cap_drop: [ALL] + cap_add",
+        "security.umask": "—",
+        "security.clear_env": "— (a container starts from its image's environment)",
+        "security.private_tmp": "tmpfs: [/tmp]",
+        "security.read_only_paths": "read-only bind mounts (volumes: …:ro)",
+    }),
 )
 
 RULES: tuple[Rule, ...] = (

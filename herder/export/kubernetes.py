@@ -29,7 +29,7 @@ from herder.export.project import ExportError, Project, dns_label, replica_free
 from herder.export.report import APPROXIMATED as A
 from herder.export.report import CARRIED as C
 from herder.export.report import NOT_CARRIED as N
-from herder.export.report import Mapping, Recorder, Report, Rule
+from herder.export.report import Mapping, Recorder, Report, Rule, not_translated
 from herder.platform.systemd import binary_size
 
 FILE = "kubernetes.yaml"
@@ -131,6 +131,25 @@ RULES: tuple[Rule, ...] = (
     Rule("limits.core", "—", N, "Kubernetes has no per-container rlimits"),
     Rule("rolling", "strategy.rollingUpdate", C, "one pod at a time, stopped before its replacement starts "
          "(maxUnavailable 1, maxSurge 0), as `herder restart` does"),
+    *not_translated({
+        "restart_prevent_exit_codes": "—",
+        "restart_force_exit_codes": "—",
+        "schedule": "a CronJob",
+        "overlap": "CronJob concurrencyPolicy (Forbid / Allow / Replace)",
+        "missed": "CronJob startingDeadlineSeconds",
+        "restart_schedule": "a CronJob running `kubectl rollout restart`",
+        "timezone": "CronJob timeZone",
+        "hooks.pre_start": "an init container",
+        "hooks.post_start": "lifecycle.postStart",
+        "hooks.pre_stop": "lifecycle.preStop",
+        "hooks.post_stop": "—",
+        "security.no_new_privileges": "securityContext.allowPrivilegeEscalation: false",
+        "security.capabilities": "securityContext.capabilities (drop: [ALL], add: [...])",
+        "security.umask": "—",
+        "security.clear_env": "— (a container starts from its image's environment)",
+        "security.private_tmp": "an emptyDir volume on /tmp",
+        "security.read_only_paths": "volumeMounts with readOnly: true",
+    }),
 )
 
 MAPPING = Mapping("kubernetes", RULES)

@@ -28,7 +28,7 @@ from herder.export.project import Project, replica_free
 from herder.export.report import APPROXIMATED as A
 from herder.export.report import CARRIED as C
 from herder.export.report import NOT_CARRIED as N
-from herder.export.report import Mapping, Recorder, Report, Rule
+from herder.export.report import Mapping, Recorder, Report, Rule, not_translated
 from herder.platform import systemd as sd
 from herder.platform.spec import InstallSpec
 
@@ -101,6 +101,25 @@ RULES: tuple[Rule, ...] = (
     Rule("limits.nproc", "LimitNPROC=", C),
     Rule("limits.core", "LimitCORE=", C),
     Rule("target", "PROJECT.target", C, "Wants= every autostart unit; each unit is PartOf= it"),
+    *not_translated({
+        "restart_prevent_exit_codes": "RestartPreventExitStatus=",
+        "restart_force_exit_codes": "RestartForceExitStatus=",
+        "schedule": "a NAME.timer with OnCalendar= (and Type=oneshot)",
+        "overlap": "—",
+        "missed": "Persistent=true on the timer (run)",
+        "restart_schedule": "a timer whose service runs `systemctl restart NAME`",
+        "timezone": "OnCalendar= with the zone appended",
+        "hooks.pre_start": "ExecStartPre=",
+        "hooks.post_start": "ExecStartPost=",
+        "hooks.pre_stop": "ExecStop= (runs before the stop signal)",
+        "hooks.post_stop": "ExecStopPost=",
+        "security.no_new_privileges": "NoNewPrivileges=yes",
+        "security.capabilities": "CapabilityBoundingSet= + AmbientCapabilities=",
+        "security.umask": "UMask=",
+        "security.clear_env": "— (a unit's environment is already only what it sets)",
+        "security.private_tmp": "PrivateTmp=yes",
+        "security.read_only_paths": "ReadOnlyPaths=",
+    }),
 )
 
 MAPPING = Mapping("systemd", RULES)
