@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import shlex
+import warnings
+from types import ModuleType
 from typing import Any
 
 
@@ -33,7 +35,7 @@ def problems(targets: tuple[str, ...]) -> list[str]:
     if not urls:
         return []
     try:
-        import apprise
+        apprise = _apprise()
     except ImportError:
         return ["apprise is not installed, so only exec: targets can be used; expected `pip install apprise`"]
     out = []
@@ -44,6 +46,17 @@ def problems(targets: tuple[str, ...]) -> list[str]:
             out.append(f'"{url}": apprise cannot use this URL (unknown scheme or missing parts); expected a URL '
                        "as listed at https://github.com/caronc/apprise/wiki (json://host:port/path, slack://…)")
     return out
+
+
+def _apprise() -> ModuleType:
+    """apprise, imported on first use. Its PGP support (loaded with its plugins, later)
+    imports imghdr, deprecated since Python 3.11: imported here once, quietly, it is cached."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with contextlib.suppress(ImportError):
+            import imghdr  # noqa: F401
+        import apprise
+    return apprise
 
 
 @contextlib.contextmanager
@@ -61,8 +74,7 @@ class AppriseTarget:
     """One apprise URL; `send` blocks (call it from a worker thread)."""
 
     def __init__(self, url: str) -> None:
-        import apprise
-
+        apprise = _apprise()
         self.url = url
         self._apprise = apprise.Apprise()
         with _quiet():
@@ -74,10 +86,10 @@ class AppriseTarget:
 
     def send(self, title: str, body: str, failure: bool) -> str:
         """"" when delivered, else why not."""
-        import apprise
+        apprise = _apprise()
 
         kind = apprise.NotifyType.FAILURE if failure else apprise.NotifyType.SUCCESS
-        with apprise.LogCapture(level=logging.WARNING) as logs:  # type: ignore[no-untyped-call]
+        with apprise.LogCapture(level=logging.WARNING) as logs:
             ok = self._apprise.notify(body=body, title=title, notify_type=kind)
         if ok:
             return ""
