@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from herdertest import PROGRAMS, ROOT, toml_list
+from herdertest import PROGRAMS, ROOT, toml_list, until
 
 from herder.config import load
 from herder.errors import ConfigError
@@ -53,7 +53,12 @@ def cmd(*args: str) -> str:
 async def seen(r: Running, name: str) -> dict[str, object]:
     """What the service printed about itself (its PRIV line, from the log hub)."""
     await r.wait_state(name, "running")
-    line = next(x.line for x in r.sup.logs.tail([name], 50) if x.line.startswith(b"PRIV "))
+
+    def lines() -> list[bytes]:
+        return [x.line for x in r.sup.logs.tail([name], 50) if x.line.startswith(b"PRIV ")]
+
+    await until(lambda: bool(lines()), what=f"{name}'s PRIV line in its log")
+    line = lines()[0]
     result: dict[str, object] = json.loads(line[5:])
     return result
 
