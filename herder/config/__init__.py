@@ -174,9 +174,10 @@ class _Loader:
             changes["env_file"] = str(env_path)
         if env:
             changes["env"] = {**env, **spec.env}
-        self._check_accounts(spec, where, here)
-        self._check_machine(spec, where, here)
-        return dataclasses.replace(spec, **changes) if changes else spec
+        final = dataclasses.replace(spec, **changes) if changes else spec
+        self._check_accounts(final, where, here)
+        self._check_machine(final, where, here)
+        return final
 
     def _check_accounts(self, spec: ServiceSpec, where: Any, here: tuple[str, ...]) -> None:
         if not self.check_accounts or (spec.user is None and spec.group is None):
@@ -212,6 +213,16 @@ class _Loader:
 
         for key, msg in problems(spec.security, spec.user is not None or spec.group is not None):
             self.problems.add(where(here + ("security", key)), msg)
+        if spec.security.private_tmp and "{replica}" not in (spec.cwd or ""):
+            from herder.process.privilege import PRIVATE_TMP
+
+            cwd = os.path.realpath(spec.cwd or os.getcwd())
+            hidden = next((d for d in PRIVATE_TMP if cwd == d or cwd.startswith(d + "/")), None)
+            if hidden:
+                self.problems.add(where(here + ("security", "private_tmp")),
+                                  f"the working directory {cwd} is under {hidden}, which private_tmp replaces with "
+                                  "an empty tmpfs, so the service would not find it; expected a cwd elsewhere, "
+                                  "or no private_tmp")
 
     def _check_alerts(self, alerts: Alerts, services_raw: Any) -> None:
         names = set(services_raw) if isinstance(services_raw, Mapping) else set()

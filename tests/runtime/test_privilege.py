@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from herdertest import PROGRAMS, ROOT, toml_list, until
+from herdertest import PROGRAMS, ROOT, free_privileged_port, proc_status, toml_list, until
 
 from herder.config import load
 from herder.errors import ConfigError
@@ -26,15 +25,6 @@ SYS_PY = "/usr/bin/python3"          # the venv's python may live where www-data
 NET_BIND_SERVICE = 1 << 10
 
 
-def free_privileged_port() -> int:
-    for port in range(680, 1000):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    pytest.skip("no free port below 1024 on 127.0.0.1")
 
 
 def www_data() -> None:
@@ -63,9 +53,6 @@ async def seen(r: Running, name: str) -> dict[str, object]:
     return result
 
 
-def proc_status(pid: int) -> dict[str, str]:
-    with open(f"/proc/{pid}/status") as f:
-        return {k: v.strip() for k, _, v in (line.partition(":") for line in f)}
 
 
 def test_www_data_with_only_net_bind_service_binds_a_privileged_port(make_config: Callable[..., Path]) -> None:
@@ -161,7 +148,7 @@ def test_private_tmp_read_only_paths_and_clear_env(make_config: Callable[..., Pa
         outside.unlink()
 
 
-def test_read_only_path_under_a_private_tmp_is_refused(make_config: Callable[..., Path], tmp_path: Path) -> None:
+def test_paths_under_a_private_tmp_are_refused(make_config: Callable[..., Path], tmp_path: Path) -> None:
     path = make_config(f'''
         [services.svc]
         command = {cmd()}
@@ -172,6 +159,15 @@ def test_read_only_path_under_a_private_tmp_is_refused(make_config: Callable[...
     with pytest.raises(ConfigError) as err:
         load(path)
     assert "services.svc.security.read_only_paths" in str(err.value) and "private_tmp" in str(err.value)
+    path = make_config(f'''
+        [services.svc]
+        command = {cmd()}
+        cwd = "{tmp_path}"
+        security = {{ private_tmp = true }}
+        ''')
+    with pytest.raises(ConfigError) as err:
+        load(path)
+    assert f"services.svc.security.private_tmp: the working directory {tmp_path.resolve()} is under" in str(err.value)
 
 
 def test_what_herder_cannot_give_fails_the_check_and_the_start(make_config: Callable[..., Path]) -> None:
