@@ -4,8 +4,8 @@ CAP_NET_BIND_SERVICE on a port below 1024 and no new privileges (read from /proc
 the service's own answer), its pre_start migration ran first and is in its log, `herder stop`
 runs the pre_stop drain before the stop signal (the service says it drained), a copy whose
 migration fails is a failed start whose alert reaches a JSON webhook on loopback, and the
-nightly restart is armed (the restart itself runs on the virtual clock in
-tests/runtime/test_schedules.py: a real night is too long for a test)."""
+restart_schedule path restarts a service on a real clock (every 2 seconds here; the nightly
+time itself is tested on the virtual clock in tests/runtime/test_schedules.py)."""
 
 from __future__ import annotations
 
@@ -62,7 +62,9 @@ def test_the_web_example_end_to_end(herd: Callable[..., Herd], receiver: Receive
     # a second copy whose migration fails: a failed start, and an alert
     broken = services[services.index("[services.web]"):].replace("[services.web", "[services.broken").replace(
         'env = {', 'start_limit = { burst = 1, interval = "1h" }\nenv = { SCHEMA_VERSION = "broken",')
-    h = herd(services + "\n" + broken)
+    # the nightly restart's path with a real clock: a restart_schedule every 2 seconds
+    tick = '[services.tick]\ncommand = ["sleep", "100000"]\nrestart_schedule = "*/2 * * * * *"\n'
+    h = herd(services + "\n" + broken + "\n" + tick)
     for f in ("web.py", "migrate.py", "drain.py"):
         shutil.copy(EXAMPLE / f, h.dir / f)
     os.chown(h.dir, 0, www.pw_gid)
@@ -95,7 +97,15 @@ def test_the_web_example_end_to_end(herd: Callable[..., Herd], receiver: Receive
     kinds = {e["kind"] for e in events(h)}
     assert {"hook", "alert"} <= kinds
 
-    # the nightly restart is armed; the pre_stop drain runs before the stop signal
+    # a restart_schedule restarts a running service through the normal path, and says so
+    restarted = wait_until("a scheduled restart of tick", lambda: [
+        e for e in events(h)
+        if e["kind"] == "schedule" and e.get("action") == "restart" and e.get("service") == "tick"], timeout=60)
+    assert "restart_schedule: due at" in restarted[0]["message"]
+    wait_until("tick started again", lambda: len(
+        [e for e in events(h) if e["kind"] == "spawn" and e["instance"] == "tick"]) >= 2, timeout=60)
+
+    # the pre_stop drain runs before the stop signal
     s = h.cli("stop", "web")
     assert s.returncode == 0, s.stdout + s.stderr
     log = (h.state / "logs" / "web.log").read_text()
