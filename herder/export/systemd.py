@@ -21,8 +21,11 @@ restart delay needs 254 (RestartSteps=), so only backoff.initial is carried.
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from pathlib import PurePosixPath
 
+from herder.config.lifecycle import HOOK_KINDS, Hook, Hooks, Security
+from herder.config.model import ServiceSpec
 from herder.export import probes
 from herder.export.project import Project, replica_free
 from herder.export.report import APPROXIMATED as A
@@ -101,24 +104,26 @@ RULES: tuple[Rule, ...] = (
     Rule("limits.nproc", "LimitNPROC=", C),
     Rule("limits.core", "LimitCORE=", C),
     Rule("target", "PROJECT.target", C, "Wants= every autostart unit; each unit is PartOf= it"),
+    Rule("restart_prevent_exit_codes", "RestartPreventExitStatus=", C),
+    Rule("restart_force_exit_codes", "RestartForceExitStatus=", C),
+    Rule("hooks.pre_start", "ExecStartPre=", A, "its own timeout is not carried: TimeoutStartSec= bounds it"),
+    Rule("hooks.post_start", "ExecStartPost=", A, "after the unit's readiness (Type=notify, or the readiness poll "
+         "before it); its own timeout is not carried: TimeoutStartSec= bounds it"),
+    Rule("hooks.pre_stop", "ExecStop=", A, "runs before KillSignal=, also when the process exited by itself; its "
+         "own timeout is not carried: TimeoutStopSec= bounds it"),
+    Rule("hooks.post_stop", "ExecStopPost=", A, "its own timeout is not carried: TimeoutStopSec= bounds it"),
+    Rule("security.no_new_privileges", "NoNewPrivileges=yes", C),
+    Rule("security.capabilities", "CapabilityBoundingSet= + AmbientCapabilities=", C),
+    Rule("security.umask", "UMask=", C),
+    Rule("security.clear_env", "—", C, "a unit's environment is already only what it sets"),
+    Rule("security.private_tmp", "PrivateTmp=yes", C),
+    Rule("security.read_only_paths", "ReadOnlyPaths=", C),
     *not_translated({
-        "restart_prevent_exit_codes": "RestartPreventExitStatus=",
-        "restart_force_exit_codes": "RestartForceExitStatus=",
         "schedule": "a NAME.timer with OnCalendar= (and Type=oneshot)",
         "overlap": "—",
         "missed": "Persistent=true on the timer (run)",
         "restart_schedule": "a timer whose service runs `systemctl restart NAME`",
         "timezone": "OnCalendar= with the zone appended",
-        "hooks.pre_start": "ExecStartPre=",
-        "hooks.post_start": "ExecStartPost=",
-        "hooks.pre_stop": "ExecStop= (runs before the stop signal)",
-        "hooks.post_stop": "ExecStopPost=",
-        "security.no_new_privileges": "NoNewPrivileges=yes",
-        "security.capabilities": "CapabilityBoundingSet= + AmbientCapabilities=",
-        "security.umask": "UMask=",
-        "security.clear_env": "— (a unit's environment is already only what it sets)",
-        "security.private_tmp": "PrivateTmp=yes",
-        "security.read_only_paths": "ReadOnlyPaths=",
     }),
 )
 
@@ -229,11 +234,20 @@ def unit(project: Project, name: str, rec: Recorder) -> tuple[str, str]:
         rec.note("health", detail=f"health.{spec.health.kind} and its settings")
         rec.skip("health")
 
+    hooks = _hooks(spec, cwd, template, rec)
+    for key in ("restart_prevent_exit_codes", "restart_force_exit_codes"):
+        if getattr(spec, key):
+            rec.note(key)
+    for key in ("no_new_privileges", "capabilities", "umask", "clear_env", "private_tmp", "read_only_paths"):
+        if getattr(spec.security, key) != getattr(_NO_SECURITY, key):
+            rec.note(f"security.{key}")
+
     if not template:   # one instance: {replica} is 0, as herder substitutes it
         command = [replica_free(a) for a in command]
         cwd = replica_free(cwd)
     env = spec.env if template else {k: replica_free(v) for k, v in spec.env.items()}
-    shown = dataclasses.replace(spec, command=tuple(command), cwd=cwd, env=env, depends_on=depends, restart=restart)
+    shown = dataclasses.replace(spec, command=tuple(command), cwd=cwd, env=env, depends_on=depends, restart=restart,
+                                hooks=hooks)
     base = unit_base(project, name)
     install = InstallSpec(f"{base}@" if template else base, shown, notify=notify, hardening=False,
                           watchdog=watchdog, description=f"{name} ({project.name}, exported by herder)"
@@ -242,6 +256,27 @@ def unit(project: Project, name: str, rec: Recorder) -> tuple[str, str]:
                            start_timeout=start_timeout, template=template, part_of=(target_name(project),),
                            wanted_by=target_name(project))
     return sd.unit_name(install.name), sd.render_unit(install, FEATURES, extras)
+
+
+_NO_SECURITY = Security()
+
+
+def _hooks(spec: ServiceSpec, cwd: str, template: bool, rec: Recorder) -> Hooks:
+    """The hooks as the unit runs them: a relative program made absolute against the working
+    directory (as ExecStart=), {replica} as 0 in a unit with one instance."""
+    out: dict[str, Hook] = {}
+    for kind in HOOK_KINDS:
+        hook = spec.hooks.get(kind)
+        if hook is None:
+            continue
+        argv = list(hook.command)
+        if "/" in argv[0] and not argv[0].startswith("/"):
+            argv[0] = str(PurePosixPath(cwd) / argv[0])
+        if not template:
+            argv = [replica_free(a) for a in argv]
+        out[kind] = dataclasses.replace(hook, command=tuple(argv))
+        rec.note(f"hooks.{kind}", detail=shlex.join(argv))
+    return dataclasses.replace(spec.hooks, **out)
 
 
 def build(project: Project, report: Report) -> dict[str, str]:
