@@ -20,6 +20,7 @@ the health probe becomes the livenessProbe when its action is restart.
 from __future__ import annotations
 
 import math
+import shlex
 import urllib.parse
 from typing import Any
 
@@ -131,6 +132,12 @@ RULES: tuple[Rule, ...] = (
     Rule("limits.core", "—", N, "Kubernetes has no per-container rlimits"),
     Rule("rolling", "strategy.rollingUpdate", C, "one pod at a time, stopped before its replacement starts "
          "(maxUnavailable 1, maxSurge 0), as `herder restart` does"),
+    Rule("hooks.post_start", "lifecycle.postStart.exec", A, "runs as the container starts, not once it is ready; "
+         "its own timeout is not carried (the kubelet has none for it)"),
+    Rule("hooks.pre_stop", "lifecycle.preStop.exec", A, "its own timeout is not carried: "
+         "terminationGracePeriodSeconds bounds it with the stop"),
+    Rule("security.no_new_privileges", "securityContext.allowPrivilegeEscalation: false", C),
+    Rule("security.capabilities", "securityContext.capabilities", C, "drop: [ALL], add: the list"),
     *not_translated({
         "restart_prevent_exit_codes": "—",
         "restart_force_exit_codes": "—",
@@ -140,11 +147,7 @@ RULES: tuple[Rule, ...] = (
         "restart_schedule": "a CronJob running `kubectl rollout restart`",
         "timezone": "CronJob timeZone",
         "hooks.pre_start": "an init container",
-        "hooks.post_start": "lifecycle.postStart",
-        "hooks.pre_stop": "lifecycle.preStop",
         "hooks.post_stop": "—",
-        "security.no_new_privileges": "securityContext.allowPrivilegeEscalation: false",
-        "security.capabilities": "securityContext.capabilities (drop: [ALL], add: [...])",
         "security.umask": "—",
         "security.clear_env": "— (a container starts from its image's environment)",
         "security.private_tmp": "an emptyDir volume on /tmp",
@@ -278,16 +281,17 @@ def container(project: Project, name: str, kname: str, rec: Recorder) -> dict[st
             sec[field] = int(value)
         else:
             rec.note(key, "name", detail=f'"{value}"')
+    if spec.security.no_new_privileges:
+        rec.note("security.no_new_privileges")
+        sec["allowPrivilegeEscalation"] = False
+    if spec.security.capabilities is not None:
+        rec.note("security.capabilities")
+        sec["capabilities"] = {"drop": ["ALL"], **({"add": list(spec.security.capabilities)}
+                                                   if spec.security.capabilities else {})}
     if sec:
         c["securityContext"] = sec
     c.update(probes_for(spec, rec))
-    sig = spec.stop_signal.removeprefix("SIG")
-    if sig == "TERM":
-        rec.note("stop_signal", "TERM")
-    else:
-        rec.note("stop_signal", "other", detail=spec.stop_signal)
-        c["lifecycle"] = {"preStop": {"exec": {"command": [
-            "/bin/sh", "-c", f"kill -s {sig} 1; while kill -0 1 2>/dev/null; do sleep 0.2; done"]}}}
+    c.update(lifecycle(spec, rec))
     if spec.kill != "tree":
         rec.note("kill", spec.kill)
     limits: dict[str, str] = {}
@@ -300,6 +304,30 @@ def container(project: Project, name: str, kname: str, rec: Recorder) -> dict[st
     if limits:
         c["resources"] = {"limits": limits}
     return c
+
+
+def lifecycle(spec: ServiceSpec, rec: Recorder) -> dict[str, Any]:
+    """postStart / preStop: the post_start and pre_stop hooks, and a stop signal other than
+    SIGTERM (sent by preStop, after the pre_stop hook, whose failure does not stop it)."""
+    out: dict[str, Any] = {}
+    post, pre = spec.hooks.post_start, spec.hooks.pre_stop
+    if post is not None:
+        rec.note("hooks.post_start", detail=shlex.join(post.command))
+        out["postStart"] = {"exec": {"command": [replica_free(a) for a in post.command]}}
+    pre_argv = [replica_free(a) for a in pre.command] if pre is not None else []
+    if pre is not None:
+        rec.note("hooks.pre_stop", detail=shlex.join(pre.command))
+    sig = spec.stop_signal.removeprefix("SIG")
+    if sig == "TERM":
+        rec.note("stop_signal", "TERM")
+        if pre_argv:
+            out["preStop"] = {"exec": {"command": pre_argv}}
+    else:
+        rec.note("stop_signal", "other", detail=spec.stop_signal)
+        kill = f"kill -s {sig} 1; while kill -0 1 2>/dev/null; do sleep 0.2; done"
+        out["preStop"] = {"exec": {"command": ["/bin/sh", "-c", f'"$@"; {kill}', "pre_stop", *pre_argv]
+                                   if pre_argv else ["/bin/sh", "-c", kill]}}
+    return {"lifecycle": out} if out else {}
 
 
 def labels(project: Project, kname: str) -> tuple[dict[str, str], dict[str, str]]:

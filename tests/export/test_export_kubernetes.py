@@ -109,3 +109,15 @@ def _break(doc_docs: list[dict[str, Any]], kind: str, name: str, fn: Any) -> lis
 def test_semantic_checks_catch(what: str, kind: str, name: str, fn: Any, found: str) -> None:
     broken = problems(_break(docs("shop"), kind, name, fn))
     assert any(found in p for p in broken), f"{what}: {broken}"
+
+
+def test_security_and_lifecycle_hooks_map_to_the_container() -> None:
+    web = next(d for d in docs("full") if d["kind"] == "Deployment" and d["metadata"]["name"] == "web")
+    c = web["spec"]["template"]["spec"]["containers"][0]
+    assert c["securityContext"] == {"allowPrivilegeEscalation": False,
+                                    "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}}
+    assert c["lifecycle"] == {"postStart": {"exec": {"command": ["./bin/cache", "--lb-add"]}},
+                              "preStop": {"exec": {"command": ["./bin/cache", "--drain"]}}}
+    notes = {n.key: n.status for n in exported("full", "kubernetes").report.of("web")}
+    assert notes["hooks.pre_stop"] == "approximated" and notes["security.capabilities"] == "carried"
+    assert notes["hooks.pre_start"] == notes["security.private_tmp"] == "not carried"
