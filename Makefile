@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint docs clean nspawn-setup test-wine bench bench-quick
+.PHONY: demo test lint docs man clean nspawn-setup tmux-setup test-wine bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,9 +13,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
+	@echo "herder is $(VENV)/bin/herder; in another terminal: $(VENV)/bin/herder status -c examples/demo/herder.toml (README: Install puts herder on PATH)"
 	$(VENV)/bin/herder up -c examples/demo/herder.toml
 
-test: $(STAMP) nspawn-setup
+test: $(STAMP) nspawn-setup tmux-setup
 	@if [ -n "$$HERDER_TEST_WINE" ] && [ "$$HERDER_TEST_WINE" != 0 ]; then HERDER_PY=$(PY) tests/platform/setup-wine.sh >/dev/null \
 	  || echo "windows tier: setup failed; its tests will be skipped with the reason"; fi
 	$(PY) -m pytest -q
@@ -32,6 +33,10 @@ nspawn-setup:
 	@if [ "$$(id -u)" = 0 ]; then tests/platform/setup-nspawn.sh >/dev/null || echo "nspawn tier: setup failed; its tests will be skipped"; \
 	else echo "nspawn tier: skipped (needs root)"; fi
 
+# `herder top` is tested once through Debian's tmux (tests/e2e/test_top.py): installed here as root.
+tmux-setup:
+	@tests/e2e/setup-tmux.sh || echo "tmux: not installed ($$?); the tmux test of herder top will be skipped"
+
 # The Windows tier alone: the PSF's Windows CPython + real pywin32 + herder from this tree under Wine's
 # SCM (tests/platform/test_windows_*.py, test_install_wine.py). Set-up from nothing: apt wine, hash-pinned
 # downloads, a prefix cached in /var/cache/herder-it (~1.4 GB, about a minute); `make test` runs the tier
@@ -46,6 +51,11 @@ docs: $(STAMP)
 	$(PY) -m herder.core.docs > docs/states.md
 	$(PY) -m herder.export.docs > docs/export.md
 	$(PY) -m herder.import_.docs > docs/import.md
+	$(PY) -m herder.cli.completion man > docs/herder.1
+
+# the man page, generated from the parser (argparse-manpage); `man -l docs/herder.1`
+man: $(STAMP)
+	$(PY) -m herder.cli.completion man > docs/herder.1
 
 # herder side by side with supervisord, circus and PM2 (docs/performance.md); not part of `make test`.
 # Peers go to bench/.build (their own venv, pm2 via npm); figures to bench/out/results.json.

@@ -59,7 +59,9 @@ class TransitionError(HerderError):
 
 
 class UnknownService(HerderError):
-    """A command named services that the config does not have."""
+    """A command named services that the config does not have (a usage error: exit 2)."""
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, unknown: list[str], known: list[str]) -> None:
         self.unknown, self.known = unknown, known

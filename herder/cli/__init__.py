@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from herder.errors import EXIT_USAGE, HerderError
 
-_LOCAL = ("up", "check", "install", "uninstall", "service", "export")
+_LOCAL = ("up", "check", "install", "uninstall", "service", "top", "completion", "import", "init", "export")
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
@@ -53,6 +53,16 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate the config, print every error, exit 2 if any")
     check.add_argument("-c", "--config", metavar="FILE", help="config file")
+    top = sub.add_parser("top", help="live view: every instance's state, health, CPU, memory; logs; keys to act")
+    top.add_argument("-c", "--config", metavar="FILE", help="find the supervisor through this config's state_dir")
+    top.add_argument("--socket", metavar="PATH", help="the supervisor's socket")
+    top.add_argument("--interval", type=float, default=2.0, metavar="SECONDS",
+                     help="how often CPU and memory are refreshed (default 2; states are live)")
+    comp = sub.add_parser("completion", help="print a shell completion script (bash, zsh or fish)",
+                          description="Print a completion script: `herder completion bash > "
+                          "~/.local/share/bash-completion/completions/herder`; zsh: into a directory of $fpath "
+                          "as _herder; fish: ~/.config/fish/completions/herder.fish")
+    comp.add_argument("shell", choices=("bash", "zsh", "fish"))
     if only in (None, "up", "check"):
         _control_commands(sub)
     from herder.cli import import_cmd, install_cmd  # argparse only at import time
@@ -89,11 +99,42 @@ def _control_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # `herder … | head`: the reader left. No traceback; stdout goes nowhere from now on so
+        # the interpreter's final flush cannot complain either. 141 = 128 + SIGPIPE, as a shell
+        # reports a program killed by SIGPIPE.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+def _did_you_mean(e: HerderError, args: argparse.Namespace) -> str:
+    """For an unknown service: the nearest known names."""
+    body = getattr(e, "body", None)
+    known = body.get("known") if isinstance(body, dict) else getattr(e, "known", None)
+    if not known:
+        return ""
+    import difflib
+
+    hints = []
+    for name in getattr(args, "services", None) or []:
+        if name.split(".")[0] not in known:
+            close = difflib.get_close_matches(name.split(".")[0], known, n=1, cutoff=0.6)
+            if close:
+                hints.append(f"{name} → {close[0]}")
+    return f" (did you mean {', '.join(hints)}?)" if hints else ""
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     from herder.cli.install_cmd import (
         split_command,  # `service install NAME … -- CMD ARGS…`
     )
     argv, tail = split_command(sys.argv[1:] if argv is None else list(argv))
+    parser = _parser(_command_of(argv))   # only the subcommand asked for: `herder status` stays fast
     args = parser.parse_args(argv)
     args.command_tail = tail
     if not args.command:
@@ -109,6 +150,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             from herder.cli.check import run_check
             return run_check(args.config)
+        if args.command == "top":
+            from herder.cli.top import run_top
+            return run_top(args)
+        if args.command == "completion":
+            from herder.cli.completion import script
+            sys.stdout.write(script(_parser(), args.shell))
+            return 0
         if args.command in ("install", "uninstall", "service"):
             from herder.cli.install_cmd import run as run_install
             return run_install(args)
@@ -120,8 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             mod, _, fn = args.run.partition(":")
             return int(getattr(importlib.import_module(mod), fn)(args))
     except HerderError as e:
-        print(f"herder: {e}", file=sys.stderr)
+        print(f"herder: {e}{_did_you_mean(e, args)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         return 130
-    parser.error(f"unknown command {args.command}")
+    parser.error(f"unknown command {args.command}")   # exits 2

@@ -12,6 +12,7 @@ import os
 import sys
 from typing import Any
 
+from herder.cli import progress, render
 from herder.control.client import ApiError, Client, discover_socket
 from herder.errors import EXIT_FAILED, EXIT_OK, NotRunning, UsageError
 from herder.units import stamp_ms
@@ -25,42 +26,42 @@ def _dump(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=1) + "\n")
 
 
-def human_duration(s: float | None) -> str:
-    if s is None:
-        return "-"
-    s = int(s)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
-
-
-def status_table(rows: list[dict[str, Any]]) -> str:
-    head = ("NAME", "STATE", "PID", "UPTIME", "RESTARTS", "HEALTH", "EXIT", "")
-    table = [head]
-    for r in rows:
-        note = r.get("reason") or r.get("status") or ""
-        if r.get("held") and r["state"] == "stopped":
-            note = note or "stopped by hand"
-        table.append((r["name"], r["state"], str(r["pid"] or "-"), human_duration(r.get("uptime")),
-                      str(r["restarts"]), r.get("health") or "-", "-" if r["exit"] is None else str(r["exit"]),
-                      note[:80]))
-    widths = [max(len(row[i]) for row in table) for i in range(len(head) - 1)]
-    return "".join(("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1]).rstrip() + "\n"
-                   for row in table)
+def expand(c: Client, names: list[str]) -> list[str]:
+    """`all` means every service (unless a service is called "all"); unknown names are a
+    usage error before anything is done, with "did you mean"."""
+    if "all" in names:
+        services = list(dict.fromkeys(r["service"] for r in c.call("services_list")))
+        if "all" not in services:
+            names = list(dict.fromkeys(x for n in names for x in (services if n == "all" else [n])))
+    if names:
+        c.call("services_list", query={"service": ",".join(names)})  # 404 with the known names
+    return names
 
 
 def run_status(args: Any) -> int:
-    query = {"service": ",".join(args.services)} if args.services else None
     c = client(args)
-    rows = c.call("services_list", query=query)
+    names: list[str] = list(args.services or [])
+    rows = None
+    if "all" in names:   # one request for everything (a status request samples each instance's CPU and memory)
+        rows = c.call("services_list")
+        if "all" in {r["service"] for r in rows}:
+            rows = None      # a service called "all": the name wins
+        else:
+            names = [n for n in names if n != "all"]
+            if names:
+                expand(c, names)   # the others must still exist (exit 2 with "did you mean")
+            names = []
+    if rows is None:
+        rows = c.call("services_list", query={"service": ",".join(names)} if names else None)
+    if getattr(args, "names", False):
+        services = list(dict.fromkeys(r["service"] for r in rows))
+        sys.stdout.write("".join(f"{n}\n" for n in [*services, *(r["name"] for r in rows
+                                                                  if r["name"] not in services)]))
+        return EXIT_OK
     if args.json:
         _dump(rows)
     else:
-        sys.stdout.write(status_table(rows))
+        render.print_table(rows, no_colour=getattr(args, "no_color", False), wide=getattr(args, "wide", False))
     lost = c.call("health").get("journal_failures", 0)
     if lost:   # on stderr in both modes: stdout keeps its shape
         print(f"herder: {lost} event(s) could not be written to the journal (disk full or failing?); "
@@ -73,10 +74,7 @@ def _action_result(args: Any, res: dict[str, Any]) -> int:
         _dump(res)
     else:
         for r in res["instances"]:
-            extra = f" (pid {r['pid']})" if r["pid"] else ""
-            if r["state"] in ("failed", "exited", "backoff") and r.get("reason"):
-                extra += f": {r['reason']}"
-            print(f"{r['name']}: {r['state']}{extra}")
+            print(f"{r['name']}: {progress.describe(r)}")
         if res.get("message"):
             print(res["message"], file=sys.stderr)
     return EXIT_OK if res["ok"] else EXIT_FAILED
@@ -86,17 +84,47 @@ def run_action(args: Any) -> int:
     """start / stop / restart: one request for every target, so they act together (a stop
     goes in reverse dependency order, each level at once, as `down` does)."""
     c = client(args, timeout=None)
+    names = expand(c, args.services)
     body = {"wait": not args.no_wait, "timeout": args.timeout}
-    res = c.call(f"service_{args.command}", path={"name": ",".join(args.services)}, body=body)
-    return _action_result(args, res)
+
+    def act() -> list[dict[str, Any]]:
+        return [c.call(f"service_{args.command}", path={"name": ",".join(names)}, body=body)]
+
+    if args.json or args.no_wait:
+        results = act()
+        if args.json:
+            _dump(results[0] if len(results) == 1 else results)
+            return EXIT_OK if all(r["ok"] for r in results) else EXIT_FAILED
+        return max((_action_result(args, r) for r in results), default=EXIT_OK)
+    view = progress.View(watch=names, verb=args.command)
+    results = progress.follow(c, act, view, final=lambda rs: [i for r in rs for i in r["instances"]],
+                              refresh=lambda ns: c.call("services_list", query={"service": ",".join(ns)}),
+                              timeout=args.timeout)
+    for r in results:
+        if r.get("message"):
+            print(f"herder: {r['message']}", file=sys.stderr)
+    print(view.summary(), file=sys.stderr)
+    return EXIT_OK if all(r["ok"] for r in results) and not view.failed() else EXIT_FAILED
 
 
 def run_signal(args: Any) -> int:
     c = client(args)
+    names = expand(c, args.services)
     ok = EXIT_OK
-    for name in args.services:
+    for name in names:
         res = c.call("service_signal", path={"name": name}, body={"signal": args.sig, "tree": args.tree})
-        ok = max(ok, _action_result(args, res))
+        if args.json:
+            _dump(res)
+        else:
+            sig = args.sig.upper() if args.sig.isdigit() or args.sig.upper().startswith("SIG") \
+                else "SIG" + args.sig.upper()
+            for r in res["instances"]:
+                if r.get("pid"):
+                    where = f"pid {r['pid']} and every process of its tree" if args.tree else f"pid {r['pid']}"
+                    print(f"{r['name']}: sent {sig} to {where}")
+                else:
+                    print(f"{r['name']}: not running ({r['state']}), no signal sent", file=sys.stderr)
+        ok = max(ok, EXIT_OK if res["ok"] else EXIT_FAILED)
     return ok
 
 
@@ -104,8 +132,15 @@ def run_reload(args: Any) -> int:
     body: dict[str, Any] = {"dry_run": args.dry_run}
     if args.config:
         body["config"] = os.path.abspath(args.config)
+    c = client(args, timeout=None)
+    view = progress.View(verb="reload")
     try:
-        res = client(args, timeout=None).call("reload", body=body)
+        if args.json or args.dry_run:
+            res = c.call("reload", body=body)
+        else:
+            res = progress.follow(c, lambda: c.call("reload", body=body), view,
+                                  final=lambda res: _changed_instances(c, res),
+                                  refresh=lambda ns: [r for r in c.call("services_list") if r["name"] in ns])
     except ApiError as e:
         if e.status == 422 and isinstance(e.body, dict):
             if args.json:
@@ -118,18 +153,41 @@ def run_reload(args: Any) -> int:
         raise
     if args.json:
         _dump(res)
+        return EXIT_OK if res["ok"] else EXIT_FAILED
+    for line in res.get("lines", []):
+        print(line)
+    for line in res.get("errors", []):
+        print(line, file=sys.stderr)
+    changed = [x for x in res.get("lines", []) if not x.startswith("  keep")]
+    if not res.get("applied"):
+        print("herder: dry run: nothing was changed (run `herder reload` to apply)", file=sys.stderr)
+    elif not res["ok"]:
+        print("herder: reload applied with errors (above)", file=sys.stderr)
     else:
-        for line in res.get("lines", []):
-            print(line)
-        for line in res.get("errors", []):
-            print(line, file=sys.stderr)
-    return EXIT_OK if res["ok"] else EXIT_FAILED
+        print(f"herder: reload applied ({len(changed)} change{'s' if len(changed) != 1 else ''})"
+              + (f"; {view.summary('reload')}" if view.lines else ""), file=sys.stderr)
+    return EXIT_OK if res["ok"] and not view.failed() else EXIT_FAILED
+
+
+def _changed_instances(c: Client, res: dict[str, Any]) -> list[dict[str, Any]]:
+    """The instances an applied reload added, restarted or scaled: followed until each runs
+    (past its min_uptime), completes or fails, as `up -d` does."""
+    plan = res.get("plan") or {}
+    changed = {*plan.get("add", []), *plan.get("restart", {}), *plan.get("scale", {})}
+    if not res.get("applied") or not changed:
+        return []
+    return [r for r in c.call("services_list") if r["service"] in changed]
 
 
 def format_event(e: dict[str, Any]) -> str:
+    """One event as text; an exit carries the last lines its process wrote to stderr."""
     ts = e.get("ts", 0.0)
     stamp = stamp_ms(ts, "%Y-%m-%d %H:%M:%S", utc=False)
-    return f"{stamp} {e.get('message', '')}"
+    text = f"{stamp} {e.get('message', '')}"
+    tail = e.get("stderr_tail") or []
+    if tail:
+        text += "".join(f"\n    stderr: {x}" for x in tail)
+    return text
 
 
 def run_events(args: Any) -> int:
@@ -188,10 +246,16 @@ def run_down(args: Any) -> int:
     if not args.json:
         print(f"herder (pid {res['pid']}): stopping every service", file=sys.stderr)
     if events is not None:
+        view = progress.View(sys.stderr, verb="down")
         for e in events:
-            if not args.json and e.get("kind") in ("state", "supervisor", "stop_timeout"):
+            if args.json:
+                continue
+            if e.get("kind") == "stop_timeout":
                 print(format_event(e), file=sys.stderr)
+            view.feed(e)
         wait_unlocked(res.get("state_dir"))
+        if not args.json:
+            print(view.summary("down") + "; herder has exited", file=sys.stderr)
     if args.json:
         _dump(res)
     return EXIT_OK

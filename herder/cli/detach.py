@@ -5,7 +5,7 @@ rather than a hand-written double fork: it gets the details right — fork, sets
 again so the daemon can never reacquire a terminal, close every inherited fd, stdio away
 from the terminal. We keep the caller's working directory and umask (services started
 in the foreground and in the background then behave the same) and send stdout/stderr to
-`{state_dir}/herder.log`.
+`{state_dir}/herder.out` (herder.log is the JSON event log).
 
 The parent learns the outcome through a pipe: the daemon writes `ok` once its socket
 listens and every service has been asked to start, or `error: …` (another herder holds
@@ -51,6 +51,7 @@ def run_detached(args: Any) -> int:
                              "use `herder status`, `herder reload` or `herder down`")
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
     r, w = os.pipe()
+    t0 = time.time()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the daemon
         os.close(r)
@@ -61,19 +62,21 @@ def run_detached(args: Any) -> int:
     with os.fdopen(r, "rb") as f:
         answer = f.readline().decode(errors="replace").strip()
     if answer != "ok":
-        msg = answer.removeprefix("error: ") or \
-            f"the supervisor exited during start-up; see {cfg.state_dir / 'herder.log'}"
+        msg = answer.removeprefix("error: ") or (f"the supervisor exited during start-up; see "
+                                                 f"{cfg.state_dir / 'herder.out'} and {cfg.state_dir / 'herder.log'}")
         usage = msg.startswith("config: ")
         print(f"herder: {msg.removeprefix('config: ')}", file=sys.stderr)
         return 2 if usage else EXIT_FAILED
-    return _report(str(sock), cfg.state_dir, args)
+    return _report(str(sock), cfg.state_dir, args, since=t0)
 
 
 def _daemon(cfg: Any, args: Any, w: int) -> int:  # pragma: no cover - runs in the daemon
     import daemon  # python-daemon
 
     signal.signal(signal.SIGHUP, signal.SIG_IGN)   # until the control component takes SIGHUP over
-    log = open(cfg.state_dir / "herder.log", "ab", buffering=0)  # noqa: SIM115 - the daemon's stdout/stderr for life
+    # herder.log is JSON only (every event, written by herder.logs' OwnLog); what the daemon
+    # itself prints outside events (start-up errors, a bug's traceback) goes to herder.out.
+    log = open(cfg.state_dir / "herder.out", "ab", buffering=0)  # noqa: SIM115 - the daemon's stdio for life
     umask = os.umask(0)
     os.umask(umask)
     ctx = daemon.DaemonContext(working_directory=os.getcwd(), umask=umask, files_preserve=[w, log.fileno()],
@@ -98,7 +101,7 @@ def _daemon(cfg: Any, args: Any, w: int) -> int:  # pragma: no cover - runs in t
         told = True
 
     try:
-        return supervise(cfg, args.services, socket_group=args.socket_group, ready=ready)
+        return supervise(cfg, args.services, socket_group=args.socket_group, ready=ready, print_events=False)
     except HerderError as e:
         msg = str(e).replace("\n", " ")
         print(f"herder: {msg}", file=sys.stderr)
@@ -112,20 +115,23 @@ def _daemon(cfg: Any, args: Any, w: int) -> int:  # pragma: no cover - runs in t
                 os.close(w)
 
 
-def _report(sock: str, state_dir: Any, args: Any) -> int:
+def _report(sock: str, state_dir: Any, args: Any, since: float = 0.0) -> int:
     """Follow events until every wanted instance settled; one line per service.
 
     "running" counts once an instance has stayed up for its min_uptime (supervisord's
     startsecs): a program that crashes at once is briefly `running`, and `up -d` must not
     call that a success. Waiting for that is following the event stream for exactly the
     time left, woken early by any state change."""
+    from herder.cli.progress import View
     from herder.control.client import Client
 
     client = Client(sock, timeout=30)
     deadline = time.monotonic() + args.timeout
     state: dict[str, dict[str, Any]] = {}
+    held: list[str] = []
+    view = View(sys.stderr, verb="up", settled_lines=False)
     while time.monotonic() <= deadline:
-        _follow_until_settled(client, state, deadline)
+        _follow_until_settled(client, state, deadline, view, held)
         young = [r["min_uptime"] - (r["uptime"] or 0.0) for r in client.call("services_list")
                  if r["name"] in state and r["state"] == "running"]
         left = min(max(young, default=0.0), deadline - time.monotonic())
@@ -133,10 +139,38 @@ def _report(sock: str, state_dir: Any, args: Any) -> int:
             break
         _wait_quiet(client, set(state), left)  # ends early at a state change; either way, look again
     rows = client.call("services_list")
-    return _print_outcome(rows, set(state), state_dir, timed_out=time.monotonic() > deadline)
+    _leftovers(state_dir, since)
+    code = _print_outcome(rows, set(state), state_dir, timed_out=time.monotonic() > deadline)
+    for svc in dict.fromkeys(r["service"] for r in rows if r["name"] in held):
+        print(f"{svc}: left stopped: it was stopped by hand (`herder stop`); `herder start {svc}` starts it",
+              file=sys.stderr)
+    if view.failed():
+        names = ", ".join(ln.name for ln in view.failed() if ln.state != "failed")
+        if names:
+            print(f"herder: failed on the way, then came back: {names} (see `herder events`)", file=sys.stderr)
+    return code
 
 
-def _follow_until_settled(client: Any, state: dict[str, dict[str, Any]], deadline: float) -> None:
+def _leftovers(state_dir: Any, since: float) -> None:
+    """What herder did before it started anything: instances a killed herder left behind,
+    stopped first. That event comes before the journal opens, so it is read back from
+    herder.log (JSON lines), from its last 64 KiB."""
+    import json
+
+    from herder.logs._read import last_lines, parse_ts
+
+    for raw in last_lines(state_dir / "herder.log", 200):
+        try:
+            e = json.loads(raw)
+            if e.get("kind") == "supervisor" and "previous herder" in e.get("message", "") \
+                    and parse_ts(e["ts"]) >= since - 1:
+                print(e["message"], file=sys.stderr)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+
+
+def _follow_until_settled(client: Any, state: dict[str, dict[str, Any]], deadline: float, view: Any = None,
+                          held: list[str] | None = None) -> None:
     stream = client.stream("events", query={"follow": True, "limit": 0, "snapshot": True},
                            timeout=max(0.1, deadline - time.monotonic()))
     try:
@@ -144,7 +178,11 @@ def _follow_until_settled(client: Any, state: dict[str, dict[str, Any]], deadlin
             if e["kind"] == "snapshot":
                 if e.get("want") == "up":
                     state[e["instance"]] = e
+                elif e.get("held") and held is not None and e["instance"] not in held:
+                    held.append(e["instance"])
                 continue
+            if view is not None and e["instance"] in state:
+                view.feed(e)
             rec = state.get(e["instance"])
             if rec is not None and e["kind"] == "state":
                 rec["state"] = e.get("to", rec["state"])

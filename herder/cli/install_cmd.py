@@ -40,12 +40,18 @@ def add_parsers(sub: Any) -> None:
     svc = sub.add_parser("service", help="install one program as a native service (NSSM-style); control it")
     ssub = svc.add_subparsers(dest="service_command", metavar="ACTION")
     si = ssub.add_parser("install", help="install or update NAME; `-- CMD ARGS…` is the program")
-    si.add_argument("name", metavar="NAME")
+    si.add_argument("name", metavar="NAME", nargs="?")
     si.add_argument("--start", choices=("auto", "delayed", "manual", "disabled"),
                     help="start type (default auto: at boot and now)")
-    si.add_argument("--user", dest="account", metavar="ACCOUNT",
+    si.add_argument("--account", dest="account", metavar="ACCOUNT",
                     help="run as this account (Unix user; Windows LocalService, NetworkService, "
                          "LocalSystem, DOMAIN\\user; default: root / NT SERVICE\\NAME)")
+    # --user / --system name the scope, as in `herder install` and `systemctl --user`. The old
+    # `--user ACCOUNT` (the account) still works, with a warning (see _scope_and_account).
+    si.add_argument("--user", dest="user_flag", nargs="?", const=True, default=None, metavar="",
+                    help="a user service (same as --scope user)")
+    si.add_argument("--system", dest="scope", action="store_const", const="system",
+                    help="a system service (same as --scope system)")
     si.add_argument("--group", metavar="GROUP", help="Unix group (default: the account's primary group)")
     si.add_argument("--password", help="Windows: the password of a user account (else $HERDER_SERVICE_PASSWORD)")
     si.add_argument("--depends", action="append", metavar="X", help="start after native service X (repeatable)")
@@ -88,6 +94,29 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="render for this manager (default: this machine's); other managers only with --dry-run")
 
 
+def _scope_and_account(args: argparse.Namespace) -> None:
+    """`service install`: `--user` alone is the user scope; `--user ACCOUNT` (earlier versions: the
+    account) still means the account, with a warning. `herder service install --user NAME`
+    (NAME taken as --user's value by argparse) is the scope plus NAME."""
+    from herder.errors import UsageError
+
+    flag = getattr(args, "user_flag", None)
+    if flag is True:
+        args.scope = "user" if args.scope in (None, "user") else args.scope
+    elif isinstance(flag, str):
+        if args.name is None:
+            args.name, args.scope = flag, args.scope or "user"
+        else:
+            print(f"herder: warning: `--user {flag}` is now `--account {flag}` (`--user` alone asks for a user "
+                  "service, as in `herder install --user`)", file=sys.stderr)
+            if args.account is None:
+                args.account = flag
+    if flag is True and args.scope == "system":
+        raise UsageError("--user and --system: choose one")
+    if args.name is None:
+        raise UsageError("service install: expected NAME (herder service install NAME [options] -- CMD ARGS…)")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.command == "install":
         return _install_herder(args)
@@ -99,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     if action == "install":
+        _scope_and_account(args)
         return _install_program(args)
     if action == "uninstall":
         return _uninstall(args, args.name, "program")
@@ -181,7 +211,8 @@ def _install_program(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.name} is not installed yet: give the program after `--` "
                          f"(herder service install {args.name} -- CMD ARGS…)")
     scope = args.scope or (previous.scope if previous else host.default_scope())
-    base: dict[str, Any] = json.loads(previous.dumps())["service"] if previous else {}   # as recorded: lists
+    # every setting (the record file keeps only non-defaults), in JSON types: lists, not tuples
+    base: dict[str, Any] = json.loads(json.dumps(previous.to_record()))["service"] if previous else {}
     # the recorded settings are the starting point; unset ones (None) stay unset, so the schema's defaults apply
     raw: dict[str, Any] = {k: v for k, v in base.items() if v is not None and k in ("command", "cwd", "env", "user",
                                                                                     "group", "restart", "depends_on")}
@@ -223,7 +254,7 @@ def _install_program(args: argparse.Namespace) -> int:
     svc = build(ServiceSpec, raw, ("service",), problems)
     if problems.items:
         flags = {"command": "CMD", "stop_timeout": "--stop-timeout", "stop_signal": "--stop-signal",
-                 "env": "--env", "restart": "--restart", "cwd": "--cwd", "user": "--user", "group": "--group"}
+                 "env": "--env", "restart": "--restart", "cwd": "--cwd", "user": "--account", "group": "--group"}
         msgs = [f"{flags.get(path[1], '.'.join(path[1:])) if len(path) > 1 else path[0]}: {msg}"
                 for path, msg in problems.items]
         raise UsageError("; ".join(msgs))
@@ -234,7 +265,7 @@ def _install_program(args: argparse.Namespace) -> int:
     elif host.local and svc.user is not None and scope == "system":
         _check_account(svc.user, svc.group)
     if svc.user is not None and scope == "user":
-        raise UsageError("--user ACCOUNT needs a system service (--scope system); a user service runs as you")
+        raise UsageError("--account ACCOUNT needs a system service (--system); a user service runs as you")
     notify = args.notify
     if notify is None:
         notify = installer.uses_herder_service(svc.command, svc.cwd) if command else bool(previous and previous.notify)
@@ -261,7 +292,7 @@ def _check_account(user: str, group: str | None) -> None:
     try:
         pwd.getpwnam(user)
     except KeyError:
-        raise UsageError(f'--user: no account "{user}" on this machine; nothing was changed') from None
+        raise UsageError(f'--account: no account "{user}" on this machine; nothing was changed') from None
     if group is not None:
         try:
             grp.getgrnam(group)
@@ -295,7 +326,44 @@ def _apply(host: Host, spec: InstallSpec, dry_run: bool) -> int:
 
         host.features = detect_features()
     plan = installer.plan_install(host, spec)
+    for warning in temp_warnings(host, spec, plan):
+        print(f"herder: warning: {warning}", file=sys.stderr)
     return _finish(plan, dry_run)
+
+
+_TEMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def _under_temp(path: str) -> bool:
+    temp = {*_TEMP_DIRS, *(x for x in (os.environ.get("TMPDIR"),) if x)}
+    path = os.path.normpath(path)
+    return any(path == t or path.startswith(t.rstrip("/") + "/") for t in temp)
+
+
+def temp_warnings(host: Host, spec: InstallSpec, plan: Plan) -> list[str]:
+    """What the service will not find at boot: its directory or program under a temp
+    folder (cleaned by systemd-tmpfiles and at reboot), or hidden by PrivateTmp=yes."""
+    from herder.platform.plan import WriteFile
+
+    private = any(isinstance(s, WriteFile) and "PrivateTmp=yes" in s.content for s in plan.steps)
+    out = []
+    seen: set[str] = set()
+    svc = spec.service
+    things = [("its working directory", svc.cwd), ("its program", svc.command[0] if svc.command else None)]
+    if spec.kind == "supervisor" and len(svc.command) > 5:
+        things.append(("its config", svc.command[5]))   # python -m herder up -c CONFIG
+    for what, path in things:
+        if not path or not os.path.isabs(path) or not _under_temp(path) or path in seen:
+            continue
+        seen.add(path)
+        msg = f"{spec.name}: {what} {path} is under a temporary folder, which is cleaned at reboot"
+        if private and path.startswith(("/tmp/", "/var/tmp/")):
+            msg += (" and hidden from the service by PrivateTmp=yes (it gets an empty /tmp); move it to a lasting "
+                    "place (or install with --no-hardening to drop PrivateTmp)")
+        else:
+            msg += "; move it to a lasting place"
+        out.append(msg)
+    return out
 
 
 def _finish(plan: Plan, dry_run: bool) -> int:

@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from herder.config import find_config, load
-from herder.errors import EXIT_OK, ConfigError, NotRunning, UsageError
+from herder.errors import EXIT_OK, ConfigError, NotRunning, UnknownService, UsageError
 
 _COLOURS = (36, 33, 32, 35, 34, 91, 92, 93, 94, 95, 96)
 
@@ -95,7 +95,7 @@ def run_logs(config: str | None, services: list[str], follow: bool, n: int, sinc
     known = set(cfg.services)
     bad = [s for s in services if s.split(".")[0] not in known]
     if bad:
-        raise UsageError(f"unknown service(s) {', '.join(bad)}; known: {', '.join(sorted(known)) or 'none'}")
+        raise UnknownService(bad, sorted(known))
     lines = read_tail(cfg, services or None, n, parse_since(since) if since else None)
     out = sys.stdout.buffer
     colour = out.isatty() and not os.environ.get("NO_COLOR")

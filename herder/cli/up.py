@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Callable
 
 from herder.cli.check import load_or_report
 from herder.config import Config
-from herder.errors import UsageError
+from herder.errors import UnknownService
 from herder.runtime.events import Event
 from herder.units import stamp_ms
 
@@ -29,22 +30,40 @@ def load_for_up(config_path: str | None, services: list[str]) -> Config | int:
         return cfg
     unknown = [s for s in services if s not in cfg.services]
     if unknown:
-        raise UsageError(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(sorted(cfg.services)) or 'none'}")
+        raise UnknownService(unknown, sorted(cfg.services))
     return cfg
 
 
 def supervise(cfg: Config, services: list[str], *, socket_group: str | None = None,
-              ready: Callable[[], None] | None = None, console: bool = False) -> int:
+              ready: Callable[[], None] | None = None, console: bool = False, print_events: bool = True) -> int:
     """Build the supervisor with its components and run it to the end (foreground or daemon)."""
     from herder.control.component import Control, ControlOptions
     from herder.logs import install as install_logs
     from herder.runtime.supervisor import Supervisor
 
     sup = Supervisor(cfg)   # with readiness, probes, watchdog, $NOTIFY_SOCKET, limits and log capture
-    sup.events.subscribe(_print_event)
+    from herder.process import usage
+
+    usage.attach(sup)       # cpu / rss / procs in status records, sampled per request
+    if print_events:        # the foreground's lines; a daemon has them in herder.log (JSON) already
+        sup.events.subscribe(_print_event)
     install_logs(sup, console=console)  # the `name |` view: foreground, on a terminal (or --console)
     sup.components.append(Control(sup, ControlOptions(socket_group=socket_group)))
-    return asyncio.run(sup.run(services or None, ready=ready))
+    # the per-user index (herder.control.discovery) lets `herder status -c CONFIG` find this
+    # supervisor whatever its state_dir; noted once it holds the lock and listens
+    from herder.control.discovery import SocketNote
+
+    note = SocketNote(str(cfg.path.resolve()), os.path.abspath(cfg.state_dir / "herder.sock"))
+
+    def started() -> None:
+        note.write()
+        if ready is not None:
+            ready()
+
+    try:
+        return asyncio.run(sup.run(services or None, ready=started))
+    finally:
+        note.remove()
 
 
 def run_up(config_path: str | None, services: list[str], *, socket_group: str | None = None,

@@ -20,7 +20,7 @@ from typing import Any
 from herder.config.alerts import Alerts, SupervisorHooks
 from herder.config.lines import LineIndex
 from herder.config.model import HerderSettings, ServiceSpec
-from herder.config.schema import Problems, build, deep_merge
+from herder.config.schema import Problems, build, deep_merge, did_you_mean
 from herder.errors import ConfigError
 
 if sys.platform != "win32":   # account checks are POSIX only; Windows services get theirs from the SCM
@@ -87,7 +87,8 @@ class _Loader:
     def run(self) -> Config:
         for key in self.raw:
             if key not in _TOP_KEYS:
-                self.problems.add((key,), f"unknown table; expected one of {', '.join(_TOP_KEYS)}")
+                self.problems.add((key,), f"unknown table{did_you_mean(key, _TOP_KEYS)}; expected one of "
+                                          f"{', '.join(_TOP_KEYS)}")
         settings = build(HerderSettings, self.raw.get("herder", {}), ("herder",), self.problems)
         alerts = build(Alerts, self.raw.get("alerts", {}), ("alerts",), self.problems)
         hooks = build(SupervisorHooks, self.raw.get("hooks", {}), ("hooks",), self.problems)
@@ -185,7 +186,8 @@ class _Loader:
         if sys.platform == "win32":
             key = "user" if spec.user is not None else "group"
             self.problems.add(where(here + (key,)), f"herder up does not switch accounts on Windows; expected no {key} "
-                              "(a Windows service gets its account from `herder service install NAME --user ACCOUNT`)")
+                              "(a Windows service gets its account from "
+                              "`herder service install NAME --account ACCOUNT`)")
             return
         if os.geteuid() != 0:
             key = "user" if spec.user is not None else "group"
@@ -263,8 +265,8 @@ class _Loader:
         for path, msg in self.problems.items:
             line = self.lines.line_of(path)
             loc = f"{self.path}:{line}" if line else f"{self.path}"
-            out.append(f"{loc}: {'.'.join(path)}: {msg}")
-        return out
+            out.append((line or 0, f"{loc}: {'.'.join(path)}: {msg}"))
+        return [text for _, text in sorted(out, key=lambda x: x[0])]  # file order; stable within a line
 
 
 def _present(raw: Any, path: tuple[str, ...]) -> bool:

@@ -1,14 +1,20 @@
 """Generate docs/config.md from the schema (`python -m herder.config.docs`).
 
 The reference is produced from the same dataclasses that parse and validate the file, so
-it cannot drift from what herder accepts.
+it cannot drift from what herder accepts. The default column is the built-in default as
+TOML (a test parses each one back with the key's own parser); examples go to the meaning.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import tomllib
+from dataclasses import MISSING, fields
+from typing import Any
+
 from herder.config.alerts import Alerts, SupervisorHooks
 from herder.config.model import HerderSettings, ServiceSpec
-from herder.config.schema import describe_fields
 
 INTRO = """\
 # herder.toml reference
@@ -22,9 +28,11 @@ error, so `10` can never mean milliseconds in one place and seconds in another. 
 
 Every table may be partial: a key not given in `[services.NAME]` comes from `[defaults]`,
 then from the built-in default below; nested tables merge key by key
-(`backoff = { initial = "0s" }` keeps the other backoff keys). Unknown keys are errors.
-`herder check` prints every error at once as `FILE:LINE: key.path: what is wrong; what is
-expected` and exits 2; a config with any error changes nothing that is running.
+(`backoff = { initial = "0s" }` keeps the other backoff keys). Unknown keys and tables are
+errors, with the nearest known name when one is close (`unknown key (did you mean
+"stop_timeout"?)`, also for enum values such as `"allways"`). `herder check` prints every
+error at once, in file order, as `FILE:LINE: key.path: what is wrong; what is expected` and
+exits 2; a config with any error changes nothing that is running.
 
 Paths (`state_dir`, `log_dir`, `cwd`, `env_file`) are relative to the config file's folder.
 `{replica}` in `command`, `env` values and `cwd` becomes the instance number (0 when
@@ -34,6 +42,70 @@ Every child gets herder's environment, then `env_file`, then `env` (later wins),
 `HERDER_INSTANCE`, `HERDER_SERVICE`, `HERDER_INSTANCE_ID` (a per-instance cookie),
 `HERDER_STOP_TIMEOUT_USEC` and, for replicas, `HERDER_REPLICA`.
 """
+
+
+def _sizes(n: int) -> list[str]:
+    return [f'"{n // m}{unit}"' for unit, m in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)) if n and n % m == 0]
+
+
+def _durations(v: float) -> list[str]:
+    if v == 0:
+        return ['"0s"']
+    out = [f'"{v * 1000:g}ms"'] if v < 1 else []
+    out += [f'"{v / m:g}{unit}"' for unit, m in (("d", 86400), ("h", 3600), ("m", 60)) if v and v % m == 0]
+    return [*out, f'"{v:g}s"']
+
+
+def toml_default(f: dataclasses.Field[Any]) -> str:
+    """The built-in default of a key as TOML text that the key's own parser turns back into
+    exactly that default (tests/core/test_config.py checks every key). Examples are never
+    shown here: they go to the meaning column."""
+    value = f.default if f.default is not MISSING else (
+        f.default_factory() if f.default_factory is not MISSING else MISSING)
+    if value is MISSING:
+        return "(required)"
+    if value is None:
+        return "—"
+    parse = f.metadata.get("parse")
+    candidates: list[str] = []
+    if isinstance(value, bool):
+        candidates = ["true" if value else "false"]
+    elif isinstance(value, int | float):
+        candidates = [*(_sizes(value) if isinstance(value, int) else []), *_durations(float(value)), f"{value!r}"]
+    elif isinstance(value, str):
+        candidates = [json.dumps(value)]
+    elif isinstance(value, tuple | list):
+        candidates = ["[" + ", ".join(json.dumps(x) for x in value) + "]"]
+    elif isinstance(value, dict):
+        candidates = ["{" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items()) + "}" if value else "{}"]
+    for text in candidates:
+        try:
+            raw = tomllib.loads(f"x = {text}")["x"]
+            if parse is None or parse(raw) == value:
+                return text
+        except (ValueError, TypeError, KeyError, tomllib.TOMLDecodeError):
+            continue
+    return candidates[-1] if candidates else str(value)
+
+
+def rows(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """(key, accepts, default, meaning) for every key of cls, depth first."""
+    out = []
+    for f in fields(cls):
+        sub = f.metadata.get("table")
+        key = prefix + f.name
+        doc = f.metadata.get("doc", "")
+        if sub is not None:
+            out.append((key, "table", "", doc))
+            out.extend(rows(sub, key + "."))
+            continue
+        parse = f.metadata.get("parse")
+        kind = (parse.__doc__ or "a value").strip() if parse else "a value"
+        example, default = f.metadata.get("example"), toml_default(f)
+        if example and example != default:
+            doc += f" (e.g. `{example}`)"
+        out.append((key, kind, default, doc))
+    return out
 
 
 def _table(title: str, rows: list[tuple[str, str, str, str]], note: str = "") -> list[str]:
@@ -47,18 +119,18 @@ def _table(title: str, rows: list[tuple[str, str, str, str]], note: str = "") ->
         else:
             row = f"| `{key}` | {kind} | `{default}` | {doc} |"
             out.append(row.replace("`—`", "—").replace("`(required)`", "**required**"))
-    return out + [""]
+    return [*out, ""]
 
 
 def render() -> str:
     lines = [INTRO]
-    lines += _table("[herder]", describe_fields(HerderSettings), "The supervisor itself.")
-    lines += _table("[services.NAME] and [defaults]", describe_fields(ServiceSpec),
+    lines += _table("[herder]", rows(HerderSettings), "The supervisor itself.")
+    lines += _table("[services.NAME] and [defaults]", rows(ServiceSpec),
                     "`NAME` is letters, digits, `-` and `_`. `[defaults]` takes the same keys and is merged under "
                     "every service.")
-    lines += _table("[alerts]", describe_fields(Alerts), "Notifications when something goes wrong "
+    lines += _table("[alerts]", rows(Alerts), "Notifications when something goes wrong "
                     "(docs/hooks.md#alerts).")
-    lines += _table("[hooks]", describe_fields(SupervisorHooks), "Commands the supervisor runs on its events "
+    lines += _table("[hooks]", rows(SupervisorHooks), "Commands the supervisor runs on its events "
                     "(docs/hooks.md#on_event).")
     return "\n".join(lines)
 

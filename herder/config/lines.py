@@ -40,7 +40,8 @@ class LineIndex:
                 m = _HEADER_RE.match(line)
                 if m and not _ASSIGN_RE.match(line):
                     table = _split(m.group(1))
-                    self._lines.setdefault(table, n)
+                    for cut in range(1, len(table) + 1):  # `[service.typo]` also defines `service`
+                        self._lines.setdefault(table[:cut], n)
                     continue
                 m = _ASSIGN_RE.match(line)
                 if m:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, field, fields
 from typing import Any, TypeVar
 
@@ -85,7 +85,8 @@ def p_float(lo: float | None = None, hi: float | None = None) -> Parser:
 def p_enum(*choices: str) -> Parser:
     def parse(v: Any) -> str:
         if v not in choices:
-            raise ValueError(f"unknown value {_show(v)}; expected one of {', '.join(choices)}")
+            raise ValueError(f"unknown value {_show(v)}{did_you_mean(str(v), choices)}; "
+                             f"expected one of {', '.join(choices)}")
         return str(v)
     parse.__doc__ = "one of " + ", ".join(f"`{c}`" for c in choices)
     return parse
@@ -220,6 +221,14 @@ class Problems:
             self.items.append((path, message))
 
 
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """' (did you mean "command"?)' for a near miss among `known`, else ""."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.7)
+    return f' (did you mean "{close[0]}"?)' if close else ""
+
+
 def build(cls: type[T], raw: Any, path: tuple[str, ...], problems: Problems,
           where: Callable[[tuple[str, ...]], tuple[str, ...]] = lambda p: p) -> T:
     """Turn the raw table `raw` into `cls`, recording every problem instead of stopping.
@@ -236,7 +245,8 @@ def build(cls: type[T], raw: Any, path: tuple[str, ...], problems: Problems,
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     for key in raw:
         if key not in known:
-            problems.add(where(path + (key,)), f"unknown key; expected one of {', '.join(sorted(known))}")
+            problems.add(where((*path, key)), f"unknown key{did_you_mean(str(key), known)}; "
+                         f"expected one of {', '.join(sorted(known))}")
     kwargs: dict[str, Any] = {}
     before = len(problems.items)
     for f in fields(cls):  # type: ignore[arg-type]

@@ -111,6 +111,13 @@ class Response:
         self._f.close()
         self._sock.close()
 
+    def abort(self) -> None:
+        """End the answer from another thread: a reader blocked on it sees its end."""
+        import contextlib
+
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+
 
 class Client:
     def __init__(self, socket_path: str, timeout: float | None = 600.0) -> None:
@@ -132,8 +139,9 @@ class Client:
             return Response(conn)
         except (FileNotFoundError, ConnectionRefusedError):
             conn.close()
-            raise NotRunning(f"herder is not running (no supervisor answers on {self.socket_path}); "
-                             "start it with `herder up -d`") from None
+            from herder.control.discovery import not_running
+
+            raise not_running(self.socket_path) from None
         except PermissionError:
             conn.close()
             raise HerderError(f"permission denied on {self.socket_path}: the socket belongs to another "
@@ -173,6 +181,12 @@ class Client:
         The request is sent and its status checked before this returns, so a caller can
         subscribe first and act second without missing what its action causes. `timeout`
         bounds each wait for a line (TimeoutError)."""
+        return lines_of(self.open_stream(command, path=path, query=query, timeout=timeout))
+
+    def open_stream(self, command: str, *, path: dict[str, str] | None = None,
+                    query: dict[str, Any] | None = None, timeout: float | None = None) -> Response:
+        """`stream`'s answer itself (status checked), for a caller that must be able to
+        `abort()` it from another thread; read it with `lines_of`."""
         method, url = self._url(command, path or {}, query)
         resp = self._open(method, url, None, timeout)
         if resp.status >= 400:
@@ -183,10 +197,10 @@ class Client:
             except ValueError:
                 body = raw.decode("utf-8", "replace")
             raise ApiError(resp.status, body)
-        return _lines(resp)
+        return resp
 
 
-def _lines(resp: Response) -> Iterator[dict[str, Any]]:
+def lines_of(resp: Response) -> Iterator[dict[str, Any]]:
     try:
         while True:
             try:
@@ -233,10 +247,23 @@ def discover_socket(explicit: str | None, config: str | None) -> str:
         raise UsageError(f"{path}: cannot read state_dir from it ({e}); pass --socket PATH") from None
     section = raw.get("herder")
     herder: dict[str, Any] = section if isinstance(section, dict) else {}
-    state_dir = herder.get("state_dir", ".herder")
-    if not isinstance(state_dir, str):
+    state_dir = herder.get("state_dir")
+    if state_dir is not None and not isinstance(state_dir, str):
         raise UsageError(f"{path}: herder.state_dir: expected a string")
+    here = os.path.dirname(os.path.realpath(path))
+    if state_dir is None and os.environ.get("HERDER_STATE_DIR"):
+        state_dir = os.environ["HERDER_STATE_DIR"]   # as herder.config does (a system install sets it)
+    if state_dir is None:
+        default = os.path.join(here, ".herder", "herder.sock")
+        if os.path.exists(default):
+            return default
+        # started with HERDER_STATE_DIR from another shell, or installed: ask the index, then the record
+        from herder.control import discovery
+
+        real = os.path.realpath(path)
+        installed = None if (elsewhere := discovery.indexed_socket(real)) else discovery.installed_state_dir(real)
+        return elsewhere or (os.path.join(installed, "herder.sock") if installed else default)
     sd = os.path.expanduser(state_dir)
     if not os.path.isabs(sd):
-        sd = os.path.join(os.path.dirname(os.path.realpath(path)), sd)
+        sd = os.path.join(here, sd)
     return os.path.join(sd, "herder.sock")

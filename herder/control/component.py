@@ -32,7 +32,7 @@ from herder.control import registry
 from herder.control.server import Listener, Router
 from herder.core.events import Held
 from herder.errors import ConfigError
-from herder.runtime.events import Event
+from herder.runtime.events import LIVE_ONLY, Event
 from herder.runtime.ports import Host
 from herder.store.intent import Intent
 from herder.store.journal import Journal
@@ -61,6 +61,7 @@ class Control:
         self.ring: deque[dict[str, Any]] = deque(maxlen=RING)
         self.followers: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self.next_id = self.first_id = 1
+        self.last_journaled = 0   # highest id handed to the journal (live-only events are not)
         self.metrics_registry: Any = None
         self.journal: Journal | None = None
         self._commit_waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -87,6 +88,7 @@ class Control:
         tcp = _tcp_settings(cfg)  # raises ConfigError before anything is opened
         self.journal = Journal(cfg.state_dir / "journal.db", cfg.herder.journal_max_age, cfg.herder.journal_max_rows)
         self.next_id = self.first_id = self.journal.last_id() + 1
+        self.last_journaled = self.next_id - 1
         self.journal.start(self._committed_threadsafe)
         self._unsub = self.sup.events.subscribe(self._on_event)
         try:
@@ -159,12 +161,14 @@ class Control:
     # ---- events ---------------------------------------------------------------------------
 
     def _on_event(self, ev: Event) -> None:
+        """Every event to the ring and live followers; to the journal unless LIVE_ONLY."""
         d = ev.as_dict()
         d["id"] = self.next_id
         self.next_id += 1
         self.ring.append(d)
-        if self.journal is not None:
+        if self.journal is not None and ev.kind not in LIVE_ONLY:
             self.journal.put(d["id"], d)
+            self.last_journaled = d["id"]
         for q in list(self.followers):
             if q.qsize() >= FOLLOW_QUEUE:   # a client that stopped reading: end its stream
                 self.followers.discard(q)
@@ -203,6 +207,7 @@ class Control:
 
     async def synced(self, upto: int, timeout: float = 10.0) -> None:
         """Wait until the journal holds every event with id ≤ upto (bounded)."""
+        upto = min(upto, self.last_journaled)   # live-only events never reach it
         if self.journal is None or upto <= self.journal._written or upto <= self.journal.last_id():
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()

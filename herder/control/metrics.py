@@ -37,10 +37,25 @@ class _Collector:
         last_exit = GaugeMetricFamily("herder_instance_last_exit_code",
                                       "last exit code (negative: killed by that signal number)",
                                       labels=["instance", "service"])
+        cpu = CounterMetricFamily("herder_instance_cpu_seconds", "CPU time of the instance's process tree "
+                                  "(its cgroup when it has one)", labels=["instance", "service"])
+        rss = GaugeMetricFamily("herder_instance_memory_rss_bytes", "resident memory of the instance's process tree",
+                                labels=["instance", "service"])
+        procs = GaugeMetricFamily("herder_instance_processes", "processes in the instance's tree",
+                                  labels=["instance", "service"])
+        sampler = getattr(sup, "usage", None)   # herder.process.usage.attach
         for name, inst in sup.instances.items():
             lab = [name, inst.service]
+            if sampler is not None and inst.pid is not None:
+                from herder.process import usage
+
+                use = usage.of(sup, sampler, name, inst.pid)
+                if use.get("rss") is not None:
+                    cpu.add_metric(lab, float(use["cpu_seconds"]))
+                    rss.add_metric(lab, float(use["rss"]))
+                    procs.add_metric(lab, float(use["procs"]))
             for s in State:
-                state.add_metric(lab + [s.value], 1.0 if inst.state is s else 0.0)
+                state.add_metric([*lab, s.value], 1.0 if inst.state is s else 0.0)
             up.add_metric(lab, 1.0 if inst.state is State.RUNNING else 0.0)
             restarts.add_metric(lab, float(inst.restarts))
             uptime.add_metric(lab, now - inst.started_at if inst.started_at is not None else 0.0)
@@ -50,7 +65,7 @@ class _Collector:
                     last_exit.add_metric(lab, -float(parse_signal(ex.signal).value))
                 else:
                     last_exit.add_metric(lab, float(ex.code or 0))
-        yield from (state, up, restarts, uptime, last_exit)
+        yield from (state, up, restarts, uptime, last_exit, cpu, rss, procs)
         logs = {key: CounterMetricFamily(f"herder_log_{key}_bytes", doc, labels=["instance", "service"])
                 for key, doc in (("dropped", "output bytes dropped (logs.on_overflow = drop)"),
                                  ("unwritten", "output bytes that could not be written (disk full, write error)"),

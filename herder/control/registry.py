@@ -232,7 +232,7 @@ NAME = Param("name", "path", doc="a service name, an instance name such as web.0
               "(acted on together, as one job)")
 _H = "herder.control.handlers:"
 _C = "herder.cli.ctl:"
-_SERVICES = Arg(("services",), {"nargs": "+", "metavar": "SERVICE", "help": "service or instance names"})
+_SERVICES = Arg(("services",), {"nargs": "+", "metavar": "SERVICE", "help": "service or instance names, or all"})
 _NOWAIT = Arg(("--no-wait",), {"action": "store_true", "help": "return at once instead of waiting for the outcome"})
 _TIMEOUT = Arg(("--timeout",), {"type": float, "default": 300.0, "metavar": "SECONDS",
                                 "help": "wait at most this long (default 300)"})
@@ -251,7 +251,16 @@ COMMANDS: list[Command] = [
             params=(Param("service", "query", doc="comma-separated service or instance names"),),
             errors=(404,),
             cli=Cli("status", "one line per instance: state, pid, uptime, restarts, health, last exit",
-                    _C + "run_status", args=(Arg(("services",), {"nargs": "*", "metavar": "SERVICE"}),))),
+                    _C + "run_status",
+                    args=(Arg(("services",), {"nargs": "*", "metavar": "SERVICE", "help": "service or instance "
+                                              "names, or all (default: every instance)"}),
+                          Arg(("--wide",), {"action": "store_true",
+                                            "help": "one line per instance, never wrapped (the default in a pipe)"}),
+                          Arg(("--no-color",), {"action": "store_true",
+                                                "help": "no colour on a terminal either (also: NO_COLOR=1)"}),
+                          Arg(("--names",), {"action": "store_true",
+                                             "help": "only the names: services, then replicated instances, one a "
+                                                     "line (for completion scripts)"})))),
     Command("service_get", "GET", "/v1/services/{name}", "The instances of one service (or one instance)",
             _H + "service_get", params=(NAME,), response=INSTANCES, errors=(404,), tags=("services",)),
     _action("start", "Start a service (wanted up; clears a manual stop)", "start services (and wait until running)"),
@@ -295,7 +304,7 @@ COMMANDS: list[Command] = [
                     "herder.cli.logs:run",
                     args=(Arg(("-f", "--follow"), {"action": "store_true", "help": "keep printing new lines"}),
                           Arg(("-n", "--lines"), {"type": int, "default": 50, "metavar": "N",
-                                                  "help": "last N lines (0 = all; default 50)"}),
+                                                  "help": "last N lines of each instance (0 = all; default 50)"}),
                           Arg(("--since",),
                               {"metavar": "T", "help": 'lines after T: "10m" ago or 2024-05-01T12:00:00Z'}),
                           Arg(("--reopen",), {"action": "store_true",

@@ -3,8 +3,9 @@
 Each check is a coroutine returning (ok, why) and never raising for the probed program's
 faults: a refused connection, a 500 or a timeout is a failed check with a reason the
 events show ("HTTP 503 from http://127.0.0.1:8000/health"). HTTP is spoken by hand over
-asyncio streams (HTTP/1.0, Connection: close, at most 64 KiB of body read) so a probe
-costs no thread and no dependency; https does not verify the certificate, as Kubernetes
+asyncio streams (HTTP/1.0, Connection: close; the body is read to its end — the close, or
+Content-Length — or to BODY_LIMIT, 1 MiB, whichever comes first) so a probe costs no
+thread and no dependency; https does not verify the certificate, as Kubernetes
 probes do not (local services use self-signed ones).
 
 Exec checks are started with herder.process.spawn and their exit comes from the
@@ -27,7 +28,7 @@ from collections.abc import Callable
 from herder.config.probe_values import split_hostport
 from herder.process import spawn as spawner
 
-BODY_LIMIT = 64 * 1024
+BODY_LIMIT = 1024 * 1024   # docs/health.md: the body match sees at most this much
 Result = tuple[bool, str]
 
 
@@ -58,7 +59,7 @@ async def http_check(url: str, timeout: float, body: str | None = None) -> Resul
                 return False, f"HTTP {code} from {url}"
             if body is None:
                 return True, f"HTTP {code}"
-            data = await reader.read(BODY_LIMIT + 16 * 1024)
+            data = await _read_body(reader)
             text = data.partition(b"\r\n\r\n")[2][:BODY_LIMIT].decode("utf-8", "replace")
             if re.search(body, text):
                 return True, f"HTTP {code}, body matches"
@@ -72,6 +73,26 @@ async def http_check(url: str, timeout: float, body: str | None = None) -> Resul
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+
+async def _read_body(reader: asyncio.StreamReader) -> bytes:
+    """The rest of the answer (headers left, then the body) until the server closes
+    (HTTP/1.0, Connection: close) or BODY_LIMIT bytes of body are in: one read() returns
+    whatever has arrived, often only the headers of a server that sends the body later."""
+    data = b"\r\n"   # the status line's end, already read: an answer with no headers is "\r\n" + body
+    while True:
+        body_at = data.find(b"\r\n\r\n")
+        if body_at >= 0:
+            m = re.search(rb"(?im)^content-length:\s*(\d+)\s*$", data[:body_at])
+            want = min(int(m.group(1)), BODY_LIMIT) if m else BODY_LIMIT
+            if len(data) - body_at - 4 >= want:   # a server that keeps the connection open despite `close`
+                return data
+        chunk = await reader.read(64 * 1024)
+        if not chunk:
+            return data
+        data += chunk
+        if body_at < 0 and len(data) > BODY_LIMIT + 64 * 1024:  # headers that never end
+            return data
 
 
 async def tcp_check(hostport: str, timeout: float) -> Result:

@@ -17,7 +17,7 @@ from typing import Any
 
 from herder.import_ import Options
 from herder.import_.draft import Draft, Scope, Table
-from herder.import_.pm2_keys import CANONICAL, RULES, Val, canonical
+from herder.import_.pm2_keys import CANONICAL, RULES, Val, canonical, js_key
 from herder.import_.pm2_load import Loaded, load
 from herder.import_.source import Source, fail
 from herder.import_.values import Places, duration, service_name
@@ -89,8 +89,9 @@ def _vals(src: Source, loaded: Loaded, path: tuple[Any, ...],
     extras: list[tuple[str, Val, str]] = []
     for k, v in app.items():
         line = loaded.line(*path, k)
-        c = canonical(k) or (k if k.startswith("env_") else None)
-        val = Val(c or k, k, v, src.where(line), line)
+        name = js_key(k)   # a YAML key may be null, a number or a boolean
+        c = canonical(name) or (name if name.startswith("env_") else None)
+        val = Val(c or name, name, v, src.where(line), line)
         if c is None:
             extras.append(("unknown", val, "PM2 ignores it too"))
         else:

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from herder.import_.pm2_keys import RULES, Val, js_string
+from herder.import_.pm2_keys import RULES, Val, js_key, js_string
 from herder.import_.source import fail
 from herder.import_.values import duration, size
 
@@ -147,7 +147,7 @@ def _env(a: App, options: Options, n: int) -> None:
             if s is None:
                 a.sc.drop(f"{v.written}.{k}", a.loaded.line(*a.path, v.written, k), "null", "node passes no null")
                 continue
-            env[str(k)] = s
+            env[js_key(k)] = s
         a.sc.carry(v.written, v.line, f"{len(v.value)} variables", "env", None,
                    "merged over env, as `pm2 start --env` does" if v is chosen else "")
     for key, v in a.vals.items():

@@ -131,6 +131,16 @@ def pm2_words(s: str) -> list[str]:
     return out
 
 
+def js_key(k: Any) -> str:
+    """A mapping key as a JavaScript property name: YAML allows `~:`, `true:` or `1:` as keys,
+    which js-yaml hands PM2 as "null", "true", "1"."""
+    if isinstance(k, str):
+        return k
+    if k is None or isinstance(k, bool | int | float):
+        return js_string(k) or "null"
+    return str(k)   # a date key, say: a name PM2 does not know either
+
+
 def js_string(v: Any) -> str | None:
     """A value as node turns it into an environment string (None: not passed)."""
     import json

@@ -232,6 +232,13 @@ class LogHub:
         lines = self.err_tail.get(inst.name, [])[-inst.spec.logs.tail_lines:]
         return {"stderr_tail": [x.decode("utf-8", "replace") for x in lines]}
 
+    def status_fields(self, inst: Instance) -> dict[str, Any]:
+        """What the log hub adds to an instance's status record: its counters and the last
+        line it wrote to stderr (shown by `herder status` for a failed instance)."""
+        tail = self.err_tail.get(inst.name)
+        return {"logs": self.stats(inst.name),
+                "last_stderr": tail[-1].decode("utf-8", "replace") if tail else None}
+
     def stats(self, name: str) -> dict[str, Any]:
         sinks = {ch.sink for ch in self.current.get(name, []) if ch.sink is not None}
         return {"dropped_bytes": self.dropped.get(name, 0),

@@ -12,7 +12,7 @@ from herder.config.model import Logs
 from herder.logs._files import RotatingFile
 from herder.logs._framing import rfc3339
 from herder.logs._hub import LogHub
-from herder.runtime.events import Event
+from herder.runtime.events import LIVE_ONLY, Event
 
 _LEVELS = {"exit": "warning", "failed": "error", "stop_timeout": "warning", "spawn_failed": "error", "bug": "error",
            "log_disk_full": "error", "log_write_error": "error", "log_dropped": "warning"}
@@ -30,6 +30,8 @@ class OwnLog:
         hub.sinks[self.file.path] = self.file
 
     def __call__(self, ev: Event) -> None:
+        if ev.kind in LIVE_ONLY:   # STATUS= texts: streamed live, never written down
+            return
         rec = {"ts": rfc3339(ev.ts), "level": _LEVELS.get(ev.kind, "info"), "instance": ev.instance,
                "kind": ev.kind, "message": ev.message, **ev.data}
         line = (json.dumps(rec, default=str, ensure_ascii=False) + "\n").encode()

@@ -94,15 +94,22 @@ def parse_line(raw: bytes, instance: str, stream: str) -> Line:
 
 
 def read_tail(cfg: Config, only: list[str] | None, n: int, since: float | None) -> list[Line]:
-    """The last n lines (n <= 0: all) across the selected instances, oldest first."""
-    streams = []
+    """The last n lines of each selected instance (n <= 0: all), merged oldest first.
+
+    n is per instance (docs/logs.md), like `tail -n` on each file: `herder logs -n 5` of a
+    service with three replicas shows up to 15 lines, so a chatty replica cannot hide the
+    others. An instance's stdout and stderr files together give its n."""
+    by_instance: dict[str, list[list[Line]]] = {}
     for instance, stream, path in instance_files(cfg, only):
         lines = [parse_line(x, instance, stream or "stdout") for x in last_lines(path, n)]
         if since is not None:
             lines = [x for x in lines if x.ts is not None and x.ts >= since]
-        streams.append(_with_order(lines))
-    merged = [x for _, _, x in heapq.merge(*streams, key=lambda t: (t[0], t[1]))]
-    return merged[-n:] if n > 0 else merged
+        by_instance.setdefault(instance, []).append(lines)
+    streams = []
+    for files in by_instance.values():
+        mine = [x for _, _, x in heapq.merge(*(_with_order(f) for f in files), key=lambda t: (t[0], t[1]))]
+        streams.append(_with_order(mine[-n:] if n > 0 else mine))
+    return [x for _, _, x in heapq.merge(*streams, key=lambda t: (t[0], t[1]))]
 
 
 def _with_order(lines: list[Line]) -> Iterator[tuple[float, int, Line]]:

@@ -38,6 +38,6 @@ class Ring:
 
 
 def merge_tails(rings: Iterable[Ring], n: int) -> list[Record]:
-    """The last n records across instances, in time order (ties keep instance order)."""
-    merged = list(heapq.merge(*(r.tail(n) for r in rings), key=lambda r: r.ts))
-    return merged[-n:] if n > 0 else []
+    """The last n records of each instance (docs/logs.md: n is per instance), in time order
+    (ties keep instance order)."""
+    return list(heapq.merge(*(r.tail(n) for r in rings), key=lambda r: r.ts)) if n > 0 else []

@@ -67,4 +67,35 @@ class InstallSpec:
         return cls(service=spec, **{k: v for k, v in d.items() if k in mine and k != "service"})
 
     def dumps(self) -> str:
-        return json.dumps(self.to_record(), indent=2, sort_keys=True) + "\n"
+        """The record as written: only what differs from herder's defaults (plus name, kind
+        and scope), so the file (and every `--dry-run`) shows the settings that were chosen
+        in a dozen lines instead of 130 lines of defaults. `from_record` fills the rest back
+        from the same dataclasses; a default that changes in a later herder then applies."""
+        data = _without_defaults(InstallSpec, self.to_record(), keep=("name", "kind", "scope", "service"))
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def _default(f: dataclasses.Field[Any]) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return dataclasses.asdict(f.default_factory()) if f.metadata.get("table") else f.default_factory()
+    return dataclasses.MISSING
+
+
+def _without_defaults(cls: type, data: dict[str, Any], keep: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`data` (dataclasses.asdict of a `cls`) without the keys that hold their default; nested
+    schema tables likewise, and left out when nothing in them differs."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        sub = ServiceSpec if f.name == "service" and cls is InstallSpec else f.metadata.get("table")
+        if sub is not None and isinstance(value, dict):
+            value = _without_defaults(sub, value)
+            if value or f.name in keep:
+                out[f.name] = value
+        elif f.name in keep or value != _default(f):
+            out[f.name] = value
+    return out

@@ -28,6 +28,11 @@ class Event:
 
 Subscriber = Callable[[Event], None]
 
+# Kinds that are streamed live (and the last one kept in the status record) but never written
+# to the journal or herder.log: a STATUS= text (ctx.status()) may change many times a second,
+# and systemd keeps STATUS= out of its journal too (docs/api.md).
+LIVE_ONLY = frozenset({"status"})
+
 
 class EventBus:
     def __init__(self) -> None:

@@ -88,6 +88,8 @@ class Supervisor:
             from herder.alerts.component import AlertsComponent
 
             self.alerts = AlertsComponent(self, self.procs.watch, self.procs.base_env)
+        # extra fields of each status record, asked per request (never on a timer)
+        self.status_fields: list[Callable[[Instance], dict[str, Any]]] = [self.logs.status_fields]
 
     # ---- what components read (herder.runtime.ports.Host) -----------------------------------------
 
@@ -121,8 +123,15 @@ class Supervisor:
         return self.world.resolve(names)
 
     def status(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
-        """One record per instance (interface.md `status --json`)."""
-        return status.records(self.world, self.clock.now(), names, lambda inst: {"logs": self.logs.stats(inst.name)})
+        """One record per instance (interface.md `status --json`), with what each of
+        `status_fields` adds (the log hub's counters; CPU and memory: herder.process.usage)."""
+        return status.records(self.world, self.clock.now(), names, self._status_fields)
+
+    def _status_fields(self, inst: Instance) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for fields in self.status_fields:
+            out.update(fields(inst))
+        return out
 
     # ---- posting ---------------------------------------------------------------------------------
 

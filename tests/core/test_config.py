@@ -38,7 +38,8 @@ def test_every_error_at_once_with_line_key_and_expectation(make_config: Callable
     errs = errors(p)
     text = "\n".join(errs)
     assert f"{p}:2: herder.shutdown_timeout: expected a duration" in text
-    assert f'{p}:6: services.web.restart: unknown value "allways"; expected one of always, on-failure, never' in text
+    assert (f'{p}:6: services.web.restart: unknown value "allways" (did you mean "always"?); '
+            "expected one of always, on-failure, never") in text
     assert f'{p}:7: services.web.stop_signal: expected a signal name such as TERM, INT, HUP or QUIT; got "TREM"' in text
     assert f"{p}:8: services.web.backoff.factor: 0.5 is too small; expected at least 1.0" in text
     assert f'{p}:8: services.web.backoff.initial: expected a duration such as "10s"' in text
@@ -95,8 +96,9 @@ def test_missing_command_bad_types_and_toml_syntax(make_config: Callable[..., Pa
     assert f"{p}:5: services.b.env: X: expected a string, number or boolean" in text
     bad = make_config("[services.a\ncommand = 1\n", name="bad.toml")
     assert errors(bad) == [f"{bad}:1: TOML syntax error: Expected ']' at the end of a table declaration"]
-    assert errors(make_config("[servicez.a]\n", name="top.toml"))[0].endswith(
-        "servicez: unknown table; expected one of herder, defaults, services, alerts, hooks")
+    assert errors(make_config("[servicez.a]\n", name="top.toml"))[0].endswith(   # docs/config.md: did you mean
+        'top.toml:1: servicez: unknown table (did you mean "services"?); expected one of herder, defaults, services, '
+        'alerts, hooks')
 
 
 def test_partial_tables_merge_with_defaults_then_builtins(make_config: Callable[..., Path], tmp_path: Path) -> None:
@@ -178,3 +180,38 @@ def test_millisecond_stamps_never_go_back_at_a_second_boundary() -> None:
     before, after = 1_700_000_000.9999999, 1_700_000_001.0004
     assert stamp_ms(before) <= stamp_ms(after)  # the old code printed ...20.000 for `before`
     assert stamp_ms(before).endswith(":20.999") or stamp_ms(before).endswith(":21.000")
+
+
+def test_generated_defaults_are_the_parsers_defaults() -> None:
+    """docs/config.md's default column, parsed back with each key's own parser, gives the
+    built-in default (it once showed examples: depends_on `{ db = "ready" }`, 5s …)."""
+    import dataclasses
+    import tomllib
+
+    from herder.config.docs import rows, toml_default
+    from herder.config.model import HerderSettings, ServiceSpec
+
+    def leaves(cls: type, prefix: str = "") -> list[tuple[str, dataclasses.Field]]:  # type: ignore[type-arg]
+        out = []
+        for f in dataclasses.fields(cls):
+            sub = f.metadata.get("table")
+            out += leaves(sub, prefix + f.name + ".") if sub else [(prefix + f.name, f)]
+        return out
+
+    checked = 0
+    for cls in (HerderSettings, ServiceSpec):
+        shown = {key: default for key, kind, default, _ in rows(cls) if kind != "table"}
+        for key, f in leaves(cls):
+            text = shown[key]
+            assert text == toml_default(f)
+            if text in ("—", "(required)"):
+                continue
+            value = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            raw = tomllib.loads(f"x = {text}")["x"]
+            parse = f.metadata["parse"]
+            assert parse(raw) == value, f"{key}: docs say {text}, the parser's default is {value!r}"
+            checked += 1
+    assert checked > 40
+    # the three the operator hit
+    svc = {k: d for k, _, d, _ in rows(ServiceSpec)}
+    assert svc["depends_on"] == "{}" and svc["logs.forward"] == "[]" and svc["health.initial_delay"] == '"0s"'

@@ -27,7 +27,7 @@ def test_check_prints_every_error_and_exits_2(make_config: Callable[..., Path]) 
     p = make_config('[services.a]\ncommand = "true"\nrestart = "allways"\n[services.b]\nkill = "everything"\n')
     res = run("check", "-c", str(p))
     assert res.returncode == 2
-    assert (f'{p}:3: services.a.restart: unknown value "allways"; '
+    assert (f'{p}:3: services.a.restart: unknown value "allways" (did you mean "always"?); '
             "expected one of always, on-failure, never") in res.stderr
     assert f'{p}:4: services.b: missing key "command"' in res.stderr
     assert f'{p}:5: services.b.kill: unknown value "everything"; expected one of tree, group, main' in res.stderr

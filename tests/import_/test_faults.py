@@ -97,6 +97,17 @@ def test_a_yaml_alias_bomb_costs_nothing(tmp_path: Path) -> None:
     assert r.returncode in (0, 2), r.stderr
 
 
+def test_yaml_keys_that_are_not_strings_are_names_as_pm2_sees_them(tmp_path: Path) -> None:
+    """`~:`, `1:` and `2024-01-01:` are keys YAML allows (found by test_fuzz: a traceback)."""
+    (tmp_path / "process.yml").write_text("apps:\n  - script: /bin/true\n    ~: 1\n    7: x\n    2024-01-01: y\n"
+                                          "    env: {~: a, 1: b}\n")
+    r = run(tmp_path, "import", "pm2", "process.yml")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert run(tmp_path, "check").returncode == 0
+    text = (tmp_path / "herder.toml").read_text()
+    assert 'null = "a"' in text and '1 = "b"' in text
+
+
 @pytest.mark.parametrize("fmt,text,where", [
     ("supervisord", "[program:web]\ncommand=/bin/true\nautostart=maybe\n", "supervisord.conf:3: autostart"),
     ("supervisord", "[program:web]\nautostart=true\n", "supervisord.conf:1: [program:web] has no command"),

@@ -8,6 +8,7 @@ lines. Regenerate with HERDER_UPDATE_GOLDEN=1 after a deliberate change, and rev
 
 from __future__ import annotations
 
+import json
 import os
 import plistlib
 import shutil
@@ -143,6 +144,11 @@ def test_record_round_trip() -> None:
     for spec in specs().values():
         back = InstallSpec.from_record(spec.to_record())
         assert back == spec
+        # the file holds only what differs from the defaults (a dry run shows it whole: issue 17)
+        text = spec.dumps()
+        assert InstallSpec.from_record(json.loads(text)) == spec
+        assert text.count("\n") < json.dumps(spec.to_record(), indent=2).count("\n"), text
+    assert specs()["plain"].dumps().count("\n") < 25
     with_password = InstallSpec("x", specs()["plain"].service, password="s3cret")
     assert "s3cret" not in with_password.dumps()
 

@@ -29,6 +29,8 @@ POSIX_ONLY = {
     "herder.runtime.effects": "the supervisor's effect runner, over the process table",
     "herder.runtime.supervisor": "the supervisor itself: SIGCHLD reaping, process groups, cgroups",
     "herder.testing.harness": "runs the supervisor",
+    "herder.cli.top": "watches a running supervisor (`herder up`, Linux today); Textual is not among the tier's "
+                      "wheels",
 }
 
 

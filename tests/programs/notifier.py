@@ -87,8 +87,11 @@ def main(steps: list[str]) -> None:
             send("STATUS=" + "x" * int(arg))
         elif kind == "hold":
             break
-    while not stop:
-        signal.pause() if hasattr(signal, "pause") else time.sleep(1)
+    # hold until SIGTERM. Not `while not stop: signal.pause()`: a SIGTERM landing between the
+    # check and pause() was lost and the program hung until herder's SIGKILL (seen under load).
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    if not stop:
+        signal.sigwait({signal.SIGTERM})
     sys.exit(0)
 
 

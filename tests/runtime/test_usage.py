@@ -1,0 +1,62 @@
+"""Per-instance CPU and memory (herder.process.usage) of real process trees, with the
+sampling window on a fake clock so the CPU percentage is checked exactly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from herder.process.tree import descendants
+from herder.process.usage import Sampler, read_stat
+from herder.testing import FakeClock
+
+TREE = ("import subprocess\n"
+        "c = subprocess.Popen(['sleep', '1000'])\n"
+        "print(c.pid, flush=True)\n"
+        "x = 0\n"
+        "while True:\n"
+        "    x += 1\n")
+NOTHING = {"cpu": None, "rss": None, "procs": 0}
+
+
+def test_a_tree_without_a_cgroup_counts_every_process_and_the_window_is_exact() -> None:
+    with subprocess.Popen([sys.executable, "-c", TREE], stdout=subprocess.PIPE, text=True) as main:
+        assert main.stdout is not None
+        child = int(main.stdout.readline())       # the tree is complete: main burning CPU, a sleeping child
+        try:
+            clock = FakeClock()
+            s = Sampler(clock.now)
+            first = s.sample("busy", main.pid, descendants(main.pid))
+            assert first["procs"] == 2
+            st = read_stat(child)
+            assert st is not None and first["rss"] > st.rss > 0
+            burned(main.pid, more_than=first["cpu_seconds"] + 0.05)
+            clock.advance(10.0)
+            second = s.sample("busy", main.pid, descendants(main.pid))
+            spent = second["cpu_seconds"] - first["cpu_seconds"]
+            assert spent > 0                           # it burns CPU all the time
+            assert abs(second["cpu"] - spent / 10.0 * 100) <= 0.11   # % of one core over the 10 s window
+            clock.advance(0.1)                         # a second client right after: the same figure
+            assert s.sample("busy", main.pid, descendants(main.pid))["cpu"] == second["cpu"]
+            s.forget(keep=[])                          # a reload removed it
+            assert "busy" not in s._last
+        finally:
+            main.send_signal(signal.SIGKILL)
+            os.kill(child, signal.SIGKILL)
+    assert Sampler().sample("busy", main.pid, descendants(main.pid)) == NOTHING   # gone
+
+
+def burned(pid: int, more_than: float) -> None:
+    """Until the process has used more CPU than that (it only has /proc to show it): look
+    again every 10 ms, bounded."""
+    deadline = time.monotonic() + 60
+    while (st := read_stat(pid)) is not None and st.cpu <= more_than:
+        assert time.monotonic() < deadline, "the busy loop never got the CPU"
+        time.sleep(0.01)
+
+
+def test_an_instance_that_is_not_running_has_no_figures() -> None:
+    assert Sampler().sample("idle", None, ()) == NOTHING
