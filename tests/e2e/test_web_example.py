@@ -22,6 +22,9 @@ import pytest
 from ctl_harness import Herd
 from herdertest import ROOT, Receiver, free_privileged_port, proc_status, wait_until
 
+from herder.config.lifecycle import Security
+from herder.process.privilege import problems
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "web"
 NET_BIND_SERVICE = 1 << 10
 
@@ -50,6 +53,9 @@ def test_the_web_example_end_to_end(herd: Callable[..., Herd], receiver: Receive
         www = pwd.getpwnam("www-data")
     except KeyError:
         pytest.skip("no www-data account on this machine")
+    found = problems(Security(no_new_privileges=True, capabilities=("NET_BIND_SERVICE",)), switches_account=True)
+    if found:
+        pytest.skip(f"this machine cannot: security.{found[0][0]}: {found[0][1]}")
     port = free_privileged_port()
     example = (EXAMPLE / "herder.toml").read_text()
     services = example[example.index("[alerts]"):]
