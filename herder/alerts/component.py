@@ -74,6 +74,10 @@ class AlertsComponent:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    def replay(self, ev: Event) -> None:
+        """An event published before the component listened (instances a previous herder left)."""
+        self._on_event(ev)
+
     # ---- on the loop: only enqueue ----------------------------------------------------------------
 
     def _on_event(self, ev: Event) -> None:

@@ -74,7 +74,7 @@ class Policy:
             out += self._clear("unhealthy", instance, f"{instance} is healthy again", now)
         elif kind == "exit" and data.get("reason") == "oom":
             out += self._raise("oom", instance, instance, message, message, now)
-        elif kind in ("adopted", "left_running"):
+        elif kind in ("adopted", "left_running") or (kind == "supervisor" and data.get("left_running")):
             out += self._raise("adopted", instance, instance, message, message, now)
         elif kind in ("spawn_failed", "stop_timeout"):
             out += self._raise(kind, instance, instance, message, message, now)

@@ -16,17 +16,20 @@ from pathlib import Path
 from herder.config import Config
 from herder.process import tree
 from herder.process.cgroup import Cgroup
-from herder.runtime.events import EventBus
+from herder.runtime.events import Event, EventBus
 from herder.store import runstate
 
 
-async def stop_left_running(config: Config, events: EventBus) -> None:
+async def stop_left_running(config: Config, events: EventBus) -> Event | None:
+    """Stop what a previous herder left running; the event that says so (alerts replay it:
+    they start later), or None."""
     old_pid, records = runstate.read(config.state_dir / "run.json")
     alive = {n: r for n, r in records.items() if runstate.still_alive(r)}
     if not alive:
-        return
-    events.emit("", "supervisor", f"herder: {len(alive)} instance(s) left running by a previous herder "
-                f"(pid {old_pid}): {', '.join(sorted(alive))}; stopping them before starting")
+        return None
+    ev = events.emit("", "supervisor", f"herder: {len(alive)} instance(s) left running by a previous herder "
+                     f"(pid {old_pid}): {', '.join(sorted(alive))}; stopping them before starting",
+                     {"left_running": sorted(alive), "previous_pid": old_pid})
     pids: set[int] = set()
     for rec in alive.values():
         cg = Cgroup(Path(rec.cgroup)) if rec.cgroup and Path(rec.cgroup).is_dir() else None
@@ -34,6 +37,7 @@ async def stop_left_running(config: Config, events: EventBus) -> None:
     tree.kill_all(pids, signal.SIGTERM)
     timeout = max((s.stop_timeout for s in config.services.values()), default=10.0)
     await asyncio.to_thread(_wait_then_kill, pids, timeout)
+    return ev
 
 
 def _wait_then_kill(pids: set[int], timeout: float) -> None:

@@ -26,7 +26,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from herder.config import Config
 from herder.core import effects as fx
@@ -49,6 +49,9 @@ from herder.runtime.ports import Component
 from herder.runtime.processes import Processes
 from herder.runtime.timers import Timers
 from herder.store import lock, runstate
+
+if TYPE_CHECKING:
+    from herder.alerts.component import AlertsComponent
 
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -83,7 +86,7 @@ class Supervisor:
         self.runner = EffectRunner(self.world, self.procs, self.timers, self.events, self.logs, self.checks,
                                    self.limits, self._finish, self.hooks, self.calendar)
         upward.attach(self)  # READY/STATUS/WATCHDOG/STOPPING to systemd when it runs herder
-        self.alerts: Component | None = None
+        self.alerts: AlertsComponent | None = None
         if config.alerts.targets or config.hooks.on_event:   # [alerts], [hooks] on_event
             from herder.alerts.component import AlertsComponent
 
@@ -206,7 +209,7 @@ class Supervisor:
                      signals.install(loop, signal.SIGINT, lambda: self.post(Interrupt())),
                      signals.install(loop, signal.SIGUSR1, self.logs.reopen)]
         try:
-            await previous.stop_left_running(config, self.events)
+            left = await previous.stop_left_running(config, self.events)
             if config.herder.cgroups:
                 self.procs.cgroups = Cgroups.detect(config.state_dir)
             if self.limits is not None:
@@ -218,6 +221,8 @@ class Supervisor:
                         await stack.enter_async_context(own)
                 for comp in self.components:
                     await stack.enter_async_context(comp)
+                if left is not None and self.alerts is not None:
+                    self.alerts.replay(left)        # it was published before the alerts listened
                 self.events.emit("", "supervisor", f"herder: supervising {len(self.instances)} instance(s) "
                                  f"(pid {os.getpid()}, tracking by {'cgroup' if self.cgroups else 'process group'})")
                 self.timers.open()
