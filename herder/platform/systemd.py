@@ -100,7 +100,7 @@ def detect_features() -> Features:
 
 
 def unit_name(name: str) -> str:
-    return name if name.endswith((".service", ".target", ".socket")) else f"{name}.service"
+    return name if name.endswith((".service", ".target", ".socket", ".timer")) else f"{name}.service"
 
 
 def unit_dir(scope: str, home: Path | None = None) -> Path:
@@ -302,6 +302,24 @@ def render_target(name: str, description: str, wants: list[str], header: tuple[s
     lines = [*header, "[Unit]", f"Description={_percent(description)}"]
     lines += [f"Wants={unit_name(w)}" for w in wants]
     lines += ["", "[Install]", "WantedBy=multi-user.target"]
+    return "\n".join(lines) + "\n"
+
+
+def render_timer(description: str, on_calendar: str, unit: str, *, persistent: bool, part_of: str,
+                 header: tuple[str, ...] = ()) -> str:
+    """A timer that starts `unit` on a calendar (herder's schedule and restart_schedule)."""
+    lines = [*header, "[Unit]", f"Description={_percent(description)}", f"PartOf={unit_name(part_of)}", "",
+             "[Timer]", f"OnCalendar={on_calendar}", "AccuracySec=1s", f"Unit={unit_name(unit)}"]
+    if persistent:
+        lines.append("Persistent=true")
+    lines += ["", "[Install]", f"WantedBy={unit_name(part_of)}"]
+    return "\n".join(lines) + "\n"
+
+
+def render_restarter(description: str, units: list[str], header: tuple[str, ...] = ()) -> str:
+    """A one-shot that restarts `units` if they run (the service a restart timer starts)."""
+    lines = [*header, "[Unit]", f"Description={_percent(description)}", "", "[Service]", "Type=oneshot",
+             "ExecStart=systemctl try-restart " + " ".join(unit_name(u) for u in units)]
     return "\n".join(lines) + "\n"
 
 

@@ -64,4 +64,4 @@ def test_hooks_security_and_exit_code_policies_map_to_their_directives() -> None
     notes = {n.key: n for n in result.report.of("web")}
     assert notes["hooks.pre_stop"].status == "approximated" and "TimeoutStopSec=" in notes["hooks.pre_stop"].text
     assert notes["security.capabilities"].status == "carried"
-    assert notes["restart_schedule"].status == "not carried" and "systemctl restart" in notes["restart_schedule"].text
+    assert notes["restart_schedule"].status == "carried" and "try-restart" in notes["restart_schedule"].text
