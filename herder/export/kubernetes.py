@@ -26,6 +26,7 @@ from typing import Any
 
 from herder.config.model import Health, Ready, ServiceSpec
 from herder.export import probes
+from herder.export.oncalendar import Untranslatable, five_fields
 from herder.export.project import ExportError, Project, dns_label, replica_free
 from herder.export.report import APPROXIMATED as A
 from herder.export.report import CARRIED as C
@@ -136,16 +137,20 @@ RULES: tuple[Rule, ...] = (
          "its own timeout is not carried (the kubelet has none for it)"),
     Rule("hooks.pre_stop", "lifecycle.preStop.exec", A, "its own timeout is not carried: "
          "terminationGracePeriodSeconds bounds it with the stop"),
+    Rule("schedule", "CronJob.spec.schedule", C, "the Job under jobTemplate; without timezone the controller's "
+         "zone (usually UTC), not the machine's"),
+    Rule("schedule", "—", N, "Kubernetes' cron cannot say it", when="untranslatable"),
+    Rule("timezone", "CronJob.spec.timeZone", C, "Kubernetes 1.27 and later"),
+    Rule("overlap", "concurrencyPolicy: Replace", C, when="replace"),
+    Rule("overlap", "concurrencyPolicy: Forbid", A, "a run due while the last one runs is skipped, not queued",
+         when="queue"),
+    Rule("missed", "no startingDeadlineSeconds", C, "the CronJob controller starts one run it missed"),
     Rule("security.no_new_privileges", "securityContext.allowPrivilegeEscalation: false", C),
     Rule("security.capabilities", "securityContext.capabilities", C, "drop: [ALL], add: the list"),
     *not_translated({
         "restart_prevent_exit_codes": "—",
         "restart_force_exit_codes": "—",
-        "schedule": "a CronJob",
-        "overlap": "CronJob concurrencyPolicy (Forbid / Allow / Replace)",
-        "missed": "CronJob startingDeadlineSeconds",
-        "restart_schedule": "a CronJob running `kubectl rollout restart`",
-        "timezone": "CronJob timeZone",
+        "restart_schedule": "a CronJob running `kubectl rollout restart` (with a service account allowed to)",
         "hooks.pre_start": "an init container",
         "hooks.post_stop": "—",
         "security.umask": "—",
@@ -330,6 +335,35 @@ def lifecycle(spec: ServiceSpec, rec: Recorder) -> dict[str, Any]:
     return {"lifecycle": out} if out else {}
 
 
+MISSED_DEADLINE = 300       # seconds: missed = "skip" (a run more than this late is not started)
+
+
+def cron_of(spec: ServiceSpec, rec: Recorder) -> dict[str, Any] | None:
+    """A CronJob's schedule fields for a `schedule`, or None (no schedule, or one Kubernetes
+    cannot say: then the service is exported as a Job and the schedule reported)."""
+    if spec.schedule is None:
+        return None
+    try:
+        fields = five_fields(spec.schedule)
+    except Untranslatable as e:
+        rec.note("schedule", "untranslatable", detail=f"{spec.schedule}: {e}")
+        rec.skip("timezone", "overlap", "missed")
+        return None
+    rec.note("schedule", detail=fields)
+    out: dict[str, Any] = {"schedule": fields,
+                           "concurrencyPolicy": "Replace" if spec.overlap == "replace" else "Forbid"}
+    if spec.overlap != "skip":
+        rec.note("overlap", spec.overlap)
+    if spec.timezone:
+        rec.note("timezone")
+        out["timeZone"] = spec.timezone
+    if spec.missed == "run":
+        rec.note("missed")
+    else:
+        out["startingDeadlineSeconds"] = MISSED_DEADLINE
+    return out
+
+
 def labels(project: Project, kname: str) -> tuple[dict[str, str], dict[str, str]]:
     selector = {NAME: kname, PART_OF: project.name}
     return {**selector, MANAGED: "herder"}, selector
@@ -345,7 +379,8 @@ def build(project: Project, report: Report) -> list[dict[str, Any]]:
         kname = kn[name]
         if kname != name:
             rec.note("name", "renamed", detail=kname)
-        job = project.is_job(name)
+        job = project.is_job(name) or spec.schedule is not None
+        cron = cron_of(spec, rec)
         meta_labels, selector = labels(project, kname)
         pod: dict[str, Any] = {}
         inits = []
@@ -375,14 +410,19 @@ def build(project: Project, report: Report) -> list[dict[str, Any]]:
             if spec.replicas != 1:
                 rec.note("replicas", "job")
                 jspec.update(completions=spec.replicas, parallelism=spec.replicas)
-            if not spec.autostart:
+            if not spec.autostart and spec.schedule is None:
                 rec.note("autostart", "job")
                 jspec["suspend"] = True
             if spec.min_uptime != 1.0:
                 rec.note("min_uptime", "job")
             jspec["template"] = {"metadata": {"labels": meta_labels}, "spec": pod}
-            workloads.append({"apiVersion": "batch/v1", "kind": "Job",
-                              "metadata": {"name": kname, "labels": meta_labels}, "spec": jspec})
+            if cron is not None:
+                workloads.append({"apiVersion": "batch/v1", "kind": "CronJob",
+                                  "metadata": {"name": kname, "labels": meta_labels},
+                                  "spec": {**cron, "jobTemplate": {"spec": jspec}}})
+            else:
+                workloads.append({"apiVersion": "batch/v1", "kind": "Job",
+                                  "metadata": {"name": kname, "labels": meta_labels}, "spec": jspec})
         else:
             rec.note("restart", spec.restart)
             pod["restartPolicy"] = "Always"

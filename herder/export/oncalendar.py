@@ -1,4 +1,5 @@
-"""A cron expression as systemd's OnCalendar= (for the timers of `herder export systemd`).
+"""A cron expression as systemd's OnCalendar= (the timers of `herder export systemd`) and as
+the five plain fields a Kubernetes CronJob takes.
 
 The expression is read by the same parser herder runs it with (cronsim), and each field's
 set of values is written out as an explicit list, which OnCalendar= reads the same way
@@ -6,7 +7,8 @@ whatever the original spelling (`*/15`, `9-17`, `mon-fri`, `@daily`). What OnCal
 cannot say is refused with the reason (the export reports the key as not carried): cron's
 "either day-of-month or day-of-week" when both are restricted (OnCalendar= wants both), and
 cronsim's `L`, `W` and `#` day forms. tests/export checks the next runs against
-`systemd-analyze calendar` for a set of expressions.
+`systemd-analyze calendar` for a set of expressions. Kubernetes' parser reads the five
+standard fields (both day fields restricted: either matches, as in herder), without seconds.
 """
 
 from __future__ import annotations
@@ -52,3 +54,25 @@ def on_calendar(expr: str, zone: str | None = None) -> str:
     date = f"*-{_field(parts.get('months'), 'months')}-{_field(parts.get('days'), 'days')}"
     time = ":".join(_field(parts.get(k), k) for k in ("hours", "minutes", "seconds"))
     return f"{dow}{date} {time}" + (f" {zone}" if zone else "")
+
+
+def five_fields(expr: str) -> str:
+    """`expr` as the five standard cron fields with explicit lists (a Kubernetes CronJob)."""
+    try:
+        it = CronSim(cron_fields(expr), datetime(2000, 1, 1, tzinfo=UTC))
+    except (CronSimError, ValueError) as e:
+        raise Untranslatable(str(e)) from None
+    parts = vars(it)
+    if parts.get("seconds") != {0}:
+        raise Untranslatable("a seconds field: Kubernetes reads minutes first")
+    either = not parts.get("day_and", True)     # both day fields restricted: keep them lists
+    weekdays = parts.get("weekdays")
+    if not isinstance(weekdays, set) or not all(isinstance(v, int) for v in weekdays):
+        raise Untranslatable("the day-of-week field uses a form Kubernetes has no equivalent for (L or #)")
+    days = {d % 7 for d in weekdays}
+    dow = "*" if days == set(range(7)) and not either else ",".join(str(d) for d in sorted(days))
+    dom = _field(parts.get("days"), "days", 1)
+    if either and dom == "*":
+        dom = ",".join(str(d) for d in range(1, 32))
+    return " ".join([_field(parts.get("minutes"), "minutes", 1), _field(parts.get("hours"), "hours", 1), dom,
+                     _field(parts.get("months"), "months", 1), dow])
