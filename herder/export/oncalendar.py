@@ -36,20 +36,28 @@ def _field(values: object, name: str, width: int = 2) -> str:
     return ",".join(f"{v:0{width}d}" for v in sorted(values))
 
 
-def on_calendar(expr: str, zone: str | None = None) -> str:
-    """OnCalendar= text for `expr` in `zone` (None: the host's local time, as herder's default)."""
+def _parsed(expr: str) -> dict[str, object]:
+    """The field sets cronsim made of `expr` (its attributes: seconds, minutes … weekdays, day_and)."""
     try:
-        it = CronSim(cron_fields(expr), datetime(2000, 1, 1, tzinfo=UTC))
+        return vars(CronSim(cron_fields(expr), datetime(2000, 1, 1, tzinfo=UTC)))
     except (CronSimError, ValueError) as e:
         raise Untranslatable(str(e)) from None
-    parts = vars(it)
+
+
+def _weekdays(parts: dict[str, object]) -> set[int]:
+    weekdays = parts.get("weekdays")
+    if not isinstance(weekdays, set) or not all(isinstance(v, int) for v in weekdays):
+        raise Untranslatable("the day-of-week field uses a form that has no equivalent there (L or #)")
+    return {d % 7 for d in weekdays}
+
+
+def on_calendar(expr: str, zone: str | None = None) -> str:
+    """OnCalendar= text for `expr` in `zone` (None: the host's local time, as herder's default)."""
+    parts = _parsed(expr)
     if not parts.get("day_and", True):
         raise Untranslatable("both day-of-month and day-of-week are restricted: cron runs on either, "
                              "OnCalendar= only on days that match both")
-    weekdays = parts.get("weekdays")
-    if not isinstance(weekdays, set) or not all(isinstance(v, int) for v in weekdays):
-        raise Untranslatable("the day-of-week field uses a form OnCalendar= has no equivalent for (L or #)")
-    days = {d % 7 for d in weekdays}
+    days = _weekdays(parts)
     dow = "" if days == set(range(7)) else ",".join(_DAYS[d] for d in sorted(days)) + " "
     date = f"*-{_field(parts.get('months'), 'months')}-{_field(parts.get('days'), 'days')}"
     time = ":".join(_field(parts.get(k), k) for k in ("hours", "minutes", "seconds"))
@@ -58,18 +66,11 @@ def on_calendar(expr: str, zone: str | None = None) -> str:
 
 def five_fields(expr: str) -> str:
     """`expr` as the five standard cron fields with explicit lists (a Kubernetes CronJob)."""
-    try:
-        it = CronSim(cron_fields(expr), datetime(2000, 1, 1, tzinfo=UTC))
-    except (CronSimError, ValueError) as e:
-        raise Untranslatable(str(e)) from None
-    parts = vars(it)
+    parts = _parsed(expr)
     if parts.get("seconds") != {0}:
         raise Untranslatable("a seconds field: Kubernetes reads minutes first")
     either = not parts.get("day_and", True)     # both day fields restricted: keep them lists
-    weekdays = parts.get("weekdays")
-    if not isinstance(weekdays, set) or not all(isinstance(v, int) for v in weekdays):
-        raise Untranslatable("the day-of-week field uses a form Kubernetes has no equivalent for (L or #)")
-    days = {d % 7 for d in weekdays}
+    days = _weekdays(parts)
     dow = "*" if days == set(range(7)) and not either else ",".join(str(d) for d in sorted(days))
     dom = _field(parts.get("days"), "days", 1)
     if either and dom == "*":
