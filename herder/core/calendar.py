@@ -1,7 +1,7 @@
 """Schedules: `schedule` (a job run on a calendar) and `restart_schedule` (a restart on one).
 
 Cron expressions are read by cronsim (Healthchecks' parser: maintained, typed, no
-dependencies), which follows Debian cron on daylight-saving changes: with a fixed minute
+dependencies; imported on first use), which follows Debian cron on daylight-saving changes: with a fixed minute
 and hour in a zone that springs forward, a time that does not exist runs at the first
 minute after the gap; a time that falls into the repeated hour when the clocks go back
 runs once. Expressions are evaluated in the service's `timezone`, else the machine's local
@@ -26,8 +26,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo
 
-from cronsim import CronSim
-
 from herder.config import ServiceSpec
 from herder.config.lifecycle import cron_fields
 from herder.core import effects as fx
@@ -48,6 +46,8 @@ def zone_of(spec: ServiceSpec, local: tzinfo) -> tzinfo:
 
 def next_due(expr: str, zone: tzinfo, after: float) -> float:
     """The first time strictly after `after` (wall-clock seconds) that `expr` names in `zone`."""
+    from cronsim import CronSim  # only a config with schedules loads it (and Windows has no supervisor)
+
     start = datetime.fromtimestamp(after, UTC).astimezone(zone)
     return next(CronSim(cron_fields(expr), start)).timestamp()
 

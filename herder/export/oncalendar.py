@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from cronsim import CronSim, CronSimError
-
 from herder.config.lifecycle import cron_fields
 
 _DAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
@@ -38,6 +36,8 @@ def _field(values: object, name: str, width: int = 2) -> str:
 
 def _parsed(expr: str) -> dict[str, object]:
     """The field sets cronsim made of `expr` (its attributes: seconds, minutes … weekdays, day_and)."""
+    from cronsim import CronSim, CronSimError  # only an export with schedules loads it
+
     try:
         return vars(CronSim(cron_fields(expr), datetime(2000, 1, 1, tzinfo=UTC)))
     except (CronSimError, ValueError) as e:
