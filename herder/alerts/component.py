@@ -69,7 +69,7 @@ class AlertsComponent:
             self._unsubscribe()
         if self._tick is not None:
             self._tick.cancel()
-        await flush(self.boxes, FLUSH)
+        await flush([b.queue for b in self.boxes] + [h.queue for h in self.on_event], FLUSH)
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -120,12 +120,18 @@ class AlertsComponent:
     async def _run_hooks(self, h: _OnEvent) -> None:
         while True:
             ev = await h.queue.get()
-            env = {"HERDER_EVENT_KIND": ev.kind, "HERDER_EVENT_INSTANCE": ev.instance,
-                   "HERDER_EVENT_MESSAGE": ev.message, "HERDER_EVENT_JSON": json.dumps(ev.as_dict(), default=str)}
-            why = await run_command(h.hook.command, env, h.hook.timeout, self.watch, self.base_env, "on_event")
-            if why or h.dropped:
-                extra = f"; {h.dropped} event(s) dropped (queue full)" if h.dropped else ""
-                self._emit("on_event_failed", f"herder: on_event hook {h.hook.command[0]} for {ev.kind} event: "
-                           f"{why or 'ok'}{extra}", {"command": list(h.hook.command), "event": ev.kind,
-                                                      "error": why, "dropped": h.dropped})
-                h.dropped = 0
+            try:
+                await self._run_hook(h, ev)
+            finally:
+                h.queue.task_done()
+
+    async def _run_hook(self, h: _OnEvent, ev: Event) -> None:
+        env = {"HERDER_EVENT_KIND": ev.kind, "HERDER_EVENT_INSTANCE": ev.instance,
+               "HERDER_EVENT_MESSAGE": ev.message, "HERDER_EVENT_JSON": json.dumps(ev.as_dict(), default=str)}
+        why = await run_command(h.hook.command, env, h.hook.timeout, self.watch, self.base_env, "on_event")
+        if why or h.dropped:
+            extra = f"; {h.dropped} event(s) dropped (queue full)" if h.dropped else ""
+            self._emit("on_event_failed", f"herder: on_event hook {h.hook.command[0]} for {ev.kind} event: "
+                       f"{why or 'ok'}{extra}", {"command": list(h.hook.command), "event": ev.kind,
+                                                  "error": why, "dropped": h.dropped})
+            h.dropped = 0

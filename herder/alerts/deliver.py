@@ -112,12 +112,13 @@ class Outbox:
             return f"{type(e).__name__}: {e}"
 
 
-async def flush(boxes: list[Outbox], seconds: float) -> None:
-    """Wait (bounded) until every queue is empty: the last alerts go before herder exits."""
+async def flush(queues: list[asyncio.Queue[Any]], seconds: float) -> None:
+    """Wait (bounded) until every queue's work is done: the last alerts and on_event hooks
+    run before herder exits."""
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(seconds):
-            for box in boxes:
-                await box.queue.join()
+            for q in queues:
+                await q.join()
 
 
 def host_name() -> str:
