@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint docs man clean nspawn-setup tmux-setup test-wine bench bench-quick
+.PHONY: demo test test-stress lint docs man clean nspawn-setup tmux-setup test-wine bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,20 @@ test: $(STAMP) nspawn-setup tmux-setup
 	@if [ -n "$$HERDER_TEST_WINE" ] && [ "$$HERDER_TEST_WINE" != 0 ]; then HERDER_PY=$(PY) tests/platform/setup-wine.sh >/dev/null \
 	  || echo "windows tier: setup failed; its tests will be skipped with the reason"; fi
 	$(PY) -m pytest -q
+
+# The whole suite while stress-ng keeps every core busy (issue 13: the suite must pass on a loaded
+# machine). stress-ng comes from Debian (installed here when missing, as root); it is stopped by pid
+# when pytest ends, however it ends. STRESS_CPUS=N to change the load (default: one worker per core).
+STRESS_CPUS ?= $(shell nproc)
+test-stress: $(STAMP) nspawn-setup
+	@command -v stress-ng >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get -o DPkg::Lock::Timeout=600 install -y -q stress-ng >/dev/null; } \
+	  || { echo "test-stress: needs stress-ng (apt-get install stress-ng)"; exit 2; }
+	@if [ -n "$$HERDER_TEST_WINE" ] && [ "$$HERDER_TEST_WINE" != 0 ]; then HERDER_PY=$(PY) tests/platform/setup-wine.sh >/dev/null \
+	  || echo "windows tier: setup failed; its tests will be skipped with the reason"; fi
+	@stress-ng --cpu $(STRESS_CPUS) --cpu-method matrixprod --timeout 2h --quiet & load=$$!; \
+	  trap 'kill $$load 2>/dev/null; wait $$load 2>/dev/null' EXIT INT TERM; \
+	  echo "test-stress: stress-ng --cpu $(STRESS_CPUS) (pid $$load) while the suite runs"; \
+	  $(PY) -m pytest -q
 
 # mypy strict on the whole package and ruff on the package and the tests (config and the
 # reasons for the rule set in pyproject.toml). CI (.ci/run) runs it before `make test`.

@@ -21,10 +21,16 @@ _SIZE_UNITS = {"": 1, "B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 10
 _SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([A-Za-z]*)")
 
 
+def _clip(text: object) -> str:
+    """A value for an error message: a huge one (a fuzzed config) shortened."""
+    s = str(text)
+    return s if len(s) <= 80 else f"{s[:60]}… ({len(s)} characters)"
+
+
 def parse_duration(text: object) -> float:
     """'1m30s' -> 90.0 seconds. Raises ValueError naming the accepted form."""
     if not isinstance(text, str):
-        raise ValueError(f'expected a duration string such as "10s" or "250ms"; got {text!r}')
+        raise ValueError(f'expected a duration string such as "10s" or "250ms"; got {_clip(repr(text))}')
     s = text.strip()
     pos, total = 0, 0.0
     if not s:
@@ -32,7 +38,7 @@ def parse_duration(text: object) -> float:
     while pos < len(s):
         m = _DURATION_RE.match(s, pos)
         if not m:
-            raise ValueError(f'expected a duration such as "10s", "250ms", "5m" or "1h"; got "{text}"')
+            raise ValueError(f'expected a duration such as "10s", "250ms", "5m" or "1h"; got "{_clip(text)}"')
         total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
         pos = m.end()
     return total
@@ -54,12 +60,15 @@ def parse_size(text: object) -> int:
     if isinstance(text, int) and not isinstance(text, bool) and text >= 0:
         return text
     if not isinstance(text, str):
-        raise ValueError(f'expected a size such as "512KB" or "50MB"; got {text!r}')
+        raise ValueError(f'expected a size such as "512KB" or "50MB"; got {_clip(repr(text))}')
     m = _SIZE_RE.fullmatch(text.strip())
     unit = m.group(2).upper() if m else None
     if not m or unit not in _SIZE_UNITS:
-        raise ValueError(f'expected a size such as "512KB", "50MB" or "1GB"; got "{text}"')
-    return int(float(m.group(1)) * _SIZE_UNITS[unit])
+        raise ValueError(f'expected a size such as "512KB", "50MB" or "1GB"; got "{_clip(text)}"')
+    value = float(m.group(1)) * _SIZE_UNITS[unit]
+    if value >= 2**63:   # also inf, from hundreds of digits
+        raise ValueError(f'"{_clip(text)}" is too large; expected a size below 8 EB')
+    return int(value)
 
 
 def parse_signal(text: object) -> signal.Signals:
@@ -68,7 +77,7 @@ def parse_signal(text: object) -> signal.Signals:
         try:
             return signal.Signals(text)
         except ValueError:
-            raise ValueError(f"expected a signal name such as TERM, INT, HUP or QUIT; got {text}") from None
+            raise ValueError(f"expected a signal name such as TERM, INT, HUP or QUIT; got {_clip(text)}") from None
     if isinstance(text, str):
         name = text.strip().upper()
         if not name.startswith("SIG"):
@@ -77,7 +86,7 @@ def parse_signal(text: object) -> signal.Signals:
             return signal.Signals[name]
         except KeyError:
             pass
-    raise ValueError(f'expected a signal name such as TERM, INT, HUP or QUIT; got "{text}"')
+    raise ValueError(f'expected a signal name such as TERM, INT, HUP or QUIT; got "{_clip(text)}"')
 
 
 def format_duration(seconds: float) -> str:
@@ -120,7 +129,7 @@ def parse_since(text: str) -> float:
         dt = datetime.fromisoformat(t.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise ValueError(f'expected a duration such as "10m", an RFC 3339 time such as 2026-05-01T12:00:00Z, '
-                         f'or unix seconds; got "{text}"') from None
+                         f'or unix seconds; got "{_clip(text)}"') from None
     if dt.tzinfo is None:
         dt = dt.astimezone()
     return dt.astimezone(UTC).timestamp()

@@ -46,6 +46,22 @@ def alive(pid: int) -> bool:
         return False
 
 
+def public_programs(*names: str) -> Path:
+    """Copies of test programs in a fresh directory every user can read (0755 under /tmp).
+
+    A program run as another account (`user = "nobody"`) cannot be read from a checkout
+    inside a 0700 directory (/root, pytest's own tmp dirs); report.py always comes along."""
+    import shutil
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="herder-test-public-"))
+    d.chmod(0o755)
+    for name in {*names, "report.py"}:
+        shutil.copy(PROGRAMS / name, d / name)
+        (d / name).chmod(0o644)
+    return d
+
+
 def toml_list(argv: list[str]) -> str:
     return "[" + ", ".join('"' + a.replace("\\", "\\\\").replace('"', '\\"') + '"' for a in argv) + "]"
 

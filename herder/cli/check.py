@@ -1,4 +1,5 @@
-"""`herder check`: every config error at once, exit 2 if any."""
+"""`herder check`: every config error at once, exit 2 if any; warnings (what only run time can
+settle) are printed too and do not change the exit code."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ def load_or_report(config_path: str | None) -> tuple[Path, Config | int]:
     """The loaded config, or the exit code after printing every error (for any command)."""
     path = find_config(config_path)
     try:
-        return path, load(path)
+        cfg = load(path)
     except ConfigError as e:
         for line in e.problems:
             print(line, file=sys.stderr)
         n = len(e.problems)
         print(f"{path}: {n} error{'s' if n != 1 else ''}; nothing was changed", file=sys.stderr)
         return path, e.exit_code
+    for line in cfg.warnings:
+        print(line, file=sys.stderr)
+    return path, cfg
 
 
 def run_check(config_path: str | None) -> int:

@@ -62,7 +62,11 @@ def run_status(args: Any) -> int:
         _dump(rows)
     else:
         render.print_table(rows, no_colour=getattr(args, "no_color", False), wide=getattr(args, "wide", False))
-    lost = c.call("health").get("journal_failures", 0)
+    health = c.call("health")
+    if not args.json:
+        for problem in health.get("problems", []):   # state herder could not trust (security.md)
+            print(f"herder: warning: {problem}", file=sys.stderr)
+    lost = health.get("journal_failures", 0)
     if lost:   # on stderr in both modes: stdout keeps its shape
         print(f"herder: {lost} event(s) could not be written to the journal (disk full or failing?); "
               "they are missing from `herder events`", file=sys.stderr)
@@ -239,12 +243,15 @@ def _journal_offline(args: Any) -> list[dict[str, Any]]:
 
 
 def run_down(args: Any) -> int:
+    """Stop everything; exit 0 only once the supervisor confirmed it: its event stream ended as
+    herder ends it when every service has stopped, and it released its lock (it exited)."""
     c = client(args, timeout=None)
     # follow first, so the end of the stream (herder closing it as it exits) is seen
     events = None if args.no_wait else c.stream("events", query={"follow": True, "limit": 0})
     res = c.call("down")
     if not args.json:
         print(f"herder (pid {res['pid']}): stopping every service", file=sys.stderr)
+    code = EXIT_OK
     if events is not None:
         view = progress.View(sys.stderr, verb="down")
         for e in events:
@@ -253,19 +260,29 @@ def run_down(args: Any) -> int:
             if e.get("kind") == "stop_timeout":
                 print(format_event(e), file=sys.stderr)
             view.feed(e)
-        wait_unlocked(res.get("state_dir"))
-        if not args.json:
+        exited = wait_unlocked(res.get("state_dir"))
+        if not events.complete:
+            print(f"herder: the supervisor (pid {res['pid']}) {'exited' if exited else 'stopped answering'} before "
+                  "confirming that every service stopped; some may still run (the next `herder up` stops what "
+                  "it left; see `herder status` or ps)", file=sys.stderr)
+            code = EXIT_FAILED
+        elif not exited:
+            code = EXIT_FAILED
+        elif not args.json:
             print(view.summary("down") + "; herder has exited", file=sys.stderr)
     if args.json:
-        _dump(res)
-    return EXIT_OK
+        _dump({**res, "confirmed": code == EXIT_OK})
+    return code
 
 
-def wait_unlocked(state_dir: str | None, timeout: float = 30.0) -> None:
-    """Block until the supervisor has exited (released its state_dir lock), bounded."""
+def wait_unlocked(state_dir: str | None, timeout: float = 30.0) -> bool:
+    """Block until the supervisor has exited (released its state_dir lock), bounded; False when it
+    has not within timeout."""
     if not state_dir:
-        return
+        return True
     from herder.store.lock import wait_released
 
     if not wait_released(state_dir, timeout):
         print(f"herder: the supervisor has not exited after {timeout:g}s", file=sys.stderr)
+        return False
+    return True

@@ -49,7 +49,9 @@ def run_detached(args: Any) -> int:
     if other is not None:
         raise AlreadyRunning(f"herder is already running on {cfg.state_dir} (pid {other}, socket {sock}); "
                              "use `herder status`, `herder reload` or `herder down`")
-    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    from herder.store import lock, statedir
+
+    statedir.ensure(cfg.state_dir, group_gid=lock.group_id(cfg.herder.socket_group))
     r, w = os.pipe()
     t0 = time.time()
     pid = os.fork()
@@ -74,9 +76,12 @@ def _daemon(cfg: Any, args: Any, w: int) -> int:  # pragma: no cover - runs in t
     import daemon  # python-daemon
 
     signal.signal(signal.SIGHUP, signal.SIG_IGN)   # until the control component takes SIGHUP over
+    from herder.store.statedir import open_nofollow
+
     # herder.log is JSON only (every event, written by herder.logs' OwnLog); what the daemon
     # itself prints outside events (start-up errors, a bug's traceback) goes to herder.out.
-    log = open(cfg.state_dir / "herder.out", "ab", buffering=0)  # noqa: SIM115 - the daemon's stdio for life
+    log = open(open_nofollow(cfg.state_dir / "herder.out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640),  # noqa: SIM115
+               "ab", buffering=0)  # the daemon's stdio for life
     umask = os.umask(0)
     os.umask(umask)
     ctx = daemon.DaemonContext(working_directory=os.getcwd(), umask=umask, files_preserve=[w, log.fileno()],

@@ -34,6 +34,13 @@ errors, with the nearest known name when one is close (`unknown key (did you mea
 error at once, in file order, as `FILE:LINE: key.path: what is wrong; what is expected` and
 exits 2; a config with any error changes nothing that is running.
 
+Any file content gets such a message (docs/security.md): only regular files up to 4 MB are
+read (a FIFO or `/dev/zero` is refused), a UTF-8 byte order mark is allowed, nesting deeper
+than 16 levels, NUL characters, NaN and infinity are errors. `check` also looks at the
+machine: an unknown `user` or `group`, a `command` that is not installed, not executable or
+in a folder the service's account cannot enter, and a missing `cwd` are errors — warnings
+(printed, exit 0) for a service with `depends_on`, since what it waits for may create them.
+
 Paths (`state_dir`, `log_dir`, `cwd`, `env_file`) are relative to the config file's folder.
 `{replica}` in `command`, `env` values and `cwd` becomes the instance number (0 when
 `replicas = 1`). Instances are named `NAME` (one replica) or `NAME.0` … `NAME.N-1`.

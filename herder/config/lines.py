@@ -53,9 +53,10 @@ class LineIndex:
             depth = max(0, depth + code.count("[") + code.count("{") - code.count("]") - code.count("}"))
 
     def line_of(self, path: tuple[str, ...]) -> int | None:
-        """Line of `path`, else of its longest recorded prefix, else None."""
+        """Line of `path`, else of its longest recorded prefix, else of the first key under it, else None."""
         for cut in range(len(path), 0, -1):
             line = self._lines.get(path[:cut])
             if line is not None:
                 return line
-        return None
+        # a shortened path (a key nested too deeply is reported by its first parts)
+        return next((line for key, line in self._lines.items() if key[:len(path)] == path), None) if path else None

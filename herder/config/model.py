@@ -39,6 +39,7 @@ from herder.config.schema import (
     p_forward,
     p_int,
     p_int_list,
+    p_mode,
     p_opt_duration,
     p_opt_str,
     p_output,
@@ -107,6 +108,8 @@ class Logs:
     max_line: int = opt(32 * 1024, p_size, "longer lines are split into pieces of this size (never dropped)",
                         example='"32KB"')
     tail_lines: int = opt(20, p_int(0, 1000), "last stderr lines attached to each exit event")
+    file_mode: int = opt(0o640, p_mode, "permissions of the log files herder writes (they carry the service's "
+                         "output: not world-readable by default)", example='"0640"')
     forward: tuple[str, ...] = opt((), p_forward,
                                    'also send lines to: "journald" | "syslog" (/dev/log) | "syslog:HOST:PORT" (UDP) '
                                    '| "syslog:/PATH" | "eventlog" (Windows)', example='["journald"]')
@@ -272,8 +275,10 @@ class HerderSettings:
     """The [herder] table: the supervisor itself."""
 
     state_dir: str = opt(".herder", p_str, "socket, journal, pid and run-state files; relative to the config file. "
-                         "Unset: $HERDER_STATE_DIR if set (`herder install --system` sets /var/lib/herder)")
+                         "Unset: $HERDER_STATE_DIR if set (`herder install --system` sets /var/lib/herder). "
+                         "{state_dir}/herder.sock must fit a Unix socket path (107 bytes): `up` refuses a longer one")
     log_dir: str | None = opt(None, p_opt_str, "service log files; default {state_dir}/logs")
+    log_dir_mode: int = opt(0o750, p_mode, "permissions of the log folders herder creates", example='"0750"')
     shutdown_timeout: float = opt(60.0, p_duration, "hard deadline for stopping everything", example='"60s"')
     cgroups: bool = opt(True, p_bool, "track each instance in its own cgroup where herder can create one")
     socket_group: str | None = opt(None, p_opt_str, "open the API socket to this group (mode 0660); default owner only")

@@ -78,7 +78,7 @@ def p_opt_size(v: Any) -> int | None:
 
 def p_cpus(v: Any) -> float | None:
     """number of CPUs, fractions allowed (0.5 = half of one CPU)"""
-    if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 < v < 1e6:   # also NaN and inf
         raise ValueError(f"expected a number of CPUs above zero such as 0.5 or 2; got {_show(v)}")
     return float(v)
 
@@ -87,6 +87,6 @@ def p_rlimit(v: Any) -> int | None:
     """whole number ≥ 0, or `"unlimited"`"""
     if v == "unlimited" or v == "infinity":
         return RLIM_INFINITY
-    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**63:
         raise ValueError(f'expected a whole number ≥ 0 or "unlimited"; got {_show(v)}')
     return v

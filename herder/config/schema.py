@@ -9,6 +9,7 @@ are plain functions `raw -> value` that raise ValueError("...; expected ...").
 from __future__ import annotations
 
 import dataclasses
+import math
 import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, field, fields
@@ -56,14 +57,17 @@ def p_bool(v: Any) -> bool:
     return v
 
 
+INT_MAX = 2**63 - 1    # what the OS, SQLite and cgroup files take; TOML itself allows more
+
+
 def p_int(lo: int | None = None, hi: int | None = None) -> Parser:
     def parse(v: Any) -> int:
         if not isinstance(v, int) or isinstance(v, bool):
             raise ValueError(f"expected a whole number; got {_show(v)}")
         if lo is not None and v < lo:
             raise ValueError(f"{v} is too small; expected at least {lo}")
-        if hi is not None and v > hi:
-            raise ValueError(f"{v} is too large; expected at most {hi}")
+        if v > (hi if hi is not None else INT_MAX):
+            raise ValueError(f"{v} is too large; expected at most {hi if hi is not None else INT_MAX}")
         return v
     parse.__doc__ = "whole number" + (f" ≥ {lo}" if lo is not None else "")
     return parse
@@ -71,8 +75,8 @@ def p_int(lo: int | None = None, hi: int | None = None) -> Parser:
 
 def p_float(lo: float | None = None, hi: float | None = None) -> Parser:
     def parse(v: Any) -> float:
-        if not isinstance(v, (int, float)) or isinstance(v, bool):
-            raise ValueError(f"expected a number; got {_show(v)}")
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+            raise ValueError(f"expected a finite number; got {_show(v)}")
         if lo is not None and v < lo:
             raise ValueError(f"{v} is too small; expected at least {lo}")
         if hi is not None and v > hi:
@@ -92,19 +96,37 @@ def p_enum(*choices: str) -> Parser:
     return parse
 
 
+MAX_DURATION = 100 * 365 * 86400.0   # longer is a typo (and overflows timers)
+
+
 def p_duration(v: Any) -> float:
     """duration such as `"250ms"`, `"10s"`, `"5m"`"""
-    return parse_duration(v)
+    d = parse_duration(v)
+    if not d <= MAX_DURATION:
+        raise ValueError(f"{_show(v)} is too long; expected at most 100 years")
+    return d
 
 
 def p_opt_duration(v: Any) -> float | None:
     """duration, or `""` for none"""
-    return None if v == "" else parse_duration(v)
+    return None if v == "" else p_duration(v)
 
 
 def p_size(v: Any) -> int:
     """size such as `"512KB"`, `"50MB"`"""
-    return parse_size(v)
+    n = parse_size(v)
+    if n > INT_MAX:
+        raise ValueError(f"{_show(v)} is too large; expected at most {INT_MAX} bytes")
+    return n
+
+
+def p_mode(v: Any) -> int:
+    """file mode: `"0640"` (octal text) or `0o640`"""
+    if isinstance(v, str) and v.strip() and all(c in "01234567" for c in v.strip()):
+        v = int(v.strip(), 8)
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 0o777:
+        raise ValueError(f'expected a file mode such as "0640" or 0o640 (permission bits only); got {_show(v)}')
+    return v
 
 
 def p_signal(v: Any) -> str:
@@ -134,6 +156,8 @@ def p_env(v: Any) -> dict[str, str]:
         raise ValueError(f"expected a table of NAME = value; got {_show(v)}")
     out = {}
     for k, val in v.items():
+        if not k or "=" in k:
+            raise ValueError(f"{_show(k)} is not a variable name; expected a NAME without \"=\"")
         if isinstance(val, bool):
             val = "true" if val else "false"
         if not isinstance(val, (str, int, float)):
@@ -143,9 +167,9 @@ def p_env(v: Any) -> dict[str, str]:
 
 
 def p_int_list(v: Any) -> tuple[int, ...]:
-    """list of whole numbers"""
-    if not isinstance(v, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in v):
-        raise ValueError(f"expected a list of whole numbers; got {_show(v)}")
+    """list of whole numbers from 0 to 255 (exit codes)"""
+    if not isinstance(v, list) or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i <= 255 for i in v):
+        raise ValueError(f"expected a list of exit codes (whole numbers from 0 to 255); got {_show(v)}")
     return tuple(v)
 
 
@@ -198,7 +222,7 @@ def p_depends(v: Any) -> dict[str, str]:
 
 def _show(v: Any) -> str:
     if isinstance(v, str):
-        return f'"{v}"'
+        return f'"{v}"' if len(v) <= 80 else f'"{v[:60]}…" ({len(v)} characters)'
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, dict):
@@ -257,12 +281,12 @@ def build(cls: type[T], raw: Any, path: tuple[str, ...], problems: Problems,
             continue
         value = raw[f.name]
         if sub is not None:
-            kwargs[f.name] = build(sub, value, path + (f.name,), problems, where)
+            kwargs[f.name] = build(sub, value, (*path, f.name), problems, where)
             continue
         try:
             kwargs[f.name] = f.metadata["parse"](value)
         except ValueError as e:
-            problems.add(where(path + (f.name,)), str(e))
+            problems.add(where((*path, f.name)), str(e))
     try:
         obj = cls(**kwargs)
     except TypeError:  # a required field failed; the problem is already recorded

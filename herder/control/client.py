@@ -4,11 +4,16 @@ Deliberately tiny and import-light (no asyncio, no server modules, no http.clien
 `herder status` must start, ask and print in well under 100 ms, and http.client alone
 costs ~20 ms of imports (it pulls in the email parser). The server is herder's own (h11),
 so an answer has either a Content-Length or a chunked body; that is all this reads.
+
+An answer cut short (the supervisor died, or the connection dropped, after the request
+went out) is never taken for a result: it raises Dropped (exit 1, "the outcome is
+unknown"), distinct from NotRunning (exit 3, nobody answered the connect). A stream
+knows whether it ended cleanly (`LineStream.complete`), which `herder down` uses to tell
+"every service stopped" from "herder died on the way".
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
@@ -19,6 +24,10 @@ from herder.control import registry
 from herder.errors import HerderError, NotRunning
 
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+class Dropped(HerderError):
+    """The connection ended before the supervisor's answer did: the outcome is unknown."""
 
 
 class ApiError(HerderError):
@@ -47,6 +56,8 @@ class Response:
         self._f = sock.makefile("rb")
         line = self._f.readline(65537)
         parts = line.split(None, 2)
+        if not line:
+            raise ConnectionError("no answer")
         if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
             raise ConnectionError(f"not an HTTP answer: {line[:80]!r}")
         self.status = int(parts[1])
@@ -59,9 +70,10 @@ class Response:
             self.headers[k.strip().lower()] = v.strip()
         self._chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
         length = self.headers.get("content-length")
-        self._left = int(length) if length is not None and not self._chunked else None
+        self._left = int(length) if length is not None and length.isdigit() and not self._chunked else None
         self._buf = b""
         self._eof = False
+        self.complete = False     # the body ended as HTTP says it ends (not with the connection)
 
     def getheader(self, name: str, default: str = "") -> str:
         return self.headers.get(name.lower(), default)
@@ -72,11 +84,15 @@ class Response:
             return b""
         if self._chunked:
             size_line = self._f.readline(65537)
-            size = int(size_line.split(b";")[0].strip() or b"0", 16) if size_line else 0
+            try:
+                size = int(size_line.split(b";")[0].strip(), 16)
+            except ValueError:       # the connection ended (b"") or garbage: not the last chunk
+                self._eof = True
+                return b""
             if size == 0:
                 while self._f.readline(65537) not in (b"\r\n", b"\n", b""):  # trailers
                     pass
-                self._eof = True
+                self._eof = self.complete = True
                 return b""
             data = self._f.read(size)
             self._f.readline(65537)  # the CRLF after the chunk
@@ -89,6 +105,7 @@ class Response:
             self._left -= len(data)
         if not data or self._left == 0:
             self._eof = True
+            self.complete = self._left == 0 or (self._left is None and "close" in self.getheader("connection"))
         return data
 
     def read(self) -> bytes:
@@ -135,8 +152,6 @@ class Client:
         conn.settimeout(timeout)
         try:
             conn.connect(self.socket_path)
-            conn.sendall((head + "\r\n").encode("latin-1") + data)
-            return Response(conn)
         except (FileNotFoundError, ConnectionRefusedError):
             conn.close()
             from herder.control.discovery import not_running
@@ -146,9 +161,19 @@ class Client:
             conn.close()
             raise HerderError(f"permission denied on {self.socket_path}: the socket belongs to another "
                               "user (see socket_group)") from None
-        except (ConnectionError, OSError) as e:
+        except OSError as e:
             conn.close()
             raise NotRunning(f"herder on {self.socket_path} did not answer: {e}") from None
+        try:
+            conn.sendall((head + "\r\n").encode("latin-1") + data)
+            return Response(conn)
+        except TimeoutError:
+            conn.close()
+            raise
+        except (ConnectionError, OSError) as e:
+            conn.close()
+            raise Dropped(f"the supervisor on {self.socket_path} closed the connection before answering "
+                          f"{method} {url} ({e}); did it exit? the outcome is unknown: see `herder status`") from None
 
     def _url(self, command: str, path: dict[str, str], query: dict[str, Any] | None) -> tuple[str, str]:
         cmd = registry.by_name(command)
@@ -163,19 +188,28 @@ class Client:
         resp = self._open(method, url, body, self.timeout)
         try:
             raw = resp.read()
+        except (ConnectionError, OSError) as e:
+            raise Dropped(f"the connection to the supervisor broke during its answer to {method} {url} ({e}); "
+                          "the outcome is unknown: see `herder status`") from None
         finally:
             resp.close()
+        if not resp.complete:
+            raise Dropped(f"the supervisor's answer to {method} {url} was cut short (did herder exit?); "
+                          "the outcome is unknown: see `herder status`")
         ctype = resp.getheader("content-type", "")
         value: Any = raw.decode("utf-8", "replace")
         if "json" in ctype:
-            with contextlib.suppress(ValueError):
+            try:
                 value = json.loads(raw)
+            except ValueError:
+                raise Dropped(f"the supervisor's answer to {method} {url} is not JSON; the outcome is unknown: "
+                              "see `herder status`") from None
         if resp.status >= 400:
             raise ApiError(resp.status, value)
         return value
 
     def stream(self, command: str, *, path: dict[str, str] | None = None,
-               query: dict[str, Any] | None = None, timeout: float | None = None) -> Iterator[dict[str, Any]]:
+               query: dict[str, Any] | None = None, timeout: float | None = None) -> LineStream:
         """Each JSON line of a streaming answer as it arrives; ends when the server ends it.
 
         The request is sent and its status checked before this returns, so a caller can
@@ -200,19 +234,50 @@ class Client:
         return resp
 
 
-def lines_of(resp: Response) -> Iterator[dict[str, Any]]:
-    try:
+def lines_of(resp: Response) -> LineStream:
+    """The JSON lines of a streaming answer, as an iterator that knows whether the stream
+    ended cleanly (`complete`)."""
+    return LineStream(resp)
+
+
+class LineStream:
+    """The JSON lines of a streaming answer; `complete` once it ended as HTTP says (the final
+    chunk), False while it runs or when the connection ended first."""
+
+    def __init__(self, resp: Response) -> None:
+        self._resp = resp
+
+    @property
+    def complete(self) -> bool:
+        return self._resp.complete
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
         while True:
             try:
-                line = resp.readline()
-            except (ConnectionError, ValueError):
-                return
+                line = self._resp.readline()
+            except (ConnectionError, ValueError, OSError) as e:
+                if isinstance(e, TimeoutError):
+                    raise
+                self.close()
+                raise StopIteration from None
             if not line:
-                return
+                self.close()
+                raise StopIteration
             if line.strip():
-                yield json.loads(line)
-    finally:
-        resp.close()
+                try:
+                    value: dict[str, Any] = json.loads(line)
+                except ValueError:     # a line cut by the end of the connection
+                    continue
+                return value
+
+    def close(self) -> None:
+        self._resp.close()
+
+    def __del__(self) -> None:   # a caller that stops reading early: the connection closes with it
+        self._resp.close()
 
 
 def discover_socket(explicit: str | None, config: str | None) -> str:
@@ -239,7 +304,7 @@ def discover_socket(explicit: str | None, config: str | None) -> str:
     else:
         path = os.environ["HERDER_CONFIG"]
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:   # a byte order mark is allowed, as `herder check` does
             raw = tomllib.loads(f.read())
     except FileNotFoundError:
         raise UsageError(f"no config at {path}: pass -c FILE or --socket PATH (or set $HERDER_SOCKET)") from None

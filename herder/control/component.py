@@ -27,15 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from herder.config import Config
+from herder.config import Config, socket_too_long
 from herder.control import registry
-from herder.control.server import Listener, Router
+from herder.control.listener import Listener
+from herder.control.server import Router
 from herder.core.events import Held
-from herder.errors import ConfigError
+from herder.errors import ConfigError, HerderError
 from herder.runtime.events import LIVE_ONLY, Event
 from herder.runtime.ports import Host
 from herder.store.intent import Intent
-from herder.store.journal import Journal
+from herder.store.journal import Journal, JournalUnusable
 
 RING = 2000
 FOLLOW_QUEUE = 10000
@@ -74,11 +75,16 @@ class Control:
         self._drained: asyncio.Event | None = None
         self._unsub: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        state_dir = sup.config.state_dir
-        state_dir.mkdir(parents=True, exist_ok=True)
-        self.intent = Intent(state_dir / "intent.json")
-        sup.post(Held(frozenset(self.intent.held)))   # the supervisor leaves these down at start-up
+        too_long = socket_too_long(sup.config.state_dir)
+        if too_long:   # refused before anything starts (`herder check` warns of it)
+            raise ConfigError([f"{sup.config.path}: herder.state_dir: {too_long}"])
+        # read in __aenter__, once the supervisor has checked and locked state_dir
+        self.intent = Intent(sup.config.state_dir / "intent.json")
+        self.problems: list[str] = []      # state that could not be trusted, for `status` (/v1/health)
         self.reloading = False
+        # events from before the journal opens (start-up: run.json, leftovers) are journalled too
+        self._early: list[Event] = []
+        self._unsub_early = sup.events.subscribe(self._early.append)
 
     # ---- lifetime ----------------------------------------------------------------------
 
@@ -86,16 +92,27 @@ class Control:
         cfg = self.sup.config
         self._loop = asyncio.get_running_loop()
         tcp = _tcp_settings(cfg)  # raises ConfigError before anything is opened
-        self.journal = Journal(cfg.state_dir / "journal.db", cfg.herder.journal_max_age, cfg.herder.journal_max_rows)
-        self.next_id = self.first_id = self.journal.last_id() + 1
-        self.last_journaled = self.next_id - 1
-        self.journal.start(self._committed_threadsafe)
+        problems = await self._open_journal()
+        self.intent.load()
+        self.sup.post(Held(frozenset(self.intent.held)))   # the supervisor leaves these down at start-up
         self._unsub = self.sup.events.subscribe(self._on_event)
+        self._unsub_early()
+        for ev in self._early:
+            self._on_event(ev)
+        self._early = []
+        for problem in problems + self.intent.problems:
+            self.sup.events.emit("", "state_problem", f"herder: {problem}", {})
+        if self.intent.problems:   # both copies again (the core has not applied Held yet: save what was read)
+            await asyncio.to_thread(self.intent.save, self.intent.snapshot())
         try:
             group = self.options.socket_group or cfg.herder.socket_group
             gid = _group_id(group) if group else None
             unix = Listener(self, self.router, allow_gid=gid)
-            await unix.open_unix(str(socket_path(cfg.state_dir)), 0o660 if gid is not None else 0o600, gid)
+            path = socket_path(cfg.state_dir)
+            try:
+                await unix.open_unix(str(path), 0o660 if gid is not None else 0o600, gid)
+            except OSError as e:   # the config check catches a path too long; this is the rest (EACCES …)
+                raise HerderError(f"cannot serve the API on {path}: {e.strerror or e}") from None
             self.listeners.append(unix)
             if tcp is not None:
                 host, port, token = tcp
@@ -110,6 +127,42 @@ class Control:
 
             self._undo_sighup = signals.install(self._loop, signal.SIGHUP, self._on_sighup)
         return self
+
+    async def _open_journal(self) -> list[str]:
+        """Open the journal (off the loop: it checks the file); problems to report. Without a
+        usable journal herder goes on: events live in the ring only (RING of them)."""
+        cfg = self.sup.config
+        try:
+            self.journal = await asyncio.to_thread(Journal, cfg.state_dir / "journal.db", cfg.herder.journal_max_age,
+                                                   cfg.herder.journal_max_rows)
+        except JournalUnusable as e:
+            self.journal = None
+            return [str(e)]
+        self.next_id = self.first_id = self.journal.last_id() + 1
+        self.last_journaled = self.next_id - 1
+        self.journal.on_error = self._journal_failed_threadsafe
+        self.journal.start(self._committed_threadsafe)
+        return list(self.journal.problems)
+
+    def _journal_failed_threadsafe(self, message: str) -> None:
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self.sup.events.emit, "", "journal_error", message, {})
+
+    async def past_events(self, *, before: int, since: float | None, instances: set[str] | None,
+                          limit: int) -> list[dict[str, Any]]:
+        """The latest `limit` events before id `before`: from the journal, or from the ring
+        when herder runs without one (or it cannot be read now)."""
+        from herder.store.journal import query
+
+        if self.journal is not None:
+            await self.synced(before - 1)
+            with contextlib.suppress(JournalUnusable):
+                return await asyncio.to_thread(query, self.journal.path, before=before, since=since,
+                                               instances=instances, limit=limit)
+        rows = [e for e in self.ring if e["id"] < before and (since is None or e["ts"] >= since)
+                and (instances is None or e["instance"] in instances)]
+        return rows[-limit:] if limit else []
 
     async def __aexit__(self, *exc: object) -> None:
         await self._close()
@@ -135,6 +188,7 @@ class Control:
             t.cancel()
         if self._jobs:
             await asyncio.gather(*self._jobs, return_exceptions=True)
+        self._unsub_early()
         if self._unsub is not None:
             self._unsub()
         if self.journal is not None:
@@ -162,6 +216,8 @@ class Control:
 
     def _on_event(self, ev: Event) -> None:
         """Every event to the ring and live followers; to the journal unless LIVE_ONLY."""
+        if ev.kind in ("state_problem", "journal_error") and len(self.problems) < 50:
+            self.problems.append(ev.message.removeprefix("herder: "))
         d = ev.as_dict()
         d["id"] = self.next_id
         self.next_id += 1
@@ -275,15 +331,38 @@ def _tcp_settings(cfg: Config) -> tuple[str, int, str] | None:
         path = Path(cfg.herder.api_token_file)
         if not path.is_absolute():
             path = cfg.path.resolve().parent / path
-        try:
-            token = path.read_text().strip()
-        except OSError as e:
-            raise ConfigError([f"{cfg.path}: herder.api_token_file: cannot read {path}: {e.strerror}"]) from None
+        token = _read_token(cfg.path, path)
     if len(token) < 16:
         raise ConfigError([f"{cfg.path}: herder.api_tcp is set but there is no bearer token of at least 16 "
                            "characters; expected herder.api_token_file (or $HERDER_API_TOKEN). Refusing to "
                            "serve the API on TCP without one."])
     return host.strip("[]") or "127.0.0.1", int(port), token
+
+
+def _read_token(config: Path, path: Path) -> str:
+    """The bearer token, from a file checked as ssh checks a private key: a regular file of
+    herder's user (or root) that no one else may read or write."""
+    import stat
+
+    where = f"{config}: herder.api_token_file"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise ConfigError([f"{where}: cannot read {path}: {e.strerror}"]) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError([f"{where}: {path} is not a regular file; expected a file holding the token"])
+        me = os.geteuid() if hasattr(os, "geteuid") else st.st_uid    # Windows: the ACL decides
+        if st.st_uid not in (0, me):
+            raise ConfigError([f"{where}: {path} belongs to uid {st.st_uid}; expected a file of herder's user "
+                               f"(uid {me}) or root"])
+        if st.st_mode & 0o077 and hasattr(os, "geteuid"):
+            raise ConfigError([f"{where}: {path} is accessible by others (mode {stat.S_IMODE(st.st_mode):04o}): "
+                               f"anyone who reads it controls herder. Expected `chmod 600 {path}`"])
+        return os.read(fd, 4096).decode(errors="replace").strip()
+    finally:
+        os.close(fd)
 
 
 def print_err(msg: str) -> None:

@@ -127,7 +127,7 @@ def health_record(control: Control) -> dict[str, Any]:
     return {"ok": True, "pid": os.getpid(), "version": __version__, "uptime": round(time.time() - control.started, 3),
             "config": str(sup.config.path), "state_dir": str(sup.config.state_dir),
             "stopping": sup.shutting_down, "states": state_counts(sup.world),
-            "journal_failures": control.journal_failures()}
+            "journal_failures": control.journal_failures(), "problems": list(control.problems)}
 
 
 async def health(req: Request) -> Reply:
@@ -159,8 +159,6 @@ def parse_since(text: str | None) -> float | None:
 
 
 async def events(req: Request) -> Stream:
-    from herder.store import journal
-
     ctl = _ctl(req)
     since = parse_since(req.params["since"])
     wanted = set(_names(req, req.params["service"])) if req.params["service"] else None
@@ -181,9 +179,7 @@ async def events(req: Request) -> Stream:
                                "message": f"{r['name']}: {r['state']}", **r}
                 yield {"ts": time.time(), "instance": "", "kind": "snapshot_end", "message": "end of snapshot"}
             if limit > 0:
-                await ctl.synced(upto - 1)
-                past = await asyncio.to_thread(journal.query, ctl.sup.config.state_dir / "journal.db",
-                                               before=upto, since=since, instances=wanted, limit=limit)
+                past = await ctl.past_events(before=upto, since=since, instances=wanted, limit=limit)
                 for e in past:
                     yield e
             if queue is None:

@@ -218,7 +218,9 @@ HEALTH: dict[str, Any] = {
                    "stopping": {"type": "boolean"},
                    "states": {"type": "object", "additionalProperties": {"type": "integer"}},
                    "journal_failures": {"type": "integer",
-                                        "description": "events the journal could not write (missing from history)"}},
+                                        "description": "events the journal could not write (missing from history)"},
+                   "problems": {"type": "array", "items": {"type": "string"},
+                                "description": "state herder could not trust since it started (docs/security.md)"}},
 }
 
 # ---- the commands -----------------------------------------------------------------------

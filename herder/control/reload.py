@@ -38,6 +38,7 @@ def _plan(control: Control, new: Config) -> tuple[Plan, list[str]]:
     plan = diff(cfg.services, new.services, cfg.herder, new.herder)
     lines = plan.lines()
     lines += [f"  note: {k} takes effect when herder restarts" for k in plan.settings if k in _NEEDS_RESTART]
+    lines += [f"  {w}" for w in new.warnings]
     return plan, lines
 
 
@@ -58,6 +59,8 @@ async def reload_request(req: Request) -> Reply:
     if ctl.reloading:
         raise HTTPError(409, "a reload is already running; try again when it is done")
     path = Path(req.body["config"]) if req.body["config"] else ctl.sup.config.path
+    if not path.is_absolute():
+        raise HTTPError(400, f"config: {str(path)!r} is not an absolute path; expected the absolute path of a config")
     try:
         new = await _load(path, ctl.sup.config)
     except ConfigError as e:

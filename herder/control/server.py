@@ -7,23 +7,31 @@ costs a few milliseconds to import, where aiohttp would double the supervisor's 
 Every request is matched against the registry, its parameters and body are checked
 against the declared shapes, and the handler runs on the supervisor's loop (no locks: the
 loop owns the state). Any failure becomes a 4xx with a message; a bug in a handler becomes
-a 500 with the error text and a line on stderr, never a crash of the supervisor.
+a 500 with the error text and an `api_error` event, never a crash of the supervisor.
+
+Every input is bounded in size, depth and time (architecture.md rule 17), because a
+client that holds a connection must never cost supervision its file descriptors (the
+audit: 1000 half-sent requests held forever, then a killed service could not be restarted
+for want of fds): a request head must be complete within HEAD_TIMEOUT of its first byte
+(408), a body within BODY_TIMEOUT of its head (408); an idle keep-alive connection is
+closed after IDLE_TIMEOUT; a reply or a streamed line must be taken by the client within
+WRITE_TIMEOUT. Heads over 16 KB get a 431 (h11), bodies over MAX_BODY a 413 before they
+are read (Content-Length) or as soon as they grow past it (chunked), JSON nested deeper
+than MAX_JSON_DEPTH or with NaN/Infinity a 400. How many connections are served at once
+is the listeners' business (herder.control.listener).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import importlib
 import json
-import os
 import socket
 import struct
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import h11
@@ -31,7 +39,16 @@ import h11
 from herder.control import registry
 from herder.control.shapes import ShapeError, check
 
+if TYPE_CHECKING:
+    from herder.control.listener import Listener
+
 MAX_BODY = 1 << 20
+MAX_JSON_DEPTH = 32
+HEAD_TIMEOUT = 10.0
+BODY_TIMEOUT = 30.0
+IDLE_TIMEOUT = 60.0
+WRITE_TIMEOUT = 30.0
+LINGER = 2.0           # seconds to drain a client's unread request after an early error answer
 
 
 @dataclass(frozen=True)
@@ -74,8 +91,9 @@ class HTTPError(Exception):
 
 Handler = Callable[[Request], Awaitable[Reply | Stream]]
 _REASONS = {200: b"OK", 202: b"Accepted", 400: b"Bad Request", 401: b"Unauthorized", 403: b"Forbidden",
-            404: b"Not Found", 405: b"Method Not Allowed", 409: b"Conflict", 413: b"Payload Too Large",
-            422: b"Unprocessable Entity", 500: b"Internal Server Error", 503: b"Service Unavailable"}
+            404: b"Not Found", 405: b"Method Not Allowed", 408: b"Request Timeout", 409: b"Conflict",
+            413: b"Payload Too Large", 422: b"Unprocessable Entity", 431: b"Request Header Fields Too Large",
+            500: b"Internal Server Error", 503: b"Service Unavailable"}
 
 
 def peer_of(sock: socket.socket) -> Peer:
@@ -84,16 +102,6 @@ def peer_of(sock: socket.socket) -> Peer:
     raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     pid, uid, gid = struct.unpack("3i", raw)
     return Peer(uid, pid, gid, "unix")
-
-
-def peer_groups(peer: Peer) -> set[int]:
-    """The peer's primary and supplementary groups (from /proc; the primary one otherwise)."""
-    groups = {peer.gid} if peer.gid is not None else set()
-    with contextlib.suppress(OSError, ValueError), open(f"/proc/{peer.pid}/status") as f:
-        for line in f:
-            if line.startswith("Groups:"):
-                groups.update(int(g) for g in line.split()[1:])
-    return groups
 
 
 class Router:
@@ -167,9 +175,13 @@ def parse_body(cmd: registry.Command, data: bytes, content_type: str) -> dict[st
             raise HTTPError(400, f"expected a JSON body (Content-Type: application/json); "
                             f"got {content_type}")
         try:
-            body = json.loads(data)
+            body = json.loads(data, parse_constant=_no_constant)
+        except RecursionError:
+            raise HTTPError(400, f"body is nested too deeply; expected at most {MAX_JSON_DEPTH} levels") from None
         except (ValueError, UnicodeDecodeError) as e:
             raise HTTPError(400, f"body is not valid JSON: {e}") from None
+        if _depth_over(body, MAX_JSON_DEPTH):
+            raise HTTPError(400, f"body is nested too deeply; expected at most {MAX_JSON_DEPTH} levels")
     try:
         check(cmd.body, body, "body")
     except ShapeError as e:
@@ -177,78 +189,31 @@ def parse_body(cmd: registry.Command, data: bytes, content_type: str) -> dict[st
     return {k: body.get(k, s.get("default")) for k, s in cmd.body.get("properties", {}).items()}
 
 
-class Listener:
-    """One listening socket (Unix or TCP) serving the registry through `control`."""
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows; expected a finite number")
 
-    def __init__(self, control: Any, router: Router, *, token: str | None = None,
-                 allow_uids: set[int] | None = None, allow_gid: int | None = None) -> None:
-        self.control = control
-        self.router = router
-        self.token = token
-        self.allow_uids = allow_uids if allow_uids is not None else {0, os.geteuid()}
-        self.allow_gid = allow_gid
-        self.server: asyncio.AbstractServer | None = None
-        self._conns: set[asyncio.Task[None]] = set()
 
-    async def open_unix(self, path: str, mode: int, gid: int | None) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old = os.umask(0o177)          # no window where the socket is wider than 0600
-        try:
-            sock.bind(path)
-        finally:
-            os.umask(old)
-        if gid is not None:
-            os.chown(path, -1, gid)
-        os.chmod(path, mode)
-        self.server = await asyncio.start_unix_server(self._serve, sock=sock)
+def _depth_over(value: Any, limit: int) -> bool:
+    """Whether value nests lists/objects deeper than limit (iteratively: no recursion)."""
+    todo = [(value, 1)]
+    while todo:
+        v, depth = todo.pop()
+        if isinstance(v, (dict, list)):
+            if depth > limit:
+                return True
+            todo.extend((x, depth + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return False
 
-    async def open_tcp(self, host: str, port: int) -> None:
-        self.server = await asyncio.start_server(self._serve, host, port)
 
-    async def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
-        for t in list(self._conns):
-            t.cancel()
-        for t in list(self._conns):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        if self.server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.server.wait_closed(), 5)
+def refusal(status: int, message: str) -> bytes:
+    """A complete HTTP/1.1 answer written without h11 (a connection over the cap)."""
+    body = (json.dumps({"error": message}) + "\n").encode()
+    return (f"HTTP/1.1 {status} {_REASONS[status].decode()}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n").encode() + body
 
-    def _authorised(self, peer: Peer, headers: dict[bytes, bytes]) -> tuple[int, str] | None:
-        if peer.via == "tcp":
-            got = headers.get(b"authorization", b"").decode("latin-1")
-            if not self.token or not got.startswith("Bearer ") or \
-                    not hmac.compare_digest(got[7:].strip().encode(), self.token.encode()):
-                return 401, "a bearer token is required (Authorization: Bearer …)"
-            return None
-        if peer.uid in self.allow_uids:
-            return None
-        if self.allow_gid is not None and self.allow_gid in peer_groups(peer):
-            return None
-        return 403, f"uid {peer.uid} may not use this herder (owner uid {os.geteuid()}); see --socket-group"
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._conns.add(task)
-        try:
-            await _Conn(self, reader, writer).run()
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
-            pass
-        except asyncio.CancelledError:
-            pass
-        except Exception as e:  # noqa: BLE001 - never let a connection take the supervisor down
-            print(f"herder: api connection failed: {e!r}", file=sys.stderr)
-        finally:
-            self._conns.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+class Late(Exception):
+    """A request (or a client reading a reply) ran out of its time."""
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
@@ -257,59 +222,118 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
-class _Conn:
+class Connection:
+    """One client connection: requests read with their deadlines, answered, until it closes."""
+
     def __init__(self, lst: Listener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.lst, self.reader, self.writer = lst, reader, writer
         self.h = h11.Connection(h11.SERVER)
         self.peer = peer_of(writer.get_extra_info("socket"))
+        self.loop = asyncio.get_running_loop()
+        self.begun = False      # a byte of the current request has arrived
+        self.refused_early = False   # answered (and closing) before the request was read to its end
+        self.streaming = False       # answering with a stream (a closing listener lets it end)
 
-    async def _next(self) -> Any:
+    async def _next(self, deadline: float, head: bool = False) -> Any:
+        """The next h11 event, reading as needed until `deadline` (loop time; Late after it).
+        `head`: the first byte of a request starts its HEAD_TIMEOUT."""
         while True:
             ev = self.h.next_event()
-            if ev is h11.NEED_DATA:
-                data = await asyncio.wait_for(self.reader.read(65536), 300)
-                self.h.receive_data(data)
-                continue
-            return ev
+            if ev is not h11.NEED_DATA:
+                return ev
+            left = deadline - self.loop.time()
+            if left <= 0:
+                raise Late
+            try:
+                async with asyncio.timeout(left):
+                    data = await self.reader.read(65536)
+            except TimeoutError:
+                raise Late from None
+            if head and data:
+                deadline, head = min(deadline, self.loop.time() + HEAD_TIMEOUT), False
+                self.begun = True
+            self.h.receive_data(data)
 
     async def _send(self, *events: Any) -> None:
         for ev in events:
             data = self.h.send(ev)
             if data:
                 self.writer.write(data)
-        await self.writer.drain()
+        try:
+            async with asyncio.timeout(WRITE_TIMEOUT):
+                await self.writer.drain()
+        except TimeoutError:
+            raise Late from None     # the client does not read what it asked for
+
+    async def _late(self, status: int, message: str) -> None:
+        """A request that did not arrive in time: a 408 if it had begun, then close."""
+        if self.begun and self.h.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            with contextlib.suppress(Exception):
+                await self._reply(Reply(status, {"error": message}), close=True)
+        raise Late
 
     async def run(self) -> None:
+        try:
+            await self._requests()
+        finally:
+            if self.refused_early:
+                await self._linger()
+
+    async def _linger(self) -> None:
+        """After an error answered before the request was read to its end (413, 431, 408):
+        stop writing, then read and drop what the client still sends, briefly. Closing at
+        once would make the kernel reset the connection, and a reset can destroy the answer
+        before the client reads it (a "lingering close", as Apache and nginx do)."""
+        with contextlib.suppress(Exception):
+            if self.writer.can_write_eof():
+                self.writer.write_eof()
+            async with asyncio.timeout(LINGER):
+                dropped = 0
+                while dropped < 4 * MAX_BODY and (data := await self.reader.read(65536)):
+                    dropped += len(data)
+
+    async def _requests(self) -> None:
         while True:
+            self.begun = bool(self.h.trailing_data[0])    # bytes of this request already read (pipelined)
             try:
-                ev = await self._next()
+                ev = await self._next(self.loop.time() + IDLE_TIMEOUT, head=True)
             except h11.RemoteProtocolError as e:
                 if self.h.our_state in (h11.IDLE, h11.SEND_RESPONSE):
                     await self._reply(Reply(e.error_status_hint, {"error": f"bad HTTP request: {e}"}), close=True)
                 return
+            except Late:
+                await self._late(408, f"the request head did not arrive within {HEAD_TIMEOUT:g}s")
             if isinstance(ev, (h11.ConnectionClosed,)) or ev is h11.PAUSED:
                 return
             if not isinstance(ev, h11.Request):
                 return
+            length = dict(ev.headers).get(b"content-length", b"0")
+            if length.isdigit() and int(length) > MAX_BODY:   # refused before a byte of it is read
+                await self._reply(Reply(413, {"error": f"request body of {int(length)} bytes is over the limit of "
+                                              f"{MAX_BODY} bytes"}), close=True)
+                return
             body = b""
             too_big = False
+            deadline = self.loop.time() + BODY_TIMEOUT
             while True:
                 try:
-                    part = await self._next()
+                    part = await self._next(deadline)
                 except h11.RemoteProtocolError as e:
                     await self._reply(Reply(400, {"error": f"bad HTTP request: {e}"}), close=True)
                     return
+                except Late:
+                    await self._late(408, f"the request body did not arrive within {BODY_TIMEOUT:g}s")
                 if isinstance(part, h11.Data):
                     if len(body) + len(part.data) > MAX_BODY:
                         too_big = True
-                    else:
-                        body += part.data
+                        break          # answered at once; the rest is never read (the connection closes)
+                    body += part.data
                 elif isinstance(part, h11.EndOfMessage):
                     break
                 else:
                     return
             await self._handle(ev, body, too_big)
-            if self.h.our_state is h11.MUST_CLOSE or self.h.their_state is h11.MUST_CLOSE:
+            if too_big or self.h.our_state is h11.MUST_CLOSE or self.h.their_state is h11.MUST_CLOSE:
                 return
             try:
                 self.h.start_next_cycle()
@@ -323,7 +347,7 @@ class _Conn:
             if denied:
                 raise HTTPError(*denied)
             if too_big:
-                raise HTTPError(413, f"request body over {MAX_BODY} bytes")
+                raise HTTPError(413, f"request body over the limit of {MAX_BODY} bytes")
             target = req.target.decode("latin-1")
             url = urlsplit(target)
             method = req.method.decode("latin-1")
@@ -335,14 +359,15 @@ class _Conn:
         except HTTPError as e:
             result = Reply(e.status, {"error": str(e), **e.extra})
         except Exception as e:  # noqa: BLE001 - a handler bug answers 500 and is reported, never fatal
-            print(f"herder: api handler failed: {e!r}", file=sys.stderr)
+            self.lst.report(f"herder: api handler failed: {e!r}")
             result = Reply(500, {"error": f"internal error: {e!r}"})
         if isinstance(result, Stream):
             await self._stream(result, request)
         else:
-            await self._reply(result)
+            await self._reply(result, close=too_big)
 
     async def _reply(self, r: Reply, close: bool = False) -> None:
+        self.refused_early = close and self.h.their_state is not h11.DONE
         if r.media == registry.JSON:
             payload = (json.dumps(r.body) + "\n").encode()
         elif isinstance(r.body, bytes):
@@ -358,6 +383,7 @@ class _Conn:
                          h11.Data(data=payload), h11.EndOfMessage())
 
     async def _stream(self, s: Stream, req: Request) -> None:
+        self.streaming = True
         await self._send(h11.Response(status_code=200, headers=[(b"content-type", registry.NDJSON.encode()),
                                                                  (b"cache-control", b"no-store")]))
         watcher = asyncio.ensure_future(self._watch_eof(req))

@@ -17,11 +17,11 @@ process's exit, and an increase makes the exit's reason `oom`.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from herder.config.model import Limits
+from herder.store.statedir import state_tag
 
 CFS_PERIOD = 100_000
 
@@ -97,7 +97,7 @@ class LimitCgroups:
     """Makes and removes the per-instance limit cgroups of one supervisor."""
 
     def __init__(self, state_dir: Path) -> None:
-        self.tag = "herder-" + hashlib.sha1(str(state_dir.resolve()).encode()).hexdigest()[:10]
+        self.tag = "herder-" + state_tag(state_dir)
         self.made: list[Path] = []
         self._v1 = _v1_mounts()
 

@@ -103,8 +103,11 @@ class NotifyServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self.sock = sock
         asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
+        self.procs.before_exit.append(self._before_exit)
 
     def close(self) -> None:
+        if self._before_exit in self.procs.before_exit:
+            self.procs.before_exit.remove(self._before_exit)
         if self.sock is None:
             return
         with contextlib.suppress(Exception):
@@ -116,6 +119,14 @@ class NotifyServer:
                 self._path.unlink()
 
     # ---- receiving ----------------------------------------------------------------------
+
+    def _before_exit(self) -> None:
+        """A main process exited: read what is queued on the socket first, as systemd does
+        (its notify source outranks SIGCHLD). A daemon that hands over with MAINPID= and
+        exits at once may be reaped before its datagram is read; read after, the hand-over
+        would come too late and the instance's end would be reported instead."""
+        if self.sock is not None:
+            self._readable()
 
     def _readable(self) -> None:
         assert self.sock is not None

@@ -140,6 +140,9 @@ def _env(a: App, options: Options, n: int) -> None:
         if not isinstance(v.value, dict):
             raise v.bad("an object of NAME: value")
         for k, x in v.value.items():
+            if not str(k) or "=" in str(k) or "\0" in str(k):   # execve cannot pass it: never a usable name
+                raise fail(v.where, f"{v.written}: {str(k)!r} is not a variable name; expected a NAME without "
+                           "\"=\" (herder refuses it too)")
             try:
                 s = js_string(x)
             except ValueError as e:

@@ -21,12 +21,13 @@ __all__ = ["Framer", "LogHub", "Record", "install", "install_foreground", "rfc33
 
 
 def install(sup: Host, *, console: bool = False) -> LogHub:
-    """herder.log (every supervisor event) and optionally the terminal view, on the
-    supervisor's hub."""
-    from herder.logs._own import OwnLog
+    """herder.log (every supervisor event), the loop's own errors as rate-limited events, and
+    optionally the terminal view, on the supervisor's hub."""
+    from herder.logs._own import LoopErrors, OwnLog
 
     hub = sup.logs
     sup.events.subscribe(OwnLog(hub))
+    sup.components.append(LoopErrors(sup.events))
     if console:
         from herder.logs._console import ConsoleTap
 

@@ -13,6 +13,7 @@ again, so logging resumes by itself when space returns.
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import errno
 import gzip
@@ -31,10 +32,9 @@ _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
 Notify = Callable[[str, str, dict[str, object]], None]  # (kind, message, data)
 
 
-def rotated_name(path: Path, wall: float, n: int = 0) -> Path:
-    # seconds and milliseconds from one integer, so names sort by time even when
-    # wall * 1000 rounds up across a second boundary (…59.9999 must not become …59.000)
-    ms = int(wall * 1000)
+def rotated_name(path: Path, ms: int, n: int = 0) -> Path:
+    """`{stem}.{UTC time of unix ms}[_{n}]{suffix}`. Seconds and milliseconds come from one
+    integer, so names sort by time (…59.9999 s must not become …59.000)."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
     stem, suffix = _split(path.name)
     return path.with_name(f"{stem}.{stamp}{f'_{n:04d}' if n else ''}{suffix}")
@@ -51,9 +51,47 @@ def rotated_files(path: Path) -> list[Path]:
     return [path.parent / n for _, n in sorted(names)]
 
 
+def _stamp_of(rotated: Path, path: Path) -> tuple[int, int]:
+    """(unix ms, sequence number) of a rotated file's name, as rotated_name wrote it."""
+    stem, suffix = _split(path.name)
+    body = rotated.name.removesuffix(".gz").removeprefix(stem + ".").removesuffix(suffix)
+    stamp, _, seq = body.partition("_")
+    secs = calendar.timegm(time.strptime(stamp[:15], "%Y%m%dT%H%M%S"))
+    return secs * 1000 + int(stamp[16:19]), int(seq or 0)
+
+
 def _split(name: str) -> tuple[str, str]:
     stem, dot, ext = name.rpartition(".")
     return (stem, dot + ext) if stem else (name, "")
+
+
+def make_dirs(path: Path, mode: int) -> None:
+    """Create path and its missing parents with `mode` (whatever the umask); existing ones are left alone."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(d, mode)
+            os.chmod(d, mode)
+
+
+def open_log(path: Path, mode: int) -> int:
+    """An fd appending to a log file; created with `mode`, and brought to it when it is
+    herder's and looser (files a previous version made 0644)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, mode)
+    try:
+        st = os.fstat(fd)
+        if st.st_mode & 0o777 != mode and st.st_uid == getattr(os, "geteuid", lambda: -1)():
+            os.fchmod(fd, mode)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 class Compressor:
@@ -107,8 +145,10 @@ class RotatingFile:
 
     def __init__(self, path: Path, *, max_size: int, max_files: int, rotate_every: float | None,
                  compress: bool, clock: Now, compressor: Compressor | None = None,
-                 notify: Notify | None = None, label: str = "") -> None:
+                 notify: Notify | None = None, label: str = "", mode: int = 0o640, dir_mode: int = 0o750) -> None:
         self.path = path
+        self.mode, self.dir_mode = mode, dir_mode   # private by default: logs carry the services' output
+        self.shared_fds: tuple[int, ...] = ()       # other fds writing this file (herder's stdio when detached)
         self.max_size, self.max_files, self.rotate_every = max_size, max_files, rotate_every
         self.compress, self.clock, self.compressor = compress, clock, compressor
         self.notify = notify or (lambda kind, msg, data: None)
@@ -118,6 +158,7 @@ class RotatingFile:
         self.rotations = 0
         self.failing: str | None = None
         self._episode = 0
+        self._issued = (0, 0)     # the newest rotated name this writer gave: (unix ms, sequence)
         self.fd = -1
         self.size = 0
         self.opened_at = clock.now()
@@ -127,9 +168,11 @@ class RotatingFile:
 
     def _open(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            make_dirs(self.path.parent, self.dir_mode)
+            self.fd = open_log(self.path, self.mode)
             self.size = os.fstat(self.fd).st_size
+            for other in self.shared_fds:
+                os.dup2(self.fd, other)
         except OSError as e:
             self.fd = -1
             self._failed(e, 0)
@@ -151,6 +194,9 @@ class RotatingFile:
         n = sum(map(len, parts))
         if not n:
             return
+        if self.shared_fds and self.fd >= 0:   # others append too: rotate by what the file holds
+            with contextlib.suppress(OSError):
+                self.size = os.fstat(self.fd).st_size
         self.tick()
         if self.max_size and self.size + n > self.max_size:
             self._write_rotating(b"".join(parts))
@@ -225,15 +271,32 @@ class RotatingFile:
             else:
                 self.opened_at = self.clock.now()
 
+    def _next_name(self) -> Path:
+        """A rotated name that sorts after every rotated file already there.
+
+        Retention deletes by name order, so a name must never sort before an older file's:
+        not when a name freed by pruning comes round again within the same millisecond
+        (seen: the newest file took the pruned oldest one's name and was deleted next),
+        nor when the wall clock steps back. The newest name this writer gave is remembered,
+        not only listed: a listing taken while the gzip thread replaces `X.log` by
+        `X.log.gz` may show neither (readdir during a rename), and the name handed out again
+        then overwrote that file's gzip with the next one's (a lost rotation, seen under load)."""
+        newest = rotated_files(self.path)
+        last = max(self._issued, _stamp_of(newest[-1], self.path) if newest else (0, 0))
+        ms, n = int(time.time() * 1000), 0
+        if (ms, n) <= last:
+            ms, n = last[0], last[1] + 1
+        name = rotated_name(self.path, ms, n)
+        while name.exists() or name.with_name(name.name + ".gz").exists():
+            n += 1   # never over a file that is there, whatever its name says
+            name = rotated_name(self.path, ms, n)
+        self._issued = (ms, n)
+        return name
+
     def rotate(self) -> None:
         """Rename the current file to its time-stamped name and start a new one."""
         self.close()
-        wall = time.time()
-        target = rotated_name(self.path, wall)
-        n = 0
-        while target.exists() or target.with_name(target.name + ".gz").exists():
-            n += 1
-            target = rotated_name(self.path, wall, n)
+        target = self._next_name()
         try:
             os.rename(self.path, target)
         except FileNotFoundError:

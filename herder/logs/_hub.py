@@ -116,7 +116,8 @@ class LogHub:
                 spec = inst.spec.logs
                 sink = RotatingFile(path, max_size=spec.max_size, max_files=spec.max_files,
                                     rotate_every=spec.rotate_every, compress=spec.compress, clock=self.clock,
-                                    compressor=self.compressor, notify=self._notifier(inst.name), label=inst.name)
+                                    compressor=self.compressor, notify=self._notifier(inst.name), label=inst.name,
+                                    mode=spec.file_mode, dir_mode=self.config.herder.log_dir_mode)
                 self.sinks[path] = sink
                 self.pump.wake_writer()  # a new rotation deadline
             return sink

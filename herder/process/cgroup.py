@@ -14,12 +14,12 @@ returns None and the caller falls back to process group + descendants.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import signal
 from pathlib import Path
 
 from herder.process import tree
+from herder.store.statedir import state_tag
 
 
 def _cgroup2_mount() -> Path | None:
@@ -105,14 +105,22 @@ class Cgroups:
         self.root = root      # herder-<hash>
         self.home = home      # herder's own cgroup, to move back to after a spawn
 
-    @classmethod
-    def detect(cls, state_dir: Path) -> Cgroups | None:
+    @staticmethod
+    def root_for(state_dir: Path) -> tuple[Path, Path] | None:
+        """(herder's own cgroup, the herder-<tag> subtree of state_dir below it), or None
+        without cgroup2; nothing is created."""
         mount, own = _cgroup2_mount(), _own_cgroup()
         if mount is None or own is None:
             return None
         home = mount / own.lstrip("/")
-        tag = hashlib.sha1(str(state_dir.resolve()).encode()).hexdigest()[:10]
-        root = home / f"herder-{tag}"
+        return home, home / f"herder-{state_tag(state_dir)}"
+
+    @classmethod
+    def detect(cls, state_dir: Path) -> Cgroups | None:
+        found = cls.root_for(state_dir)
+        if found is None:
+            return None
+        home, root = found
         try:
             root.mkdir(exist_ok=True)
             probe = Cgroup(root)
@@ -147,3 +155,13 @@ class Cgroups:
     def remove_root(self) -> None:
         with contextlib.suppress(OSError):
             self.root.rmdir()
+
+
+def instance_cgroup(recorded: str | None, root: Path | None) -> Path | None:
+    """A cgroup path read from a state file, if it is one herder made: exactly one level
+    below herder's own subtree for this state_dir (`root`). Pure path logic: a forged
+    path (another cgroup, `..` tricks) names nothing herder will signal."""
+    if not recorded or root is None or not os.path.isabs(recorded):
+        return None
+    path = Path(os.path.normpath(recorded))
+    return path if path.parent == Path(os.path.normpath(root)) and path.name not in ("", ".", "..") else None

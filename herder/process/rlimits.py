@@ -12,13 +12,24 @@ herder's own when herder runs as root. The same function joins the cgroup v1 hie
 that carry limits.memory and limits.cpu, so even the first allocation is charged.
 Only async-signal-tolerant calls run in the child: setrlimit, write(2) to cgroup files,
 setgroups/setgid/setuid.
+
+herder's own open-file limit (`raise_nofile`): at start herder raises its soft
+RLIMIT_NOFILE to the hard limit, as supervisord's minfds and systemd do for themselves,
+so that clients holding connections, pipes and log files never leave it without the fds
+a restart needs. Children keep the soft limit herder was started with (systemd keeps
+1024 for its services: select() and fd-table sizing expect it): herder lowers its own
+soft limit for the instant of each vfork (`children_nofile`), which costs two syscalls
+and keeps vfork. Should every fd below that limit be in use at that instant, the spawn
+goes ahead with the raised limit rather than fail.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 if sys.platform == "win32":   # importable there (the config names it); rlimits exist on POSIX only
     NAMES: dict[str, int] = {}
@@ -83,3 +94,48 @@ def preexec(rlimits: Sequence[tuple[int, int]], cgroup_files: Sequence[str],
             os.setuid(uid)
 
     return child
+
+
+_children_soft: int | None = None   # the soft RLIMIT_NOFILE children get (herder's own at start)
+
+
+def raise_nofile() -> tuple[int, int]:
+    """Raise herder's soft RLIMIT_NOFILE to its hard limit; (before, after)."""
+    global _children_soft
+    if sys.platform == "win32":
+        return 0, 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard
+    if hard == resource.RLIM_INFINITY:   # the kernel's ceiling, not "infinity" (setrlimit refuses that)
+        try:
+            with open("/proc/sys/fs/nr_open") as f:
+                target = int(f.read())
+        except (OSError, ValueError):
+            target = soft
+    if _children_soft is None:
+        _children_soft = soft
+    if target > soft:
+        with contextlib.suppress(OSError, ValueError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return soft, resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+@contextlib.contextmanager
+def children_nofile() -> Iterator[None]:
+    """Around a spawn: the child inherits the soft open-file limit herder started with."""
+    if _children_soft is None or sys.platform == "win32":
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if _children_soft >= soft:
+        yield
+        return
+    resource.setrlimit(resource.RLIMIT_NOFILE, (_children_soft, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def is_fd_exhaustion(e: OSError) -> bool:
+    return e.errno in (errno.EMFILE, errno.ENFILE)

@@ -43,6 +43,9 @@ class Launch:
     privilege: Privilege | None = None          # [security]: applied by `spawn` (herder.process.privilege)
 
 
+raise_nofile = _rlimits.raise_nofile
+
+
 def base_environment() -> dict[str, str]:
     """herder's environment as every child starts from it, without what belongs to herder's
     own manager (its sd_notify socket and watchdog). The supervisor takes it once: copying
@@ -114,11 +117,24 @@ def spawn(launch: Launch, stdout: Any, stderr: Any) -> subprocess.Popen[bytes]:
         steps.append(_rlimits.preexec(launch.rlimits, launch.cgroup_files, account))
     if steps:
         kwargs["preexec_fn"] = steps[0] if len(steps) == 1 else _chain(steps)
-    try:
+
+    def popen() -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
             cwd=launch.cwd, env=launch.env, start_new_session=True, close_fds=True,
             restore_signals=True, **kwargs)
+
+    try:
+        own_nofile = any(res == _rlimits.NAMES.get("nofile") for res, _ in launch.rlimits)
+        if own_nofile:
+            return popen()
+        try:
+            with _rlimits.children_nofile():   # the soft limit herder started with (see rlimits)
+                return popen()
+        except OSError as e:
+            if not _rlimits.is_fd_exhaustion(e):
+                raise
+            return popen()                     # every low fd is in use: spawn with herder's raised limit
     except OSError as e:
         what = e.filename if e.filename else launch.argv[0]
         raise SpawnError(f"{what}: {e.strerror or e}") from None

@@ -10,6 +10,12 @@ sd_notify sender belongs to (ancestry, cookie).
 Children come from /proc/PID/task/TID/children (Linux ≥ 3.5 with CONFIG_PROC_CHILDREN,
 every distribution kernel): no scan of all of /proc. Only `members` scans (psutil,
 imported lazily) for the group and cookie, and only stops pay for it.
+
+The same two facts prove ownership of a process a previous herder left (herder.store.
+runstate): its start time (a recycled pid has another) and its cookie, which only herder
+put in an environment — /proc/PID/environ is the one written at exec and only the
+process's own user and root can read it, so another user cannot forge it for a process
+that is not theirs.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import sys
 SIGKILL: int = 9 if sys.platform == "win32" else signal.SIGKILL
 
 _SCAN_LIMIT = 10_000
+COOKIE = b"HERDER_INSTANCE_ID="
+INSTANCE = b"HERDER_INSTANCE="
 
 
 def _stat_fields(pid: int) -> list[bytes] | None:
@@ -90,16 +98,48 @@ def ancestors(pid: int, limit: int = 64) -> list[int]:
     return out
 
 
+def _environ(pid: int) -> list[bytes]:
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        return f.read(1 << 20).split(b"\0")
+
+
 def cookie(pid: int) -> str | None:
-    """The HERDER_INSTANCE_ID in pid's environment, if any."""
+    """The HERDER_INSTANCE_ID in pid's environment (as exec'd), or None (none, gone, unreadable)."""
     try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            for item in f.read().split(b"\0"):
-                if item.startswith(b"HERDER_INSTANCE_ID="):
-                    return item.split(b"=", 1)[1].decode(errors="replace")
+        env = _environ(pid)
     except OSError:
         return None
+    for item in env:
+        if item.startswith(COOKIE):
+            return item[len(COOKIE):].decode(errors="replace")
     return None
+
+
+def with_cookie_prefix(prefix: str) -> dict[int, tuple[str, str]]:
+    """Every process whose cookie starts with `prefix`: pid -> (its HERDER_INSTANCE, its cookie).
+
+    A start-up scan (herder.store.runstate): what the system says is left of a previous
+    herder on the same state_dir when its run.json cannot be trusted."""
+    found: dict[int, tuple[str, str]] = {}
+    me = os.getpid()
+    want = COOKIE + prefix.encode()
+    try:
+        pids = [int(d) for d in os.listdir("/proc") if d.isdigit()]
+    except OSError:
+        return found
+    for pid in pids:
+        if pid == me:
+            continue
+        try:
+            env = _environ(pid)
+        except OSError:
+            continue
+        held = next((e for e in env if e.startswith(want)), None)
+        if held is None:
+            continue
+        name = next((e[len(INSTANCE):] for e in env if e.startswith(INSTANCE)), b"?")
+        found[pid] = (name.decode(errors="replace"), held[len(COOKIE):].decode(errors="replace"))
+    return found
 
 
 def members(pid: int | None, pgid: int | None, cookie_: str) -> set[int]:
@@ -139,6 +179,27 @@ def rss(pid: int) -> int:
             return int(f.read().split()[1]) * _PAGE
     except (OSError, ValueError, IndexError):
         return 0
+
+
+def stop_all(pids: set[int], timeout: float) -> int:
+    """SIGTERM every pid, wait up to timeout for them to end, SIGKILL the rest; how many there were.
+
+    Only for processes already proven herder's (see herder.store.runstate.leftovers)."""
+    import psutil
+
+    procs = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            procs.append(psutil.Process(pid))
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, left = psutil.wait_procs(procs, timeout=timeout)
+    for p in left:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(left, timeout=5)
+    return len(procs)
 
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096

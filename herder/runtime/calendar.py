@@ -23,7 +23,7 @@ from herder.core.effects import RecordRun
 from herder.core.events import WallClock
 from herder.core.world import World
 from herder.runtime.clock import Clock
-from herder.store.atomic import read_json, write_json
+from herder.store.atomic import load_json, write_json
 
 DRIFT = 1.0          # seconds of wall-clock change (against monotonic) that re-arms the schedules
 FILE = "schedules.json"
@@ -53,7 +53,7 @@ class Calendar:
         """The first WallClock, with the last runs of the scheduled services."""
         scheduled = {s for s, spec in world.config.services.items() if spec.schedule is not None}
         if scheduled:
-            data = read_json(self.path)
+            data = load_json(self.path).value     # a corrupt file is set aside: no missed runs told
             runs = data.get("last", {}) if isinstance(data, dict) else {}
             if isinstance(runs, dict):
                 self.last = {k: float(v) for k, v in runs.items()

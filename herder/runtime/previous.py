@@ -1,21 +1,21 @@
 """Instances a previous herder left alive (it was killed) must not run twice.
 
-`run.json` names them with their pid, start time, cgroup and cookie; those still alive
-(the start time tells a recycled pid) are stopped, SIGTERM then SIGKILL after the longest
-stop_timeout, before anything starts. The wait runs in a worker thread: psutil's
-wait_procs polls, and the loop must not. Adopting them instead is issue 12's work.
+What is left is found by herder.store.runstate.leftovers, which counts only processes
+proven herder's (a run.json record whose start time *and* cookie match, herder's own
+cgroup subtree for this state_dir, processes carrying this state_dir's cookie tag): a
+missing, corrupt or forged run.json never means "nothing is running" and never names a
+stranger. Those are stopped, SIGTERM then SIGKILL after the longest stop_timeout, before
+anything starts. The wait runs in a worker thread: psutil's wait_procs polls, and the
+loop must not. Adopting them instead is issue 12's work.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
-from pathlib import Path
 
 from herder.config import Config
 from herder.process import tree
-from herder.process.cgroup import Cgroup
+from herder.process.cgroup import Cgroups
 from herder.runtime.events import Event, EventBus
 from herder.store import runstate
 
@@ -23,32 +23,18 @@ from herder.store import runstate
 async def stop_left_running(config: Config, events: EventBus) -> Event | None:
     """Stop what a previous herder left running; the event that says so (alerts replay it:
     they start later), or None."""
-    old_pid, records = runstate.read(config.state_dir / "run.json")
-    alive = {n: r for n, r in records.items() if runstate.still_alive(r)}
-    if not alive:
+    found = Cgroups.root_for(config.state_dir)
+    left = runstate.leftovers(config.state_dir, found[1] if found else None)
+    for problem in left.problems:
+        events.emit("", "state_problem", f"herder: {problem}", {"file": "run.json"})
+    if left.ignored:
+        events.emit("", "supervisor", "herder: run.json names processes that are not herder's; left alone: "
+                    + ", ".join(left.ignored))
+    if not left.pids:
         return None
-    ev = events.emit("", "supervisor", f"herder: {len(alive)} instance(s) left running by a previous herder "
-                     f"(pid {old_pid}): {', '.join(sorted(alive))}; stopping them before starting",
-                     {"left_running": sorted(alive), "previous_pid": old_pid})
-    pids: set[int] = set()
-    for rec in alive.values():
-        cg = Cgroup(Path(rec.cgroup)) if rec.cgroup and Path(rec.cgroup).is_dir() else None
-        pids |= set(cg.procs()) if cg else tree.members(rec.pid, rec.pid, rec.cookie)
-    tree.kill_all(pids, signal.SIGTERM)
+    ev = events.emit("", "supervisor", f"herder: {len(left.pids)} instance(s) left running by a previous herder "
+                     f"(pid {left.old_pid}): {', '.join(sorted(left.pids))}; stopping them before starting",
+                     {"left_running": sorted(left.pids), "previous_pid": left.old_pid})
     timeout = max((s.stop_timeout for s in config.services.values()), default=10.0)
-    await asyncio.to_thread(_wait_then_kill, pids, timeout)
+    await asyncio.to_thread(tree.stop_all, left.all_pids(), timeout)
     return ev
-
-
-def _wait_then_kill(pids: set[int], timeout: float) -> None:
-    import psutil
-
-    procs = []
-    for pid in pids:
-        with contextlib.suppress(psutil.Error):
-            procs.append(psutil.Process(pid))
-    _, left = psutil.wait_procs(procs, timeout=timeout)
-    for p in left:
-        with contextlib.suppress(psutil.Error):
-            p.kill()
-    psutil.wait_procs(left, timeout=5)

@@ -9,6 +9,10 @@ pipes off the loop; EXIT_DRAIN_WAIT bounds the wait), so the exit event carries 
 the loop never waits. The exits of helper processes (exec probes) go to whoever spawned
 them (`watch`); the former main pids after MAINPID= are reaped quietly.
 
+A main process's exit is handled after what is queued on the notify socket
+(`before_exit`), as systemd orders them: a daemon that hands over with MAINPID= and exits
+at once is then followed to its new main process instead of being taken for ended.
+
 A main process that is not herder's child (MAINPID= naming a process whose parent is
 alive) is followed through a pidfd: readable when it exits, status unknown.
 """
@@ -18,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
 import signal
 import subprocess
 from collections.abc import Callable
@@ -70,6 +73,7 @@ class Processes:
         self.env_for: list[EnvFor] = []              # extra environment (NOTIFY_SOCKET …)
         self.prepare: list[Prepare] = []             # launch changes (cgroup limits …)
         self.exit_reason: ExitReason = lambda name: ""   # a cause herder saw (oom)
+        self.before_exit: list[Callable[[], None]] = []  # run before a main exit is handled (notify socket)
         self.orphans_reaped = 0
         self._by_pid: dict[int, str] = {}
         self._retired: dict[int, str] = {}         # former main pids after MAINPID= (reaped quietly)
@@ -83,7 +87,7 @@ class Processes:
     def proc(self, name: str) -> Proc:
         p = self.procs.get(name)
         if p is None:
-            p = self.procs[name] = Proc(cookie=secrets.token_hex(8))
+            p = self.procs[name] = Proc(cookie=runstate.new_cookie(self.world.config.state_dir))
         return p
 
     # ---- effects ---------------------------------------------------------------------------------
@@ -217,6 +221,9 @@ class Processes:
             if helper is not None:
                 helper(code)
                 continue
+            if pid in self._by_pid:
+                for first in self.before_exit:   # a MAINPID= hand-over sent just before this exit
+                    first()                      # retires the pid (move_pid) instead of ending the instance
             name = self._by_pid.pop(pid, None)
             if name is None:
                 retired = self._retired.pop(pid, None)

@@ -39,6 +39,7 @@ from herder.health.monitor import Checks
 from herder.health.notify import NotifyServer
 from herder.logs._hub import LogHub
 from herder.process.cgroup import Cgroups
+from herder.process.rlimits import raise_nofile
 from herder.runtime import previous, signals, status, upward
 from herder.runtime.calendar import Calendar, local_zone
 from herder.runtime.clock import Clock, MonotonicClock
@@ -200,7 +201,8 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         self._finished = asyncio.Event()
         config = self.config
-        lock_fd = lock.acquire(config.state_dir)
+        lock_fd = lock.acquire(config.state_dir, group_gid=lock.group_id(config.herder.socket_group))
+        raise_nofile()   # herder's own fds never run out before its services' (herder.process.rlimits)
         self.procs.runstate = runstate.RunStateWriter(config.state_dir / "run.json", self.procs.live_records)
         _set_subreaper(True)
         undo = [signals.install_reaper(loop, self.procs.reap)]

@@ -6,6 +6,9 @@ died, so a stale file never blocks a new herder and a recycled pid is never mist
 for one. Readers take a shared, non-blocking lock to ask "is anyone holding it?", or a
 shared blocking one to wait until the holder is gone (`herder down`). The one place that
 knows this file.
+
+Taking the lock is also where state_dir is first trusted: `acquire` refuses a state_dir
+that is not safely herder's (herder.store.statedir) before anything in it is read.
 """
 
 from __future__ import annotations
@@ -15,15 +18,17 @@ import sys
 from pathlib import Path
 
 from herder.errors import AlreadyRunning
+from herder.store import statedir
 
 if sys.platform != "win32":   # the supervisor (the only locker) runs on POSIX; the module imports anywhere
     import fcntl
 
 
-def acquire(state_dir: Path) -> int:
-    """Take the lock and write our pid; returns the fd to keep open. AlreadyRunning names the holder."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(state_dir / "herder.pid", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+def acquire(state_dir: Path, *, group_gid: int | None = None) -> int:
+    """Check state_dir (UnsafeStateDir), take the lock and write our pid; returns the fd to
+    keep open. AlreadyRunning names the holder."""
+    statedir.ensure(state_dir, group_gid=group_gid)
+    fd = statedir.open_nofollow(state_dir / "herder.pid", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -39,7 +44,7 @@ def acquire(state_dir: Path) -> int:
 def holder(state_dir: Path) -> int | None:
     """The pid of the supervisor holding state_dir's lock, or None when nobody holds it."""
     try:
-        fd = os.open(Path(state_dir) / "herder.pid", os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(Path(state_dir) / "herder.pid", os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
         return None
     try:
@@ -50,6 +55,20 @@ def holder(state_dir: Path) -> int | None:
         return int(text) if text.isdigit() else -1
     finally:
         os.close(fd)
+
+
+def group_id(name: str | None) -> int | None:
+    """The gid of a socket_group (a name or a number), or None (none set, or no such group)."""
+    if not name:
+        return None
+    if name.isdigit():
+        return int(name)
+    import grp
+
+    try:
+        return grp.getgrnam(name).gr_gid
+    except (KeyError, ValueError):
+        return None
 
 
 def wait_released(state_dir: str | Path, timeout: float) -> bool:

@@ -8,6 +8,7 @@ error for each measure, that herder produced every figure, and that no process i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -38,6 +39,26 @@ def _bench_processes(since: float, root: Path) -> list[str]:
     return left
 
 
+def _kill_leftovers(since: float, root: Path) -> None:
+    """Whatever this run started and left behind, found by its temp dir (argv, cwd or PM2_HOME):
+    killed and waited for. A timeout kills compare.py, not the daemons it started — leaked PM2
+    God daemons (2 GB each) once loaded the machine until other suites failed."""
+    mine = []
+    for p in psutil.process_iter(["cmdline", "create_time"]):
+        try:
+            if p.info["create_time"] < since or p.pid == os.getpid():
+                continue
+            where = " ".join(p.info["cmdline"] or ()) + " " + p.environ().get("PM2_HOME", "")
+            if str(root) in where:
+                mine.append(p)
+        except psutil.Error:
+            continue
+    for p in mine:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(mine, timeout=10)
+
+
 @pytest.mark.timeout(900)
 def test_bench_quick_runs_every_measure_and_leaves_nothing(tmp_path: Path) -> None:
     if not shutil.which("gcc"):
@@ -47,11 +68,18 @@ def test_bench_quick_runs_every_measure_and_leaves_nothing(tmp_path: Path) -> No
         pytest.skip(f"bench peers could not be installed (no network?): {setup.stderr.strip()[-300:]}")
     since = time.time() - 1
     out = tmp_path / "quick.json"
-    # the bench's temp dirs: this run's, found by path (short: socket paths must fit in 108 bytes)
-    scratch = Path(tempfile.mkdtemp(prefix="hbq", dir="/tmp"))
+    # the bench's temp dirs: this run's, found by path. Short (/tmp/hb-XXXXXXXX), not under tmp_path:
+    # the tools' Unix sockets live there and a socket path is limited to 108 bytes — under pytest's
+    # tmp_path every tool failed to start anything and the run overran its bound
+    scratch = Path(tempfile.mkdtemp(prefix="hb-"))
     env = {**os.environ, "TMPDIR": str(scratch)}
-    run = subprocess.run([str(BENCH_PY), str(ROOT / "bench" / "compare.py"), "--quick", "--out", str(out)],
-                         capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)  # ~60 s idle; bound: a hang
+    try:
+        run = subprocess.run([str(BENCH_PY), str(ROOT / "bench" / "compare.py"), "--quick", "--out", str(out)],
+                             capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)  # ~60 s idle; a hang
+        left = _bench_processes(since, scratch)
+    finally:
+        _kill_leftovers(since, scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
     assert run.returncode == 0, run.stderr[-2000:]
     doc = json.loads(out.read_text())
     tools = list(doc["info"]["versions"])
@@ -67,8 +95,7 @@ def test_bench_quick_runs_every_measure_and_leaves_nothing(tmp_path: Path) -> No
                 assert slot["samples"] or slot["errors"] or slot.get("capped"), f"{measure}: {tool}: {slot}"
     assert all(c["sha256_ok"] for c in doc["results"]["logs_mbps"]["herder"]["checks"])
     assert doc["results"]["orphans"]["herder"]["samples"] == [0]
-    assert _bench_processes(since, scratch) == []
-    shutil.rmtree(scratch, ignore_errors=True)
+    assert left == []
 
     png, md = tmp_path / "ratios.png", tmp_path / "performance.md"
     md.write_text("# Performance\n\nhand-written text\n")

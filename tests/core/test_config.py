@@ -103,6 +103,8 @@ def test_missing_command_bad_types_and_toml_syntax(make_config: Callable[..., Pa
 
 def test_partial_tables_merge_with_defaults_then_builtins(make_config: Callable[..., Path], tmp_path: Path) -> None:
     (tmp_path / "app.env").write_text("FROM_FILE=1\nBOTH=file\n")
+    for replica in (0, 1):
+        (tmp_path / "sub" / str(replica)).mkdir(parents=True)
     p = make_config('''\
         [herder]
         state_dir = "st"

@@ -85,6 +85,11 @@ def test_tcp_listener_wants_the_bearer_token(herd):
         port = s.getsockname()[1]
     h = herd(SLEEPERS, f'api_tcp = "127.0.0.1:{port}"\napi_token_file = "token"')
     (h.dir / "token").write_text("s3cret-token-0123456789\n")
+    (h.dir / "token").chmod(0o644)
+    r = h.up()                                      # a token others may read is refused, as ssh refuses a key
+    assert r.returncode == 2 and f"{h.dir / 'token'} is accessible by others (mode 0644)" in r.stderr, r.stderr
+    assert f"chmod 600 {h.dir / 'token'}" in r.stderr and h.holder() is None
+    (h.dir / "token").chmod(0o600)
     r = h.up()
     assert r.returncode == 0, r.stderr
 
@@ -155,7 +160,7 @@ def test_stopped_by_hand_stays_stopped_across_restarts(herd):
     assert st["w.0"]["state"] == "running"
     assert h.cli("start", "w.1").returncode == 0
     assert h.status()["w.1"]["state"] == "running"
-    assert json.loads((h.state / "intent.json").read_text()) == {"stopped": []}
+    assert json.loads((h.state / "intent.json").read_text())["stopped"] == []
 
 
 def test_metrics_in_prometheus_format(herd):

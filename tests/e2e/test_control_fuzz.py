@@ -35,6 +35,7 @@ def api(herd):
         port = s.getsockname()[1]
     h = herd(SERVICES, f'api_tcp = "127.0.0.1:{port}"\napi_token_file = "token"')
     (h.dir / "token").write_text(TOKEN)
+    (h.dir / "token").chmod(0o600)
     r = h.up()
     assert r.returncode == 0, r.stderr
     status, doc = request(h.sock, "GET", "/openapi.json")

@@ -23,7 +23,8 @@ def test_every_output_passes_the_config_loader(name: str, tmp_path: Path, monkey
     t, _ = translate_case(name, tmp_path, monkeypatch)
     out = Path.cwd() / "herder.toml"
     out.write_text(t.toml)
-    cfg = load(out, check_accounts=os.geteuid() == 0)
+    # accounts when root; not the programs (bundle, node …): an import need not run on this machine
+    cfg = load(out, check_accounts=os.geteuid() == 0, check_programs=False)
     assert set(cfg.services) == set(t.draft.services)
 
 

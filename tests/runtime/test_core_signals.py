@@ -46,3 +46,31 @@ def test_sigterm_survives_a_full_self_pipe(make_config: Callable[..., Path]) -> 
             return await task
 
     assert run_async(body()) == 0
+
+
+def test_a_child_exit_while_the_self_pipe_is_full_is_still_reaped(make_config: Callable[..., Path]) -> None:
+    """The SIGCHLD byte of a child that dies while the self-pipe is full is lost: herder must
+    reap it anyway (before the fix, the stop that followed hung forever on a zombie)."""
+    import select
+
+    from herder.testing.harness import run_supervisor
+
+    cfg = load(make_config('[services.a]\ncommand = ["sleep", "1000"]\nrestart = "never"\n'))
+
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        async with run_supervisor(cfg) as r:
+            await r.wait_state("a", "running")
+            pid = r.sup.instances["a"].pid
+            assert pid is not None
+            pidfd = os.pidfd_open(pid)
+            t = threading.Thread(target=lambda: [loop.call_soon_threadsafe(lambda: None) for _ in range(2000)])
+            t.start()
+            t.join()                          # the loop is blocked here: its self-pipe is full
+            os.kill(pid, signal.SIGKILL)
+            ready, _, _ = select.select([pidfd], [], [], 10)   # the child has exited (a zombie now)
+            os.close(pidfd)
+            assert ready, "the child did not die"
+            await r.wait_for(lambda e: e.instance == "a" and e.kind == "exit", timeout=10)
+
+    run_async(body())

@@ -5,13 +5,14 @@ programs themselves (tests/programs), never on sleeps."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
-from herdertest import PROGRAMS, PY, ROOT, Reporter, alive, run_async, toml_list, until
+from herdertest import PROGRAMS, PY, ROOT, Reporter, alive, public_programs, run_async, toml_list, until
 
 from herder.config import load
 from herder.testing.harness import run_supervisor
@@ -69,6 +70,8 @@ def test_start_limit_parks_the_service_in_failed(make_config: Callable[..., Path
 
 def test_missing_executable_is_a_failed_start_not_a_crash(make_config: Callable[..., Path], tmp_path: Path) -> None:
     (tmp_path / "notexec").write_text("#!/bin/sh\n")
+    # `herder check` reports both up front; the runtime must still survive a program that is
+    # removed (or loses its x bit) after the check, so the machine checks are skipped here
     cfg = load(make_config(f'''
         [services.gone]
         command = ["/no/such/program"]
@@ -77,7 +80,7 @@ def test_missing_executable_is_a_failed_start_not_a_crash(make_config: Callable[
         [services.noexec]
         command = ["{tmp_path / 'notexec'}"]
         restart = "never"
-        '''))
+        '''), check_accounts=False)
 
     async def body() -> None:
         async with run_supervisor(cfg) as r:
@@ -212,7 +215,7 @@ def test_a_failed_dependency_keeps_dependents_waiting_with_a_reason(make_config:
         [services.web]
         command = ["sleep", "1000"]
         depends_on = { db = "started" }
-        '''))
+        '''), check_accounts=False)   # a db that fails every start: `check` would refuse it
 
     async def body() -> None:
         async with run_supervisor(cfg) as r:
@@ -226,6 +229,7 @@ def test_a_failed_dependency_keeps_dependents_waiting_with_a_reason(make_config:
 
 def test_spawn_environment_session_fds_and_stdin(make_config: Callable[..., Path], reporter: Reporter,
                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "work0").mkdir()
     (tmp_path / "work1").mkdir()
     (tmp_path / "e.env").write_text("T_FILE=file\nT_BOTH=file\nT_HERDER=file\n")
     monkeypatch.setenv("T_HERDER", "herder")
@@ -240,7 +244,6 @@ def test_spawn_environment_session_fds_and_stdin(make_config: Callable[..., Path
         restart = "never"
         logs = {{ stdout = "null" }}
         '''))
-    (tmp_path / "work0").mkdir()
 
     async def body() -> None:
         async with run_supervisor(cfg) as r:
@@ -268,12 +271,14 @@ def test_user_and_supplementary_groups_when_root(make_config: Callable[..., Path
 
     nobody = pwd.getpwnam("nobody")
     out = tmp_path / "probe.out"
+    public = public_programs("probe.py")   # nobody cannot read a checkout in a 0700 directory
     cfg = load(make_config(f'''
         [services.p]
-        command = ["/usr/bin/python3", "{PROGRAMS / 'probe.py'}"]
+        command = ["/usr/bin/python3", "{public / 'probe.py'}"]
         user = "nobody"
+        cwd = "{public}"
         restart = "never"
-        env = {{ PYTHONPATH = "{PROGRAMS}", REPORT_SOCKET = "" }}
+        env = {{ PYTHONPATH = "{public}", REPORT_SOCKET = "" }}
         logs = {{ stdout = "{out}", timestamps = false }}
         '''))
 
@@ -282,7 +287,10 @@ def test_user_and_supplementary_groups_when_root(make_config: Callable[..., Path
             await r.wait_state("p", "exited")
             assert r.sup.instances["p"].completed, r.events[-3:]
 
-    run_async(body())
+    try:
+        run_async(body())
+    finally:
+        shutil.rmtree(public)
     import json
     msg = json.loads(out.read_text().splitlines()[-1])
     assert msg["uid"] == nobody.pw_uid and msg["gid"] == nobody.pw_gid

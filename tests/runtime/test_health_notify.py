@@ -78,6 +78,34 @@ kill = "main"
     asyncio.run(main())
 
 
+def test_a_hand_over_whose_old_main_is_reaped_before_its_datagram_is_read(tmp_path: Path) -> None:
+    """The race behind a flaky test: the old main process exits right after its child sent
+    MAINPID=. Here the loop is held until that exit has happened, so the reap comes first
+    (it is queued ahead of the socket's readiness): herder must still read the hand-over
+    before it decides the instance ended (systemd's notify source outranks SIGCHLD too)."""
+    import select
+
+    async def main() -> None:
+        toml = f"""
+[services.d]
+command = {prog("notifier.py", "fork-main")}
+ready = {{ notify = true, timeout = "20s" }}
+kill = "main"
+"""
+        async with running(tmp_path, toml) as h:
+            spawn = await h.wait(lambda e: e.instance == "d" and e.kind == "spawn")
+            fd = os.pidfd_open(spawn.data["pid"])
+            try:
+                assert select.select([fd], [], [], 20)[0], "the first process did not exit"   # loop held
+            finally:
+                os.close(fd)
+            moved = await h.wait(lambda e: e.instance == "d" and e.kind == "mainpid")
+            await h.reach("d", "running")
+            assert h.find(lambda e: e.instance == "d" and e.kind == "exit") is None
+            assert h.sup.instances["d"].pid == moved.data["pid"]
+    asyncio.run(main())
+
+
 def test_mainpid_outside_the_instance_is_refused(tmp_path: Path) -> None:
     async def main() -> None:
         toml = f"""

@@ -85,6 +85,26 @@ def test_rotated_files_are_gzipped_in_the_background_and_pruned(tmp_path: Path) 
     comp.close()
 
 
+def test_a_rotated_name_is_never_given_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The root of a flaky gzip test: a listing taken while the gzip thread replaced X.log by
+    X.log.gz showed neither, the next rotation in the same millisecond took X.log's name
+    again, and its gzip overwrote X's (a rotation lost). Here the newest file is hidden from
+    the listing by hand, within one frozen millisecond."""
+    import herder.logs._files as files
+
+    monkeypatch.setattr(files.time, "time", lambda: 1_700_000_000.123)
+    path = tmp_path / "n.log"
+    f = rf(path, max_size=20, max_files=100)
+    for i in range(3):
+        f.write([b"line %02d .........\n" % i])      # 19 bytes: one per file
+    newest = rotated_files(path)[-1]
+    newest.rename(tmp_path / "hidden")                 # not in the next listing
+    f.write([b"line 03 .........\n"])
+    latest = rotated_files(path)[-1]
+    assert files._stamp_of(latest, path) > files._stamp_of(newest, path), (newest.name, latest.name)
+    f.close()
+
+
 def test_reopen_after_logrotate_renamed_the_file(tmp_path: Path) -> None:
     path = tmp_path / "r.log"
     f = rf(path)
@@ -130,3 +150,23 @@ def test_disk_full_counts_reports_and_recovers(small_fs: Path) -> None:
     assert seen[-1][0] == "log_recovered" and seen[-1][1]["unwritten"] == lost
     f.close()
     assert (small_fs / "full.log").read_bytes() == b"back\n"
+
+
+def test_retention_keeps_the_newest_even_when_names_come_round_within_a_millisecond(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wall clock standing still (many rotations in one ms) or stepping back must not give a
+    new rotated file a name that sorts before older ones: retention would delete the newest."""
+    import herder.logs._files as files
+
+    wall = [1_700_000_000.0]
+    monkeypatch.setattr(files.time, "time", lambda: wall[0])
+    f = rf(tmp_path / "s.log", max_size=10, max_files=2)
+    sent = []
+    for i in range(8):
+        if i == 5:
+            wall[0] -= 3600.0           # the clock steps back an hour
+        line = b"%08d\n" % i            # 9 bytes: one line per file
+        sent.append(line)
+        f.write([line])
+    f.close()
+    assert all_bytes(tmp_path / "s.log") == b"".join(sent[-3:])

@@ -56,7 +56,7 @@ def test_ready_status_watchdog_stopping(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("NOTIFY_SOCKET", path)
     if watchdog:
         monkeypatch.setenv("WATCHDOG_USEC", "200000")
-    sup = Supervisor(load(_config(tmp_path)))
+    sup = Supervisor(load(_config(tmp_path), check_accounts=False))  # b: a program removed after `check`
     seen: list[str] = []
 
     async def scenario() -> int:
@@ -96,5 +96,5 @@ def test_ready_status_watchdog_stopping(tmp_path: Path, monkeypatch: pytest.Monk
 
 def test_no_notify_socket_no_component(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
-    sup = Supervisor(load(_config(tmp_path)))
+    sup = Supervisor(load(_config(tmp_path), check_accounts=False))  # b: a program removed after `check`
     assert not any(type(c).__name__ == "ManagerReport" for c in sup.components)

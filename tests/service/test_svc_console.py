@@ -64,9 +64,10 @@ def test_the_overall_deadline_comes_from_the_managers_stop_timeout(
     assert notify.recv() == "STOPPING=1"
     assert child.finish() == 1
     out = child.output()
-    budget = re.search(r"shutdown step slow overran its ([0-9.]+)s deadline \(capped by the overall stop deadline\)",
-                       out)
-    assert budget is not None and 0.5 < float(budget.group(1)) <= 0.9, out
+    # the step's budget is what is left of the 0.9s when it starts: 0.9s on an idle machine, a
+    # little less when the machine is loaded between the SIGTERM and the step (never more)
+    m = re.search(r"shutdown step slow overran its ([0-9.]+)s deadline \(capped by the overall stop deadline\)", out)
+    assert m is not None and 0 < float(m.group(1)) <= 0.9, out
     assert "shutdown step last skipped: the overall stop deadline has passed" in out
     assert "step last start" not in out
 
