@@ -73,8 +73,8 @@ def test_the_web_example_end_to_end(herd: Callable[..., Herd], receiver: Receive
     h = herd(services + "\n" + broken + "\n" + tick)
     for f in ("web.py", "migrate.py", "drain.py"):
         shutil.copy(EXAMPLE / f, h.dir / f)
-    os.chown(h.dir, 0, www.pw_gid)
-    h.dir.chmod(0o775)                 # www-data writes schema.version here (the example's README step)
+    (h.dir / "var").mkdir()
+    os.chown(h.dir / "var", www.pw_uid, www.pw_gid)    # www-data writes var/schema.version (the example's step)
 
     r = h.up()
     assert "web" in r.stdout + r.stderr          # `up -d` reports; `broken` fails by design, so no rc check
@@ -92,7 +92,7 @@ def test_the_web_example_end_to_end(herd: Callable[..., Herd], receiver: Receive
     # the migration ran before the service, as www-data, and is in the service's log
     log = (h.state / "logs" / "web.log").read_text()
     assert log.index("[hook pre_start] migrating schema to version 3") < log.index("listening on")
-    assert (h.dir / "schema.version").stat().st_uid == www.pw_uid
+    assert (h.dir / "var" / "schema.version").stat().st_uid == www.pw_uid
 
     # the failing copy: a failed start naming the hook, and the alert on the webhook
     wait_until("broken failed", lambda: h.status()["broken"]["state"] == "failed", timeout=60)
