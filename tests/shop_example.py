@@ -15,18 +15,24 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOP = ROOT / "examples" / "shop"
+CONTAINER = ROOT / "examples" / "container"     # herder as a container's init (issue 19)
 IMAGE = "herder-shop:test"
 FULL = ROOT / "tests" / "export" / "configs" / "full" / "herder.toml"   # every herder key set
 
 
 def variant(dest: Path, **changes: tuple[str, str]) -> Path:
-    """Copy the example into dest and apply each (old, new) text change to its herder.toml;
+    """Copy the shop into dest and apply each (old, new) text change to its herder.toml;
     the change must apply (the test is about that value)."""
-    shutil.copytree(SHOP, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    return variant_of(SHOP, dest, changes)
+
+
+def variant_of(example: Path, dest: Path, changes: dict[str, tuple[str, str]]) -> Path:
+    """`variant` of any example (examples/container for the container tier)."""
+    shutil.copytree(example, dest, ignore=shutil.ignore_patterns("__pycache__", ".herder"))
     path = dest / "herder.toml"
     text = path.read_text()
     for what, (old, new) in changes.items():
-        assert old in text, f"{what}: {old!r} is not in the shop's herder.toml"
+        assert old in text, f"{what}: {old!r} is not in {example.name}'s herder.toml"
         text = text.replace(old, new)
     path.write_text(text)
     return path

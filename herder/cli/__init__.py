@@ -53,6 +53,10 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate the config, print every error, exit 2 if any")
     check.add_argument("-c", "--config", metavar="FILE", help="config file")
+    check.add_argument("--container", action="store_true",
+                       help="also say what herder does as a container's init: the grace period to give the engine, "
+                       "critical services, the health check, where logs go")
+    check.add_argument("--json", action="store_true", help="with --container: the report as JSON")
     top = sub.add_parser("top", help="live view: every instance's state, health, CPU, memory; logs; keys to act")
     top.add_argument("-c", "--config", metavar="FILE", help="find the supervisor through this config's state_dir")
     top.add_argument("--socket", metavar="PATH", help="the supervisor's socket")
@@ -149,7 +153,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
             return run_up(args.config, args.services, socket_group=args.socket_group, console=args.console)
         if args.command == "check":
             from herder.cli.check import run_check
-            return run_check(args.config)
+            return run_check(args.config, args.container, args.json)
         if args.command == "top":
             from herder.cli.top import run_top
             return run_top(args)

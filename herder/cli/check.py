@@ -1,5 +1,6 @@
 """`herder check`: every config error at once, exit 2 if any; warnings (what only run time can
-settle) are printed too and do not change the exit code."""
+settle) are printed too and do not change the exit code. `--container`: what herder will do
+as a container's init (herder.cli.check_container)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 from pathlib import Path
 
 from herder.config import Config, find_config, load
-from herder.errors import EXIT_OK, ConfigError
+from herder.errors import EXIT_OK, EXIT_USAGE, ConfigError
 
 
 def load_or_report(config_path: str | None) -> tuple[Path, Config | int]:
@@ -26,10 +27,18 @@ def load_or_report(config_path: str | None) -> tuple[Path, Config | int]:
     return path, cfg
 
 
-def run_check(config_path: str | None) -> int:
+def run_check(config_path: str | None, container: bool = False, as_json: bool = False) -> int:
+    if as_json and not container:
+        print("herder check: --json goes with --container (the container report as JSON)", file=sys.stderr)
+        return EXIT_USAGE
     path, cfg = load_or_report(config_path)
     if isinstance(cfg, int):
         return cfg
     n = sum(s.replicas for s in cfg.services.values())
-    print(f"{path}: ok ({len(cfg.services)} services, {n} instances)")
+    if not as_json:
+        print(f"{path}: ok ({len(cfg.services)} services, {n} instances)")
+    if container:
+        from herder.cli.check_container import print_report
+
+        print_report(cfg, path, as_json)
     return EXIT_OK

@@ -14,13 +14,16 @@ from herder.runtime.events import Event
 from herder.units import stamp_ms
 
 
-def _print_event(ev: Event) -> None:
+def _shown(ev: Event) -> bool:
     """herder's own lines in the foreground: spawns, exits, decisions, stops. The routine
     steps of a start (-> waiting, -> starting) are left to `herder events` and the journal."""
-    if ev.kind == "state" and (ev.data.get("to") == "starting"
-                               or (ev.data.get("to") == "waiting" and ev.data.get("reason") == "dependencies")):
-        return
-    print(f"{stamp_ms(ev.ts, '%H:%M:%S', utc=False)} {ev.message}", file=sys.stderr, flush=True)
+    to, why = ev.data.get("to"), ev.data.get("reason")
+    return not (ev.kind == "state" and (to == "starting" or (to == "waiting" and why == "dependencies")))
+
+
+def _print_event(ev: Event) -> None:
+    if _shown(ev):
+        print(f"{stamp_ms(ev.ts, '%H:%M:%S', utc=False)} {ev.message}", file=sys.stderr, flush=True)
 
 
 def load_for_up(config_path: str | None, services: list[str]) -> Config | int:
@@ -35,19 +38,29 @@ def load_for_up(config_path: str | None, services: list[str]) -> Config | int:
 
 
 def supervise(cfg: Config, services: list[str], *, socket_group: str | None = None,
-              ready: Callable[[], None] | None = None, console: bool = False, print_events: bool = True) -> int:
-    """Build the supervisor with its components and run it to the end (foreground or daemon)."""
+              ready: Callable[[], None] | None = None, console: bool | None = False, print_events: bool = True) -> int:
+    """Build the supervisor with its components and run it to the end (foreground or daemon).
+
+    `console` is --console / --no-console (None: neither). What reaches herder's stdout
+    follows [herder] console and log_files, whose `auto` depends on whether herder is a
+    container's init (herder.runtime.container, docs/container.md)."""
     from herder.control.component import Control, ControlOptions
     from herder.logs import install as install_logs
+    from herder.logs._stdio import HerderLines, console_mode, files_on
+    from herder.runtime import container
     from herder.runtime.supervisor import Supervisor
 
-    sup = Supervisor(cfg)   # with readiness, probes, watchdog, $NOTIFY_SOCKET, limits and log capture
+    init = container.detect()
+    mode = console_mode(cfg.herder.console, console, init.container_init, sys.stdout.isatty())
+    sup = Supervisor(cfg, init=init)   # with readiness, probes, watchdog, $NOTIFY_SOCKET, limits and log capture
     from herder.process import usage
 
     usage.attach(sup)       # cpu / rss / procs in status records, sampled per request
-    if print_events:        # the foreground's lines; a daemon has them in herder.log (JSON) already
+    hub = install_logs(sup, console=mode, files=files_on(cfg.herder.log_files, init.container_init))
+    if hub.stdio is not None:   # a container's logs: herder's lines among the services' (always shown)
+        sup.events.subscribe(HerderLines(hub, hub.stdio, _shown))
+    elif print_events:      # the foreground's lines; a daemon has them in herder.log (JSON) already
         sup.events.subscribe(_print_event)
-    install_logs(sup, console=console)  # the `name |` view: foreground, on a terminal (or --console)
     sup.components.append(Control(sup, ControlOptions(socket_group=socket_group)))
     # the per-user index (herder.control.discovery) lets `herder status -c CONFIG` find this
     # supervisor whatever its state_dir; noted once it holds the lock and listens
@@ -61,19 +74,21 @@ def supervise(cfg: Config, services: list[str], *, socket_group: str | None = No
             ready()
 
     try:
-        return asyncio.run(sup.run(services or None, ready=started))
+        code = asyncio.run(sup.run(services or None, ready=started))
     finally:
         note.remove()
+    if code and init.container_init:
+        container.write_termination_message(sup.world.exit_reason or f"herder exited with code {code}")
+    return code
 
 
 def run_up(config_path: str | None, services: list[str], *, socket_group: str | None = None,
            console: bool | None = None) -> int:
     """Foreground. The `name | line` view is on when stdout is a terminal: under systemd
     (stdout = the journal) or redirected to a file it would copy every service's output a
-    second time, and it costs the capture path a Python step per line (4x slower floods)."""
+    second time, and it costs the capture path a Python step per line (4x slower floods).
+    As a container's init, every line goes to stdout/stderr instead (the engine's logs)."""
     cfg = load_for_up(config_path, services)
     if isinstance(cfg, int):
         return cfg
-    if console is None:
-        console = sys.stdout.isatty()
     return supervise(cfg, services, socket_group=socket_group, console=console)

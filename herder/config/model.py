@@ -30,6 +30,7 @@ from herder.config.probe_values import (
 from herder.config.schema import (
     opt,
     p_argv,
+    p_auto_switch,
     p_bool,
     p_depends,
     p_duration,
@@ -56,6 +57,7 @@ OVERFLOW_MODES = ("block", "drop")
 READY_KINDS = ("notify", "http", "tcp", "exec", "log")
 HEALTH_KINDS = ("http", "tcp", "exec")
 HEALTH_ACTIONS = ("restart", "none")
+CONSOLE_MODES = ("auto", "text", "json", "off")
 Problem = tuple[tuple[str, ...], str]
 
 
@@ -245,6 +247,11 @@ class ServiceSpec:
                                "local time", example='"Europe/Paris"')
     hooks: Hooks = table(Hooks, "commands around the process: pre_start, post_start, pre_stop, post_stop")
     security: Security = table(Security, "least privilege: capabilities, no_new_privileges, umask, private_tmp …")
+    critical: bool = opt(False, p_bool, "herder cannot do without it: when it fails for good (failed, exited without "
+                         "completing and not restarted, or waiting on a dependency that did), herder stops everything "
+                         "in order and exits with critical_exit_code (docs/container.md)")
+    critical_exit_code: int = opt(69, p_int(3, 125), "herder's exit code when this critical service fails for good "
+                                  "(3 to 125; 69 is EX_UNAVAILABLE)")
     logs: Logs = table(Logs, "output capture")
     ready: Ready = table(Ready, "readiness: gates dependents (ready/healthy) and rolling restarts")
     health: Health = table(Health, "liveness while running")
@@ -288,6 +295,12 @@ class HerderSettings:
                                      "(or set $HERDER_API_TOKEN)")
     journal_max_age: float = opt(7 * 86400.0, p_duration, "drop journal events older than this", example='"7d"')
     journal_max_rows: int = opt(100_000, p_int(100), "keep at most this many journal events")
+    console: str = opt("auto", p_enum(*CONSOLE_MODES),
+                       "services' lines also on herder's own stdout and stderr, one line per line: text = "
+                       "`instance | line`, json = one object per line; auto = text when herder is a container's init "
+                       "(PID 1; docs/container.md), else off (the terminal view of `herder up` is --console)")
+    log_files: str = opt("auto", p_auto_switch, "per-service log files (logs.stdout/stderr = \"auto\"); auto = off "
+                         "when herder is a container's init (the engine collects stdout), else on")
 
 
 SERVICE_DEFAULTS_DOC = "merged under every [services.*] table (same keys as a service)"

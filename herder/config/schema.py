@@ -60,6 +60,17 @@ def p_bool(v: Any) -> bool:
 INT_MAX = 2**63 - 1    # what the OS, SQLite and cgroup files take; TOML itself allows more
 
 
+def p_auto_switch(v: Any) -> str:
+    """`true`, `false` or `"auto"`"""
+    if v is True or v == "on":
+        return "on"
+    if v is False or v == "off":
+        return "off"
+    if v == "auto":
+        return "auto"
+    raise ValueError(f'expected true, false or "auto"; got {_show(v)}')
+
+
 def p_int(lo: int | None = None, hi: int | None = None) -> Parser:
     def parse(v: Any) -> int:
         if not isinstance(v, int) or isinstance(v, bool):

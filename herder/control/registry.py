@@ -223,6 +223,19 @@ HEALTH: dict[str, Any] = {
                                 "description": "state herder could not trust since it started (docs/security.md)"}},
 }
 
+SERVICES_HEALTH: dict[str, Any] = {
+    "type": "object", "required": ["ok", "checked", "problems"],
+    "properties": {"ok": {"type": "boolean"},
+                   "checked": {"type": "array", "items": {"type": "string"},
+                               "description": "the instances judged: the critical ones, else those wanted up"},
+                   "problems": {"type": "array", "items": {"type": "string"},
+                                "description": "one line per instance that is not ready and healthy"},
+                   "critical": {"type": "boolean", "description": "some service is marked critical"},
+                   "init": {"type": "string", "description": "herder as a container's init (PID 1 …), or empty"},
+                   "orphans_reaped": {"type": "integer",
+                                      "description": "processes herder reaped that it had not started itself"}},
+}
+
 # ---- the commands -----------------------------------------------------------------------
 
 LOG_LINE: dict[str, Any] = {
@@ -314,6 +327,11 @@ COMMANDS: list[Command] = [
                           Arg(("services",), {"nargs": "*", "metavar": "SERVICE"})))),
     Command("health", "GET", "/v1/health", "The supervisor itself", _H + "health", response=HEALTH,
             tags=("supervisor",)),
+    Command("services_health", "GET", "/v1/health/services",
+            "Every critical service (else every service wanted up) ready and healthy: a container's health",
+            "herder.control.verdict:services_health", response=SERVICES_HEALTH, tags=("supervisor",),
+            cli=Cli("health", "exit 0 when every critical service is ready and healthy, else 1 (for a HEALTHCHECK "
+                    "or an exec probe)", "herder.cli.health:run")),
     Command("metrics", "GET", "/metrics", "Prometheus metrics", _H + "metrics", media=TEXT, tags=("supervisor",)),
     Command("openapi", "GET", "/openapi.json", "This document", _H + "openapi", response={"type": "object"},
             tags=("supervisor",)),

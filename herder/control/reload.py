@@ -22,7 +22,7 @@ from herder.errors import ConfigError
 if TYPE_CHECKING:
     from herder.control.component import Control
 
-_NEEDS_RESTART = ("state_dir", "api_tcp", "api_token_file", "socket_group", "cgroups")
+_NEEDS_RESTART = ("state_dir", "api_tcp", "api_token_file", "socket_group", "cgroups", "console", "log_files")
 
 
 async def _load(path: Path, current: Config) -> Config:

@@ -89,6 +89,7 @@ class Kind(enum.StrEnum):
     SCHEDULE = "schedule"
     RESTART_PREVENTED = "restart_prevented"
     SUPERVISOR = "supervisor"
+    CRITICAL = "critical"       # a critical service failed for good: herder stops and exits (core.critical)
     BUG = "bug"
 
 
@@ -234,9 +235,11 @@ class RecordRun:
 
 @dataclass(frozen=True)
 class Finished:
-    """`down` is complete: every instance is idle. The supervisor may exit."""
+    """`down` is complete: every instance is idle. The supervisor may exit with `exit_code`;
+    `reason` says why when that is not a plain stop (a critical service failed for good)."""
 
     exit_code: int
+    reason: str = ""
 
 
 Effect = (Spawn | Signal | Kill | KillLeftovers | ArmTimer | CancelTimer | Publish | RunCheck | CancelChecks

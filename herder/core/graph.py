@@ -97,3 +97,20 @@ def waiting_reason(dep: str, condition: str, facts: Sequence[Facts]) -> str:
     """'waiting for db: failed' / 'waiting for migrate (completed): running'."""
     states = sorted({f.state for f in facts}) or ["unknown"]
     return f"waiting for {dep} ({condition}): {', '.join(states)}"
+
+
+def heaviest_chain(graph: Mapping[str, Collection[str]], weight: Callable[[str], float]) -> tuple[float, list[str]]:
+    """The dependency chain (a dependent first, then what it depends on, …) with the largest
+    sum of weights, and that sum: the longest a stop in reverse dependency order can take
+    when each service may take its weight (config validation rejects cycles)."""
+    best: dict[str, tuple[float, list[str]]] = {}
+
+    def walk(n: str) -> tuple[float, list[str]]:
+        if n not in best:
+            best[n] = (weight(n), [n])  # cycle guard
+            deps = [walk(d) for d in sorted(graph.get(n, ())) if d in graph]
+            total, chain = max(deps, key=lambda x: x[0], default=(0.0, []))
+            best[n] = (weight(n) + total, [n, *chain])
+        return best[n]
+
+    return max((walk(n) for n in sorted(graph)), key=lambda x: x[0], default=(0.0, []))

@@ -1,7 +1,8 @@
 """What follows from the world as it now is, run at the end of every step until nothing
 changes: operator jobs move on, `down` stops what nothing alive depends on any more,
 waiting instances whose dependencies meet their conditions are spawned (the others get
-their "waiting for" reason), and a finished `down` says so.
+their "waiting for" reason), a critical service that failed for good begins `down`
+(herder.core.critical), and a finished `down` says so.
 
 Dependencies gate starts only: a dependent that runs keeps running when its dependency
 restarts (unless `bind = true`, see herder.core.context).
@@ -9,7 +10,7 @@ restarts (unless `bind = true`, see herder.core.context).
 
 from __future__ import annotations
 
-from herder.core import calendar, jobs, reconfigure
+from herder.core import calendar, critical, jobs, reconfigure, shutdown
 from herder.core import effects as fx
 from herder.core.context import Ctx
 from herder.core.effects import Kind
@@ -22,8 +23,10 @@ _MAX_PASSES = 10_000   # each pass changes at least one instance; a bound agains
 
 def reconcile(ctx: Ctx) -> None:
     for _ in range(_MAX_PASSES):
-        changed = (_jobs(ctx) | calendar.release_queued(ctx) | _dependencies(ctx)) if ctx.world.phase is Phase.UP \
-            else _down(ctx)
+        if ctx.world.phase is Phase.UP:
+            changed = _jobs(ctx) | calendar.release_queued(ctx) | _dependencies(ctx) | critical.exit_policy(ctx)
+        else:
+            changed = _down(ctx)
         if not changed:
             break
     _finish(ctx)
@@ -72,4 +75,6 @@ def _finish(ctx: Ctx) -> None:
     world = ctx.world
     if world.phase is Phase.DOWN and world.all_idle():
         world.phase = Phase.DONE
-        ctx.out.add(fx.Finished(world.exit_code))
+        ctx.out.publish("", Kind.SUPERVISOR, shutdown.finished_message(world.exit_code, world.exit_reason),
+                        {"code": world.exit_code})
+        ctx.out.add(fx.Finished(world.exit_code, world.exit_reason))

@@ -13,6 +13,10 @@ Where each decision lives:
 - operator jobs (ordered stop, restart, rolling restart): herder/core/jobs.py;
 - reloads: herder/core/reconfigure.py;
 - dependencies and `down` order, run after every event: herder/core/reconcile.py;
+- the shutdown phase (`down`, force, herder's deadline, the stop budget):
+  herder/core/shutdown.py;
+- critical services (the exit policy, run by the reconcile, and the health verdict):
+  herder/core/critical.py;
 - this module: turning inputs (timers, check results, sd_notify messages, memory
   samples, log matches, commands, `up`, `down`) into the above, with the guards on
   which state each is meaningful in.
@@ -20,11 +24,11 @@ Where each decision lives:
 
 from __future__ import annotations
 
-from herder.core import calendar, graph, jobs, reconfigure
+from herder.core import calendar, graph, jobs, reconfigure, shutdown
 from herder.core import effects as fx
 from herder.core import lifecycle as lc
 from herder.core.context import Ctx
-from herder.core.effects import Check, Effect, Kind, Scope, TimerKey, TimerKind
+from herder.core.effects import Check, Effect, Kind, Scope, TimerKind
 from herder.core.events import (
     INSTANCE_EVENTS,
     BackoffDone,
@@ -40,7 +44,6 @@ from herder.core.events import (
     Held,
     InstanceEvent,
     Interrupt,
-    Kill,
     LogMatched,
     MainPid,
     MemorySampled,
@@ -107,14 +110,14 @@ def _dispatch(ctx: Ctx, ev: Event) -> None:
     elif isinstance(ev, Held):
         world.held = set(ev.names)
     elif isinstance(ev, Down):
-        _down(ctx)
+        shutdown.begin(ctx)
     elif isinstance(ev, Interrupt):
         if world.phase is Phase.UP:
-            _down(ctx)
+            shutdown.begin(ctx)
         else:
-            _force(ctx)
+            shutdown.force(ctx)
     elif isinstance(ev, Force):
-        _force(ctx)
+        shutdown.force(ctx)
     elif isinstance(ev, Reconfigure):
         reconfigure.begin(ctx, ev)
     elif isinstance(ev, WallClock):
@@ -151,7 +154,7 @@ def _timer(ctx: Ctx, ev: TimerFired) -> None:
         if key.kind in (TimerKind.SCHEDULE, TimerKind.RESTART_SCHEDULE):
             calendar.fire(ctx, key)
         elif key.kind is TimerKind.SHUTDOWN:
-            _shutdown_timeout(ctx)
+            shutdown.deadline(ctx)
         elif key.kind is TimerKind.JOB:
             job = world.jobs.get(int(key.owner[1:]))
             if job is not None and job.kind is JobKind.RELOAD:
@@ -291,36 +294,3 @@ def _up(ctx: Ctx, ev: Up) -> None:
                 for n in world.by_service.get(svc, []):
                     if ev.only or n not in world.held:
                         ctx.apply(Start(n))
-
-
-def _down(ctx: Ctx) -> None:
-    world = ctx.world
-    if world.phase is not Phase.UP:
-        return
-    world.phase = Phase.DOWN
-    ctx.out.publish("", Kind.SUPERVISOR, "herder: stopping all services")
-    jobs.cancel_all(ctx, "herder is stopping")
-    key = TimerKey(TimerKind.SHUTDOWN)
-    world.timers[key] = at = ctx.now + world.config.herder.shutdown_timeout
-    ctx.out.add(fx.ArmTimer(key, at))
-
-
-def _force(ctx: Ctx) -> None:
-    world = ctx.world
-    if world.phase is Phase.DONE:
-        return
-    if world.phase is Phase.UP:
-        jobs.cancel_all(ctx, "herder is stopping")
-    world.phase, world.forced, world.exit_code = Phase.DOWN, True, 1
-    ctx.out.publish("", Kind.SUPERVISOR, "herder: forced stop: SIGKILL to everything left")
-    for name in list(world.instances):
-        ctx.apply(Kill(name))
-
-
-def _shutdown_timeout(ctx: Ctx) -> None:
-    world = ctx.world
-    if world.phase is not Phase.DOWN or world.forced:
-        return
-    ctx.out.publish("", Kind.SUPERVISOR, f"herder: shutdown_timeout ({world.config.herder.shutdown_timeout:g}s) "
-                    "reached; killing what is left")
-    _force(ctx)

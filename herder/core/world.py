@@ -93,6 +93,7 @@ class World:
     phase: Phase = Phase.UP
     forced: bool = False
     exit_code: int = 0
+    exit_reason: str = ""                          # why herder exits with exit_code (the exit policy)
     jobs: dict[int, Job] = field(default_factory=dict)
     timers: dict[TimerKey, float] = field(default_factory=dict)   # the supervisor's own deadlines
     next_job: int = 1

@@ -51,6 +51,10 @@ COMMON: tuple[Rule, ...] = (
     Rule("kill", "—", A, "Docker SIGKILLs every process in the container, not only the group", when="group"),
     Rule("kill", "—", A, "Docker SIGKILLs every process in the container, not only the main one", when="main"),
     Rule("reload_signal", "—", N, "send it by hand: `docker kill -s HUP CONTAINER`"),
+    Rule("critical", "—", N, "each service is its own container: one that fails for good does not stop the others "
+         "(the nearest, by hand: `docker compose up --abort-on-container-failure`); to keep the policy, run the "
+         "services in one container with herder as its init (docs/container.md)"),
+    Rule("critical_exit_code", "—", N, "goes with critical"),
     Rule("depends_on", "depends_on: service_started", C, when="started"),
     Rule("depends_on", "depends_on: service_healthy", C, "the dependency's healthcheck (its health probe, else its "
          "readiness check) must pass", when="ready"),

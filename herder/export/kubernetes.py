@@ -87,6 +87,9 @@ RULES: tuple[Rule, ...] = (
     Rule("kill", "—", A, "the kubelet SIGKILLs every process in the container", when="group"),
     Rule("kill", "—", A, "the kubelet SIGKILLs every process in the container", when="main"),
     Rule("reload_signal", "—", N, "send it by hand: `kubectl exec POD -- kill -s HUP 1`"),
+    Rule("critical", "—", N, "each service is its own workload: one that fails for good does not stop the others; "
+         "to keep the policy, run the services in one container with herder as its init (docs/container.md)"),
+    Rule("critical_exit_code", "—", N, "goes with critical"),
     Rule("depends_on", "initContainers: wait-NAME", A, "waits (through the API) until the Deployment has pods (a "
          "Job: an active pod)", when="started"),
     Rule("depends_on", "initContainers: wait-NAME", C, "waits (through the API) until every replica of the "

@@ -73,6 +73,9 @@ RULES: tuple[Rule, ...] = (
     Rule("kill", "KillMode=control-group", A, "systemd signals the whole control group", when="group"),
     Rule("kill", "KillMode=mixed", C, "stop signal to the main process, SIGKILL to the rest", when="main"),
     Rule("reload_signal", "ExecReload=", C, "`systemctl reload UNIT` sends it"),
+    Rule("critical", "—", N, "not set: the nearest is OnFailure= on a unit that stops the target (systemd has no "
+         "exit code for a whole target)"),
+    Rule("critical_exit_code", "—", N, "goes with critical"),
     Rule("depends_on", "Wants= + After=", A, "After= waits until the dependency's start finished, with its "
          "readiness check when it has one", when="started"),
     Rule("depends_on", "Wants= + After=", A, "After= waits until the dependency's start finished, its readiness "

@@ -68,6 +68,8 @@ class LogHub:
         self._calls_pending = False
         self.watches: dict[Channel, LineWatch] = {}   # writer thread only
         self.console: Any = None  # the foreground view (a Tap with close()), if any
+        self.stdio: Any = None    # every line on herder's stdout/stderr (a container's logs), if any
+        self.files = True         # False: `auto` outputs are captured without a file ([herder] log_files)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
         self._lock = threading.Lock()
@@ -160,7 +162,7 @@ class LogHub:
                 return None
             if mode == "null":
                 return capture(stream, None) if stream == "stderr" else subprocess.DEVNULL
-            path = self.log_path(inst, mode, stream)
+            path = self.log_path(inst, mode, stream) if mode != "auto" or self.files else None
             return capture(stream, self._sink(inst, path) if path is not None else None)
 
         try:

@@ -40,7 +40,7 @@ from herder.health.notify import NotifyServer
 from herder.logs._hub import LogHub
 from herder.process.cgroup import Cgroups
 from herder.process.rlimits import raise_nofile
-from herder.runtime import previous, signals, status, upward
+from herder.runtime import container, previous, signals, status, upward
 from herder.runtime.calendar import Calendar, local_zone
 from herder.runtime.clock import Clock, MonotonicClock
 from herder.runtime.effects import EffectRunner
@@ -58,8 +58,10 @@ _PR_SET_CHILD_SUBREAPER = 36
 
 
 class Supervisor:
-    def __init__(self, config: Config, *, clock: Clock | None = None, rng: random.Random | None = None) -> None:
+    def __init__(self, config: Config, *, clock: Clock | None = None, rng: random.Random | None = None,
+                 init: container.Init | None = None) -> None:
         self.clock: Clock = clock or MonotonicClock()
+        self.init = init or container.detect()   # PID 1? in a container? (docs/container.md)
         rng = rng or random.Random()
         self.world = World.create(config, self.clock.now(), lambda: rng.uniform(-1.0, 1.0), local_zone())
         self.events = EventBus()
@@ -210,6 +212,9 @@ class Supervisor:
             undo += [signals.install(loop, signal.SIGTERM, self.request_down),
                      signals.install(loop, signal.SIGINT, lambda: self.post(Interrupt())),
                      signals.install(loop, signal.SIGUSR1, self.logs.reopen)]
+            pwr = getattr(signal, "SIGPWR", None)
+            if self.init.pid1 and pwr is not None:   # LXC and Incus halt a container's init with SIGPWR
+                undo.append(signals.install(loop, pwr, self.request_down))
         try:
             left = await previous.stop_left_running(config, self.events)
             if config.herder.cgroups:
@@ -225,8 +230,10 @@ class Supervisor:
                     await stack.enter_async_context(comp)
                 if left is not None and self.alerts is not None:
                     self.alerts.replay(left)        # it was published before the alerts listened
+                where = f", {self.init.describe()}" if self.init.container_init else ""
                 self.events.emit("", "supervisor", f"herder: supervising {len(self.instances)} instance(s) "
-                                 f"(pid {os.getpid()}, tracking by {'cgroup' if self.cgroups else 'process group'})")
+                                 f"(pid {os.getpid()}{where}, tracking by "
+                                 f"{'cgroup' if self.cgroups else 'process group'})")
                 self.timers.open()
                 self._running = True
                 self.post(self.calendar.first(self.world))

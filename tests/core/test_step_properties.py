@@ -6,11 +6,14 @@ restart; backoff has its timer and no process; a parked (failed) instance is not
 again until an operator starts it, and never counts more failed starts than the limit
 allows; a dependent is never spawned before its dependencies meet their conditions; the
 core's armed deadlines are the runtime's; each job answers at most once; and once
-everything is wanted down, everything ends stopped, given exits."""
+everything is wanted down, everything ends stopped, given exits. With critical services
+(`WithCritical`): herder never stays up with a critical instance failed for good, and
+once the exit policy fired its code is herder's exit code, whatever comes after."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -18,6 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from herder.config.lifecycle import Hook, Hooks
 from herder.config.model import Backoff, Health, Limits, Ready, ServiceSpec, StartLimit
+from herder.core import critical
 from herder.core import effects as fx
 from herder.core.effects import Check
 from herder.core.events import (
@@ -91,9 +95,11 @@ names = st.sampled_from(NAMES)
 class Sequences(RuleBasedStateMachine):
     """Each rule posts one input; the invariants are checked after every one."""
 
+    services: ClassVar[dict[str, ServiceSpec]] = SERVICES
+
     @initialize(stubborn=st.sets(st.sampled_from(list(SERVICES))), up=st.booleans())
     def begin(self, stubborn: set[str], up: bool) -> None:
-        self.sim = Checked(SERVICES, stubborn=stubborn)
+        self.sim = Checked(self.services, stubborn=stubborn)
         self.tickets = 0
         self.parked: set[str] = set()
         self.started: set[str] = set()
@@ -238,3 +244,35 @@ def check(sim: Checked, parked: set[str], started: set[str], mark: int) -> None:
 Sequences.TestCase.settings = settings(max_examples=200, stateful_step_count=60, deadline=None,
                                        suppress_health_check=[HealthCheck.too_slow])
 test_random_event_sequences_keep_the_invariants = Sequences.TestCase
+
+
+class WithCritical(Sequences):
+    """The same inputs with two critical services: the job (exit code 69) and wd (70, which
+    waits for db healthy, so a failed db fails it too)."""
+
+    services: ClassVar[dict[str, ServiceSpec]] = {
+        **SERVICES, "job": spec(restart="never", critical=True),
+        "wd": spec(depends_on={"db": "healthy"}, health=Health(watchdog=3.0), ready=Ready(log="up", timeout=6.0),
+                   critical=True, critical_exit_code=70)}
+
+    @invariant()
+    def exit_policy_holds(self) -> None:
+        if not hasattr(self, "sim"):
+            return
+        world = self.sim.world
+        fired = [e for e in self.sim.events if e.kind == "critical"]
+        assert len(fired) <= 1, [e.message for e in fired]
+        if world.phase.value == "up":
+            assert not fired
+            for name, inst in world.instances.items():
+                assert not inst.spec.critical or critical.lost(world, name) is None, (name, inst.state)
+        if fired:
+            assert world.exit_code == fired[0].data["code"] and world.exit_reason.startswith(fired[0].name)
+        if self.sim.finished is not None:
+            assert self.sim.finished in (0, 1, 69, 70)
+            assert self.sim.finished == world.exit_code
+
+
+WithCritical.TestCase.settings = settings(max_examples=100, stateful_step_count=60, deadline=None,
+                                          suppress_health_check=[HealthCheck.too_slow])
+test_random_sequences_with_critical_services = WithCritical.TestCase

