@@ -38,9 +38,11 @@ if args[:1] == ["--ro"]:
         seen["write"] = "ok"
     except OSError as e:
         seen["write"] = e.strerror
-with open(f"/tmp/.herder-private-{os.getpid()}", "w") as f:
+mine = f"/tmp/.herder-private-{os.getpid()}"
+with open(mine, "w") as f:
     f.write("x")
 seen["tmp"] = sorted(os.listdir("/tmp"))
+os.unlink(mine)          # without private_tmp this is the machine's /tmp: leave nothing behind
 seen["child_umask"] = os.popen("sh -c umask").read().strip()
 print("PRIV " + json.dumps(seen), flush=True)
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
