@@ -71,8 +71,10 @@ docs: $(STAMP)
 man: $(STAMP)
 	$(PY) -m herder.cli.completion man > docs/herder.1
 
-# herder side by side with supervisord, circus and PM2 (docs/performance.md); not part of `make test`.
-# Peers go to bench/.build (their own venv, pm2 via npm); figures to bench/out/results.json.
+# herder side by side with supervisord, circus, PM2, s6 and runit (docs/performance.md); not part of
+# `make test` (its quick mode is: tests/bench). Peers go to bench/.build (their own venv, pm2 via npm),
+# s6 and runit via apt-get (root); herder as a wheel, bytecode compiled. Figures: bench/out/results.json.
+# A full run takes about 20-25 minutes.
 BENCH_PY := bench/.build/venv/bin/python
 bench:
 	bash bench/setup.sh

@@ -32,12 +32,16 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from daemontools import PEERS as DAEMONTOOLS
+from procs import Tracker, alive, cpu_seconds, memory, stamps, sync, wait_stamps, wait_until
+from recovery import recover
+from scaling import scaling
+from tools import BUILD, HERE, PYTHON_NODE, Herder, Session, Svc, Tool, stamp_services
 
-from procs import Tracker, alive, stamps, sync, wait_stamps, wait_until
-from tools import ALL, BUILD, HERE, Herder, Session, Svc, Tool
+ALL: list[type[Tool]] = PYTHON_NODE + DAEMONTOOLS
 
 TRACKER = Tracker()
-STAMP = BUILD / "stamp"
+STAMP = BUILD / "stamp"   # the same path as tools.stamp_services uses
 FLOOD = BUILD / "flood"
 ORPHANS = HERE / "orphans.sh"
 LINE, PER_WRITE = 100, 655
@@ -57,13 +61,18 @@ class Plan:
     log_rounds: int
     stop_rounds: int
     stop_cap: float
+    scale_ns: tuple[int, ...]
+    scale_idle_seconds: float
+    recover_rounds: int
     stop_timeout: float = 2.0
 
 
 FULL = Plan(n=200, restart_rounds=4, kills_per_round=5, start_rounds=5, idle_seconds=30.0, status_reps=3,
-            log_bytes=300_000_000, log_rounds=3, stop_rounds=3, stop_cap=60.0)
-QUICK = Plan(n=20, restart_rounds=1, kills_per_round=3, start_rounds=1, idle_seconds=1.0, status_reps=2,
-             log_bytes=20_000_000, log_rounds=1, stop_rounds=1, stop_cap=4.0)
+            log_bytes=300_000_000, log_rounds=3, stop_rounds=3, stop_cap=60.0, scale_ns=(50, 200, 1000),
+            scale_idle_seconds=30.0, recover_rounds=5)
+QUICK = Plan(n=10, restart_rounds=1, kills_per_round=2, start_rounds=1, idle_seconds=0.5, status_reps=1,
+             log_bytes=20_000_000, log_rounds=1, stop_rounds=1, stop_cap=4.0, scale_ns=(2, 5),
+             scale_idle_seconds=0.2, recover_rounds=1)
 
 
 class Results:
@@ -88,11 +97,6 @@ def session(tool: Tool, workdir: Path, services: list[Svc], stop_timeout: float,
     return tool.launch(workdir, services, stop_timeout, TRACKER, stamp_files)
 
 
-def stamp_services(n: int, out: Path, stubborn: bool = False) -> list[Svc]:
-    argv = (str(STAMP), str(out), "stubborn") if stubborn else (str(STAMP), str(out))
-    return [Svc(f"s{i}", argv) for i in range(n)]
-
-
 def run_trial(res: Results, measure: str, tool: Tool, fn: Callable[[], None]) -> None:
     """One tool's turn at one measure: an exception is recorded, never fatal to the run."""
     try:
@@ -111,7 +115,7 @@ def restart(res: Results, tool: Tool, work: Path, kills: int, plan: Plan) -> Non
             raise TimeoutError("service did not start within 30 s")
         for i in range(kills):
             pid = stamps(out)[-1][0]
-            time.sleep(0.2)  # let the tool settle into "running"; between trials, not a sync
+            time.sleep(tool.min_run_s)  # let the tool settle into "running"; between trials, not a sync
             t0 = time.monotonic_ns()
             os.kill(pid, signal.SIGKILL)
             got = wait_stamps(out, i + 2, 10)
@@ -150,32 +154,16 @@ def measure_idle(res: Results, tool: Tool, s: Session, plan: Plan) -> None:
     if not procs:
         raise RuntimeError("found none of the supervisor's processes")
 
-    def cpu() -> dict[int, float]:
-        out = {}
-        for p in procs:
-            try:
-                t = p.cpu_times()
-                out[p.pid] = t.user + t.system
-            except psutil.Error:
-                continue
-        return out
-
-    c0 = cpu()
+    c0 = cpu_seconds(procs)
     time.sleep(plan.idle_seconds)
-    c1 = cpu()
-    rss = uss = 0
-    names = []
-    for p in procs:
-        try:
-            mi = p.memory_full_info()
-            rss += mi.rss
-            uss += mi.uss
-            names.append(p.name())
-        except psutil.Error:
-            continue
+    c1 = cpu_seconds(procs)
+    mem = memory(procs)
     res.add("idle_cpu_s", tool.name, sum(c1[k] - c0[k] for k in c1 if k in c0))
-    res.add("idle_rss_mb", tool.name, rss / 2**20)
-    res.slot("idle_rss_mb", tool.name).update(uss_mb=round(uss / 2**20, 1), processes=names)
+    res.add("idle_rss_mb", tool.name, mem["rss"] / 2**20)
+    res.add("idle_pss_mb", tool.name, mem["pss"] / 2**20)
+    names = sorted({p.name() for p in procs if p.is_running()})
+    res.slot("idle_rss_mb", tool.name).update(uss_mb=round(mem["uss"] / 2**20, 1), processes=names,
+                                              process_count=len(procs))
     res.slot("idle_cpu_s", tool.name)["seconds"] = plan.idle_seconds
 
 
@@ -281,7 +269,7 @@ def logs(res: Results, tool: Tool, work: Path, plan: Plan) -> None:
 
 # 6. stop-all -------------------------------------------------------------------------------
 
-def stop_all(res: Results, tool: Tool, work: Path, plan: Plan) -> None:
+def stop_all(res: Results, tool: Tool, work: Path, plan: Plan, measure: str = "stop_ms", exit: bool = False) -> None:
     out = work / "stamps"
     s = session(tool, work, stamp_services(plan.n, out, stubborn=True), plan.stop_timeout, [out])
     try:
@@ -291,12 +279,12 @@ def stop_all(res: Results, tool: Tool, work: Path, plan: Plan) -> None:
         time.sleep(0.5)  # the stamp is written before the SIGTERM handler is set: let them all set it
         pids = [pid for pid, _ in got]
         t0 = time.monotonic()
-        s.begin_stop()
+        s.begin_stop(exit=exit)
         if wait_until(lambda: not any(alive(p) for p in pids), plan.stop_cap, 0.005):
-            res.add("stop_ms", tool.name, (time.monotonic() - t0) * 1000)
+            res.add(measure, tool.name, (time.monotonic() - t0) * 1000)
         else:
             left = sum(alive(p) for p in pids)
-            res.slot("stop_ms", tool.name).setdefault("capped", []).append(
+            res.slot(measure, tool.name).setdefault("capped", []).append(
                 {"cap_s": plan.stop_cap, "still_running": left})
     finally:
         s.close(timeout=1)
@@ -317,7 +305,7 @@ def orphans(res: Results, tool: Tool, work: Path, plan: Plan) -> None:
         kids = [(kind, int(pid)) for kind, pid in (line.split() for line in pidfile.read_text().splitlines())]
         for _, pid in kids:
             TRACKER.add(pid, ("sleep",))
-        s.begin_stop()
+        s.begin_stop(exit=True)
         wait_until(lambda: not any(alive(r) for r in s.roots() + [s.launcher.pid]), 30, 0.01)
         wait_until(lambda: not any(alive(p) for _, p in kids), 2.0, 0.01)  # a kill may still be in flight
         left = [(kind, pid) for kind, pid in kids if alive(pid)]
@@ -346,10 +334,11 @@ def machine() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="N = 20, one round, short idle: keeps the harness alive")
+    ap.add_argument("--quick", action="store_true", help="N = 10, one round, short idle: keeps the harness alive")
     ap.add_argument("--tools", help="comma-separated subset of: " + ", ".join(t.name for t in ALL))
-    ap.add_argument("--measures", default="restart,start,logs,stop,orphans",
-                    help="subset of restart,start (with idle and status),logs,stop,orphans")
+    ap.add_argument("--measures", default="restart,start,logs,stop,orphans,scale,recover",
+                    help="subset of restart,start (with idle and status),logs,stop,orphans,scale (memory per "
+                    "service, start and idle at the largest N),recover (kill -9 of herder)")
     ap.add_argument("--log-mb", type=int, help="override the size of the log flood (MB)")
     ap.add_argument("--out", type=Path, default=HERE / "out" / "results.json")
     args = ap.parse_args(argv)
@@ -384,18 +373,20 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     info: dict[str, Any] = {"machine": machine(), "quick": args.quick, "plan": plan.__dict__,
                             "versions": {t.name: t.version() for t in tools},
-                            "settings": {t.name: t.settings for t in tools}, "skipped": skipped}
+                            "settings": {t.name: t.settings for t in tools}, "skipped": skipped,
+                            "commands": {t.name: t.commands for t in tools}}
     herder = next((t for t in tools if isinstance(t, Herder)), None)
     if herder:
         info["herder_logs_mode"] = herder.logs_mode(root / "probe")
         info["herder_status"] = "available" if herder.has_status() else "pending (control API not merged)"
     measures = set(args.measures.split(","))
 
-    def rounds(measure: str, count: int, fn: Callable[[Tool, Path, int], None]) -> None:
+    def rounds(measure: str, count: int, fn: Callable[[Tool, Path, int], None],
+               only: Callable[[Tool], bool] = lambda t: True) -> None:
         if measure.split("_")[0] not in measures:
             return
         for r in range(count):
-            for t in tools:
+            for t in filter(only, tools):
                 t0 = time.monotonic()
                 run_trial(res, measure, t, lambda: fn(t, root / f"{measure}-{r}-{t.name}", r))
                 print(f"bench: {measure} round {r + 1}/{count}: {t.name} ({time.monotonic() - t0:.1f} s)",
@@ -406,7 +397,13 @@ def main(argv: list[str] | None = None) -> int:
         rounds("start_ms", plan.start_rounds, lambda t, w, r: start_idle_status(res, t, w, plan, idle=r == 0))
         rounds("logs_mbps", plan.log_rounds, lambda t, w, r: logs(res, t, w, plan))
         rounds("stop_ms", plan.stop_rounds, lambda t, w, r: stop_all(res, t, w, plan))
+        # supervisorctl shutdown runs into the cap (60 s) with 200 stubborn programs: one round says it
+        rounds("stop_exit_ms", 1, lambda t, w, r: stop_all(res, t, w, plan, "stop_exit_ms", exit=True),
+               only=lambda t: t.exit_row)
         rounds("orphans", 1, lambda t, w, r: orphans(res, t, w, plan))
+        rounds("scale", 1, lambda t, w, r: scaling(res, t, w, plan, TRACKER))
+        rounds("recover_ms", plan.recover_rounds, lambda t, w, r: recover(res, t, w, r, plan, TRACKER),
+               only=lambda t: isinstance(t, Herder))
     finally:
         killed = TRACKER.kill_all()
         shutil.rmtree(root, ignore_errors=True)

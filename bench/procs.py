@@ -119,3 +119,30 @@ class Tracker:
 def sync() -> None:
     """Flush dirty pages before a log measurement, so one run's writeback doesn't tax the next."""
     os.sync()
+
+
+def memory(procs: Iterable[psutil.Process]) -> dict[str, int]:
+    """Sum of RSS, PSS and USS (bytes) over processes. PSS is the fair total for a tool made of
+    many small processes (s6, runit: one supervisor per service): shared pages count once."""
+    tot = {"rss": 0, "pss": 0, "uss": 0}
+    for p in procs:
+        try:
+            mi = p.memory_full_info()
+        except psutil.Error:
+            continue
+        tot["rss"] += mi.rss
+        tot["pss"] += mi.pss
+        tot["uss"] += mi.uss
+    return tot
+
+
+def cpu_seconds(procs: Iterable[psutil.Process]) -> dict[int, float]:
+    """user + system CPU seconds so far, per pid (processes that vanished are left out)."""
+    out = {}
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            out[p.pid] = t.user + t.system
+        except psutil.Error:
+            continue
+    return out

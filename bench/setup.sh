@@ -3,6 +3,8 @@
 #   bench/.build/venv  supervisor, circus, matplotlib, psutil, and herder itself installed
 #                      NON-editable (as users install it: a wheel, bytecode compiled);
 #   bench/.build/npm   pm2 from npm, only if node and npm are present (else a note);
+#   s6, runit          Debian's packages via apt-get, when missing and apt-get can run (root);
+#                      else a note, and compare.py skips them saying why;
 #   bench/.build/stamp, flood   the C children.
 # Idempotent: the peers are installed once; herder is reinstalled on every run so the
 # figures are for the code in this tree. Exit 0 even without node; non-zero if PyPI fails.
@@ -21,7 +23,13 @@ if [ ! -f "$VENV/.peers" ]; then
     pip_q supervisor circus matplotlib psutil
     touch "$VENV/.peers"
 fi
-pip_q --no-deps --force-reinstall --no-build-isolation . >/dev/null 2>&1 || pip_q --force-reinstall .
+# herder as users install it: a wheel built from this tree, installed (not editable), then
+# byte-compiled at install time (pip compiles too, but PYTHONDONTWRITEBYTECODE=1 in some
+# environments; compileall makes sure), then checked: every module imports from its .pyc.
+rm -rf "$BUILD/wheel"
+"$VENV/bin/python" -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation -w "$BUILD/wheel" . \
+    >/dev/null 2>&1 || "$VENV/bin/python" -m pip wheel -q --disable-pip-version-check --no-deps -w "$BUILD/wheel" .
+pip_q --no-deps --force-reinstall "$BUILD"/wheel/herder-*.whl
 pip_q -r <(
     "$VENV/bin/python" - <<'PY'
 import tomllib
@@ -29,7 +37,28 @@ deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]
 print("\n".join(deps))
 PY
 )
-"$VENV/bin/python" -I -m compileall -q "$("$VENV/bin/python" -I -c 'import herder, os; print(os.path.dirname(herder.__file__))')"
+PKG=$("$VENV/bin/python" -I -c 'import herder, os; print(os.path.dirname(herder.__file__))')
+case "$PKG" in "$PWD"/herder) echo "bench: herder in $VENV resolves to the source tree, not the wheel" >&2; exit 1;; esac
+"$VENV/bin/python" -I -m compileall -q "$PKG"
+stale=$("$VENV/bin/python" -I - "$PKG" <<'PY'
+import importlib.util, pathlib, sys
+# a .py whose cached .pyc is missing or older than the source would be compiled on each run
+bad = [str(p) for p in pathlib.Path(sys.argv[1]).rglob("*.py")
+       if not pathlib.Path(importlib.util.cache_from_source(str(p))).exists()
+       or pathlib.Path(importlib.util.cache_from_source(str(p))).stat().st_mtime < p.stat().st_mtime]
+print(len(bad), *bad[:3])
+PY
+)
+[ "${stale%% *}" = 0 ] || { echo "bench: herder modules without bytecode: $stale" >&2; exit 1; }
+
+if ! command -v s6-svscan >/dev/null || ! command -v runsvdir >/dev/null || ! command -v execlineb >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get -o DPkg::Lock::Timeout=600 install -y -q s6 runit >/dev/null 2>&1 \
+            || echo "bench: apt-get install s6 runit failed; s6 and runit will be skipped" >&2
+    else
+        echo "bench: s6/runit missing and apt-get unavailable (needs root); they will be skipped" >&2
+    fi
+fi
 
 if command -v node >/dev/null && command -v npm >/dev/null; then
     if [ ! -x "$BUILD/npm/node_modules/.bin/pm2" ]; then

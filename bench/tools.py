@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
-
 from procs import Tracker, alive, stamps, tree, wait_until
 
 HERE = Path(__file__).resolve().parent
@@ -47,6 +46,12 @@ class Svc:
     log: Path | None = None
 
 
+def stamp_services(n: int, out: Path, stubborn: bool = False) -> list[Svc]:
+    """n services running bench/stamp.c, which appends its pid and start time to `out`."""
+    argv = (str(BUILD / "stamp"), str(out), "stubborn") if stubborn else (str(BUILD / "stamp"), str(out))
+    return [Svc(f"s{i}", argv) for i in range(n)]
+
+
 @dataclass
 class Session:
     """One launched tool with its services; `close` stops it and kills leftovers by pid."""
@@ -58,6 +63,7 @@ class Session:
     tracker: Tracker
     stamp_files: list[Path] = field(default_factory=list)
     stopper: subprocess.Popen[bytes] | None = None
+    exiting: bool = False
 
     def roots(self) -> list[int]:
         return self.tool.roots(self)
@@ -74,24 +80,33 @@ class Session:
                 continue
         return own
 
-    def begin_stop(self) -> None:
-        """Ask the tool to stop everything, the way its users do; returns at once."""
+    def begin_stop(self, exit: bool = False) -> None:
+        """Ask the tool to stop every service with its best command for that (or, `exit`,
+        to stop everything and exit); returns at once."""
         self.tracker.add_tree(self.roots())
-        self.stopper = self.tool.begin_stop(self)
+        self.stopper = (self.tool.begin_exit if exit else self.tool.begin_stop)(self)
+        self.exiting = exit or self.tool.stop_exits
 
     def close(self, timeout: float = 20.0) -> list[int]:
         """Stop (if not already asked), wait bounded, then SIGKILL anything left. Leftover pids."""
         for f in self.stamp_files:
             for pid, _ in stamps(f):
                 self.tracker.add(pid, CHILD_NAMES)
-        if self.stopper is None:
+        helpers: list[subprocess.Popen[bytes]] = []
+        if not self.exiting:
+            if self.stopper is not None:
+                helpers.append(self.stopper)
+                try:
+                    self.stopper.wait(timeout=timeout)   # let "stop all" finish before asking to exit
+                except subprocess.TimeoutExpired:
+                    pass
             try:
-                self.begin_stop()
+                self.begin_stop(exit=True)
             except Exception as e:  # a broken tool must not leave processes behind
                 print(f"bench: {self.tool.name}: stop failed: {e}", file=sys.stderr)
         roots = self.roots() + [self.launcher.pid]
         wait_until(lambda: not any(alive(p) for p in roots), timeout, 0.01)
-        for proc in (self.stopper, self.launcher):
+        for proc in (*helpers, self.stopper, self.launcher):
             if proc is not None:
                 try:
                     proc.wait(timeout=0.5)  # the bounded wait above is the grace period
@@ -107,6 +122,18 @@ class Tool(ABC):
 
     name: str
     settings: dict[str, str]
+    # The command used for each job, named in the report: launch, stop (every service), exit
+    # (stop everything and the tool itself), status.
+    commands: dict[str, str]
+    stop_exits = False   # True when the stop command also ends the tool
+    exit_row = False     # measure the exit command's stop-all too, as its own row
+    # restart trials kill a service that has run this long: s6 and runit hold back a restart
+    # until a service has run 1 s (their guard against busy loops), which is not latency
+    min_run_s = 0.2
+
+    def begin_exit(self, s: Session) -> subprocess.Popen[bytes] | None:
+        """Stop everything and make the tool exit (default: its stop command does both)."""
+        return self.begin_stop(s)
 
     def __init__(self) -> None:
         self.notes: list[str] = []
@@ -178,6 +205,9 @@ class Herder(Tool):
     name = "herder"
     settings = {"restart": "always", "min_uptime": "0s", "backoff.initial": "0s",
                 "start_limit.burst": "100000", "kill": "tree (cgroup)"}
+    commands = {"launch": "herder up -c FILE", "stop": "SIGTERM to `herder up` (= Ctrl+C: every service down, exit)",
+                "status": "herder status -c FILE"}
+    stop_exits = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -250,6 +280,9 @@ class Supervisord(Tool):
     name = "supervisord"
     settings = {"autorestart": "true", "startsecs": "0", "startretries": "1000000",
                 "stopasgroup/killasgroup": "false (defaults)", "stdout_logfile": "NONE (flood: file, maxbytes=0)"}
+    commands = {"launch": "supervisord -n -c FILE", "stop": "supervisorctl stop all",
+                "exit": "supervisorctl shutdown", "status": "supervisorctl status"}
+    exit_row = True
 
     def available(self) -> str | None:
         return None if (VENV_BIN / "supervisord").exists() else "supervisor not installed"
@@ -291,6 +324,10 @@ stdout_logfile = {log}
         return [str(VENV_BIN / "supervisord"), "-c", str(workdir / "supervisord.conf")]
 
     def begin_stop(self, s: Session) -> subprocess.Popen[bytes] | None:
+        return self.ctl([str(VENV_BIN / "supervisorctl"), "-c", str(s.workdir / "supervisord.conf"), "stop", "all"],
+                        s.workdir)
+
+    def begin_exit(self, s: Session) -> subprocess.Popen[bytes] | None:
         return self.ctl([str(VENV_BIN / "supervisorctl"), "-c", str(s.workdir / "supervisord.conf"), "shutdown"],
                         s.workdir)
 
@@ -304,6 +341,9 @@ class Circus(Tool):
     settings = {"respawn": "true", "warmup_delay": "0", "max_retry": "-1 (forever)",
                 "check_delay": f"{CHECK_DELAY}s (default 5 s: circus notices deaths by polling)",
                 "stop_children": "false (default)"}
+    commands = {"launch": "circusd FILE", "stop": "circusctl quit (every watcher down, exit)",
+                "status": "circusctl status"}
+    stop_exits = True
 
     def available(self) -> str | None:
         return None if (VENV_BIN / "circusd").exists() else "circus not installed"
@@ -354,6 +394,9 @@ class PM2(Tool):
                 "min_uptime": "0", "max_restarts": "1000000",
                 "kill_signal": "SIGTERM (default SIGINT; same signal as the others)", "treekill": "true (default)",
                 "exec_mode": "fork", "interpreter": "none"}
+    commands = {"launch": "pm2 start ecosystem.json", "stop": "pm2 kill (every app down, daemon exits)",
+                "status": "pm2 jlist"}
+    stop_exits = True
 
     def available(self) -> str | None:
         if not shutil.which("node"):
@@ -406,4 +449,4 @@ class PM2(Tool):
             return 0
 
 
-ALL: list[type[Tool]] = [Herder, Supervisord, Circus, PM2]
+PYTHON_NODE: list[type[Tool]] = [Herder, Supervisord, Circus, PM2]

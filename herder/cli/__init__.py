@@ -7,10 +7,15 @@ Only argparse is imported up front; each command imports what it needs when it r
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from herder.errors import EXIT_USAGE, HerderError
+
+TYPE_CHECKING = False   # typing costs `herder status` ~3 ms to import; mypy reads this block
+if TYPE_CHECKING:
+    from typing import Any
 
 _LOCAL = ("up", "check", "install", "uninstall", "service", "top", "completion", "import", "init", "export")
 
@@ -25,15 +30,48 @@ def _command_of(argv: Sequence[str]) -> str | None:
     return None
 
 
+def _columns() -> int:
+    """shutil.get_terminal_size().columns, which argparse sizes its help by: $COLUMNS, else
+    the terminal's width, else 80."""
+    try:
+        if (n := int(os.environ.get("COLUMNS", "0"))) > 0:
+            return n
+    except ValueError:
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80   # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help formatter, sized without `import shutil` (bz2, lzma, fnmatch): argparse
+    builds a formatter for every add_argument, so the default one cost every command ~3 ms."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position, _columns() - 2 if width is None else width)
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser with _Formatter; its sub-parsers are _Parsers too (argparse's default)."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        kw.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kw)
+
+
 def _parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser, or (`only`) one with just that subcommand: building every
     subcommand costs `herder status` ~25 ms it does not need. Help and unknown commands
     get the full parser, so their messages list everything."""
     from herder import __version__
 
-    p = argparse.ArgumentParser(prog="herder", description="Supervise programs as reliable services.")
+    p = _Parser(prog="herder", description="Supervise programs as reliable services.")
     p.add_argument("--version", action="version", version=f"herder {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    # prog given: else argparse builds a HelpFormatter to work it out, which imports shutil
+    # (bz2, lzma, fnmatch): ~3 ms of every `herder status`
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", prog="herder")
 
     if only is not None and only not in _LOCAL:
         if _control_commands(sub, only):
@@ -77,7 +115,7 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
-def _control_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser], only: str | None = None) -> bool:
+def _control_commands(sub: argparse._SubParsersAction[_Parser], only: str | None = None) -> bool:
     """Subcommands that talk to the supervisor, built from the command registry (all, or
     just `only`); True when something was added."""
     from herder.control.registry import COMMANDS

@@ -11,9 +11,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False   # not `from typing import …`: typing costs `herder status` ~3 ms; mypy reads this block
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from herder.platform.installer import Host
     from herder.platform.plan import Plan
     from herder.platform.spec import InstallSpec

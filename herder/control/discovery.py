@@ -24,9 +24,12 @@ import contextlib
 import hashlib
 import os
 import stat
-from typing import Any
 
 from herder.errors import HerderError, NotRunning
+
+TYPE_CHECKING = False   # not `from typing import …`: typing costs `herder status` ~3 ms; mypy reads this block
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _index_dir() -> str:

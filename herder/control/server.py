@@ -34,12 +34,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import h11
-
 from herder.control import registry
 from herder.control.shapes import ShapeError, check
 
 if TYPE_CHECKING:
+    import h11  # imported by the first connection (below): `herder up` spawns before it pays for h11
+
     from herder.control.listener import Listener
 
 MAX_BODY = 1 << 20
@@ -226,6 +226,7 @@ class Connection:
     """One client connection: requests read with their deadlines, answered, until it closes."""
 
     def __init__(self, lst: Listener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        import h11  # on the first connection: `herder up` spawns before it pays for h11
         self.lst, self.reader, self.writer = lst, reader, writer
         self.h = h11.Connection(h11.SERVER)
         self.peer = peer_of(writer.get_extra_info("socket"))
@@ -237,6 +238,7 @@ class Connection:
     async def _next(self, deadline: float, head: bool = False) -> Any:
         """The next h11 event, reading as needed until `deadline` (loop time; Late after it).
         `head`: the first byte of a request starts its HEAD_TIMEOUT."""
+        import h11  # on the first connection: `herder up` spawns before it pays for h11
         while True:
             ev = self.h.next_event()
             if ev is not h11.NEED_DATA:
@@ -267,6 +269,7 @@ class Connection:
 
     async def _late(self, status: int, message: str) -> None:
         """A request that did not arrive in time: a 408 if it had begun, then close."""
+        import h11  # on the first connection: `herder up` spawns before it pays for h11
         if self.begun and self.h.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             with contextlib.suppress(Exception):
                 await self._reply(Reply(status, {"error": message}), close=True)
@@ -293,6 +296,7 @@ class Connection:
                     dropped += len(data)
 
     async def _requests(self) -> None:
+        import h11  # on the first connection: `herder up` spawns before it pays for h11
         while True:
             self.begun = bool(self.h.trailing_data[0])    # bytes of this request already read (pipelined)
             try:
@@ -367,6 +371,7 @@ class Connection:
             await self._reply(result, close=too_big)
 
     async def _reply(self, r: Reply, close: bool = False) -> None:
+        import h11  # on the first connection: `herder up` spawns before it pays for h11
         self.refused_early = close and self.h.their_state is not h11.DONE
         if r.media == registry.JSON:
             payload = (json.dumps(r.body) + "\n").encode()
@@ -383,6 +388,7 @@ class Connection:
                          h11.Data(data=payload), h11.EndOfMessage())
 
     async def _stream(self, s: Stream, req: Request) -> None:
+        import h11  # on the first connection: `herder up` spawns before it pays for h11
         self.streaming = True
         await self._send(h11.Response(status_code=200, headers=[(b"content-type", registry.NDJSON.encode()),
                                                                  (b"cache-control", b"no-store")]))

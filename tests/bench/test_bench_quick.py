@@ -1,7 +1,8 @@
 """`make bench` cannot rot: its quick mode runs every measure on every installed tool.
 
-The peers (supervisor, circus from PyPI; pm2 from npm) are installed by bench/setup.sh
-into bench/.build; without a network that fails and this test is skipped, saying why.
+The peers (supervisor, circus from PyPI; pm2 from npm; s6 and runit from Debian's packages,
+which join the run when installed) are installed by bench/setup.sh into bench/.build;
+without a network that fails and this test is skipped, saying why.
 Nothing here asserts a speed: it checks that each tool produced a figure or a recorded
 error for each measure, that herder produced every figure, and that no process is left.
 """
@@ -22,17 +23,22 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH_PY = ROOT / "bench" / ".build" / "venv" / "bin" / "python"
-MEASURES = ("restart_ms", "start_ms", "idle_cpu_s", "idle_rss_mb", "status_ms", "logs_mbps", "stop_ms", "orphans")
+MEASURES = ("restart_ms", "start_ms", "idle_cpu_s", "idle_rss_mb", "idle_pss_mb", "status_ms", "logs_mbps", "stop_ms",
+            "orphans", "scale_rss_kb", "scale_pss_kb", "start_max_ms", "idle_max_cpu_s")
+# measured for one tool only: herder's recovery from kill -9, supervisord's `shutdown` as its own row
+ONLY = {"recover_ms": "herder", "stop_exit_ms": "supervisord"}
 
 
 def _bench_processes(since: float, root: Path) -> list[str]:
-    """Live processes started by this run of the benchmark: their argv names its temp dirs, which
-    are under `root` (another worktree's bench on the same machine is not ours to count)."""
+    """Live processes started by this run of the benchmark: their argv or working directory names
+    its temp dirs, which are under `root` (another worktree's bench on the same machine is not
+    ours to count). s6-supervise and runsv name only their service in argv: their cwd tells."""
     left = []
-    for p in psutil.process_iter(["cmdline", "create_time", "status"]):
+    for p in psutil.process_iter(["cmdline", "create_time", "status", "cwd"]):
         try:
+            where = [*(p.info["cmdline"] or ()), p.info["cwd"] or ""]
             if (p.info["create_time"] >= since and p.info["status"] != psutil.STATUS_ZOMBIE
-                    and any("herder-bench-" in a and str(root) in a for a in p.info["cmdline"] or ())):
+                    and any("herder-bench-" in a and str(root) in a for a in where)):
                 left.append(f"{p.pid} {' '.join(p.info['cmdline'])}")
         except psutil.Error:
             continue
@@ -44,11 +50,11 @@ def _kill_leftovers(since: float, root: Path) -> None:
     killed and waited for. A timeout kills compare.py, not the daemons it started — leaked PM2
     God daemons (2 GB each) once loaded the machine until other suites failed."""
     mine = []
-    for p in psutil.process_iter(["cmdline", "create_time"]):
+    for p in psutil.process_iter(["cmdline", "create_time", "cwd"]):
         try:
             if p.info["create_time"] < since or p.pid == os.getpid():
                 continue
-            where = " ".join(p.info["cmdline"] or ()) + " " + p.environ().get("PM2_HOME", "")
+            where = " ".join([*(p.info["cmdline"] or ()), p.info["cwd"] or "", p.environ().get("PM2_HOME", "")])
             if str(root) in where:
                 mine.append(p)
         except psutil.Error:
@@ -93,6 +99,11 @@ def test_bench_quick_runs_every_measure_and_leaves_nothing(tmp_path: Path) -> No
                 assert slot["samples"] or slot.get("pending"), f"{measure}: herder has no figure"
             else:
                 assert slot["samples"] or slot["errors"] or slot.get("capped"), f"{measure}: {tool}: {slot}"
+    for measure, tool in ONLY.items():
+        slot = doc["results"].get(measure, {}).get(tool)
+        assert slot is not None and (slot["samples"] or slot.get("capped")), f"{measure}: {tool}: {slot}"
+        assert set(doc["results"][measure]) == {tool}, measure
+    assert doc["results"]["recover_ms"]["herder"]["mode"], "the recovery path is named"
     assert all(c["sha256_ok"] for c in doc["results"]["logs_mbps"]["herder"]["checks"])
     assert doc["results"]["orphans"]["herder"]["samples"] == [0]
     assert left == []
