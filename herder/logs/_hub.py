@@ -136,9 +136,14 @@ class LogHub:
             out.append(self._forwarders[target])
         return out
 
-    def outputs(self, inst: Instance, watch: LineWatch | None = None) -> Outputs:
-        """The child's stdout and stderr for a spawn; `watch` sees this run's lines (ready.log)."""
+    def outputs(self, inst: Instance, watch: LineWatch | None = None, *, hook: str = "") -> Outputs:
+        """The child's stdout and stderr for a spawn; `watch` sees this run's lines (ready.log).
+
+        `hook`: the outputs of one of the instance's hooks instead: the same files, ring and
+        forwarding, every line marked `[hook NAME] `, and the instance's run (its drain on
+        exit, its stats, its ready.log watch) left as it is."""
         spec = inst.spec.logs
+        marker = f"[hook {hook}] ".encode() if hook else b""
         fwd = self._forwarders_for(spec)
         outs = Outputs(None, None)
         chans: list[Channel] = []
@@ -147,7 +152,7 @@ class LogHub:
             r, w = make_pipe()
             outs.close.append(_Fd(w))
             framer = Framer(inst.service, inst.name, stream, timestamps=spec.timestamps, fmt=spec.format,
-                            max_line=spec.max_line)
+                            max_line=spec.max_line, marker=marker)
             chans.append(Channel(r, inst.name, stream, framer, sink, spec.on_overflow == "drop",
                                  spec.buffer, fwd))
             return w
@@ -171,6 +176,11 @@ class LogHub:
             for ch in chans:
                 os.close(ch.fd)
             raise
+        outs.channels = chans
+        if hook:
+            for ch in chans:
+                self.pump.add(ch)
+            return outs
         self.current[inst.name] = chans
         name = inst.name
 
@@ -204,6 +214,19 @@ class LogHub:
             then()
             return
         self.pump.drain(chans, lambda: self._call_on_loop(then))
+
+    def drain_outputs(self, outs: Outputs, then: Callable[[], None]) -> None:
+        """`drain` for the outputs of a hook (herder.runtime.hooks)."""
+        if not outs.channels:
+            then()
+            return
+        self.pump.drain(outs.channels, lambda: self._call_on_loop(then))
+
+    def hook_tail(self, inst: Instance, hook: str, n: int = 10) -> list[str]:
+        """The last stderr lines a hook of the instance wrote (for its failure event)."""
+        marker = f"[hook {hook}] ".encode()
+        lines = [x for x in self.err_tail.get(inst.name, []) if x.startswith(marker)][-n:]
+        return [x[len(marker):].decode("utf-8", "replace") for x in lines]
 
     def exit_data(self, inst: Instance) -> dict[str, Any]:
         """Extra data of an instance's `exit` event: its last stderr lines."""

@@ -16,11 +16,13 @@ import asyncio
 from herder.config import Config
 from herder.process import tree
 from herder.process.cgroup import Cgroups
-from herder.runtime.events import EventBus
+from herder.runtime.events import Event, EventBus
 from herder.store import runstate
 
 
-async def stop_left_running(config: Config, events: EventBus) -> None:
+async def stop_left_running(config: Config, events: EventBus) -> Event | None:
+    """Stop what a previous herder left running; the event that says so (alerts replay it:
+    they start later), or None."""
     found = Cgroups.root_for(config.state_dir)
     left = runstate.leftovers(config.state_dir, found[1] if found else None)
     for problem in left.problems:
@@ -29,8 +31,10 @@ async def stop_left_running(config: Config, events: EventBus) -> None:
         events.emit("", "supervisor", "herder: run.json names processes that are not herder's; left alone: "
                     + ", ".join(left.ignored))
     if not left.pids:
-        return
-    events.emit("", "supervisor", f"herder: {len(left.pids)} instance(s) left running by a previous herder "
-                f"(pid {left.old_pid}): {', '.join(sorted(left.pids))}; stopping them before starting")
+        return None
+    ev = events.emit("", "supervisor", f"herder: {len(left.pids)} instance(s) left running by a previous herder "
+                     f"(pid {left.old_pid}): {', '.join(sorted(left.pids))}; stopping them before starting",
+                     {"left_running": sorted(left.pids), "previous_pid": left.old_pid})
     timeout = max((s.stop_timeout for s in config.services.values()), default=10.0)
     await asyncio.to_thread(tree.stop_all, left.all_pids(), timeout)
+    return ev

@@ -26,7 +26,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from herder.config import Config
 from herder.core import effects as fx
@@ -41,13 +41,18 @@ from herder.logs._hub import LogHub
 from herder.process.cgroup import Cgroups
 from herder.process.rlimits import raise_nofile
 from herder.runtime import container, previous, signals, status, upward
+from herder.runtime.calendar import Calendar, local_zone
 from herder.runtime.clock import Clock, MonotonicClock
 from herder.runtime.effects import EffectRunner
 from herder.runtime.events import EventBus
+from herder.runtime.hooks import Hooks
 from herder.runtime.ports import Component
 from herder.runtime.processes import Processes
 from herder.runtime.timers import Timers
 from herder.store import lock, runstate
+
+if TYPE_CHECKING:
+    from herder.alerts.component import AlertsComponent
 
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -58,7 +63,7 @@ class Supervisor:
         self.clock: Clock = clock or MonotonicClock()
         self.init = init or container.detect()   # PID 1? in a container? (docs/container.md)
         rng = rng or random.Random()
-        self.world = World.create(config, self.clock.now(), lambda: rng.uniform(-1.0, 1.0))
+        self.world = World.create(config, self.clock.now(), lambda: rng.uniform(-1.0, 1.0), local_zone())
         self.events = EventBus()
         self.components: list[Component] = []
         self._queue: deque[Event] = deque()
@@ -79,9 +84,16 @@ class Supervisor:
         if self.limits is not None:
             self.procs.prepare.append(self.limits.prepare)
             self.procs.exit_reason = self.limits.exit_reason
+        self.hooks = Hooks(self.world, self.procs, self.logs, self.post, self.clock)
+        self.calendar = Calendar(self.clock, config.state_dir)
         self.runner = EffectRunner(self.world, self.procs, self.timers, self.events, self.logs, self.checks,
-                                   self.limits, self._finish)
+                                   self.limits, self._finish, self.hooks, self.calendar)
         upward.attach(self)  # READY/STATUS/WATCHDOG/STOPPING to systemd when it runs herder
+        self.alerts: AlertsComponent | None = None
+        if config.alerts.targets or config.hooks.on_event:   # [alerts], [hooks] on_event
+            from herder.alerts.component import AlertsComponent
+
+            self.alerts = AlertsComponent(self, self.procs.watch, self.procs.base_env)
         # extra fields of each status record, asked per request (never on a timer)
         self.status_fields: list[Callable[[Instance], dict[str, Any]]] = [self.logs.status_fields]
 
@@ -171,6 +183,9 @@ class Supervisor:
         try:
             while self._answers or self._queue:
                 ev = (self._answers or self._queue).popleft()
+                stepped = self.calendar.drifted(self.world)    # the wall clock was stepped: tell the core first
+                if stepped is not None:
+                    self.runner.run(step(self.world, stepped, self.clock.now()))
                 self.runner.run(step(self.world, ev, self.clock.now()))
         finally:
             self._draining = False
@@ -201,24 +216,27 @@ class Supervisor:
             if self.init.pid1 and pwr is not None:   # LXC and Incus halt a container's init with SIGPWR
                 undo.append(signals.install(loop, pwr, self.request_down))
         try:
-            await previous.stop_left_running(config, self.events)
+            left = await previous.stop_left_running(config, self.events)
             if config.herder.cgroups:
                 self.procs.cgroups = Cgroups.detect(config.state_dir)
             if self.limits is not None:
                 self.limits.cgroups = self.procs.cgroups
             async with AsyncExitStack() as stack:
                 await stack.enter_async_context(self.logs)
-                for own in (self.notify, self.limits, self.checks):
+                for own in (self.notify, self.limits, self.checks, self.alerts):
                     if own is not None:
                         await stack.enter_async_context(own)
                 for comp in self.components:
                     await stack.enter_async_context(comp)
+                if left is not None and self.alerts is not None:
+                    self.alerts.replay(left)        # it was published before the alerts listened
                 where = f", {self.init.describe()}" if self.init.container_init else ""
                 self.events.emit("", "supervisor", f"herder: supervising {len(self.instances)} instance(s) "
                                  f"(pid {os.getpid()}{where}, tracking by "
                                  f"{'cgroup' if self.cgroups else 'process group'})")
                 self.timers.open()
                 self._running = True
+                self.post(self.calendar.first(self.world))
                 self.post(Up(tuple(only or ())))
                 if ready is not None:
                     ready()

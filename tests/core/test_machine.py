@@ -16,6 +16,7 @@ from herder.core.effects import (
     ArmTimer,
     CancelTimer,
     Effect,
+    HookKind,
     Kill,
     KillLeftovers,
     Publish,
@@ -34,6 +35,7 @@ from herder.core.events import (
     Fail,
     FailReason,
     HealthChanged,
+    HookDone,
     MainPid,
     OneInstance,
     Restart,
@@ -63,7 +65,7 @@ def event(cls: type[OneInstance]) -> OneInstance:
     extra: dict[type[OneInstance], OneInstance] = {
         Spawned: Spawned("web", 7), SpawnFailed: SpawnFailed("web", "nope"), Exited: Exited("web", 4242, 1),
         Fail: Fail("web", FailReason.HEALTH), HealthChanged: HealthChanged("web", False), MainPid: MainPid("web", 9),
-        Extend: Extend("web", 1.0)}
+        Extend: Extend("web", 1.0), HookDone: HookDone("web", HookKind.PRE_START, 0, 0)}
     return extra.get(cls) or cls("web")
 
 

@@ -110,8 +110,16 @@ def test_one_supervisor_per_state_dir(make_config: Callable[..., Path], procs: l
 
 
 def test_instances_left_by_a_killed_herder_are_stopped_not_duplicated(make_config: Callable[..., Path],
-                                                                      procs: list[HerderProc]) -> None:
-    cfg = make_config('[services.a]\ncommand = ["sleep", "1000"]\nreplicas = 2\n')
+                                                                      procs: list[HerderProc], tmp_path: Path) -> None:
+    told = tmp_path / "alerts"        # an [alerts] exec target: the operator is told what happened
+    cfg = make_config(f'''
+        [alerts]
+        targets = ["exec:sh -c 'echo $HERDER_ALERT_CONDITION: $HERDER_ALERT_BODY >> {told}'"]
+        on = ["adopted"]
+        [services.a]
+        command = ["sleep", "1000"]
+        replicas = 2
+        ''')
     h = HerderProc("up", "-c", str(cfg))
     procs.append(h)
     old = {int(h.expect(rf"a.{i}: started \(pid (\d+)\)").group(1)) for i in range(2)}
@@ -136,6 +144,8 @@ def test_instances_left_by_a_killed_herder_are_stopped_not_duplicated(make_confi
     new = {int(h2.expect(rf"a.{i}: started \(pid (\d+)\)").group(1)) for i in range(2)}
     assert not new & old
     assert not any(alive(p) for p in old)
+    h2.expect(r"alert sent to exec:sh: .*herder: adopted")
+    assert told.read_text().startswith("adopted: herder: 2 instance(s) left running by a previous herder")
     h2.signal(signal.SIGTERM)
     assert h2.wait() == 0
 

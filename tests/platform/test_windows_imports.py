@@ -29,6 +29,9 @@ POSIX_ONLY = {
     "herder.runtime.effects": "the supervisor's effect runner, over the process table",
     "herder.runtime.supervisor": "the supervisor itself: SIGCHLD reaping, process groups, cgroups",
     "herder.testing.harness": "runs the supervisor",
+    "herder.runtime.hooks": "the supervisor's hook runner: hooks spawn through herder.process.spawn",
+    "herder.alerts.deliver": "the supervisor's alert delivery: exec: targets spawn through herder.process.spawn",
+    "herder.alerts.component": "the supervisor's alerts component, over herder.alerts.deliver",
     "herder.cli.top": "watches a running supervisor (`herder up`, Linux today); Textual is not among the tier's "
                       "wheels",
 }
