@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from herdertest import PROGRAMS, ROOT, free_privileged_port, proc_status, toml_list, until
+from herdertest import PROGRAMS, ROOT, free_privileged_port, proc_status, until
 
 from herder.config import load
 from herder.config.lifecycle import Security
@@ -48,7 +48,10 @@ def machine_allows(**security: Any) -> None:
 
 
 def cmd(*args: str) -> str:
-    return toml_list([SYS_PY, str(PROGRAMS / "privileged.py"), *args])
+    # the program's source as `-c`: a private /tmp would hide a checkout that lives under /tmp
+    # (CI's may), and another account may not be able to read the checkout at all
+    argv = [SYS_PY, "-c", (PROGRAMS / "privileged.py").read_text(), *args]
+    return "[" + ", ".join(json.dumps(a) for a in argv) + "]"    # JSON escapes are TOML's (\n)
 
 
 async def seen(r: Running, name: str) -> dict[str, object]:
@@ -130,6 +133,7 @@ def test_private_tmp_read_only_paths_and_clear_env(make_config: Callable[..., Pa
     cfg = load(make_config(f'''
         [services.svc]
         command = {cmd()}
+        cwd = "/"
         ready = {{ log = "^PRIV " }}
         env = {{ GIVEN = "1" }}
         security = {{ private_tmp = true, clear_env = true }}
