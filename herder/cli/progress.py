@@ -257,12 +257,12 @@ def follow(client: Any, action: Callable[[], Any], view: View, *,
     ended = asked = False
     try:
         while True:
-            caught_up = mark is not None and (ended or seen >= mark)
-            if caught_up and (ended or settle.done()):
-                break
             now = time.monotonic()
+            caught_up = mark is not None and (ended or seen >= mark)
             deadline = None if mark is None else (end if caught_up else catch_up)
-            wake = min((x for x in (deadline, settle.next_wake(now)) if x is not None), default=None)
+            finished, wake = settle.plan(now, caught_up, ended, deadline)
+            if finished:
+                break
             try:
                 kind, value = q.get(timeout=None if wake is None else max(0.0, wake - now))
             except queue.Empty:
@@ -357,9 +357,18 @@ class Settling:
         until = self._young_until(name)
         return until is not None and until <= now
 
-    def done(self) -> bool:
-        now = time.monotonic()
+    def done(self, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
         return all(self._settled(r["name"], now) for r in self.records)
+
+    def plan(self, now: float, caught_up: bool, ended: bool, deadline: float | None) -> tuple[bool, float | None]:
+        """(finished, when to look again) at one instant `now`. Both halves read the same
+        instant: with two clock reads, a wake-up that lands on an instance's min_uptime could
+        find it still young in the first and past due in the second, and then no wake-up is
+        left but the command's deadline (a `restart` that sat for 300 s after its answer)."""
+        if caught_up and (ended or self.done(now)):
+            return True, None
+        return False, min((x for x in (deadline, self.next_wake(now)) if x is not None), default=None)
 
     def next_wake(self, now: float) -> float | None:
         """When the next running instance passes its min_uptime (nothing else happens without an event)."""
