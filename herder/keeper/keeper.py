@@ -582,6 +582,27 @@ class Keeper:
             pos += len(specs)
             self.capture.add(ch["name"], int(ch["run"]), specs, mine)
 
+    def _m_hook_out(self, msg: dict[str, Any], fds: list[int]) -> None:
+        """The pipes of a hook the decision process spawned: read and write them."""
+        try:
+            specs = [ChannelSpec.of(x) for x in msg["specs"]]
+            if len(specs) != len(fds):
+                raise ValueError(f"{len(specs)} stream(s), {len(fds)} fd(s)")
+        except (KeyError, ValueError, TypeError) as e:
+            wire.close_fds(fds)
+            self._emit({"t": "event", "instance": str(msg.get("name", "")), "kind": "bug",
+                        "message": f"herder: a hook's output cannot be captured ({e})"})
+            return
+        self.capture.add_hook(int(msg["key"]), str(msg["name"]), int(msg["run"]), specs, fds)
+
+    def _m_hook_drain(self, msg: dict[str, Any], fds: list[int]) -> None:
+        """Answer once the ended hook's output is written (with its last stderr lines)."""
+        key = int(msg["key"])
+
+        def answer(name: str, tail: list[str]) -> None:
+            self._emit({"t": "hook_drained", "key": key, "name": name, "tail": tail})
+        self.capture.drain_hook(key, answer)
+
     def _m_unwatch(self, msg: dict[str, Any], fds: list[int]) -> None:
         self.capture.unwatch(str(msg["name"]))
 

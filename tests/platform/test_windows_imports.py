@@ -36,6 +36,9 @@ POSIX_ONLY = {
     "herder.runtime.keeper_link": "the decision process's end of the keeper's wire (SCM_RIGHTS)",
     "herder.runtime.keeper_lost": "a decision process becoming the keeper (execve with its fds)",
     "herder.runtime.adopt": "adoption of the keeper's children (pidfd, /proc, cgroups)",
+    "herder.runtime.hooks": "the supervisor's hook runner: hooks spawn through herder.process.spawn",
+    "herder.alerts.deliver": "the supervisor's alert delivery: exec: targets spawn through herder.process.spawn",
+    "herder.alerts.component": "the supervisor's alerts component, over herder.alerts.deliver",
     "herder.cli.top": "watches a running supervisor (`herder up`, Linux today); Textual is not among the tier's "
                       "wheels",
 }
