@@ -31,6 +31,8 @@ POSIX_ONLY = {
     "herder.testing.harness": "runs the supervisor",
     "herder.keeper.wire": "the keeper's wire passes fds with SCM_RIGHTS (AF_UNIX ancillary data)",
     "herder.keeper.keeper": "the keeper: the services' parent and subreaper, fds by SCM_RIGHTS",
+    "herder.keeper.dproc": "the keeper's decision process: its child, over an AF_UNIX socketpair",
+    "herder.keeper.messages": "the keeper's answers to its decision process (fds by SCM_RIGHTS, fork and exec)",
     "herder.keeper.children": "the keeper's children: fork and exec through herder.process.spawn",
     "herder.keeper.resume": "the keeper's re-exec with its fds (execve keeps them)",
     "herder.runtime.keeper_link": "the decision process's end of the keeper's wire (SCM_RIGHTS)",
