@@ -217,10 +217,13 @@ class Capture:
         stderr lines)` in the writer thread."""
         name, chans = self.hooks.pop(key, ("", []))
 
-        def done() -> None:
-            marks = {ch.spec.marker.encode() for ch in chans if ch.spec is not None and ch.spec.marker}
-            tail = [x for x in self.err_tail.get(name, []) if any(x.startswith(m) for m in marks)]
-            then(name, [x.decode("utf-8", "replace") for x in tail])
+        def done() -> None:     # writer thread: `then` is called whatever happens
+            tail: list[bytes] = []
+            try:
+                marks = {ch.spec.marker.encode() for ch in chans if ch.spec is not None and ch.spec.marker}
+                tail = [x for x in self.err_tail.get(name, []) if any(x.startswith(m) for m in marks)]
+            finally:
+                then(name, [x.decode("utf-8", "replace") for x in tail])
 
         if not chans:
             self.pump.in_writer(done)
@@ -282,8 +285,12 @@ class Capture:
         tap = Follower(set(names) if names is not None else None, fid=fid, emit=self.emit, backlog=self.backlog)
 
         def attach() -> None:   # writer thread: snapshot and subscribe at once, so nothing falls between
-            recs = self.tail(tap.names, n, after)
-            self.emit({"t": "rec", "id": fid, "r": [pack(r) for r in recs], "first": 1})
+            try:
+                recs = self.tail(tap.names, n, after)
+                self.emit({"t": "rec", "id": fid, "r": [pack(r) for r in recs], "first": 1})
+            except Exception as e:  # noqa: BLE001 - the follower is told it ends, never left waiting
+                self.emit({"t": "follow_end", "id": fid, "error": f"herder's keeper: {e!r}"})
+                return
             self.taps.append(tap)
         self.pump.in_writer(attach)
 

@@ -105,11 +105,7 @@ class DecisionProcesses:
                 self.gone()
                 return
             msg, fds = got
-            try:
-                self.k.msgs.handle(msg, fds)
-            except Exception as e:  # noqa: BLE001 - a bad message must never take the keeper down
-                wire.close_fds(fds)
-                print(f"herder keeper: message {msg.get('t')!r} failed: {e!r}", file=sys.stderr, flush=True)
+            self.k.msgs.handle(msg, fds)      # never raises: a failure is answered and said
 
     def gone(self) -> None:
         """The decision process closed its end (it exited, or is about to)."""

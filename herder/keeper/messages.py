@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import selectors
 import signal
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +91,7 @@ class Messages:
         if fds:
             self.k.stored[name] = fds[0]
             wire.close_fds(fds[1:])
+            fds.clear()
 
     def _m_state(self, msg: dict[str, Any], fds: list[int]) -> None:
         if "world" in msg:
@@ -104,40 +106,57 @@ class Messages:
         self.k.config_text = str(msg["text"])
 
     def _m_spawn(self, msg: dict[str, Any], fds: list[int]) -> None:
+        """Fork and exec an instance; always answered: `spawn_failed` while no child exists,
+        `spawned` once one does (whatever fails after the fork is said in the answer: the
+        child is in the keeper's table and the decision process records it)."""
+        import subprocess
+
         name, run, rid = str(msg["name"]), int(msg["run"]), msg.get("id")
         streams: list[Any] = []
         specs: list[ChannelSpec] = []
         reads: list[int] = []
         close: list[int] = []
         pos = 0
-        import subprocess
-
-        for mode in (msg["out"], msg["err"]):
-            if isinstance(mode, dict):
-                r, w = fds[pos], fds[pos + 1]
-                pos += 2
-                specs.append(ChannelSpec.of(mode))
-                reads.append(r)
-                streams.append(w)
-                close.append(w)
-            elif mode == "null":
-                streams.append(subprocess.DEVNULL)
-            else:
-                streams.append(None)
         try:
+            for mode in (msg["out"], msg["err"]):
+                if isinstance(mode, dict):
+                    r, w = fds[pos], fds[pos + 1]
+                    pos += 2
+                    specs.append(ChannelSpec.of(mode))
+                    reads.append(r)
+                    streams.append(w)
+                    close.append(w)
+                elif mode == "null":
+                    streams.append(subprocess.DEVNULL)
+                else:
+                    streams.append(None)
             launch = Launch.from_wire(msg["launch"])
             child = self.k.children.spawn(name, run, launch, streams[0], streams[1], msg.get("cgroup"),
-                                        str(msg.get("cookie", "")), int(msg.get("stop_signal", signal.SIGTERM)),
-                                        float(msg.get("stop_timeout", 10.0)))
-        except (SpawnError, OSError, KeyError, ValueError, TypeError) as e:
+                                          str(msg.get("cookie", "")), int(msg.get("stop_signal", signal.SIGTERM)),
+                                          float(msg.get("stop_timeout", 10.0)))
+        except Exception as e:  # noqa: BLE001 - no child exists: the answer says why, whatever it is
             wire.close_fds(fds)
-            self.k._emit({"t": "spawn_failed", "id": rid, "name": name, "run": run, "error": str(e)})
+            fds.clear()
+            self.k._emit({"t": "spawn_failed", "id": rid, "name": name, "run": run,
+                          "error": str(e) if isinstance(e, (SpawnError, OSError)) else f"herder's keeper: {e!r}"})
             return
+        # the child exists: from here on it is answered as spawned, whatever fails
+        fds.clear()
         wire.close_fds(close)
-        self.k.capture.add(name, run, specs, reads, watch=msg.get("watch"))
-        info = self.k.capture.stats(name)
-        self.k._emit({"t": "spawned", "id": rid, "name": name, "run": run, "pid": child.pid,
-                    "start_time": child.start_time, "cgroup": child.cgroup, **info})
+        answer: dict[str, Any] = {"t": "spawned", "id": rid, "name": name, "run": run, "pid": child.pid,
+                                  "start_time": child.start_time, "cgroup": child.cgroup}
+        try:
+            taken = self.k.capture.add(name, run, specs, reads, watch=msg.get("watch"))
+        except Exception as e:  # noqa: BLE001 - the child runs: its output is lost, and said, never its answer
+            taken = []
+            answer["problem"] = f"its output is not captured: {e}"
+        held = {ch.fd for ch in taken}
+        wire.close_fds([fd for fd in reads if fd not in held])   # the decision process keeps its copies
+        try:
+            answer.update(self.k.capture.stats(name))
+        except Exception as e:  # noqa: BLE001 - counters are extra: the answer goes without them
+            answer.setdefault("problem", f"no byte counters: {e}")
+        self.k._emit(answer)
 
     def _m_move(self, msg: dict[str, Any], fds: list[int]) -> None:
         old = self.k.children.by_pid.get(int(msg["old"]))
@@ -160,11 +179,16 @@ class Messages:
             if child.pid not in self.k.children.by_pid:
                 self.k.follow_foreign(child)
         pos = 0
-        for ch in msg.get("pipes", []):
-            specs = [ChannelSpec.of(s) for s in ch["specs"]]
-            mine = fds[pos:pos + len(specs)]
-            pos += len(specs)
-            self.k.capture.add(ch["name"], int(ch["run"]), specs, mine)
+        taken: set[int] = set()
+        try:
+            for ch in msg.get("pipes", []):
+                specs = [ChannelSpec.of(s) for s in ch["specs"]]
+                mine = fds[pos:pos + len(specs)]
+                pos += len(specs)
+                self.k.capture.add(ch["name"], int(ch["run"]), specs, mine)
+                taken.update(mine)
+        finally:
+            fds[:] = [fd for fd in fds if fd not in taken]     # the capture's now; a failure closes the rest
 
     def _m_hook_out(self, msg: dict[str, Any], fds: list[int]) -> None:
         """The pipes of a hook the decision process spawned: read and write them."""
@@ -178,6 +202,7 @@ class Messages:
                         "message": f"herder: a hook's output cannot be captured ({e})"})
             return
         self.k.capture.add_hook(int(msg["key"]), str(msg["name"]), int(msg["run"]), specs, fds)
+        fds.clear()     # the capture's now
 
     def _m_hook_drain(self, msg: dict[str, Any], fds: list[int]) -> None:
         """Answer once the ended hook's output is written (with its last stderr lines)."""
@@ -203,9 +228,12 @@ class Messages:
 
         names, n, rid = msg.get("names"), int(msg.get("n", 10)), msg["id"]
 
-        def answer() -> None:
-            recs = self.k.capture.tail(list(names) if names is not None else None, n)
-            self.k._emit({"t": "tailed", "id": rid, "r": [pack(r) for r in recs]})
+        def answer() -> None:   # writer thread: answered whatever happens
+            packed: list[Any] = []
+            try:
+                packed = [pack(r) for r in self.k.capture.tail(list(names) if names is not None else None, n)]
+            finally:
+                self.k._emit({"t": "tailed", "id": rid, "r": packed})
         self.k.capture.pump.in_writer(answer)
 
     def _m_reopen(self, msg: dict[str, Any], fds: list[int]) -> None:
@@ -253,12 +281,24 @@ class Messages:
             self.k.dp.handover = bool(msg.get("handover", False))
 
     def handle(self, msg: dict[str, Any], fds: list[int]) -> None:
+        """Carry out one message; never raises. A handler removes from `fds` what it takes;
+        on a failure the rest is closed, a request is answered (the decision process would
+        wait for it) and the failure is an event (`bug`) in herder's journal."""
         t = msg.get("t")
-        handler = getattr(self, f"_m_{t}", None)
-        if handler is None:
+        try:
+            handler = getattr(self, f"_m_{t}", None)
+            if handler is None:
+                raise ValueError(f"unknown message {t!r}")
+            handler(msg, fds)
+        except Exception as e:  # noqa: BLE001 - a bad message must never take the keeper down, nor go unanswered
             wire.close_fds(fds)
-            raise ValueError(f"unknown message {t!r}")
-        handler(msg, fds)
+            fds.clear()
+            answer = failure_answer(msg, e)
+            if answer is not None:
+                self.k._emit(answer)
+            self.k._emit({"t": "event", "instance": str(msg.get("name") or ""), "kind": "bug",
+                          "message": f"herder: the keeper could not carry out {t!r}: {e!r}", "data": {}})
+            print(f"herder keeper: message {t!r} failed: {e!r}", file=sys.stderr, flush=True)
 
     def _console(self, names: list[str]) -> None:
         """The tap that writes to stdout, as opts.console says (made once; later only renamed)."""
@@ -277,3 +317,20 @@ class Messages:
         else:
             return
         self.k.capture.add_tap(self.k.console)
+
+
+def failure_answer(msg: dict[str, Any], error: BaseException) -> dict[str, Any] | None:
+    """What a request that failed is answered with (None: nothing waits for this message).
+    `hello` is not here: without its welcome the decision process's handshake ends (30 s)
+    and the keeper starts another one."""
+    t = msg.get("t")
+    if t == "spawn":
+        return {"t": "spawn_failed", "id": msg.get("id"), "name": str(msg.get("name") or ""), "run": msg.get("run"),
+                "error": f"herder's keeper: {error!r}"}
+    if t == "tail":
+        return {"t": "tailed", "id": msg.get("id"), "r": []}
+    if t == "hook_drain":
+        return {"t": "hook_drained", "key": msg.get("key"), "name": "", "tail": []}
+    if t == "follow":
+        return {"t": "follow_end", "id": msg.get("id"), "error": f"herder's keeper: {error!r}"}
+    return None

@@ -66,6 +66,7 @@ class _Follow:
         self.ready = asyncio.Event()
         self.skipped = 0
         self.first = False
+        self.ended = ""       # the keeper ended this follow (why)
 
 
 class LogHub:
@@ -302,6 +303,9 @@ class LogHub:
                 batch, f.buf = f.buf, []
                 for rec in batch:
                     yield rec
+                if f.ended:
+                    yield Record(time.time(), "", "herder", f"[herder: the log stream ended: {f.ended}]".encode())
+                    return
         finally:
             self._follows.pop(fid, None)
             if self.link is not None:
@@ -322,6 +326,12 @@ class LogHub:
                     recs = recs[:max(room, 0)]
                 f.buf.extend(recs)
                 f.skipped += int(msg.get("skipped", 0))
+                f.ready.set()
+            return True
+        if t == "follow_end":       # the keeper could not follow: the stream ends, said
+            f = self._follows.get(int(msg["id"]))
+            if f is not None:
+                f.ended = str(msg.get("error") or "the keeper ended it")
                 f.ready.set()
             return True
         if t == "tailed":
