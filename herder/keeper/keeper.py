@@ -177,6 +177,10 @@ class Keeper:
 
             load(self, self.opts.resume_fd)
             self.ever_up = True        # a successor: what ran before was up
+            # herder's main process for its manager (a decision process that became the keeper
+            # after a kill of the old one: systemd with ExitType=cgroup kept the unit; an upgrade's
+            # exec keeps the pid, and saying so again is harmless)
+            self._manager(f"MAINPID={os.getpid()}")
         # the keeper's own slot exists before the welcome names the slots
         self.counters.set(self.counters.slot(KEEPER_SLOT), ORPHANS, self.children.orphans_reaped)
         if self.opts.attached:
