@@ -352,7 +352,11 @@ def _left_running(state_dir: str | None) -> list[str]:
     from herder.process import tree
     from herder.store.runstate import proves, read
 
-    _, _, recs = read(Path(state_dir) / "run.json")
+    path = Path(state_dir) / "run.json"
+    got, _, recs = read(path, client=True)
+    if got.problem:        # what still runs cannot be verified: never "nothing" (exit 0 without proof)
+        print(f"herder: cannot verify what still runs: {path} {got.problem}", file=sys.stderr)
+        return ["(unverified)"]
     return [name for name, rec in recs.items() if proves(rec, tree.start_time(rec.pid), tree.cookie(rec.pid))]
 
 

@@ -110,12 +110,24 @@ class Children:
         return out
 
     def watch(self, child: Child) -> int:
-        """A pidfd for a process the keeper cannot reap (-1: gone, or no pidfd here)."""
+        """A pidfd for a process the keeper cannot reap (-1: gone, or no pidfd here).
+
+        The pidfd is opened first, then the process is checked against the record: its
+        start time, and its cookie when one can be read (a process that rewrote its
+        environment shows none). Checked after the open, a pid reused by a stranger in
+        between cannot slip through: a mismatch is the recorded process gone (status
+        unknown), never a stranger followed and later signalled."""
         self.by_pid[child.pid] = child
         child.own = False
         try:
             child.pidfd = os.pidfd_open(child.pid)
         except (OSError, AttributeError):
+            child.pidfd = -1
+            return -1
+        seen = tree.cookie(child.pid)
+        if (child.start_time is not None and tree.start_time(child.pid) != child.start_time) or \
+                (child.cookie and seen is not None and seen != child.cookie):
+            os.close(child.pidfd)
             child.pidfd = -1
         return child.pidfd
 

@@ -7,8 +7,10 @@ holds the fds the decision process stores with it (the API and notify sockets, t
 state_dir lock), keeps the decision process's state snapshot, and relays herder's own
 sd_notify messages to its service manager. It makes no decision about an instance: it
 starts what it is told to, reports what ended, and restarts the decision process when it
-dies (at once, then with a backoff; after repeated failures without the snapshot; past a
-limit it stops every service and exits 1, saying why).
+dies (at once, then with a backoff; after repeated failures without the snapshot; it
+never stops a service because its decision process fails). The one decision it takes
+alone: a stop asked (SIGTERM …) that no decision process can carry out, because none
+comes up, is carried out by the keeper itself (herder.keeper.stopper), which then exits 1.
 
 Why this split (docs/supervisor.md has the whole argument): a kill -9 of a process that
 owns the pipes or the log writer kills every service that writes to stdout (SIGPIPE) and

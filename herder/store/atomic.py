@@ -93,8 +93,9 @@ def set_aside(path: Path) -> Path | None:
     return target
 
 
-def _read_trusted(path: Path) -> bytes:
-    """The bytes of a state file, or ValueError saying why it cannot be trusted (OSError: missing)."""
+def _read_trusted(path: Path, owner: int | None = None) -> bytes:
+    """The bytes of a state file, or ValueError saying why it cannot be trusted (OSError: missing).
+    `owner`: the uid it must belong to (default: this process's effective uid)."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
                      | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
@@ -108,8 +109,9 @@ def _read_trusted(path: Path) -> bytes:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise ValueError("is not a regular file")
-        if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
-            raise ValueError(f"belongs to uid {st.st_uid}, not to herder's uid {os.geteuid()}")
+        want = owner if owner is not None else (os.geteuid() if hasattr(os, "geteuid") else None)
+        if want is not None and st.st_uid != want:
+            raise ValueError(f"belongs to uid {st.st_uid}, not to herder's uid {want}")
         if st.st_mode & 0o022:
             raise ValueError(f"is writable by others (mode {stat.S_IMODE(st.st_mode):04o})")
         if st.st_size > MAX_STATE:
@@ -125,17 +127,23 @@ def _read_trusted(path: Path) -> bytes:
         os.close(fd)
 
 
-def load_json(path: Path, check: Callable[[Any], str | None] = lambda v: None) -> Loaded:
+def load_json(path: Path, check: Callable[[Any], str | None] = lambda v: None, *,
+              read_only: bool = False, owner: int | None = None) -> Loaded:
     """Read a JSON state file. Missing → Loaded(); fine → Loaded(value); anything else is set
-    aside and Loaded(problem=…, moved_to=…) says why. `check(value)` returns a problem or None."""
+    aside and Loaded(problem=…, moved_to=…) says why. `check(value)` returns a problem or None.
+
+    `read_only` (a client reading another process's state): nothing is ever moved, and the
+    file must belong to `owner` (the state_dir's owner) rather than to this process's uid:
+    a root `herder down` never renames the file of a herder another user runs."""
+    aside: Callable[[Path], Path | None] = (lambda p: None) if read_only else set_aside
     try:
-        data = _read_trusted(path)
+        data = _read_trusted(path, owner)
     except FileNotFoundError:
         return Loaded()
     except OSError as e:
         return Loaded(problem=f"cannot be read: {e.strerror}", moved_to=None)
     except ValueError as e:
-        return Loaded(problem=str(e), moved_to=set_aside(path))
+        return Loaded(problem=str(e), moved_to=aside(path))
     try:
         if not data.strip():
             raise ValueError("is empty (truncated?)")
@@ -149,5 +157,5 @@ def load_json(path: Path, check: Callable[[Any], str | None] = lambda v: None) -
         if problem:
             raise ValueError(problem)
     except ValueError as e:
-        return Loaded(problem=str(e), moved_to=set_aside(path))
+        return Loaded(problem=str(e), moved_to=aside(path))
     return Loaded(value)

@@ -72,9 +72,17 @@ def check(doc: Any) -> str | None:
     return None
 
 
-def read(path: Path) -> tuple[Loaded, int | None, dict[str, LiveRecord]]:
-    """(how the file read, its supervisor pid, its records). A bad file is set aside (Loaded.problem)."""
-    got = load_json(path, check)
+def read(path: Path, client: bool = False) -> tuple[Loaded, int | None, dict[str, LiveRecord]]:
+    """(how the file read, its supervisor pid, its records). A bad file is set aside (Loaded.problem),
+    except for a `client` (`herder down` …): it only reads, trusting a file of the state_dir's
+    owner, and a problem is the caller's to report."""
+    owner = None
+    if client:
+        try:
+            owner = os.stat(path.parent).st_uid
+        except OSError as e:
+            return Loaded(problem=f"cannot be checked: {e.strerror}", moved_to=None), None, {}
+    got = load_json(path, check, read_only=client, owner=owner)
     if got.value is None:
         return got, None, {}
     recs = {str(n): LiveRecord(r["pid"], r.get("start_time"), r.get("cgroup"), r.get("cookie", ""))

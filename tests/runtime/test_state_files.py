@@ -111,6 +111,29 @@ def test_a_bad_state_file_is_set_aside_with_the_reason(tmp_path: Path, content: 
     assert got.moved_to.read_bytes() == content and not path.exists()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: files of another user are made with chown")
+def test_a_client_reads_another_users_run_json_without_moving_it(tmp_path: Path) -> None:
+    """Review finding 13: a root `herder down` against a herder another user runs reads that
+    user's run.json (trusting the state_dir's owner), and never renames a file it does not
+    own; one it cannot trust is "cannot verify" (exit 1 with a message), not "nothing runs"."""
+    from herder.cli.ctl import _left_running
+
+    d = tmp_path / "state"
+    d.mkdir(mode=0o755)
+    os.chown(d, NOBODY, NOBODY)
+    path = d / "run.json"
+    write_json(path, {"supervisor_pid": 1, "instances": {}})
+    os.chown(path, NOBODY, NOBODY)
+    got, _, recs = runstate.read(path, client=True)
+    assert got.problem is None and recs == {}
+    assert _left_running(str(d)) == []
+    os.chown(path, 1234, 1234)               # neither the state_dir's owner nor this process's uid
+    got, _, _ = runstate.read(path, client=True)
+    assert got.problem is not None and "belongs to uid 1234" in got.problem and got.moved_to is None
+    assert _left_running(str(d)) == ["(unverified)"]
+    assert path.exists() and [p.name for p in d.iterdir()] == ["run.json"]     # nothing set aside
+
+
 def test_not_regular_files_are_set_aside_without_reading_them(tmp_path: Path) -> None:
     fifo = tmp_path / "intent.json"
     os.mkfifo(fifo)                                         # reading it would hang
