@@ -60,6 +60,22 @@ def start_time(pid: int) -> int | None:
         return None
 
 
+def started_since(pid: int, monotonic_at: float, slack: float = 2.0) -> bool:
+    """Whether pid started no earlier than `monotonic_at` (time.monotonic(), minus `slack`).
+
+    /proc's start time counts from boot (with suspended time, on current kernels), the
+    monotonic clock without it: a process is never judged older than it is, so this only
+    ever errs towards "recent"."""
+    st = start_time(pid)
+    if st is None:
+        return False
+    try:
+        hz = os.sysconf("SC_CLK_TCK")
+    except (ValueError, OSError, AttributeError):
+        hz = 100
+    return st / hz >= monotonic_at - slack
+
+
 def children(pid: int) -> list[int]:
     """pid's children, from every thread's children file."""
     out: list[int] = []

@@ -217,7 +217,10 @@ def started_anyway(sup: Supervisor, names: list[str], piped: set[str]) -> dict[s
     by_name: dict[str, tuple[int, str, int | None]] = {}
     extra: dict[str, list[int]] = {}
     for name, pids in found.items():
-        pids = {p for p in pids if tree.start_time(p) is not None}
+        # started since the instance became STARTING: a process of an earlier run (kill = "main"
+        # leaves its children; the cookie is the instance's) is not this start's
+        since = sup.world.instances[name].since
+        pids = {p for p in pids if tree.started_since(p, since)}
         tops = sorted({_top(p, pids) for p in pids}, key=lambda p: tree.start_time(p) or 0)
         if not tops:
             continue

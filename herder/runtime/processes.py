@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +79,7 @@ class _Flight:
     cookie: str = ""
     cgroup: str | None = None
     timer: Any = None           # the deadline's asyncio handle
+    sent: float = 0.0           # time.monotonic() of the request
 
 
 class Processes:
@@ -143,7 +145,8 @@ class Processes:
             self.post_now(SpawnFailed(inst.name, f"cannot prepare: {e}"))
             return
         rid = next(self._ids)
-        flight = self.in_flight[rid] = _Flight(inst.name, eff.run, outs, self.clock.busy(), p.cookie, cg)
+        flight = self.in_flight[rid] = _Flight(inst.name, eff.run, outs, self.clock.busy(), p.cookie, cg,
+                                               sent=time.monotonic())
         with contextlib.suppress(RuntimeError):      # no running loop (a test driving the step by hand)
             flight.timer = asyncio.get_running_loop().call_later(SPAWN_DEADLINE, self._overdue, rid)
         p.run = eff.run
@@ -204,8 +207,8 @@ class Processes:
             self.late = set(sorted(self.late)[-512:])
         if flight.cgroup is not None:
             Cgroup(Path(flight.cgroup)).kill()
-        if flight.cookie:
-            tree.kill_all(tree.members(None, None, flight.cookie))
+        if flight.cookie:     # its cookie, started since the request (not an earlier run's leftovers)
+            tree.kill_all({p for p in tree.members(None, None, flight.cookie) if tree.started_since(p, flight.sent)})
         flight.outs.close_all()
         self.post_now(SpawnFailed(flight.name, f"herder's keeper did not answer the spawn within "
                                                f"{SPAWN_DEADLINE:g}s; anything it started is killed"))

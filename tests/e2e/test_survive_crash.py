@@ -31,7 +31,19 @@ from typing import Any
 import psutil
 from ctl_harness import Herd
 from herdertest import alive, wait_until
-from test_survive import PRINTER, _all_running, _cli, _try, keeper_and_dp, kill_dp, marked, numbers, rng, services
+from test_survive import (
+    PRINTER,
+    _all_running,
+    _cli,
+    _try,
+    keeper_and_dp,
+    kill_dp,
+    marked,
+    numbers,
+    report,
+    rng,
+    services,
+)
 
 TRIALS = int(os.environ.get("HERDER_SURVIVE_TRIALS", "2"))
 
@@ -105,18 +117,22 @@ def test_kill_9_of_the_decision_process_then_of_the_keeper(herd: Callable[..., H
     h = herd(conf)
     assert h.up().returncode == 0
     before = {n: x["pid"] for n, x in services(h).items()}
+    took = []
     for delay in (0.05, 0.15, 0.3, 0.5):
         dp, _ = kill_dp(h)
         wait_until("a new decision process", lambda: _try(lambda: keeper_and_dp(h)[1] != dp), timeout=30,  # noqa: B023
                    interval=0.002)
         time.sleep(delay)     # an instant of its start-up, not a synchronisation
+        t0 = time.monotonic()
         kill_keeper(h)
         now = settled(h, 10)
+        took.append(time.monotonic() - t0)
         assert {n: now[n]["pid"] for n in now if n.startswith("q")} == \
             {n: p for n, p in before.items() if n.startswith("q")}, f"after the keeper's kill at +{delay}s"
         assert sorted(marked(f"sleep {quiet}")) == sorted(now[f"q{i}"]["pid"] for i in range(5))
         for i in range(5):
             assert marked(f'"{tag}.{i} $i"') == [now[f"p{i}"]["pid"]], f"p{i}: not exactly one, listed"
+    report("kill -9 decision process, then keeper at +0.05..0.5 s -> API answers with 10 running", took)
     r = h.cli("down")
     assert r.returncode == 0, r.stderr
     assert not marked(tag) and not marked(f"sleep {quiet}")
@@ -188,3 +204,26 @@ def test_sigterm_while_the_decision_process_crash_loops_the_keeper_stops_everyth
     herder_log = (h.state / "herder.log").read_text()
     assert "the keeper" in herder_log and "stops the 3 running instance(s) itself" in herder_log
     assert "stubborn did not stop within stop_timeout; killed (SIGKILL)" in herder_log
+
+
+def test_a_stop_forwarded_to_a_decision_process_killed_before_it_stepped_it_is_not_lost(
+        herd: Callable[..., Herd]) -> None:
+    """SIGTERM reaches the keeper, which forwards it; the decision process dies before it has
+    stepped it (stopped here with SIGSTOP, then killed: a real process that never read the
+    message). The keeper kept it unacknowledged, so the next decision process gets it and
+    stops everything; herder then exits."""
+    quiet = 60000 + random.randrange(30000)
+    h = herd("".join(f'[services.q{i}]\ncommand = ["sleep", "{quiet}"]\n' for i in range(3)))
+    assert h.up().returncode == 0
+    pids = [x["pid"] for x in services(h).values()]
+    keeper, dp = keeper_and_dp(h)
+    fd = os.pidfd_open(keeper)
+    try:
+        os.kill(dp, signal.SIGSTOP)
+        os.kill(keeper, signal.SIGTERM)      # forwarded to a decision process that cannot read it
+        kill_dp(h)
+        assert select.select([fd], [], [], 60)[0], "herder did not stop after the SIGTERM"
+    finally:
+        os.close(fd)
+    assert not any(alive(p) for p in pids)
+    assert not marked(f"sleep {quiet}")
