@@ -49,6 +49,7 @@ def main(argv: list[str]) -> int:
     ready_fd = args.ready_fd
     if ready_fd >= 0:
         os.set_inheritable(ready_fd, False)
+    link.ready_fd = ready_fd      # a keeper this process becomes passes it on (herder.runtime.keeper_lost)
     told = False
 
     def ready() -> None:
@@ -57,6 +58,7 @@ def main(argv: list[str]) -> int:
             os.write(ready_fd, b"ok\n")
             os.close(ready_fd)
         told = True
+        link.ready_fd = -1
 
     try:
         welcome = handshake(link)
@@ -112,7 +114,7 @@ def _take_over(args: argparse.Namespace, partial: dict[str, Any]) -> None:
     print(msg, file=sys.stderr, flush=True)
     record["notes"].append({"t": "event", "instance": "", "kind": "keeper_lost", "message": msg, "data": {}})
     try:
-        keeper_lost.become_keeper(record, fds)
+        keeper_lost.become_keeper(record, fds, args.ready_fd)
     except OSError as e:
         print(f"herder: cannot exec a new keeper: {e}", file=sys.stderr, flush=True)
 

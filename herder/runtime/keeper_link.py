@@ -37,6 +37,7 @@ class KeeperLink:
         self.lost = False
         self.peer_fd = -1               # a pidfd on the keeper that runs this process (from_fd)
         self.peer_pid: int | None = None  # that keeper's pid
+        self.ready_fd = -1              # `up -d`'s start-up pipe while this process has not reported on it
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writing = False
 

@@ -81,18 +81,20 @@ def replace_keeper(sup: Supervisor, services: list[str], socket_group: str | Non
         record["notes"].append({"t": "event", "instance": "", "kind": "keeper_lost", "message": msg,
                                 "data": {"pid": os.getpid()}})
     try:
-        become_keeper(record, fds)
+        become_keeper(record, fds, link.ready_fd if link is not None else -1)
     except OSError as e:
         sup.events.emit("", "keeper_lost", f"herder: cannot exec a new keeper ({e}); stopping every service")
         sup.world.exit_code = 1
         sup.force()
 
 
-def become_keeper(record: dict[str, Any], fds: list[int]) -> None:
+def become_keeper(record: dict[str, Any], fds: list[int], ready_fd: int = -1) -> None:
     """Exec `python -m herder.keeper --resume` with `record` (same pid, the fds inherited).
+    `ready_fd`: `up -d`'s start-up pipe, not answered yet: the new keeper's first decision
+    process answers it (`up -d` then reports the start, not "exited during start-up").
     Raises OSError when the exec failed (signals unblocked again)."""
     blob = wire.blob_fd(json.dumps({"record": record, "fds": fds}).encode("utf-8", "surrogateescape"))
-    for fd in [blob, *fds]:
+    for fd in [blob, *fds, *([ready_fd] if ready_fd >= 0 else [])]:
         os.set_inheritable(fd, True)
     lock_fd = record.get("lock_fd")
     if isinstance(lock_fd, int) and lock_fd >= 0:
@@ -113,8 +115,11 @@ def become_keeper(record: dict[str, Any], fds: list[int]) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     try:
-        os.execv(wire.self_exe(), [sys.executable, "-m", "herder.keeper", "--resume", str(blob)])
+        os.execv(wire.self_exe(), [sys.executable, "-m", "herder.keeper", "--resume", str(blob),
+                                   *(["--ready-fd", str(ready_fd)] if ready_fd >= 0 else [])])
     except OSError:
+        if ready_fd >= 0:
+            os.set_inheritable(ready_fd, False)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _BLOCK)
         os.close(blob)
         raise

@@ -34,6 +34,7 @@ POSIX_ONLY = {
     "herder.keeper.dproc": "the keeper's decision process: its child, over an AF_UNIX socketpair",
     "herder.keeper.messages": "the keeper's answers to its decision process (fds by SCM_RIGHTS, fork and exec)",
     "herder.keeper.children": "the keeper's children: fork and exec through herder.process.spawn",
+    "herder.keeper.stopper": "the keeper's stop without a decision process (signals its children's groups)",
     "herder.keeper.resume": "the keeper's re-exec with its fds (execve keeps them)",
     "herder.runtime.keeper_link": "the decision process's end of the keeper's wire (SCM_RIGHTS)",
     "herder.runtime.keeper_lost": "a decision process becoming the keeper (execve with its fds)",

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from herdertest import PROGRAMS, PY, alive, run_async, toml_list, until
+from herdertest import PROGRAMS, PY, alive, run_async, toml_list, until, wait_until
 
 from herder.config import load
 from herder.keeper.children import Child, Children
@@ -75,6 +75,8 @@ def test_a_followed_pid_is_checked_after_its_pidfd_is_open() -> None:
     env = {**os.environ, "HERDER_INSTANCE_ID": "tag.cookie-of-this-test"}
     proc = subprocess.Popen(["sleep", "600"], env=env)
     try:
+        # Popen returns once exec has begun; the kernel shows the new environment a moment later
+        wait_until("the child's environment", lambda: tree.cookie(proc.pid), timeout=10, interval=0.001)
         st = tree.start_time(proc.pid)
         kids = Children()
         right = Child("a", 1, proc.pid, st, "tag.cookie-of-this-test")
