@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from herder.errors import SpawnError
-from herder.keeper import wire
+from herder.keeper import resume, trampoline, upgrade, wire
 from herder.keeper.capture import Capture, ChannelSpec
 from herder.keeper.children import Child, Children, exit_words
 from herder.keeper.counters import KEEPER_SLOT, ORPHANS, Counters
@@ -55,6 +55,7 @@ RESTART_WINDOW = 60.0       # failures of the decision process counted over this
 FRESH_AFTER = 3             # this many start-up failures in the window: start it without the snapshot
 GIVE_UP_AFTER = 6           # this many: say loudly that the services run unsupervised (and keep trying)
 _PR_SET_CHILD_SUBREAPER = 36
+RUNNING = False             # a keeper of this process runs its loop (herder.keeper.trampoline reads it)
 
 _HANDLED = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1}
 _FORWARDED = {signal.SIGTERM: "down", signal.SIGINT: "interrupt", signal.SIGHUP: "reload"}
@@ -113,6 +114,8 @@ class Keeper:
         self.failures: deque[float] = deque()
         self.code: int | None = None          # set: finish with this exit code
         self.upgrade: list[str] | None = None  # set: exec this argv once the decision process is gone
+        self._upgrade_due = False             # the old decision process is gone: exec at the loop's top
+        self._unsent: dict[int, dict[str, Any]] = {}   # exit records waiting for their last output
         self.notes: list[dict[str, Any]] = []  # events for the next decision process
         self.lost: dict[str, int] = {}
         self.why = "start"
@@ -190,10 +193,14 @@ class Keeper:
             if init.pid1 and _SIGPWR is not None:
                 signal.signal(_SIGPWR, lambda signum, frame: self._signals.append(signum))
         if self.opts.resume_fd >= 0:
-            from herder.keeper.resume import load
-
-            load(self, self.opts.resume_fd)
+            raw = resume.read(self.opts.resume_fd)
+            try:
+                resume.load(self, raw)
+            except Exception as e:  # noqa: BLE001 - a record this version cannot read must not kill a service
+                self.capture.pump.stop(close_channels=False)
+                trampoline.hold(raw, f"upgrade: this keeper cannot resume the record ({e!r})")
             self.ever_up = True        # a successor: what ran before was up
+            self.reap()                # exits while the signals were blocked across the exec
         # the keeper's own slot exists before the welcome names the slots
         self.counters.set(self.counters.slot(KEEPER_SLOT), ORPHANS, self.children.orphans_reaped)
         if self.opts.attached:
@@ -204,7 +211,13 @@ class Keeper:
             self._spawn_dp()
         if self.watchdog:
             self._ping_manager()
+        global RUNNING
+        RUNNING = True      # the trampoline's fallback no longer applies (its record's fds are ours now)
         while self.code is None or self.dp is not None:
+            if self._upgrade_due:      # never from inside a reap or message batch (docs: upgrade)
+                self._upgrade_due = False
+                self._upgrade_now()
+                continue
             timeout = self._run_timers()
             for key, mask in self.sel.select(timeout):
                 self._ready(key, mask)
@@ -260,7 +273,9 @@ class Keeper:
             self.capture.reopen()
         elif signum in _FORWARDED or signum == _SIGPWR:
             what = _FORWARDED.get(signal.Signals(signum), "down")
-            if self.dp is not None and self.dp.hello is not None:
+            dp = self.dp
+            leaving = dp is not None and (dp.eof or dp.handover or dp.bye is not None)
+            if dp is not None and dp.hello is not None and not leaving:
                 self._emit({"t": "signal", "what": what})
             elif self.opts.attached:
                 pass
@@ -361,14 +376,7 @@ class Keeper:
             self.code = dp.bye
             return
         if dp.handover and self.upgrade is not None:
-            from herder.keeper.resume import exec_keeper
-
-            exec_keeper(self, self.upgrade)      # only returns when the exec failed
-            self.upgrade = None
-            self.notes.append({"t": "event", "instance": "", "kind": "upgrade_failed",
-                               "message": "herder: upgrade failed: the keeper could not exec the installed "
-                                          "version; the running one carries on", "data": {}})
-            self._spawn_dp()
+            self._upgrade_due = True
             return
         if dp.handover:
             self._spawn_dp()
@@ -377,6 +385,24 @@ class Keeper:
             self.code = status      # start-up failed with a reason (config …; said on `up -d`'s pipe)
             return
         self._dp_failed(dp, status, started=True)
+
+    def _upgrade_now(self) -> None:
+        argv, self.upgrade = self.upgrade or [], None
+        why = upgrade.exec_keeper(self, argv)      # only returns when the exec did not happen
+        if self.code is not None:
+            return
+        self.why = "upgrade_failed"
+        self.notes.append({"t": "event", "instance": "", "kind": "upgrade_failed",
+                           "message": f"herder: upgrade failed: {why}; the running version carries on",
+                           "data": {"reason": why}})
+        self._spawn_dp()
+
+    def take_signals(self) -> None:
+        """Handle the signals caught so far (before an exec: none may be left behind)."""
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._wake_r, 4096)
+        while self._signals:
+            self._on_signal(self._signals.popleft())
 
     def _dp_failed(self, dp: DP | None, status: int | None, started: bool) -> None:
         """Restart the decision process: at once when it had been up (a kill -9, a crash
@@ -430,27 +456,32 @@ class Keeper:
                 "config": self.config_text, "stored": list(self.stored), "children": self.children.records(),
                 "exits": [self.exits[s] for s in sorted(self.exits)], "pending": self.pending, "notes": self.notes,
                 "lost": self.lost, "slots": self.counters.slots, "orphans_reaped": self.children.orphans_reaped,
-                "init": self.init,
+                "init": self.init, "matched": self.capture.matches(),
             }
             self.pending, self.notes, self.lost = [], [], {}
             self._emit(welcome, [self.counters.fd, *self.stored.values()], close_after=False)
-        pipes: list[dict[str, Any]] = []
-        pipe_fds: list[int] = []
-        for name, chans in self.capture.current.items():
-            for ch in chans:
-                if ch.closed:
+        wanted = {id(ch) for chans in self.capture.current.values() for ch in chans}
+
+        def send_pipes(open_: list[tuple[Any, int]]) -> None:     # reader thread: copies of live fds
+            pipes: list[dict[str, Any]] = []
+            pipe_fds: list[int] = []
+            for ch, fd in open_:
+                if id(ch) not in wanted:
+                    os.close(fd)
                     continue
-                pipes.append({"name": name, "run": ch.run, "stream": ch.stream, "spec": ch.spec.as_dict()})
-                pipe_fds.append(ch.fd)
+                pipes.append({"name": ch.instance, "run": ch.run, "stream": ch.stream, "spec": ch.spec.as_dict()})
+                pipe_fds.append(fd)
                 if len(pipe_fds) == wire.MAX_FDS - 2:
-                    self._emit({"t": "pipes", "pipes": pipes}, pipe_fds, close_after=False)
+                    self._emit({"t": "pipes", "pipes": pipes}, pipe_fds)
                     pipes, pipe_fds = [], []
-        self._emit({"t": "pipes", "pipes": pipes, "last": 1}, pipe_fds, close_after=False)
+            self._emit({"t": "pipes", "pipes": pipes, "last": 1}, pipe_fds)
+        self.capture.pump.dup_open(send_pipes)
         self.why = "restart"
 
     def _unacked(self) -> list[dict[str, Any]]:
         with self._exit_lock:
-            return [self.exits[s] for s in sorted(self.exits)]
+            both = {**self._unsent, **self.exits}
+            return [both[s] for s in sorted(both)]
 
     def _m_setup(self, msg: dict[str, Any], fds: list[int]) -> None:
         """The decision process's settings, once its config is known (after the welcome)."""
@@ -649,6 +680,9 @@ class Keeper:
 
     # ---- children ----------------------------------------------------------------------------
 
+    def reap(self) -> None:
+        self._reap()
+
     def _reap(self) -> None:
         for known in self.children.by_pid.values():     # a pidfd the reaper closes leaves the selector first
             if known.pidfd >= 0 and tree.ppid(known.pid) == os.getpid():
@@ -674,12 +708,16 @@ class Keeper:
 
         def send(tail: list[str] | None = None) -> None:   # writer thread, or the timer: once
             with self._exit_lock:
-                if seq in self.exits or seq in self._acked:
+                if seq in self.exits or seq in self._acked or seq not in self._unsent:
                     return
+                del self._unsent[seq]
                 if tail:
                     record["tail"] = tail
                 self.exits[seq] = record
             self._emit(record)
+
+        with self._exit_lock:      # kept meanwhile: an exec or a hand-over carries it (`_unacked`)
+            self._unsent[seq] = record
 
         self.capture.drain(child.name, send)
         self.later(EXIT_DRAIN_WAIT, send)
@@ -710,6 +748,7 @@ class Keeper:
         self.capture = Capture(self._emit, self.counters, lambda: self.outbox.pending)
         self.capture.own = old.own
         self.capture.sinks = old.sinks
+        self.capture.matched = old.matched
         self.capture.start()
         self.capture.restore(state, fds)
         if self.console is not None:
@@ -725,7 +764,9 @@ class Keeper:
         addr = self.notify_addr
         if addr.startswith("@"):
             addr = "\0" + addr[1:]
-        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+        # never blocks: a busy manager with a full queue loses this datagram, not the keeper's loop
+        kind = socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, kind) as s:
             s.sendto(text.encode(), addr)
 
     def _ping_manager(self) -> None:

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from herder.config import from_record
 from herder.core import snapshot
 from herder.core.effects import TimerKey
-from herder.core.events import Down, Exited, Found, Up
+from herder.core.events import Down, Exited, Found, LogMatched, Up
 from herder.core.instance import ALIVE, State
 from herder.core.world import Phase
 from herder.process import tree
@@ -81,6 +81,8 @@ def start(sup: Supervisor, welcome: dict[str, Any], only: Iterable[str] | None, 
             sup.post(Found(name, pid if c is not None and int(c.get("run", -1)) == inst.run else None))
         elif pid is not None:
             sup.post(Found(name, pid))
+    for m in welcome.get("matched") or []:     # ready.log matched, maybe never stepped: a no-op unless still starting
+        sup.post(LogMatched(str(m["name"]), int(m["run"]), str(m.get("line", ""))))
     for name, c in children.items():
         if name not in world.instances:
             _stray(sup, name, c)

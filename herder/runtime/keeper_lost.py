@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from herder.config import to_record
 from herder.core import snapshot
-from herder.core.instance import ALIVE
+from herder.core.instance import ALIVE, State
 from herder.keeper import wire
 from herder.keeper.counters import DONE, READ
 from herder.units import parse_signal
@@ -105,6 +105,13 @@ def build(sup: Supervisor, args: list[str], console: str) -> tuple[dict[str, Any
             continue
         channels.append({"name": name, "run": run, "specs": specs, "carry": []})
         chan_fds += [add(fd) for fd in kept]
+    watches = []    # ready.log of instances still starting: the new keeper goes on matching
+    for name, inst in world.instances.items():
+        if inst.state is State.STARTING and inst.spec.ready.log is not None:
+            seen = sup.matched.get(name)
+            done = seen is not None and int(seen.get("run", -1)) == inst.run
+            watches.append({"name": name, "run": inst.run, "pattern": inst.spec.ready.log, "done": done,
+                            "line": str(seen.get("line", "")) if done and seen is not None else ""})
     lost: dict[str, int] = {}
     counters = sup.logs.counters
     if counters is not None:
@@ -122,7 +129,7 @@ def build(sup: Supervisor, args: list[str], console: str) -> tuple[dict[str, Any
         "snapshot": {"world": snapshot.world(world, to_cfg),
                      "instances": {n: snapshot.instance(i) for n, i in world.instances.items()}},
         "config": json.dumps(to_cfg(sup.config)), "stored": stored,
-        "capture": {"channels": channels, "fds": chan_fds, "rings": {}, "err_tail": {}, "seq": 0},
+        "capture": {"channels": channels, "fds": chan_fds, "rings": {}, "err_tail": {}, "seq": 0, "watches": watches},
         "pending": [], "notes": [], "lost": lost, "retired": [], "orphans_reaped": 0,
         "lock_fd": lock_fd if isinstance(lock_fd, int) else -1,
     }

@@ -76,6 +76,7 @@ class Supervisor:
         self.stored: dict[str, int] = {}          # fds a previous decision process kept with the keeper
         self.kept_fds: dict[str, int] = {}        # ours, as stored with the keeper
         self.handover = False                     # exiting for an upgrade: the keeper carries on
+        self.matched: dict[str, dict[str, Any]] = {}   # the last ready.log match per instance
         self._queue: deque[Event] = deque()
         self._answers: deque[Event] = deque()    # Spawned / SpawnFailed: stepped first
         self._draining = False
@@ -216,6 +217,10 @@ class Supervisor:
             return "an upgrade is already under way"
         return ""
 
+    def started_by(self) -> tuple[str, int]:
+        welcome = self.welcome or {}
+        return str(welcome.get("why", "start")), int(welcome.get("gen", 1))
+
     def upgrade(self) -> None:
         """Replace the keeper and this process with the installed version, services untouched:
         the keeper drains its log writer and re-execs itself with its state and fds (same
@@ -300,6 +305,7 @@ class Supervisor:
         elif t == "matched":
             from herder.core.events import LogMatched
 
+            self.matched[str(msg["name"])] = msg      # a keeper that dies now has it carried (keeper_lost)
             self.post(LogMatched(str(msg["name"]), int(msg["run"]), str(msg["line"])))
         elif t == "signal":
             what = msg.get("what")
