@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Coroutine
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -103,3 +106,51 @@ async def until(pred: Callable[[], bool], timeout: float = 10.0, what: str = "co
         await asyncio.sleep(0.01)
 
 
+class Receiver:
+    """A webhook endpoint on loopback (port 0) that keeps the JSON bodies it was sent (alerts)."""
+
+    def __init__(self) -> None:
+        self.got: list[dict[str, object]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                outer.got.append(json.loads(body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def free_privileged_port() -> int:
+    """A free TCP port below 1024 on 127.0.0.1 (binding it takes root or CAP_NET_BIND_SERVICE)."""
+    import socket
+
+    import pytest
+
+    for port in range(680, 1000):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.skip("no free port below 1024 on 127.0.0.1")
+
+
+def proc_status(pid: int) -> dict[str, str]:
+    """/proc/PID/status as the kernel shows it (Uid, NoNewPrivs, CapEff …)."""
+    with open(f"/proc/{pid}/status") as f:
+        return {k: v.strip() for k, _, v in (line.partition(":") for line in f)}

@@ -21,10 +21,11 @@ import stat
 import sys
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from herder.config.alerts import Alerts, SupervisorHooks
 from herder.config.lines import LineIndex
 from herder.config.model import HerderSettings, ServiceSpec
 from herder.config.schema import Problems, build, deep_merge, did_you_mean
@@ -38,7 +39,7 @@ __all__ = ["Config", "HerderSettings", "ServiceSpec", "find_config", "from_recor
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\Z")
 _ENV_KEY = re.compile(r"[^=\0]+\Z")
-_TOP_KEYS = ("herder", "defaults", "services")
+_TOP_KEYS = ("herder", "defaults", "services", "alerts", "hooks")
 MAX_CONFIG = 4 * 1024 * 1024    # bytes; a real herder.toml is a few KB
 MAX_DEPTH = 16                  # tables/arrays within each other; herder's own go 4 deep
 SUN_PATH_MAX = 107              # bytes in a Unix socket's path (sun_path is 108 with the NUL)
@@ -53,6 +54,8 @@ class Config:
     state_dir: Path
     log_dir: Path
     services: dict[str, ServiceSpec]
+    alerts: Alerts = field(default_factory=Alerts)
+    hooks: SupervisorHooks = field(default_factory=SupervisorHooks)
     warnings: tuple[str, ...] = ()     # FILE:LINE: key: what may fail at run time
 
 
@@ -60,7 +63,8 @@ def to_record(cfg: Config) -> dict[str, Any]:
     """The validated config as JSON data (what a decision process started after a crash
     runs with: the config that was running, not whatever the file says by then)."""
     return {"path": str(cfg.path), "herder": dataclasses.asdict(cfg.herder), "state_dir": str(cfg.state_dir),
-            "log_dir": str(cfg.log_dir), "services": {n: dataclasses.asdict(s) for n, s in cfg.services.items()}}
+            "log_dir": str(cfg.log_dir), "services": {n: dataclasses.asdict(s) for n, s in cfg.services.items()},
+            "alerts": dataclasses.asdict(cfg.alerts), "hooks": dataclasses.asdict(cfg.hooks)}
 
 
 def from_record(raw: Mapping[str, Any]) -> Config:
@@ -68,7 +72,8 @@ def from_record(raw: Mapping[str, Any]) -> Config:
     from herder.config.schema import rebuild
 
     return Config(Path(raw["path"]), rebuild(HerderSettings, raw["herder"]), Path(raw["state_dir"]),
-                  Path(raw["log_dir"]), {str(n): rebuild(ServiceSpec, s) for n, s in raw["services"].items()})
+                  Path(raw["log_dir"]), {str(n): rebuild(ServiceSpec, s) for n, s in raw["services"].items()},
+                  rebuild(Alerts, raw.get("alerts") or {}), rebuild(SupervisorHooks, raw.get("hooks") or {}))
 
 
 def find_config(explicit: str | None = None) -> Path:
@@ -189,6 +194,8 @@ class _Loader:
                 self.problems.add((key,), f"unknown table{did_you_mean(key, _TOP_KEYS)}; expected one of "
                                           f"{', '.join(_TOP_KEYS)}")
         settings = build(HerderSettings, self.raw.get("herder", {}), ("herder",), self.problems)
+        alerts = build(Alerts, self.raw.get("alerts", {}), ("alerts",), self.problems)
+        hooks = build(SupervisorHooks, self.raw.get("hooks", {}), ("hooks",), self.problems)
         defaults = self.raw.get("defaults", {})
         self._check_defaults(defaults)
         services_raw = self.raw.get("services", {})
@@ -201,6 +208,7 @@ class _Loader:
             if spec is not None:
                 services[name] = spec
         self._check_dependencies()
+        self._check_alerts(alerts, services_raw)
         # A system install (`herder install --system`) points HERDER_STATE_DIR at /var/lib/herder;
         # a state_dir written in the file still wins.
         herder_raw = self.raw.get("herder", {})
@@ -214,7 +222,8 @@ class _Loader:
         if self.problems.items:
             raise ConfigError(self._render())
         warnings = tuple(self._render(self.warnings, "warning: "))
-        return Config(self.path, settings, state_dir, log_dir, services, warnings)
+        return Config(self.path, settings, state_dir, log_dir, services, alerts=alerts, hooks=hooks,
+                      warnings=warnings)
 
     # -- pieces --------------------------------------------------------------------
 
@@ -246,6 +255,12 @@ class _Loader:
         if len(self.problems.items) > before:
             return None
         changes: dict[str, Any] = {}
+        if spec.schedule is not None and svc_raw.get("restart") == "always":
+            self.problems.add(here + ("restart",), 'a scheduled job ends by itself; expected restart = "never" '
+                              '(the default with a schedule) or "on-failure" (retry a failed run)')
+            return None
+        if spec.schedule is not None and "restart" not in svc_raw:
+            changes["restart"] = "never"   # a job: each run ends by itself, whatever [defaults] says
         if spec.shell:
             cmd = merged.get("command")
             if not isinstance(cmd, str):
@@ -280,6 +295,7 @@ class _Loader:
         before = len(self.problems.items)
         self._check_accounts(spec, where, here)
         spec = dataclasses.replace(spec, **changes) if changes else spec
+        self._check_machine(spec, where, here)
         if self.check_programs and len(self.problems.items) == before:
             from herder.config.machine import check_service
 
@@ -312,6 +328,37 @@ class _Loader:
             except KeyError:
                 self.problems.add(where((*here, "group")),
                                   f'no group "{spec.group}" on this machine; expected an existing group')
+
+    def _check_machine(self, spec: ServiceSpec, where: Any, here: tuple[str, ...]) -> None:
+        """What this machine must allow for [security] (herder check says it before a start fails)."""
+        if not self.check_accounts or not spec.security.any:
+            return
+        from herder.process.privilege import problems
+
+        for key, msg in problems(spec.security, spec.user is not None or spec.group is not None):
+            self.problems.add(where(here + ("security", key)), msg)
+        if spec.security.private_tmp and "{replica}" not in (spec.cwd or ""):
+            from herder.process.privilege import PRIVATE_TMP
+
+            cwd = os.path.realpath(spec.cwd or os.getcwd())
+            hidden = next((d for d in PRIVATE_TMP if cwd == d or cwd.startswith(d + "/")), None)
+            if hidden:
+                self.problems.add(where(here + ("security", "private_tmp")),
+                                  f"the working directory {cwd} is under {hidden}, which private_tmp replaces with "
+                                  "an empty tmpfs, so the service would not find it; expected a cwd elsewhere, "
+                                  "or no private_tmp")
+
+    def _check_alerts(self, alerts: Alerts, services_raw: Any) -> None:
+        names = set(services_raw) if isinstance(services_raw, Mapping) else set()
+        for s in alerts.services:
+            if s not in names:
+                self.problems.add(("alerts", "services"), f'unknown service "{s}"; expected one of '
+                                  f'{", ".join(sorted(names)) or "none"}')
+        if self.check_accounts and alerts.targets:
+            from herder.alerts.targets import problems
+
+            for msg in problems(alerts.targets):
+                self.problems.add(("alerts", "targets"), msg)
 
     def _check_dependencies(self) -> None:
         from herder.core.graph import find_cycle

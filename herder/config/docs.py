@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import MISSING, fields
 from typing import Any
 
+from herder.config.alerts import Alerts, SupervisorHooks
 from herder.config.model import HerderSettings, ServiceSpec
 
 INTRO = """\
@@ -134,6 +135,10 @@ def render() -> str:
     lines += _table("[services.NAME] and [defaults]", rows(ServiceSpec),
                     "`NAME` is letters, digits, `-` and `_`. `[defaults]` takes the same keys and is merged under "
                     "every service.")
+    lines += _table("[alerts]", rows(Alerts), "Notifications when something goes wrong "
+                    "(docs/hooks.md#alerts).")
+    lines += _table("[hooks]", rows(SupervisorHooks), "Commands the supervisor runs on its events "
+                    "(docs/hooks.md#on_event).")
     return "\n".join(lines)
 
 

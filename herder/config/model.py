@@ -9,6 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from herder.config.lifecycle import (
+    MISSED_POLICIES,
+    OVERLAP_POLICIES,
+    Hooks,
+    Security,
+    p_cron,
+    p_exit_statuses,
+    p_timezone,
+)
 from herder.config.probe_values import (
     p_cpus,
     p_hostport,
@@ -208,6 +217,12 @@ class ServiceSpec:
     autostart: bool = opt(True, p_bool, "start with `herder up`")
     restart: str = opt("on-failure", p_enum(*RESTART_POLICIES), "when to restart after an exit")
     success_exit_codes: tuple[int, ...] = opt((0,), p_int_list, "exit codes that count as success")
+    restart_prevent_exit_codes: tuple[int | str, ...] = opt(
+        (), p_exit_statuses, "an exit with one of these codes or signals is never restarted, whatever `restart` "
+        "says: the instance goes to exited (systemd's RestartPreventExitStatus=)")
+    restart_force_exit_codes: tuple[int | str, ...] = opt(
+        (), p_exit_statuses, "an exit with one of these codes or signals is restarted, whatever `restart` says "
+        "(backoff and start_limit still apply; systemd's RestartForceExitStatus=)")
     min_uptime: float = opt(1.0, p_duration, "a run shorter than this is a failed start", example='"1s"')
     backoff: Backoff = table(Backoff, "restart delays")
     start_limit: StartLimit = table(StartLimit, "when to give up")
@@ -219,6 +234,19 @@ class ServiceSpec:
     depends_on: dict[str, str] = opt(parse=p_depends, doc="SERVICE = started | ready | healthy | completed",
                                      factory=dict, example='{ db = "ready" }')
     bind: bool = opt(False, p_bool, "restart this service whenever a dependency restarts")
+    schedule: str | None = opt(None, p_cron, "run as a job on this calendar (cron syntax; docs/hooks.md#schedules): "
+                               "`herder up` does not start it, each run ends by itself; restart defaults to never",
+                               example='"0 3 * * *"')
+    overlap: str = opt("skip", p_enum(*OVERLAP_POLICIES), "schedule: when a run is due while the last one still "
+                       "runs: skip it | queue it (run once the last one ends) | replace (stop the last one)")
+    missed: str = opt("skip", p_enum(*MISSED_POLICIES), "schedule: runs due while herder was down: skip them | run "
+                      "(once, at start-up; systemd's Persistent=true)")
+    restart_schedule: str | None = opt(None, p_cron, "restart the (running) service on this calendar, through the "
+                                       "normal restart (rolling for replicas)", example='"0 4 * * *"')
+    timezone: str | None = opt(None, p_timezone, "time zone of schedule and restart_schedule; default the machine's "
+                               "local time", example='"Europe/Paris"')
+    hooks: Hooks = table(Hooks, "commands around the process: pre_start, post_start, pre_stop, post_stop")
+    security: Security = table(Security, "least privilege: capabilities, no_new_privileges, umask, private_tmp …")
     critical: bool = opt(False, p_bool, "herder cannot do without it: when it fails for good (failed, exited without "
                          "completing and not restarted, or waiting on a dependency that did), herder stops everything "
                          "in order and exits with critical_exit_code (docs/container.md)")
@@ -239,6 +267,13 @@ class ServiceSpec:
             out.append((("ready", "log"),
                         f'needs the output in a file herder reads, but logs.stdout = "{self.logs.stdout}"; '
                         'expected logs.stdout = "auto" or a path'))
+        both = [c for c in self.restart_prevent_exit_codes if c in self.restart_force_exit_codes]
+        if both:
+            out.append((("restart_force_exit_codes",), f"{both[0]} is also in restart_prevent_exit_codes; expected "
+                        "each code in one list only"))
+        if self.schedule is not None and self.restart_schedule is not None:
+            out.append((("restart_schedule",), "a service with a schedule is a job that ends by itself; expected "
+                        "either schedule (a job) or restart_schedule (a long-running service)"))
         return out
 
 

@@ -367,8 +367,11 @@ def _show_default(f: dataclasses.Field[Any], default: Any) -> str:
 
 def rebuild(cls: type[T], data: Mapping[str, Any]) -> T:
     """Inverse of dataclasses.asdict for schema classes (JSON records such as install
-    records): nested tables become their classes again, lists become tuples where the
-    field is a tuple, keys the class does not know (an older or newer record) are skipped."""
+    records, the running config a restarted decision process takes over): nested tables
+    and dataclass values (a hook, an on_event entry) become their classes again, lists
+    become tuples where the field is a tuple, keys the class does not know (an older or
+    newer record) are skipped."""
+    hints = _hints(cls)
     kwargs: dict[str, Any] = {}
     for f in fields(cls):  # type: ignore[arg-type]
         if f.name not in data:
@@ -377,7 +380,48 @@ def rebuild(cls: type[T], data: Mapping[str, Any]) -> T:
         sub = f.metadata.get("table")
         if sub is not None and isinstance(value, Mapping):
             value = rebuild(sub, value)
-        elif isinstance(value, list) and str(f.type).startswith("tuple"):
-            value = tuple(value)
+        else:
+            value = _rebuilt(hints.get(f.name), value)
         kwargs[f.name] = value
     return cls(**kwargs)
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    import typing
+
+    got = _HINTS.get(cls)
+    if got is None:
+        got = _HINTS[cls] = typing.get_type_hints(cls)
+    return got
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _rebuilt(hint: Any, value: Any) -> Any:
+    """`value` (JSON data) as the type `hint` says: dataclasses rebuilt, lists made tuples."""
+    import types
+    import typing
+
+    if hint is None or value is None:
+        return value
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        arms = [a for a in typing.get_args(hint) if a is not type(None)]
+        for arm in arms:
+            if dataclasses.is_dataclass(arm) and isinstance(value, Mapping):
+                return rebuild(arm, value)  # type: ignore[arg-type]
+        for arm in arms:
+            if typing.get_origin(arm) is tuple and isinstance(value, list):
+                return _rebuilt(arm, value)
+        return value
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type) and isinstance(value, Mapping):
+        return rebuild(hint, value)
+    if origin is tuple and isinstance(value, (list, tuple)):
+        args = typing.get_args(hint)
+        item = args[0] if len(args) == 2 and args[1] is Ellipsis else None
+        return tuple(_rebuilt(item, v) for v in value)
+    if origin is dict and isinstance(value, Mapping):
+        args = typing.get_args(hint)
+        return {k: _rebuilt(args[1] if len(args) == 2 else None, v) for k, v in value.items()}
+    return value

@@ -33,12 +33,24 @@ class TimerKind(enum.Enum):
     MEMORY = "memory"       # limits.memory_check_interval elapsed: sample the RSS
     SHUTDOWN = "shutdown"   # herder.shutdown_timeout elapsed during `down`
     JOB = "job"             # an operator job's deadline (the wait of start/stop/restart, a reload)
+    HOOK = "hook"           # a hook's timeout (or the grace after it was asked to stop): SIGKILL it
+    SCHEDULE = "schedule"   # a service's `schedule` is due (owner "@service")
+    RESTART_SCHEDULE = "restart_schedule"   # a service's `restart_schedule` is due (owner "@service")
+
+
+class HookKind(enum.StrEnum):
+    """The hooks of a service (config [services.NAME.hooks])."""
+
+    PRE_START = "pre_start"
+    POST_START = "post_start"
+    PRE_STOP = "pre_stop"
+    POST_STOP = "post_stop"
 
 
 @dataclass(frozen=True, order=True)
 class TimerKey:
     """A deadline's identity: (kind, owner). `owner` is an instance name, "" for the
-    supervisor, or "#<job id>" for an operator job."""
+    supervisor, "#<job id>" for an operator job, or "@<service>" for a service's calendar."""
 
     kind: TimerKind
     owner: str = ""
@@ -74,6 +86,9 @@ class Kind(enum.StrEnum):
     ERRNO = "errno"
     ROLLING = "rolling"
     ADOPTED = "adopted"
+    HOOK = "hook"
+    SCHEDULE = "schedule"
+    RESTART_PREVENTED = "restart_prevented"
     SUPERVISOR = "supervisor"
     CRITICAL = "critical"       # a critical service failed for good: herder stops and exits (core.critical)
     BUG = "bug"
@@ -193,6 +208,33 @@ class Reply:
 
 
 @dataclass(frozen=True)
+class RunHook:
+    """Run the instance's hook `hook` (its command from the instance's spec) for run `run`;
+    its end comes back as HookDone(name, hook, run, …)."""
+
+    name: str
+    hook: HookKind
+    run: int
+
+
+@dataclass(frozen=True)
+class StopHook:
+    """Send `signal` to the process group of the instance's running hook."""
+
+    name: str
+    signal: _signal.Signals
+
+
+@dataclass(frozen=True)
+class RecordRun:
+    """Remember (in the state dir) that `service`'s schedule ran at wall-clock time `wall`,
+    so runs missed while herder is down can be told at its next start."""
+
+    service: str
+    wall: float
+
+
+@dataclass(frozen=True)
 class Finished:
     """`down` is complete: every instance is idle. The supervisor may exit with `exit_code`;
     `reason` says why when that is not a plain stop (a critical service failed for good)."""
@@ -202,4 +244,4 @@ class Finished:
 
 
 Effect = (Spawn | Signal | Kill | KillLeftovers | ArmTimer | CancelTimer | Publish | RunCheck | CancelChecks
-          | SampleMemory | MovePid | DropInstance | Reply | Finished)
+          | SampleMemory | MovePid | DropInstance | Reply | RunHook | StopHook | RecordRun | Finished)

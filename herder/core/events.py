@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from herder.config import Config
-from herder.core.effects import Check, TimerKey
+from herder.core.effects import Check, HookKind, TimerKey
 from herder.core.plan import Plan
 
 
@@ -35,6 +35,7 @@ class FailReason(enum.StrEnum):
     HEALTH = "health"
     WATCHDOG = "watchdog"
     MEMORY = "memory"
+    HOOK = "hook"             # post_start failed
 
 
 class SpawnCause(enum.Enum):
@@ -142,10 +143,13 @@ class Found(OneInstance):
     previous one, an upgrade, or a keeper that was killed): what the system says of this
     instance. `pid` is its live main process, or None when none exists. The table
     answers: a live process is kept (adopted), or stopped when it is not wanted; a start
-    interrupted before its process existed is carried out."""
+    interrupted before its process existed is carried out. `planned`: the previous
+    decision process handed over on purpose (`herder upgrade`), not a crash (the `adopted`
+    alert condition is for crashes)."""
 
     label: ClassVar[str] = "found"
     pid: int | None
+    planned: bool = False
 
 
 @dataclass(frozen=True)
@@ -205,11 +209,30 @@ class Extend(OneInstance):
     seconds: float
 
 
+@dataclass(frozen=True)
+class HookDone(OneInstance):
+    """The hook `hook` of run `run` ended: `code` (exit status), or `signal` (its name), or
+    `error` (it could not be started: the OS's reason). `seconds`: how long it ran."""
+
+    label: ClassVar[str] = "hook_done"
+    hook: HookKind
+    run: int
+    code: int | None
+    signal: str | None = None
+    error: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0 and not self.error
+
+
 InstanceEvent = (Start | Stop | Restart | Kill | DepsMet | Spawned | SpawnFailed | Ready | Exited | BackoffDone
-                 | StopTimeout | ReadyTimeout | Reloading | Fail | HealthChanged | MainPid | Extend | Found)
+                 | StopTimeout | ReadyTimeout | Reloading | Fail | HealthChanged | MainPid | Extend | Found
+                 | HookDone)
 INSTANCE_EVENTS: tuple[type[InstanceEvent], ...] = (
     Start, Stop, Restart, Kill, DepsMet, Spawned, SpawnFailed, Ready, Exited, BackoffDone, StopTimeout, ReadyTimeout,
-    Reloading, Fail, HealthChanged, MainPid, Extend, Found)
+    Reloading, Fail, HealthChanged, MainPid, Extend, Found, HookDone)
 
 
 # ---- inputs: what the adapters post ------------------------------------------------------
@@ -299,6 +322,17 @@ class MemorySampled:
 
 
 @dataclass(frozen=True)
+class WallClock:
+    """What the wall clock reads: wall = monotonic + `offset`. Posted at start (with
+    `last`: each scheduled service's last run, wall-clock, from the state dir) and again
+    whenever the runtime sees the wall clock stepped against the monotonic one (NTP, a
+    resume from suspend), so schedules follow the wall clock (herder.core.calendar)."""
+
+    offset: float
+    last: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
 class Reconfigure:
     """Apply a reload `plan` (herder.core.plan.diff of the running config and `config`)."""
 
@@ -368,5 +402,5 @@ class Notified:
 
 
 Input = (Up | Held | Command | SendSignal | Down | Interrupt | Force | TimerFired | CheckDone | LogMatched
-         | MemorySampled | Reconfigure | Notified)
+         | MemorySampled | Reconfigure | Notified | WallClock)
 Event = InstanceEvent | Input

@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from herder.config.model import ServiceSpec
-from herder.core.effects import TimerKind
+from herder.core.effects import HookKind, TimerKind
 from herder.core.probe import Tracker
 
 
@@ -46,6 +46,24 @@ class Exit:
         return f"signal {self.signal}" if self.signal else f"exit {self.code}"
 
 
+@dataclass(frozen=True)
+class RunEnd:
+    """How a run ended, kept while a hook still runs (post_stop, or a pre_stop or post_start
+    that outlived the process): what the restart policy then decides on."""
+
+    stopped: bool                   # herder stopped it (an operator, `down`, or as failing)
+    ran: float = 0.0                # seconds since the spawn
+    exit: Exit | None = None        # None: no process was started (pre_start failed, spawn failed)
+    reason: str = ""                # a cause herder saw (oom …), or why the start failed
+    never_ready: bool = False       # ended on its own before it was running
+    failing: str = ""               # stopped as failing: the FailReason
+    was_ready: bool = False
+
+    @property
+    def start_failed(self) -> bool:
+        return self.exit is None
+
+
 @dataclass
 class Instance:
     """Everything herder decides about one instance."""
@@ -72,6 +90,10 @@ class Instance:
     run: int = 0                        # spawn counter: results of an earlier run's checks are stale
     timers: dict[TimerKind, float] = field(default_factory=dict)   # armed deadlines (monotonic)
     probe: Tracker | None = None        # liveness (probe and watchdog) when the spec has any
+    hook: HookKind | None = None        # the hook running now (at most one per instance)
+    hook_killed: str = ""               # why herder killed the running hook ("timed out after 30s")
+    pending: RunEnd | None = None       # the run is over, but a hook still runs: decided when it ends
+    killed: bool = False                # forced stop (Kill): no post_stop hook
 
     @property
     def alive(self) -> bool:

@@ -13,13 +13,15 @@ Only herder.core.step calls `handle`; the runtime never does.
 
 from __future__ import annotations
 
+import dataclasses
+import signal
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from herder.core import backoff
 from herder.core import effects as fx
-from herder.core.effects import Kind, Scope, TimerKind
+from herder.core import lifecycle as lc
+from herder.core.effects import HookKind, Kind, Scope, TimerKind
 from herder.core.events import (
     INSTANCE_EVENTS,
     BackoffDone,
@@ -30,6 +32,7 @@ from herder.core.events import (
     FailReason,
     Found,
     HealthChanged,
+    HookDone,
     Kill,
     MainPid,
     OneInstance,
@@ -43,7 +46,7 @@ from herder.core.events import (
     Stop,
     StopTimeout,
 )
-from herder.core.instance import Exit, Instance, State
+from herder.core.instance import Exit, Instance, RunEnd, State
 from herder.core.out import Out
 from herder.errors import TransitionError
 from herder.units import parse_signal
@@ -117,27 +120,50 @@ def _want_down_idle(o: Out, inst: Instance, ev: Stop | Kill, now: float) -> None
     o.move(inst, State.STOPPED, now)
 
 
+def _spawn(o: Out, inst: Instance) -> None:
+    o.add(fx.Spawn(inst.name, inst.run, inst.spec.ready.log if inst.spec.ready.kind == "log" else None))
+
+
 def _deps_met(o: Out, inst: Instance, ev: DepsMet, now: float) -> None:
     inst.run += 1
-    o.add(fx.Spawn(inst.name, inst.run, inst.spec.ready.log if inst.spec.ready.kind == "log" else None))
+    inst.pending, inst.killed = None, False
+    if lc.hook_of(inst, HookKind.PRE_START) is not None:
+        lc.start_hook(o, inst, HookKind.PRE_START, now)
+        o.move(inst, State.STARTING, now, "pre_start hook")
+        return
+    _spawn(o, inst)
     o.move(inst, State.STARTING, now)
 
 
 def _spawned(o: Out, inst: Instance, ev: Spawned, now: float) -> None:
     inst.pid, inst.started_at, inst.completed = ev.pid, now, False
     inst.failing, inst.healthy, inst.status = "", None, ""
-    inst.was_ready = inst.spec.ready.kind is None
+    inst.was_ready = False
     o.note(inst, Kind.SPAWN, f"{inst.name}: started (pid {inst.pid})", {"pid": inst.pid})
-    if inst.was_ready:
-        o.move(inst, State.RUNNING, now)
+    if inst.spec.ready.kind is None:
+        _reached_ready(o, inst, now)
     elif inst.spec.ready.timeout > 0:
         o.arm(inst, TimerKind.READY, now + inst.spec.ready.timeout)
 
 
-def _ready(o: Out, inst: Instance, ev: Ready, now: float) -> None:
-    o.cancel(inst, TimerKind.READY)
+def _reached_ready(o: Out, inst: Instance, now: float) -> None:
+    """Ready: running, unless a post_start hook must succeed first."""
+    if inst.state is State.STARTING and lc.hook_of(inst, HookKind.POST_START) is not None:
+        lc.start_hook(o, inst, HookKind.POST_START, now)
+        o.move(inst, State.STARTING, now, "post_start hook")
+        return
     inst.was_ready = True
-    o.move(inst, State.RUNNING, now, "reloaded" if inst.state is State.RELOADING else "")
+    o.move(inst, State.RUNNING, now)
+
+
+def _ready(o: Out, inst: Instance, ev: Ready, now: float) -> None:
+    if inst.hook is not None or inst.pid is None:   # post_start runs already (a second READY=1), or no process
+        return
+    o.cancel(inst, TimerKind.READY)
+    if inst.state is State.RELOADING:
+        o.move(inst, State.RUNNING, now, "reloaded")
+        return
+    _reached_ready(o, inst, now)
 
 
 def _reloading(o: Out, inst: Instance, ev: Reloading, now: float) -> None:
@@ -153,6 +179,8 @@ def _ready_timeout(o: Out, inst: Instance, ev: ReadyTimeout, now: float) -> None
 
 def _fail(o: Out, inst: Instance, ev: Fail, now: float) -> None:
     """Stop through the normal stop path; the exit then goes through the restart policy."""
+    if inst.pid is None:             # during pre_start: nothing of the program runs yet
+        return
     o.note(inst, Kind.FAILING, ev.message or f"{inst.name}: failing ({ev.reason})", {"reason": str(ev.reason)})
     _stop_now(o, inst, now, then_start=inst.want_up, reason=str(ev.reason))
     inst.failing = str(ev.reason)
@@ -187,7 +215,7 @@ def _extend(o: Out, inst: Instance, ev: Extend, now: float) -> None:
 
 def _spawn_failed(o: Out, inst: Instance, ev: SpawnFailed, now: float) -> None:
     o.note(inst, Kind.SPAWN_FAILED, f"{inst.name}: cannot start: {ev.error}", {"error": ev.error})
-    _restart_or_park(o, inst, now, failed_start=True, why=f"cannot start: {ev.error}")
+    lc.run_over(o, inst, RunEnd(stopped=False, reason=f"cannot start: {ev.error}"), now)
 
 
 def _record_exit(o: Out, inst: Instance, ev: Exited, now: float) -> tuple[float, Exit]:
@@ -209,42 +237,19 @@ def _record_exit(o: Out, inst: Instance, ev: Exited, now: float) -> tuple[float,
 
 
 def _exit(o: Out, inst: Instance, ev: Exited, now: float) -> None:
-    """The main process ended on its own: apply the restart policy."""
+    """The main process ended on its own: the restart policy (herder.core.lifecycle), once
+    no hook of the run runs any more."""
     never_ready = inst.state is State.STARTING   # a failed start whatever the code (systemd: Type=notify)
     ran, ex = _record_exit(o, inst, ev, now)
     o.cancel(inst, TimerKind.READY)
-    spec = inst.spec
-    success = ex.signal is None and ex.code in spec.success_exit_codes and not ev.reason and not never_ready
-    why = f"{ev.reason} ({ex})" if ev.reason else str(ex)
-    if never_ready:
-        why += " before it was ready"
-    if spec.restart == "never" or (spec.restart == "on-failure" and success):
-        inst.completed = success
-        o.move(inst, State.EXITED, now, "completed" if success else why)
+    end = RunEnd(stopped=False, ran=ran, exit=ex, reason=ev.reason, never_ready=never_ready,
+                 was_ready=inst.was_ready)
+    if inst.hook is not None:        # post_start still runs: stop it, decide once it ended
+        inst.pending = end
+        lc.stop_hook(o, inst, now, inst.spec.stop_timeout)
+        o.move(inst, State.STOPPING, now, f"exited during the {inst.hook} hook")
         return
-    if ran >= spec.backoff.reset_after:
-        inst.consecutive = 0
-    _restart_or_park(o, inst, now, failed_start=ran < spec.min_uptime or not inst.was_ready, why=why)
-
-
-def _restart_or_park(o: Out, inst: Instance, now: float, *, failed_start: bool, why: str) -> None:
-    spec = inst.spec
-    if failed_start and backoff.over_start_limit(spec.start_limit, inst.failed_starts, now):
-        reason = (f"{len(inst.failed_starts)} failed starts within {spec.start_limit.interval:g}s "
-                  f"(start_limit.burst = {spec.start_limit.burst}); last: {why}. "
-                  f"Fix it, then `herder start {inst.service}`")
-        o.note(inst, Kind.FAILED, f"{inst.name}: gave up: {reason}", {"reason": reason})
-        o.move(inst, State.FAILED, now, reason)
-        return
-    if spec.restart == "never":
-        o.move(inst, State.EXITED, now, why)
-        return
-    delay = backoff.delay(spec.backoff, inst.consecutive, o.spread())
-    inst.consecutive += 1
-    o.arm(inst, TimerKind.BACKOFF, now + delay)
-    o.note(inst, Kind.RESTART, f"{inst.name}: restarting in {delay:.3f}s ({why})",
-              {"delay": round(delay, 6), "why": why})
-    o.move(inst, State.BACKOFF, now, why)
+    lc.run_over(o, inst, end, now)
 
 
 def _backoff_done(o: Out, inst: Instance, ev: BackoffDone, now: float) -> None:
@@ -253,11 +258,27 @@ def _backoff_done(o: Out, inst: Instance, ev: BackoffDone, now: float) -> None:
 
 
 def _stop_now(o: Out, inst: Instance, now: float, *, then_start: bool, reason: str = "") -> None:
+    """pre_stop (for an instance that was ready), then stop_signal and stop_timeout."""
     inst.want_up = then_start
+    o.cancel(inst, TimerKind.READY)
+    why = reason or ("restart" if then_start else "")
+    if inst.pid is None:             # pre_start runs: stop it instead of starting
+        lc.stop_hook(o, inst, now, inst.spec.stop_timeout)
+        o.move(inst, State.STOPPING, now, why)
+        return
+    if inst.hook is not None:        # post_start runs: stop it too
+        lc.stop_hook(o, inst, now, inst.spec.stop_timeout)
+    elif inst.was_ready and lc.hook_of(inst, HookKind.PRE_STOP) is not None:
+        lc.start_hook(o, inst, HookKind.PRE_STOP, now)
+        o.move(inst, State.STOPPING, now, why)
+        return
+    _send_stop_signal(o, inst, now)
+    o.move(inst, State.STOPPING, now, why)
+
+
+def _send_stop_signal(o: Out, inst: Instance, now: float) -> None:
     o.add(fx.Signal(inst.name, parse_signal(inst.spec.stop_signal), _scope(inst, Scope.GROUP)))
     o.arm(inst, TimerKind.STOP, now + inst.spec.stop_timeout)
-    o.cancel(inst, TimerKind.READY)
-    o.move(inst, State.STOPPING, now, reason or ("restart" if then_start else ""))
 
 
 def _stop(o: Out, inst: Instance, ev: Stop, now: float) -> None:
@@ -277,24 +298,49 @@ def _stopping_stop(o: Out, inst: Instance, ev: Stop, now: float) -> None:
 
 
 def _stopping_exit(o: Out, inst: Instance, ev: Exited, now: float) -> None:
-    was_ready = inst.was_ready
-    ran, _ = _record_exit(o, inst, ev, now)
+    end = RunEnd(stopped=True, failing=inst.failing, was_ready=inst.was_ready)
+    ran, ex = _record_exit(o, inst, ev, now)
     o.cancel(inst, TimerKind.STOP)
-    failing, inst.failing = inst.failing, ""
-    if failing and inst.want_up:
-        # stopped by herder as failing: the restart policy, backoff and start limit apply
-        if ran >= inst.spec.backoff.reset_after:
-            inst.consecutive = 0
-        failed_start = failing == FailReason.READY_TIMEOUT or not was_ready or ran < inst.spec.min_uptime
-        _restart_or_park(o, inst, now, failed_start=failed_start, why=failing)
-    elif inst.want_up:
-        inst.restarts += 1
-        o.move(inst, State.WAITING, now, "dependencies")
-    else:
-        o.move(inst, State.STOPPED, now)
+    inst.failing = ""
+    end = dataclasses.replace(end, ran=ran, exit=ex, reason=ev.reason)
+    if inst.hook is not None:        # pre_stop (or a post_start being stopped) still runs: wait for it
+        inst.pending = end
+        return
+    lc.run_over(o, inst, end, now)
+
+
+def _hook_done(o: Out, inst: Instance, ev: HookDone, now: float) -> None:
+    """A hook ended: the start goes on, the stop goes on, or the run is over."""
+    if inst.hook is None or ev.hook is not inst.hook or ev.run != inst.run:
+        return                       # not the hook that runs now: a late answer
+    ok, what = lc.hook_ended(o, inst, ev)
+    kind = ev.hook
+    if kind is HookKind.PRE_START:
+        if inst.state is State.STARTING and ok:
+            _spawn(o, inst)
+            o.move(inst, State.STARTING, now)
+            return
+        stopped = inst.state is State.STOPPING
+        lc.run_over(o, inst, RunEnd(stopped=stopped, reason=f"pre_start hook {what}"), now)
+    elif inst.pending is not None and inst.pid is None:
+        if kind is HookKind.POST_STOP:
+            lc.settle(o, inst, inst.pending, now)
+        else:
+            lc.run_over(o, inst, inst.pending, now)
+    elif kind is HookKind.POST_START and inst.state is State.STARTING:
+        if ok:
+            inst.was_ready = True
+            o.move(inst, State.RUNNING, now)
+        else:
+            _fail(o, inst, Fail(inst.name, FailReason.HOOK, f"{inst.name}: post_start hook {what}; stopping it "
+                                f"as a failed start"), now)
+    elif kind is HookKind.PRE_STOP and inst.pid is not None:
+        _send_stop_signal(o, inst, now)
 
 
 def _stop_timeout(o: Out, inst: Instance, ev: StopTimeout, now: float) -> None:
+    if inst.pid is None:
+        return
     scope = _scope(inst, Scope.TREE)
     msg = (f"{inst.name} ignored {inst.spec.stop_signal} for {inst.spec.stop_timeout:g}s; sent SIGKILL to its "
            f"{'main process' if scope is Scope.MAIN else 'process tree'}. Raise stop_timeout if it needs longer.")
@@ -303,11 +349,15 @@ def _stop_timeout(o: Out, inst: Instance, ev: StopTimeout, now: float) -> None:
 
 
 def _kill(o: Out, inst: Instance, ev: Kill, now: float) -> None:
-    inst.want_up = False
-    o.add(fx.Kill(inst.name, _scope(inst, Scope.TREE)))
+    inst.want_up, inst.killed = False, True
+    if inst.hook is not None:
+        o.add(fx.StopHook(inst.name, signal.SIGKILL))
+    if inst.pid is not None:
+        o.add(fx.Kill(inst.name, _scope(inst, Scope.TREE)))
     o.cancel(inst, TimerKind.READY)
     if inst.state is not State.STOPPING:
-        o.arm(inst, TimerKind.STOP, now + inst.spec.stop_timeout)
+        if inst.pid is not None:
+            o.arm(inst, TimerKind.STOP, now + inst.spec.stop_timeout)
         o.move(inst, State.STOPPING, now, "forced")
 
 
@@ -317,13 +367,15 @@ def _found_alive(o: Out, inst: Instance, ev: Found, now: float) -> None:
     if ev.pid is None:
         if inst.pid is None and inst.state is State.STARTING:      # the spawn never happened: do it now
             o.add(fx.Spawn(inst.name, inst.run, inst.spec.ready.log if inst.spec.ready.kind == "log" else None))
-            o.note(inst, Kind.ADOPTED, f"{inst.name}: its start was cut short by herder's restart; starting it now")
+            o.note(inst, Kind.ADOPTED, f"{inst.name}: its start was cut short by herder's restart; starting it now",
+                   {"planned": ev.planned})
         return
     if inst.pid is None:
         _spawned(o, inst, Spawned(inst.name, ev.pid), now)
     elif inst.pid != ev.pid:
         inst.pid = ev.pid
-    o.note(inst, Kind.ADOPTED, f"{inst.name}: adopted (pid {ev.pid}), still {inst.state.value}", {"pid": ev.pid})
+    o.note(inst, Kind.ADOPTED, f"{inst.name}: adopted (pid {ev.pid}), still {inst.state.value}",
+           {"pid": ev.pid, "planned": ev.planned})
 
 
 def _found_idle(o: Out, inst: Instance, ev: Found, now: float) -> None:
@@ -337,11 +389,11 @@ def _found_idle(o: Out, inst: Instance, ev: Found, now: float) -> None:
     o.cancel(inst, TimerKind.BACKOFF)
     if not inst.want_up:
         o.note(inst, Kind.ADOPTED, f"{inst.name}: found running (pid {ev.pid}) though it should be down; stopping it",
-               {"pid": ev.pid})
+               {"pid": ev.pid, "planned": ev.planned})
         _stop_now(o, inst, now, then_start=False, reason="found running; not wanted")
         return
     o.note(inst, Kind.ADOPTED, f"{inst.name}: adopted (pid {ev.pid}), left running by a previous herder",
-           {"pid": ev.pid})
+           {"pid": ev.pid, "planned": ev.planned})
     if inst.was_ready:
         o.move(inst, State.RUNNING, now, "adopted")
     else:
@@ -383,25 +435,30 @@ _same((S.WAITING,), (Start, Restart), "already wanted up")
 _rule((S.WAITING,), Stop, _want_down_idle, (S.STOPPED,), "not started: stopped")
 _rule((S.WAITING,), Kill, _want_down_idle, (S.STOPPED,), "not started: stopped")
 _rule((S.WAITING,), DepsMet, _deps_met, (S.STARTING,),
-      "spawn the process (ready.log watches its output from the start)")
+      "run the pre_start hook, else spawn the process (ready.log watches its output from the start)")
 _rule((S.STARTING,), Spawned, _spawned, (S.STARTING, S.RUNNING),
-      "running, or starting until ready (arm ready.timeout)")
-_rule((S.STARTING,), SpawnFailed, _spawn_failed, (S.BACKOFF, S.FAILED, S.EXITED), "a failed start")
-_rule((S.STARTING,), Ready, _ready, (S.RUNNING,), "ready: cancel the ready timeout")
+      "running (after the post_start hook), or starting until ready (arm ready.timeout)")
+_rule((S.STARTING,), SpawnFailed, _spawn_failed, (S.BACKOFF, S.FAILED, S.EXITED, S.STOPPING, S.STOPPED),
+      "a failed start (post_stop hook first)")
+_rule((S.STARTING,), Ready, _ready, (S.RUNNING, S.STARTING), "ready: cancel the ready timeout; the post_start hook, "
+      "else running")
 _rule((S.RELOADING,), Ready, _ready, (S.RUNNING,), "reload finished")
 _same((S.RUNNING, S.STOPPING), (Ready,), "no change")
 _rule((S.RUNNING,), Reloading, _reloading, (S.RELOADING,), "the program reloads; READY=1 ends it")
 _same((S.STARTING, S.RELOADING, S.STOPPING), (Reloading,), "not meaningful here: ignored")
 _rule((S.STARTING,), ReadyTimeout, _ready_timeout, (S.STOPPING,),
       "not ready in time: stop it; its exit is a failed start (backoff, start limit)")
-_rule(_UP, Fail, _fail, (S.STOPPING,), "failing (health, watchdog, memory): stop it; its exit goes through the "
-      "restart policy")
-_rule(_UP, Exited, _exit, (S.EXITED, S.BACKOFF, S.FAILED),
-      "apply the restart policy; a run shorter than min_uptime, or never ready, is a failed start")
+_rule((S.STARTING,), Fail, _fail, (S.STOPPING, S.STARTING), "failing: stop it; its exit goes through the restart "
+      "policy (ignored during pre_start)")
+_rule((S.RUNNING, S.RELOADING), Fail, _fail, (S.STOPPING,), "failing (health, watchdog, memory): stop it; its exit "
+      "goes through the restart policy")
+_rule(_UP, Exited, _exit, (S.EXITED, S.BACKOFF, S.FAILED, S.STOPPING, S.STOPPED),
+      "apply the restart policy (after the post_stop hook); a run shorter than min_uptime, or never ready, is a "
+      "failed start")
 _same(_UP, (Start,), "already up")
-_rule(_UP, Stop, _stop, (S.STOPPING,), "stop_signal, arm stop_timeout")
+_rule(_UP, Stop, _stop, (S.STOPPING,), "the pre_stop hook if it was ready, then stop_signal, arm stop_timeout")
 _rule(_UP, Restart, _restart, (S.STOPPING,), "stop, then start again")
-_rule(_ALIVE, Kill, _kill, (S.STOPPING,), "SIGKILL the tree now")
+_rule(_ALIVE, Kill, _kill, (S.STOPPING,), "SIGKILL the tree (and any hook) now")
 for _s in _ALIVE:
     _rule((_s,), MainPid, _mainpid, (_s,), "stop and signals now go to the new main pid")
 for _s in (S.STARTING, S.STOPPING):
@@ -417,12 +474,19 @@ _rule((S.BACKOFF,), Start, _want_up, (S.WAITING,), "skip the rest of the delay")
 _rule((S.BACKOFF,), Restart, _want_up, (S.WAITING,), "skip the rest of the delay")
 _rule((S.BACKOFF,), Stop, _want_down_idle, (S.STOPPED,), "cancel the restart")
 _rule((S.BACKOFF,), Kill, _want_down_idle, (S.STOPPED,), "cancel the restart")
-_rule((S.STOPPING,), Exited, _stopping_exit, (S.STOPPED, S.WAITING, S.BACKOFF, S.FAILED, S.EXITED),
-      "stopped; start again after a restart; stopped as failing: the restart policy (backoff, failed, exited)")
+_rule((S.STOPPING,), Exited, _stopping_exit, (S.STOPPED, S.WAITING, S.BACKOFF, S.FAILED, S.EXITED, S.STOPPING),
+      "stopped (after the hooks still running and post_stop); start again after a restart; stopped as failing: "
+      "the restart policy (backoff, failed, exited)")
 _rule((S.STOPPING,), StopTimeout, _stop_timeout, (S.STOPPING,), "SIGKILL the tree")
 _rule((S.STOPPING,), Start, _stopping_start, (S.STOPPING,), "start again once stopped")
 _rule((S.STOPPING,), Restart, _stopping_start, (S.STOPPING,), "start again once stopped")
 _rule((S.STOPPING,), Stop, _stopping_stop, (S.STOPPING,), "stay down once stopped")
+_rule((S.STARTING,), HookDone, _hook_done,
+      (S.STARTING, S.RUNNING, S.STOPPING, S.BACKOFF, S.FAILED, S.EXITED, S.STOPPED),
+      "pre_start ok: spawn; post_start ok: running; a failure is a failed start (post_stop first)")
+_rule((S.STOPPING,), HookDone, _hook_done, (S.STOPPING, S.STOPPED, S.WAITING, S.BACKOFF, S.FAILED, S.EXITED),
+      "pre_stop over: the stop signal; the last hook of a run over: post_stop, then the restart policy")
+_same((*_IDLE, S.WAITING, S.BACKOFF, S.RUNNING, S.RELOADING), (HookDone,), "no hook runs here: a late answer")
 
 for _s in _ALIVE:
     _rule((_s,), Found, _found_alive, (_s, S.RUNNING) if _s is S.STARTING else (_s,),

@@ -10,7 +10,7 @@ restarts (unless `bind = true`, see herder.core.context).
 
 from __future__ import annotations
 
-from herder.core import critical, jobs, reconfigure, shutdown
+from herder.core import calendar, critical, jobs, reconfigure, shutdown
 from herder.core import effects as fx
 from herder.core.context import Ctx
 from herder.core.effects import Kind
@@ -24,7 +24,7 @@ _MAX_PASSES = 10_000   # each pass changes at least one instance; a bound agains
 def reconcile(ctx: Ctx) -> None:
     for _ in range(_MAX_PASSES):
         if ctx.world.phase is Phase.UP:
-            changed = _jobs(ctx) | _dependencies(ctx) | critical.exit_policy(ctx)
+            changed = _jobs(ctx) | calendar.release_queued(ctx) | _dependencies(ctx) | critical.exit_policy(ctx)
         else:
             changed = _down(ctx)
         if not changed:

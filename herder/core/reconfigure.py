@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from herder.core import calendar, jobs
 from herder.core import effects as fx
-from herder.core import jobs
 from herder.core.context import Ctx
 from herder.core.events import Reconfigure, Start
 from herder.core.instance import IDLE
@@ -88,4 +88,5 @@ def finish(ctx: Ctx, job: Job, problems: tuple[str, ...]) -> None:
         world.deps[s] = dict(new.services[s].depends_on)
     for n in to_start:
         ctx.apply(Start(n))
+    calendar.sync(ctx)
     jobs.end(ctx, job, not problems, problems=problems)

@@ -21,15 +21,15 @@ from collections.abc import Callable
 from typing import Any
 
 from herder.config import Config
-from herder.core.effects import TimerKey, TimerKind
-from herder.core.instance import Exit, Instance, State
+from herder.core.effects import HookKind, TimerKey, TimerKind
+from herder.core.instance import Exit, Instance, RunEnd, State
 from herder.core.plan import diff
 from herder.core.probe import PState
 from herder.core.world import Job, JobKind, Phase, World
 
 VERSION = 1
 _INSTANCE_FIELDS = ("want_up", "since", "pid", "started_at", "restarts", "consecutive", "completed", "reason",
-                    "healthy", "status", "failing", "was_ready", "run")
+                    "healthy", "status", "failing", "was_ready", "run", "hook_killed", "killed")
 
 
 def instance(inst: Instance) -> dict[str, Any]:
@@ -38,6 +38,11 @@ def instance(inst: Instance) -> dict[str, Any]:
     d["failed_starts"] = list(inst.failed_starts)
     d["last_exit"] = [inst.last_exit.code, inst.last_exit.signal] if inst.last_exit else None
     d["timers"] = {k.value: at for k, at in inst.timers.items()}
+    d["hook"] = inst.hook.value if inst.hook is not None else None
+    end = inst.pending
+    ex = [end.exit.code, end.exit.signal] if end is not None and end.exit else None
+    d["pending"] = None if end is None else [end.stopped, end.ran, ex, end.reason, end.never_ready, end.failing,
+                                             end.was_ready]
     if inst.probe is not None:
         p = inst.probe
         d["probe"] = [p.state.value, p.passes, p.fails, p.ready, p.watchdog_ok, p.last_why]
@@ -49,7 +54,7 @@ def world(w: World, config_record: Callable[[Config], dict[str, Any]]) -> dict[s
     return {
         "v": VERSION, "held": sorted(w.held), "phase": w.phase.value, "forced": w.forced, "exit_code": w.exit_code,
         "next_job": w.next_job, "timers": [[k.kind.value, k.owner, at] for k, at in w.timers.items()],
-        "jobs": [_job(j, config_record) for j in w.jobs.values()],
+        "jobs": [_job(j, config_record) for j in w.jobs.values()], "queued": sorted(w.queued),
     }
 
 
@@ -74,6 +79,7 @@ def restore(w: World, snap: dict[str, Any], instances: dict[str, Any],
     w.exit_code = int(snap.get("exit_code", 0))
     w.next_job = int(snap.get("next_job", 1))
     w.timers = {TimerKey(TimerKind(k), o): float(at) for k, o, at in snap.get("timers", [])}
+    w.queued = {str(n) for n in snap.get("queued", [])}
     for raw in snap.get("jobs", []):
         try:
             job = _load_job(w, raw, config_of)
@@ -101,6 +107,11 @@ def _load_instance(inst: Instance, d: dict[str, Any]) -> None:
     ex = d.get("last_exit")
     inst.last_exit = Exit(ex[0], ex[1]) if ex else None
     inst.timers = {TimerKind(k): float(at) for k, at in d.get("timers", {}).items()}
+    inst.hook = HookKind(d["hook"]) if d.get("hook") else None
+    end = d.get("pending")
+    inst.pending = None if end is None else RunEnd(
+        bool(end[0]), float(end[1]), Exit(end[2][0], end[2][1]) if end[2] else None, str(end[3]), bool(end[4]),
+        str(end[5]), bool(end[6]))
     probe = d.get("probe")
     if probe is not None and inst.probe is not None:
         p = inst.probe

@@ -24,8 +24,9 @@ Where each decision lives:
 
 from __future__ import annotations
 
+from herder.core import calendar, graph, jobs, reconfigure, shutdown
 from herder.core import effects as fx
-from herder.core import graph, jobs, reconfigure, shutdown
+from herder.core import lifecycle as lc
 from herder.core.context import Ctx
 from herder.core.effects import Check, Effect, Kind, Scope, TimerKind
 from herder.core.events import (
@@ -66,6 +67,7 @@ from herder.core.events import (
     StopTimeout,
     TimerFired,
     Up,
+    WallClock,
 )
 from herder.core.instance import ALIVE, IDLE, Instance, State
 from herder.core.probe import PEv
@@ -119,6 +121,8 @@ def _dispatch(ctx: Ctx, ev: Event) -> None:
         shutdown.force(ctx)
     elif isinstance(ev, Reconfigure):
         reconfigure.begin(ctx, ev)
+    elif isinstance(ev, WallClock):
+        calendar.wall_clock(ctx, ev)
 
 
 def _instance_event(ctx: Ctx, ev: InstanceEvent) -> None:
@@ -149,11 +153,13 @@ def _current(ctx: Ctx, name: str, run: int) -> Instance | None:
 
 def _timer(ctx: Ctx, ev: TimerFired) -> None:
     world, key = ctx.world, ev.key
-    if key.owner.startswith("#") or not key.owner:
+    if key.owner.startswith(("#", "@")) or not key.owner:
         if world.timers.get(key) != ev.at:
             return   # cancelled or re-armed since: stale
         del world.timers[key]
-        if key.kind is TimerKind.SHUTDOWN:
+        if key.kind in (TimerKind.SCHEDULE, TimerKind.RESTART_SCHEDULE):
+            calendar.fire(ctx, key)
+        elif key.kind is TimerKind.SHUTDOWN:
             shutdown.deadline(ctx)
         elif key.kind is TimerKind.JOB:
             job = world.jobs.get(int(key.owner[1:]))
@@ -177,6 +183,8 @@ def _timer(ctx: Ctx, ev: TimerFired) -> None:
         ctx.feed(inst, PEv.EXPIRE)
     elif key.kind is TimerKind.MEMORY and inst.state in ALIVE:
         ctx.out.add(fx.SampleMemory(inst.name, inst.run))
+    elif key.kind is TimerKind.HOOK:
+        lc.hook_timeout(ctx.out, inst)
 
 
 # ---- measurements ---------------------------------------------------------------------------
@@ -279,12 +287,13 @@ def _send_signal(ctx: Ctx, ev: SendSignal) -> None:
 
 def _up(ctx: Ctx, ev: Up) -> None:
     """The first start: the named services and their dependencies, else every autostart
-    service not held down by hand; in dependency order (each waits for its conditions)."""
+    service not held down by hand and not scheduled (a job runs on its calendar); in
+    dependency order (each waits for its conditions)."""
     world = ctx.world
     if ev.only:
         services = graph.closure(world.deps, ev.only)
     else:
-        services = {s for s, spec in world.config.services.items() if spec.autostart}
+        services = {s for s, spec in world.config.services.items() if spec.autostart and spec.schedule is None}
     for level in graph.levels(world.deps):
         for svc in level:
             if svc in services:

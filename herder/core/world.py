@@ -15,10 +15,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 
 from herder.config import Config, ServiceSpec
 from herder.core import graph
-from herder.core.effects import TimerKey
+from herder.core.effects import TimerKey, TimerKind
 from herder.core.events import Verb
 from herder.core.instance import ALIVE, IDLE, READY_STATES, UP, Instance, State, instance_names
 from herder.core.plan import Plan
@@ -63,6 +64,21 @@ class Job:
         return f"#{self.id}"
 
 
+@dataclass
+class Alarm:
+    """A service's schedule or restart_schedule (herder.core.calendar)."""
+
+    service: str
+    kind: TimerKind     # SCHEDULE or RESTART_SCHEDULE
+    expr: str
+    zone: str           # the time zone's name ("" = the machine's local zone)
+    due: float          # wall-clock seconds
+
+    @property
+    def key(self) -> TimerKey:
+        return TimerKey(self.kind, "@" + self.service)
+
+
 VERB_JOBS = {Verb.START: JobKind.START, Verb.STOP: JobKind.STOP, Verb.RESTART: JobKind.RESTART}
 
 
@@ -81,12 +97,19 @@ class World:
     jobs: dict[int, Job] = field(default_factory=dict)
     timers: dict[TimerKey, float] = field(default_factory=dict)   # the supervisor's own deadlines
     next_job: int = 1
+    wall_offset: float | None = None   # wall clock = monotonic + offset (input WallClock); None: not told yet
+    local_tz: tzinfo = UTC    # the machine's zone, for schedules without `timezone` (injected)
+    alarms: dict[TimerKey, Alarm] = field(default_factory=dict)   # schedules, by their timer's key
+    queued: set[str] = field(default_factory=set)   # scheduled services with a run queued (overlap = "queue")
 
     @classmethod
-    def create(cls, config: Config, now: float, spread: Callable[[], float] | None = None) -> World:
+    def create(cls, config: Config, now: float, spread: Callable[[], float] | None = None,
+               local_tz: tzinfo | None = None) -> World:
         world = cls(config)
         if spread is not None:
             world.spread = spread
+        if local_tz is not None:
+            world.local_tz = local_tz
         for svc, spec in config.services.items():
             add_service(world, svc, spec, now)
         return world

@@ -21,7 +21,7 @@ from herder.export.project import Project, replica_free
 from herder.export.report import APPROXIMATED as A
 from herder.export.report import CARRIED as C
 from herder.export.report import NOT_CARRIED as N
-from herder.export.report import Mapping, Recorder, Report, Rule
+from herder.export.report import Mapping, Recorder, Report, Rule, not_translated
 from herder.platform.systemd import binary_size
 from herder.units import format_duration
 
@@ -99,10 +99,34 @@ COMMON: tuple[Rule, ...] = (
     Rule("limits.nofile", "ulimits.nofile", C),
     Rule("limits.nproc", "ulimits.nproc", C),
     Rule("limits.core", "ulimits.core", C),
+    *not_translated({
+        "restart_prevent_exit_codes": "—",
+        "restart_force_exit_codes": "—",
+        "schedule": "—",
+        "overlap": "—",
+        "missed": "—",
+        "restart_schedule": "—",
+        "timezone": "—",
+        "hooks.pre_start": "a one-shot service the service depends_on (condition: service_completed_successfully)",
+        "hooks.post_start": "post_start (Compose 2.30 and later)",
+        "hooks.pre_stop": "pre_stop (Compose 2.30 and later)",
+        "hooks.post_stop": "—",
+        "security.umask": "—",
+        "security.clear_env": "— (a container starts from its image's environment)",
+        "security.read_only_paths": "read-only bind mounts (volumes: …:ro)",
+    }),
+)
+
+# What `docker compose` carries and the Swarm export does not (swarm.py reports those).
+SECURITY: tuple[Rule, ...] = (
+    Rule("security.no_new_privileges", "security_opt: [no-new-privileges:true]", C),
+    Rule("security.capabilities", "cap_drop: [ALL] + cap_add", C),
+    Rule("security.private_tmp", "tmpfs: [/tmp, /var/tmp]", C),
 )
 
 RULES: tuple[Rule, ...] = (
     *COMMON,
+    *SECURITY,
     Rule("autostart", "profiles: [manual]", A, "not started by a plain `up`: `docker compose --profile manual up` "
          "or name it"),
     Rule("autostart", "—", A, "a service that something started depends on: Compose starts it with its dependant "
@@ -257,10 +281,28 @@ def service(project: Project, name: str, rec: Recorder, *, swarm: bool,
         rec.note("kill", spec.kill)
     limits(spec, rec, out)
     logging_options(spec, rec, out)
+    if not swarm:
+        security(spec, rec, out)
     if spec.replicas != 1 or swarm:
         rec.note("replicas")
         out.setdefault("deploy", {})["replicas"] = spec.replicas
     return out
+
+
+def security(spec: ServiceSpec, rec: Recorder, out: dict[str, Any]) -> None:
+    """[security] as Compose has it (not in the Swarm export: see swarm.py's rules)."""
+    sec = spec.security
+    if sec.no_new_privileges:
+        rec.note("security.no_new_privileges")
+        out["security_opt"] = ["no-new-privileges:true"]
+    if sec.capabilities is not None:
+        rec.note("security.capabilities")
+        out["cap_drop"] = ["ALL"]
+        if sec.capabilities:
+            out["cap_add"] = list(sec.capabilities)
+    if sec.private_tmp:
+        rec.note("security.private_tmp")
+        out["tmpfs"] = ["/tmp", "/var/tmp"]
 
 
 def has_check(spec: ServiceSpec) -> bool:

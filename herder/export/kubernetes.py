@@ -20,16 +20,18 @@ the health probe becomes the livenessProbe when its action is restart.
 from __future__ import annotations
 
 import math
+import shlex
 import urllib.parse
 from typing import Any
 
 from herder.config.model import Health, Ready, ServiceSpec
 from herder.export import probes
+from herder.export.oncalendar import Untranslatable, five_fields
 from herder.export.project import ExportError, Project, dns_label, replica_free
 from herder.export.report import APPROXIMATED as A
 from herder.export.report import CARRIED as C
 from herder.export.report import NOT_CARRIED as N
-from herder.export.report import Mapping, Recorder, Report, Rule
+from herder.export.report import Mapping, Recorder, Report, Rule, not_translated
 from herder.platform.systemd import binary_size
 
 FILE = "kubernetes.yaml"
@@ -134,6 +136,31 @@ RULES: tuple[Rule, ...] = (
     Rule("limits.core", "—", N, "Kubernetes has no per-container rlimits"),
     Rule("rolling", "strategy.rollingUpdate", C, "one pod at a time, stopped before its replacement starts "
          "(maxUnavailable 1, maxSurge 0), as `herder restart` does"),
+    Rule("hooks.post_start", "lifecycle.postStart.exec", A, "runs as the container starts, not once it is ready; "
+         "its own timeout is not carried (the kubelet has none for it)"),
+    Rule("hooks.pre_stop", "lifecycle.preStop.exec", A, "its own timeout is not carried: "
+         "terminationGracePeriodSeconds bounds it with the stop"),
+    Rule("schedule", "CronJob.spec.schedule", C, "the Job under jobTemplate; without timezone the controller's "
+         "zone (usually UTC), not the machine's"),
+    Rule("schedule", "—", N, "Kubernetes' cron cannot say it", when="untranslatable"),
+    Rule("timezone", "CronJob.spec.timeZone", C, "Kubernetes 1.27 and later"),
+    Rule("overlap", "concurrencyPolicy: Replace", C, when="replace"),
+    Rule("overlap", "concurrencyPolicy: Forbid", A, "a run due while the last one runs is skipped, not queued",
+         when="queue"),
+    Rule("missed", "no startingDeadlineSeconds", C, "the CronJob controller starts one run it missed"),
+    Rule("security.no_new_privileges", "securityContext.allowPrivilegeEscalation: false", C),
+    Rule("security.capabilities", "securityContext.capabilities", C, "drop: [ALL], add: the list"),
+    *not_translated({
+        "restart_prevent_exit_codes": "—",
+        "restart_force_exit_codes": "—",
+        "restart_schedule": "a CronJob running `kubectl rollout restart` (with a service account allowed to)",
+        "hooks.pre_start": "an init container",
+        "hooks.post_stop": "—",
+        "security.umask": "—",
+        "security.clear_env": "— (a container starts from its image's environment)",
+        "security.private_tmp": "an emptyDir volume on /tmp",
+        "security.read_only_paths": "volumeMounts with readOnly: true",
+    }),
 )
 
 MAPPING = Mapping("kubernetes", RULES)
@@ -262,16 +289,17 @@ def container(project: Project, name: str, kname: str, rec: Recorder) -> dict[st
             sec[field] = int(value)
         else:
             rec.note(key, "name", detail=f'"{value}"')
+    if spec.security.no_new_privileges:
+        rec.note("security.no_new_privileges")
+        sec["allowPrivilegeEscalation"] = False
+    if spec.security.capabilities is not None:
+        rec.note("security.capabilities")
+        sec["capabilities"] = {"drop": ["ALL"], **({"add": list(spec.security.capabilities)}
+                                                   if spec.security.capabilities else {})}
     if sec:
         c["securityContext"] = sec
     c.update(probes_for(spec, rec))
-    sig = spec.stop_signal.removeprefix("SIG")
-    if sig == "TERM":
-        rec.note("stop_signal", "TERM")
-    else:
-        rec.note("stop_signal", "other", detail=spec.stop_signal)
-        c["lifecycle"] = {"preStop": {"exec": {"command": [
-            "/bin/sh", "-c", f"kill -s {sig} 1; while kill -0 1 2>/dev/null; do sleep 0.2; done"]}}}
+    c.update(lifecycle(spec, rec))
     if spec.kill != "tree":
         rec.note("kill", spec.kill)
     limits: dict[str, str] = {}
@@ -284,6 +312,59 @@ def container(project: Project, name: str, kname: str, rec: Recorder) -> dict[st
     if limits:
         c["resources"] = {"limits": limits}
     return c
+
+
+def lifecycle(spec: ServiceSpec, rec: Recorder) -> dict[str, Any]:
+    """postStart / preStop: the post_start and pre_stop hooks, and a stop signal other than
+    SIGTERM (sent by preStop, after the pre_stop hook, whose failure does not stop it)."""
+    out: dict[str, Any] = {}
+    post, pre = spec.hooks.post_start, spec.hooks.pre_stop
+    if post is not None:
+        rec.note("hooks.post_start", detail=shlex.join(post.command))
+        out["postStart"] = {"exec": {"command": [replica_free(a) for a in post.command]}}
+    pre_argv = [replica_free(a) for a in pre.command] if pre is not None else []
+    if pre is not None:
+        rec.note("hooks.pre_stop", detail=shlex.join(pre.command))
+    sig = spec.stop_signal.removeprefix("SIG")
+    if sig == "TERM":
+        rec.note("stop_signal", "TERM")
+        if pre_argv:
+            out["preStop"] = {"exec": {"command": pre_argv}}
+    else:
+        rec.note("stop_signal", "other", detail=spec.stop_signal)
+        kill = f"kill -s {sig} 1; while kill -0 1 2>/dev/null; do sleep 0.2; done"
+        out["preStop"] = {"exec": {"command": ["/bin/sh", "-c", f'"$@"; {kill}', "pre_stop", *pre_argv]
+                                   if pre_argv else ["/bin/sh", "-c", kill]}}
+    return {"lifecycle": out} if out else {}
+
+
+MISSED_DEADLINE = 300       # seconds: missed = "skip" (a run more than this late is not started)
+
+
+def cron_of(spec: ServiceSpec, rec: Recorder) -> dict[str, Any] | None:
+    """A CronJob's schedule fields for a `schedule`, or None (no schedule, or one Kubernetes
+    cannot say: then the service is exported as a Job and the schedule reported)."""
+    if spec.schedule is None:
+        return None
+    try:
+        fields = five_fields(spec.schedule)
+    except Untranslatable as e:
+        rec.note("schedule", "untranslatable", detail=f"{spec.schedule}: {e}")
+        rec.skip("timezone", "overlap", "missed")
+        return None
+    rec.note("schedule", detail=fields)
+    out: dict[str, Any] = {"schedule": fields,
+                           "concurrencyPolicy": "Replace" if spec.overlap == "replace" else "Forbid"}
+    if spec.overlap != "skip":
+        rec.note("overlap", spec.overlap)
+    if spec.timezone:
+        rec.note("timezone")
+        out["timeZone"] = spec.timezone
+    if spec.missed == "run":
+        rec.note("missed")
+    else:
+        out["startingDeadlineSeconds"] = MISSED_DEADLINE
+    return out
 
 
 def labels(project: Project, kname: str) -> tuple[dict[str, str], dict[str, str]]:
@@ -301,7 +382,8 @@ def build(project: Project, report: Report) -> list[dict[str, Any]]:
         kname = kn[name]
         if kname != name:
             rec.note("name", "renamed", detail=kname)
-        job = project.is_job(name)
+        job = project.is_job(name) or spec.schedule is not None
+        cron = cron_of(spec, rec)
         meta_labels, selector = labels(project, kname)
         pod: dict[str, Any] = {}
         inits = []
@@ -331,14 +413,19 @@ def build(project: Project, report: Report) -> list[dict[str, Any]]:
             if spec.replicas != 1:
                 rec.note("replicas", "job")
                 jspec.update(completions=spec.replicas, parallelism=spec.replicas)
-            if not spec.autostart:
+            if not spec.autostart and spec.schedule is None:
                 rec.note("autostart", "job")
                 jspec["suspend"] = True
             if spec.min_uptime != 1.0:
                 rec.note("min_uptime", "job")
             jspec["template"] = {"metadata": {"labels": meta_labels}, "spec": pod}
-            workloads.append({"apiVersion": "batch/v1", "kind": "Job",
-                              "metadata": {"name": kname, "labels": meta_labels}, "spec": jspec})
+            if cron is not None:
+                workloads.append({"apiVersion": "batch/v1", "kind": "CronJob",
+                                  "metadata": {"name": kname, "labels": meta_labels},
+                                  "spec": {**cron, "jobTemplate": {"spec": jspec}}})
+            else:
+                workloads.append({"apiVersion": "batch/v1", "kind": "Job",
+                                  "metadata": {"name": kname, "labels": meta_labels}, "spec": jspec})
         else:
             rec.note("restart", spec.restart)
             pod["restartPolicy"] = "Always"

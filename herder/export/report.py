@@ -42,6 +42,14 @@ class Rule:
             raise ValueError(f"{self.key}: status {self.status!r}; expected one of {STATUSES}")
 
 
+def not_translated(equivalents: dict[str, str]) -> tuple[Rule, ...]:
+    """Rows for keys the target could express but `herder export` does not translate yet
+    (hooks, security, schedules, exit-code policies: issue 18), each naming the target's
+    equivalent, so the report says what to add by hand. "—": the target has none."""
+    return tuple(Rule(key, "—", NOT_CARRIED, f"not translated yet; by hand: {eq}" if not eq.startswith("—")
+                      else eq[1:].strip(" ()") or "the target has no equivalent") for key, eq in equivalents.items())
+
+
 @dataclass(frozen=True)
 class Note:
     """What happened to one key of one service."""

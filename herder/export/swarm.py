@@ -24,7 +24,7 @@ from herder.export.project import Project
 from herder.export.report import APPROXIMATED as A
 from herder.export.report import CARRIED as C
 from herder.export.report import NOT_CARRIED as N
-from herder.export.report import Mapping, Recorder, Report, Rule
+from herder.export.report import Mapping, Recorder, Report, Rule, not_translated
 from herder.units import parse_duration
 
 FILE = "stack.yml"
@@ -56,6 +56,11 @@ RULES: tuple[Rule, ...] = (
     Rule("health", "—", N, "left out with the probe (health.action = none)", when="none"),
     Rule("rolling", "deploy.update_config", C, "one task at a time (stop-first), judged for `monitor` after it "
          "starts; a failing update rolls back"),
+    Rule("security.no_new_privileges", "—", N, "`docker stack deploy` ignores security_opt"),
+    *not_translated({
+        "security.capabilities": "cap_drop: [ALL] + cap_add (Docker 20.10 and later)",
+        "security.private_tmp": "tmpfs: [/tmp, /var/tmp]",
+    }),
 )
 
 MAPPING = Mapping("swarm", RULES)

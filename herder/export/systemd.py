@@ -21,9 +21,13 @@ restart delay needs 254 (RestartSteps=), so only backoff.initial is carried.
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from pathlib import PurePosixPath
 
+from herder.config.lifecycle import HOOK_KINDS, Hook, Hooks, Security
+from herder.config.model import ServiceSpec
 from herder.export import probes
+from herder.export.oncalendar import Untranslatable, on_calendar
 from herder.export.project import Project, replica_free
 from herder.export.report import APPROXIMATED as A
 from herder.export.report import CARRIED as C
@@ -104,6 +108,32 @@ RULES: tuple[Rule, ...] = (
     Rule("limits.nproc", "LimitNPROC=", C),
     Rule("limits.core", "LimitCORE=", C),
     Rule("target", "PROJECT.target", C, "Wants= every autostart unit; each unit is PartOf= it"),
+    Rule("restart_prevent_exit_codes", "RestartPreventExitStatus=", C),
+    Rule("restart_force_exit_codes", "RestartForceExitStatus=", C),
+    Rule("hooks.pre_start", "ExecStartPre=", A, "its own timeout is not carried: TimeoutStartSec= bounds it"),
+    Rule("hooks.post_start", "ExecStartPost=", A, "after the unit's readiness (Type=notify, or the readiness poll "
+         "before it); its own timeout is not carried: TimeoutStartSec= bounds it"),
+    Rule("hooks.pre_stop", "ExecStop=", A, "runs before KillSignal=, also when the process exited by itself; its "
+         "own timeout is not carried: TimeoutStopSec= bounds it"),
+    Rule("hooks.post_stop", "ExecStopPost=", A, "its own timeout is not carried: TimeoutStopSec= bounds it"),
+    Rule("security.no_new_privileges", "NoNewPrivileges=yes", C),
+    Rule("security.capabilities", "CapabilityBoundingSet= + AmbientCapabilities=", C),
+    Rule("security.umask", "UMask=", C),
+    Rule("security.clear_env", "—", C, "a unit's environment is already only what it sets"),
+    Rule("security.private_tmp", "PrivateTmp=yes", C),
+    Rule("security.read_only_paths", "ReadOnlyPaths=", C),
+    Rule("schedule", "PROJECT-NAME.timer: OnCalendar=", C, "the target starts the timer, the timer the service"),
+    Rule("schedule", "—", N, "OnCalendar= cannot say it", when="untranslatable"),
+    Rule("schedule", "—", N, "a timer starts one unit: with replicas, start NAME@0 … by hand", when="replicas"),
+    Rule("restart_schedule", "PROJECT-NAME-restart.timer + .service", C, "`systemctl try-restart`: only when it "
+         "runs"),
+    Rule("restart_schedule", "PROJECT-NAME-restart.timer + .service", A, "`systemctl try-restart` restarts the "
+         "instances together, not one by one", when="replicas"),
+    Rule("restart_schedule", "—", N, "OnCalendar= cannot say it", when="untranslatable"),
+    Rule("timezone", "OnCalendar= … ZONE", C),
+    Rule("overlap", "—", N, "a timer does not start a unit that is still active: a run due meanwhile is skipped "
+         "(overlap = \"skip\")"),
+    Rule("missed", "Persistent=true", C, "runs once at start what fell due while the machine was down"),
 )
 
 MAPPING = Mapping("systemd", RULES)
@@ -213,11 +243,20 @@ def unit(project: Project, name: str, rec: Recorder) -> tuple[str, str]:
         rec.note("health", detail=f"health.{spec.health.kind} and its settings")
         rec.skip("health")
 
+    hooks = _hooks(spec, cwd, template, rec)
+    for key in ("restart_prevent_exit_codes", "restart_force_exit_codes"):
+        if getattr(spec, key):
+            rec.note(key)
+    for key in ("no_new_privileges", "capabilities", "umask", "clear_env", "private_tmp", "read_only_paths"):
+        if getattr(spec.security, key) != getattr(_NO_SECURITY, key):
+            rec.note(f"security.{key}")
+
     if not template:   # one instance: {replica} is 0, as herder substitutes it
         command = [replica_free(a) for a in command]
         cwd = replica_free(cwd)
     env = spec.env if template else {k: replica_free(v) for k, v in spec.env.items()}
-    shown = dataclasses.replace(spec, command=tuple(command), cwd=cwd, env=env, depends_on=depends, restart=restart)
+    shown = dataclasses.replace(spec, command=tuple(command), cwd=cwd, env=env, depends_on=depends, restart=restart,
+                                hooks=hooks)
     base = unit_base(project, name)
     install = InstallSpec(f"{base}@" if template else base, shown, notify=notify, hardening=False,
                           watchdog=watchdog, description=f"{name} ({project.name}, exported by herder)"
@@ -228,6 +267,63 @@ def unit(project: Project, name: str, rec: Recorder) -> tuple[str, str]:
     return sd.unit_name(install.name), sd.render_unit(install, FEATURES, extras)
 
 
+_NO_SECURITY = Security()
+
+
+def _hooks(spec: ServiceSpec, cwd: str, template: bool, rec: Recorder) -> Hooks:
+    """The hooks as the unit runs them: a relative program made absolute against the working
+    directory (as ExecStart=), {replica} as 0 in a unit with one instance."""
+    out: dict[str, Hook] = {}
+    for kind in HOOK_KINDS:
+        hook = spec.hooks.get(kind)
+        if hook is None:
+            continue
+        argv = list(hook.command)
+        if "/" in argv[0] and not argv[0].startswith("/"):
+            argv[0] = str(PurePosixPath(cwd) / argv[0])
+        if not template:
+            argv = [replica_free(a) for a in argv]
+        out[kind] = dataclasses.replace(hook, command=tuple(argv))
+        rec.note(f"hooks.{kind}", detail=shlex.join(argv))
+    return dataclasses.replace(spec.hooks, **out)
+
+
+def calendar_units(project: Project, name: str, rec: Recorder) -> dict[str, str]:
+    """The timers of `schedule` and `restart_schedule` (and the one-shot a restart timer starts)."""
+    spec, base = project.services[name], unit_base(project, name)
+    head = (f"# Generated by `herder export systemd` from {project.config} (service {name}).",)
+    out: dict[str, str] = {}
+    for key, expr in (("schedule", spec.schedule), ("restart_schedule", spec.restart_schedule)):
+        if expr is None:
+            continue
+        try:
+            when = on_calendar(expr, spec.timezone)
+        except Untranslatable as e:
+            rec.note(key, "untranslatable", detail=f"{expr}: {e}")
+            rec.skip("timezone", "overlap", "missed")
+            continue
+        if key == "schedule" and spec.replicas > 1:
+            rec.note(key, "replicas")
+            continue
+        rec.note(key, "replicas" if spec.replicas > 1 else "", detail=f"OnCalendar={when}")
+        if spec.timezone:
+            rec.note("timezone")
+        if key == "schedule":
+            if spec.missed == "run":
+                rec.note("missed")
+            out[f"{base}.timer"] = sd.render_timer(f"schedule of {name} ({project.name}, exported by herder)", when,
+                                                   base, persistent=spec.missed == "run",
+                                                   part_of=target_name(project), header=head)
+        else:
+            out[f"{base}-restart.service"] = sd.render_restarter(
+                f"restart_schedule of {name} ({project.name}, exported by herder)", instances(project, name),
+                header=head)
+            out[f"{base}-restart.timer"] = sd.render_timer(
+                f"restart_schedule of {name} ({project.name}, exported by herder)", when, f"{base}-restart",
+                persistent=False, part_of=target_name(project), header=head)
+    return out
+
+
 def build(project: Project, report: Report) -> dict[str, str]:
     files: dict[str, str] = {}
     wants: list[str] = []
@@ -235,9 +331,12 @@ def build(project: Project, report: Report) -> dict[str, str]:
         rec = Recorder(MAPPING, report, name, spec)
         fname, text = unit(project, name, rec)
         files[fname] = text
-        if spec.autostart:
+        timers = calendar_units(project, name, rec)
+        files.update(timers)
+        wants += [t for t in timers if t.endswith(".timer")]
+        if spec.autostart and spec.schedule is None:
             wants += instances(project, name)
-        else:
+        elif not spec.autostart:
             rec.note("autostart")
         rec.note("target")
         rec.finish()

@@ -11,7 +11,7 @@ killed between a pipe read and a file write loses nothing: it never held the byt
 
 What it carries across an exec of the keeper (`herder upgrade`): each channel's fd, its
 spec and its framer's unfinished line, and the tails; nothing is in flight then, because
-the pump is stopped and the writer has written everything it read (`quiesce`).
+the pump is stopped and the writer has written everything it read (`pause`).
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ class ChannelSpec:
     forward: tuple[str, ...] = ()
     file_mode: int = 0o640
     dir_mode: int = 0o750
+    marker: str = ""                 # put before every line (a hook's output: "[hook pre_start] ")
 
     @classmethod
     def of(cls, raw: dict[str, Any]) -> ChannelSpec:
@@ -131,6 +132,7 @@ class Capture:
         self.rings: dict[str, Ring] = defaultdict(Ring)
         self.err_tail: dict[str, list[bytes]] = defaultdict(list)
         self.current: dict[str, list[Channel]] = {}     # instance -> its latest run's channels
+        self.hooks: dict[int, tuple[str, list[Channel]]] = {}   # a running hook's channels, by the DP's key
         self.watches: dict[str, Watch] = {}             # writer thread only
         self.matched: dict[str, dict[str, Any]] = {}    # name -> its current run's match (under _lock):
                                                         # re-sent to each new decision process
@@ -185,7 +187,7 @@ class Capture:
         chans = []
         for i, (spec, fd) in enumerate(zip(specs, fds, strict=True)):
             framer = Framer(spec.service, name, spec.stream, timestamps=spec.timestamps, fmt=spec.format,
-                            max_line=spec.max_line)
+                            max_line=spec.max_line, marker=spec.marker.encode())
             if carry is not None and i < len(carry):
                 framer.carry = carry[i]
             ch = Channel(fd, name, spec.stream, framer, None, spec.drop, spec.limit,
@@ -217,6 +219,29 @@ class Capture:
         def drop() -> None:
             self.watches.pop(name, None)
         self.pump.in_writer(drop)
+
+    def add_hook(self, key: int, name: str, run: int, specs: list[ChannelSpec], fds: list[int]) -> None:
+        """A hook's pipes (spawned by the decision process): read like the instance's, kept
+        apart from its run (the instance's drain and ready.log watch stay as they are)."""
+        self.hooks[key] = (name, self.add(name, run, specs, fds, attach=False))
+
+    def drain_hook(self, key: int, then: Callable[[str, list[str]], None]) -> None:
+        """Read what the ended hook's pipes hold, write it, then `then(instance, its marked
+        stderr lines)` in the writer thread."""
+        name, chans = self.hooks.pop(key, ("", []))
+
+        def done() -> None:     # writer thread: `then` is called whatever happens
+            tail: list[bytes] = []
+            try:
+                marks = {ch.spec.marker.encode() for ch in chans if ch.spec is not None and ch.spec.marker}
+                tail = [x for x in self.err_tail.get(name, []) if any(x.startswith(m) for m in marks)]
+            finally:
+                then(name, [x.decode("utf-8", "replace") for x in tail])
+
+        if not chans:
+            self.pump.in_writer(done)
+            return
+        self.pump.drain(chans, done)
 
     def drain(self, name: str, then: Callable[[list[str]], None]) -> None:
         """Read what the exited instance's pipes hold, write it, then call `then(stderr tail)`
@@ -273,8 +298,12 @@ class Capture:
         tap = Follower(set(names) if names is not None else None, fid=fid, emit=self.emit, backlog=self.backlog)
 
         def attach() -> None:   # writer thread: snapshot and subscribe at once, so nothing falls between
-            recs = self.tail(tap.names, n, after)
-            self.emit({"t": "rec", "id": fid, "r": [pack(r) for r in recs], "first": 1})
+            try:
+                recs = self.tail(tap.names, n, after)
+                self.emit({"t": "rec", "id": fid, "r": [pack(r) for r in recs], "first": 1})
+            except Exception as e:  # noqa: BLE001 - the follower is told it ends, never left waiting
+                self.emit({"t": "follow_end", "id": fid, "error": f"herder's keeper: {e!r}"})
+                return
             self.taps.append(tap)
         self.pump.in_writer(attach)
 

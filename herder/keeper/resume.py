@@ -7,7 +7,7 @@ Three ways a keeper's state changes hands, one format for all:
   exits, even during the exec, are reaped afterwards with their status), and every fd
   without close-on-exec: the pipes, the stored sockets, the lock, the shared counters.
   Before the exec the pump stops reading and the writer writes all it read
-  (`Capture.quiesce`), and each stream's unfinished line travels in the record, so
+  (`Capture.pause`), and each stream's unfinished line travels in the record, so
   not a byte is lost or written twice.
 - the keeper was killed: the decision process, which holds a copy of every pipe's read
   end and knows every instance, writes the same record and execs itself into a keeper

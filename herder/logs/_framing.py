@@ -60,8 +60,9 @@ class Framer:
     """One captured stream's framing state (used by the writer thread only)."""
 
     def __init__(self, service: str, instance: str, stream: str, *, timestamps: bool, fmt: str,
-                 max_line: int) -> None:
+                 max_line: int, marker: bytes = b"") -> None:
         self.service, self.instance, self.stream = service, instance, stream
+        self.marker = marker      # put before every line (a hook's output: b"[hook pre_start] ")
         self.timestamps, self.json, self.max_line = timestamps, fmt == "json", max(1, max_line)
         self.raw = not timestamps and fmt == "text"
         self.carry = b""
@@ -72,7 +73,7 @@ class Framer:
 
         Without line consumers only the last lines of a chunk are returned (for the ring).
         """
-        if not want_lines and not self.json:
+        if not want_lines and not self.json and not self.marker:
             if self.raw:
                 return [data], self._sample(data)
             fast = self._stamp_fast(data, ts)
@@ -91,7 +92,9 @@ class Framer:
             self.carry = b""
         if parts and max(map(len, parts)) > self.max_line:
             parts = self._split_long(parts)
-        if self.raw:
+        if self.marker:
+            parts = [self.marker + p for p in parts]
+        elif self.raw:
             return [data], parts
         return [self.render(parts, ts)], parts
 
@@ -173,4 +176,6 @@ class Framer:
         line, self.carry = self.carry, b""
         if not line:
             return b"", []
-        return (b"" if self.raw else self.render([line], ts)), [line]
+        if self.marker:
+            line = self.marker + line
+        return (b"" if self.raw and not self.marker else self.render([line], ts)), [line]

@@ -19,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import subprocess
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,7 @@ class Outputs:
     fds: list[int] = field(default_factory=list)
     keep: list[int] = field(default_factory=list)
     specs: list[dict[str, Any]] = field(default_factory=list)
+    key: int = 0          # a hook's outputs, as the keeper knows them (LogHub.hook_started)
 
     def close_all(self) -> None:
         for fd in self.fds + self.keep:
@@ -64,6 +66,7 @@ class _Follow:
         self.ready = asyncio.Event()
         self.skipped = 0
         self.first = False
+        self.ended = ""       # the keeper ended this follow (why)
 
 
 class LogHub:
@@ -82,6 +85,8 @@ class LogHub:
         self._tails: dict[int, asyncio.Future[list[Record]]] = {}
         self._ids = itertools.count(1)
         self.owned: list[bytes] = []      # herder.log lines before the keeper is there
+        self._drains: dict[int, Callable[[], None]] = {}   # a hook's outputs -> what runs once they are written
+        self.hook_tails: dict[str, list[str]] = {}         # instance -> its last drained hook's stderr lines
 
     async def __aenter__(self) -> LogHub:
         return self
@@ -96,21 +101,27 @@ class LogHub:
         return output_path(mode, inst.name, inst.replica, stream, log_dir=self.config.log_dir,
                            config_dir=self.config.path.resolve().parent)
 
-    def outputs(self, inst: Instance) -> Outputs:
+    def outputs(self, inst: Instance, *, hook: str = "") -> Outputs:
         """The child's stdout and stderr for a spawn (pipes made here, so this process holds
-        a read end of each before the child exists)."""
+        a read end of each before the child exists).
+
+        `hook`: the outputs of one of the instance's hooks instead (herder.runtime.hooks): the
+        same files, ring and forwarding, every line marked `[hook NAME] `; the instance's run
+        (its drain on exit, its ready.log watch) is left as it is."""
         spec = inst.spec.logs
         outs = Outputs(None, None)
 
         def capture(stream: str, sink: str | None) -> dict[str, Any]:
             r, w = make_pipe()
+            r, w = make_pipe()
             outs.fds += [r, w]
-            outs.keep.append(os.dup(r))
-            os.set_inheritable(outs.keep[-1], False)
+            if not hook:      # a hook's pipe is the keeper's alone (a hook is not adopted)
+                outs.keep.append(os.dup(r))
+                os.set_inheritable(outs.keep[-1], False)
             cs = ChannelSpec(stream, inst.service, sink, spec.max_size, spec.max_files, spec.rotate_every,
                              spec.compress, spec.timestamps, spec.format, spec.max_line,
                              spec.on_overflow == "drop", spec.buffer, tuple(spec.forward), spec.file_mode,
-                             self.config.herder.log_dir_mode).as_dict()
+                             self.config.herder.log_dir_mode, f"[hook {hook}] " if hook else "").as_dict()
             outs.specs.append(cs)
             return cs
 
@@ -156,6 +167,52 @@ class LogHub:
         """Exits arrive drained (the keeper writes an instance's last output before it
         reports the exit): nothing to wait for."""
         then()
+
+    # ---- hooks (herder.runtime.hooks): spawned here, captured by the keeper -------------------------
+
+    def hook_streams(self, outs: Outputs) -> tuple[Any, Any]:
+        """What a hook spawned by this process gets as stdout and stderr (write ends, DEVNULL,
+        or None to inherit)."""
+        streams: list[Any] = []
+        pos = 0
+        for mode in (outs.out, outs.err):
+            if isinstance(mode, dict):
+                streams.append(outs.fds[pos + 1])
+                pos += 2
+            else:
+                streams.append(subprocess.DEVNULL if mode == "null" else None)
+        return streams[0], streams[1]
+
+    def hook_started(self, name: str, run: int, outs: Outputs) -> None:
+        """The hook runs: its pipes' read ends go to the keeper (which reads and writes them),
+        every end is closed here. Without a keeper its output is not captured (the pipes
+        close: the hook sees EPIPE, as it would after herder's end)."""
+        reads = outs.fds[0::2]
+        for fd in outs.fds[1::2] + outs.keep:
+            os.close(fd)
+        outs.fds, outs.keep = [], []
+        outs.key = next(self._ids)
+        self.hook_tails.pop(name, None)
+        if self.link is None or self.link.lost or not reads:
+            for fd in reads:
+                os.close(fd)
+            return
+        self.link.send({"t": "hook_out", "key": outs.key, "name": name, "run": run, "specs": outs.specs}, reads)
+
+    def drain_outputs(self, outs: Outputs, then: Callable[[], None]) -> None:
+        """`then()` once the keeper wrote what the (ended) hook wrote; its last stderr lines
+        are kept for the failure event (`hook_tail`)."""
+        if not outs.key or self.link is None or self.link.lost:
+            then()
+            return
+        self._drains[outs.key] = then
+        self.link.send({"t": "hook_drain", "key": outs.key})
+
+    def hook_tail(self, inst: Instance, hook: str, n: int = 10) -> list[str]:
+        """The last stderr lines a hook of the instance wrote (for its failure event)."""
+        marker = f"[hook {hook}] "
+        lines = [x for x in self.hook_tails.get(inst.name, []) if x.startswith(marker)][-n:]
+        return [x[len(marker):] for x in lines]
 
     def exit_data(self, inst: Instance) -> dict[str, Any]:
         """Extra data of an instance's `exit` event: its last stderr lines."""
@@ -246,6 +303,9 @@ class LogHub:
                 batch, f.buf = f.buf, []
                 for rec in batch:
                     yield rec
+                if f.ended:
+                    yield Record(time.time(), "", "herder", f"[herder: the log stream ended: {f.ended}]".encode())
+                    return
         finally:
             self._follows.pop(fid, None)
             if self.link is not None:
@@ -268,10 +328,22 @@ class LogHub:
                 f.skipped += int(msg.get("skipped", 0))
                 f.ready.set()
             return True
+        if t == "follow_end":       # the keeper could not follow: the stream ends, said
+            f = self._follows.get(int(msg["id"]))
+            if f is not None:
+                f.ended = str(msg.get("error") or "the keeper ended it")
+                f.ready.set()
+            return True
         if t == "tailed":
             fut = self._tails.get(int(msg["id"]))
             if fut is not None and not fut.done():
                 fut.set_result([unpack(x) for x in msg["r"]])
+            return True
+        if t == "hook_drained":
+            then = self._drains.pop(int(msg["key"]), None)
+            self.hook_tails[str(msg.get("name", ""))] = [str(x) for x in msg.get("tail", [])]
+            if then is not None:
+                then()
             return True
         if t == "event":
             self.events.emit(str(msg.get("instance", "")), str(msg["kind"]), str(msg["message"]),

@@ -197,7 +197,7 @@ class Pump:
                     with contextlib.suppress(BlockingIOError):
                         os.read(self._wake_r, 4096)
                     while self._cmds:
-                        self._cmds.popleft()()
+                        _guarded(self._cmds.popleft(), "reader")
                 elif not ch.closed:
                     self._read(ch)
 
@@ -294,7 +294,7 @@ class Pump:
                     if chunk:
                         self._deliver_batch(chunk)
                         chunk = []
-                    item()
+                    _guarded(item, "writer")
                 else:
                     chunk.append(item)
             if chunk:
@@ -313,3 +313,13 @@ class Pump:
             paused = paused or ch.paused
         if paused or self._paused:
             self._command(self._resume_eligible)
+
+
+def _guarded(fn: Callable[[], object], thread: str) -> None:
+    """A request run in a capture thread: its failure is said, never the end of the thread
+    (every service's output goes through it). Requests that are answered answer in a
+    `finally` of their own (herder.keeper.messages)."""
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001 - one failed request must not stop every service's capture
+        print(f"herder: a request in the log {thread} thread failed: {e!r}", file=sys.stderr, flush=True)

@@ -13,7 +13,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from herder.logs._framing import Record
 
@@ -46,6 +46,7 @@ class Outputs:
     stdout: int | None
     stderr: int | None
     close: list[Closer] = field(default_factory=list)
+    channels: list[Any] = field(default_factory=list)     # the pump's channels reading them
 
     def close_all(self) -> None:
         for c in self.close:

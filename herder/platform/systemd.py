@@ -100,7 +100,7 @@ def detect_features() -> Features:
 
 
 def unit_name(name: str) -> str:
-    return name if name.endswith((".service", ".target", ".socket")) else f"{name}.service"
+    return name if name.endswith((".service", ".target", ".socket", ".timer")) else f"{name}.service"
 
 
 def unit_dir(scope: str, home: Path | None = None) -> Path:
@@ -181,6 +181,7 @@ def render_unit(spec: InstallSpec, features: Features = Features(), extras: Unit
         service.append("NotifyAccess=main")
     service.append("ExecStart=" + sub(" ".join(quote_arg(a) for a in svc.command)))
     service += ["ExecStartPost=" + sub(" ".join(quote_arg(a) for a in argv)) for argv in ext.start_post]
+    service += [sub(line) for line in hook_lines(svc)]
     if not supervisor:
         service.append(f'ExecReload=/bin/sh -c "kill -s {svc.reload_signal.removeprefix("SIG")} ${{MAINPID}}"')
     for key, value in svc.env.items():
@@ -202,6 +203,10 @@ def render_unit(spec: InstallSpec, features: Features = Features(), extras: Unit
     extra = sorted(c for c in svc.success_exit_codes if c != 0)
     if extra:
         service.append("SuccessExitStatus=" + " ".join(str(c) for c in extra))
+    for key, codes in (("RestartPreventExitStatus", svc.restart_prevent_exit_codes),
+                       ("RestartForceExitStatus", svc.restart_force_exit_codes)):
+        if codes:
+            service.append(f"{key}=" + " ".join(str(c) for c in codes))
     if ext.start_timeout is not None:
         service.append(f"TimeoutStartSec={seconds(ext.start_timeout) if ext.start_timeout else 'infinity'}")
     elif spec.notify:
@@ -221,11 +226,11 @@ def render_unit(spec: InstallSpec, features: Features = Features(), extras: Unit
         if svc.logs.stderr != "merge":
             service.append(f"StandardError=append:{_percent(str(Path(spec.log_dir) / f'{spec.name}.err.log'))}")
     service += limit_lines(svc)
+    service += [sub(line) for line in security_lines(svc)]
     if spec.hardening:
-        if system:
-            service += list(HARDENING_SYSTEM) + ([] if supervisor else list(HARDENING_PROGRAM_ONLY))
-        else:
-            service += list(HARDENING_USER)
+        hardening = list(HARDENING_SYSTEM) + ([] if supervisor else list(HARDENING_PROGRAM_ONLY)) if system \
+            else list(HARDENING_USER)
+        service += [line for line in hardening if line not in service]
 
     target = ext.wanted_by or ("multi-user.target" if system else "default.target")
     how = "herder install" if supervisor else f"herder service install {spec.name}"
@@ -236,6 +241,37 @@ def render_unit(spec: InstallSpec, features: Features = Features(), extras: Unit
     ]
     body = ["[Unit]", *unit, "", "[Service]", *service, "", "[Install]", f"WantedBy={target}"]
     return "\n".join(head + body) + "\n"
+
+
+_HOOK_DIRECTIVES = (("pre_start", "ExecStartPre"), ("post_start", "ExecStartPost"), ("pre_stop", "ExecStop"),
+                    ("post_stop", "ExecStopPost"))
+
+
+def hook_lines(svc: ServiceSpec) -> list[str]:
+    """[services.X.hooks] as Exec*= lines (docs/hooks.md); a privileged hook gets systemd's "+"."""
+    out = []
+    for kind, directive in _HOOK_DIRECTIVES:
+        hook = svc.hooks.get(kind)
+        if hook is not None:
+            out.append(f"{directive}={'+' if hook.privileged else ''}" + " ".join(quote_arg(a) for a in hook.command))
+    return out
+
+
+def security_lines(svc: ServiceSpec) -> list[str]:
+    """[services.X.security] as the systemd directives of the same meaning (docs/hooks.md)."""
+    sec, out = svc.security, []
+    if sec.no_new_privileges:
+        out.append("NoNewPrivileges=yes")
+    if sec.capabilities is not None:
+        caps = " ".join(f"CAP_{c}" for c in sec.capabilities)      # empty: the sets are emptied
+        out += [f"CapabilityBoundingSet={caps}", f"AmbientCapabilities={caps}"]
+    if sec.umask is not None:
+        out.append(f"UMask={sec.umask:04o}")
+    if sec.private_tmp:
+        out.append("PrivateTmp=yes")
+    if sec.read_only_paths:
+        out.append("ReadOnlyPaths=" + " ".join(_percent(p) for p in sec.read_only_paths))
+    return out
 
 
 def limit_lines(svc: ServiceSpec) -> list[str]:
@@ -266,6 +302,24 @@ def render_target(name: str, description: str, wants: list[str], header: tuple[s
     lines = [*header, "[Unit]", f"Description={_percent(description)}"]
     lines += [f"Wants={unit_name(w)}" for w in wants]
     lines += ["", "[Install]", "WantedBy=multi-user.target"]
+    return "\n".join(lines) + "\n"
+
+
+def render_timer(description: str, on_calendar: str, unit: str, *, persistent: bool, part_of: str,
+                 header: tuple[str, ...] = ()) -> str:
+    """A timer that starts `unit` on a calendar (herder's schedule and restart_schedule)."""
+    lines = [*header, "[Unit]", f"Description={_percent(description)}", f"PartOf={unit_name(part_of)}", "",
+             "[Timer]", f"OnCalendar={on_calendar}", "AccuracySec=1s", f"Unit={unit_name(unit)}"]
+    if persistent:
+        lines.append("Persistent=true")
+    lines += ["", "[Install]", f"WantedBy={unit_name(part_of)}"]
+    return "\n".join(lines) + "\n"
+
+
+def render_restarter(description: str, units: list[str], header: tuple[str, ...] = ()) -> str:
+    """A one-shot that restarts `units` if they run (the service a restart timer starts)."""
+    lines = [*header, "[Unit]", f"Description={_percent(description)}", "", "[Service]", "Type=oneshot",
+             "ExecStart=systemctl try-restart " + " ".join(unit_name(u) for u in units)]
     return "\n".join(lines) + "\n"
 
 

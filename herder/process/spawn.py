@@ -15,12 +15,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import pwd
+import shutil
 import subprocess
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from herder.errors import SpawnError
+from herder.process import privilege as _privilege
 from herder.process import rlimits as _rlimits
+from herder.process.privilege import Privilege
 
 if TYPE_CHECKING:   # the keeper runs `spawn` and never imports the config schema
     from herder.config.model import ServiceSpec
@@ -40,6 +43,7 @@ class Launch:
     group: str | None
     rlimits: tuple[tuple[int, int], ...] = ()   # (RLIMIT_*, value) set soft = hard before exec
     cgroup_files: tuple[str, ...] = ()          # cgroup.procs files the child joins before exec
+    privilege: Privilege | None = None          # [security]: applied by `spawn` (herder.process.privilege)
 
     # The seam between deciding and doing: the decision process plans a Launch, the keeper
     # (the services' parent) carries it out. It crosses the keeper's wire as plain data, so
@@ -55,6 +59,12 @@ class Launch:
         d["argv"] = tuple(d["argv"])
         d["rlimits"] = tuple((int(a), int(b)) for a, b in d.get("rlimits", ()))
         d["cgroup_files"] = tuple(d.get("cgroup_files", ()))
+        priv = d.get("privilege")
+        if priv is not None:
+            caps = priv.get("capabilities")
+            d["privilege"] = Privilege(bool(priv.get("no_new_privileges", False)),
+                                       tuple(caps) if caps is not None else None, priv.get("umask"),
+                                       bool(priv.get("private_tmp", False)), tuple(priv.get("read_only_paths", ())))
         return cls(**d)
 
 
@@ -77,6 +87,8 @@ def plan(name: str, replica: int | None, spec: ServiceSpec, cookie: str,
         return s.replace("{replica}", str(replica if replica is not None else 0))
 
     env = dict(base_env) if base_env is not None else base_environment()
+    if spec.security.clear_env:     # only what the config gives (env_file is merged into spec.env) and PATH
+        env = {"PATH": env["PATH"]} if "PATH" in env else {}
     env.update({k: sub(v) for k, v in spec.env.items()})
     env.update({
         "HERDER_INSTANCE": name,
@@ -90,13 +102,28 @@ def plan(name: str, replica: int | None, spec: ServiceSpec, cookie: str,
         pw = pwd.getpwnam(spec.user)
         env.update({"HOME": pw.pw_dir, "USER": pw.pw_name, "LOGNAME": pw.pw_name})
     return Launch(name, tuple(sub(a) for a in spec.command), env,
-                  sub(spec.cwd) if spec.cwd else None, spec.user, spec.group, _rlimits.from_spec(spec.limits))
+                  sub(spec.cwd) if spec.cwd else None, spec.user, spec.group, _rlimits.from_spec(spec.limits),
+                  privilege=_privilege.from_security(spec.security))
 
 
 def spawn(launch: Launch, stdout: Any, stderr: Any) -> subprocess.Popen[bytes]:
     """Start the process in its own session. Raises SpawnError with the OS's reason."""
     kwargs: dict[str, Any] = {}
-    if launch.user is not None:
+    argv, priv = launch.argv, launch.privilege
+    switches = launch.user is not None or launch.group is not None
+    steps: list[Any] = []
+    if priv is not None:    # [security]: see herder.process.privilege for the mechanism
+        why = _privilege.problem(priv, switches)
+        if why:
+            raise SpawnError(why)
+        if priv.umask is not None:
+            kwargs["umask"] = priv.umask
+        if priv.mounts:
+            steps.append(_privilege.mount_step(priv))
+    if priv is not None and _privilege.uses_setpriv(priv, switches):
+        _found(launch)     # setpriv would only fail after the spawn: say it as a failed spawn
+        argv = _privilege.argv(priv, _ids(launch) if switches else None) + argv
+    elif launch.user is not None:
         pw = pwd.getpwnam(launch.user)
         kwargs["user"] = pw.pw_uid
         kwargs["group"] = launch.group if launch.group is not None else pw.pw_gid
@@ -112,10 +139,13 @@ def spawn(launch: Launch, stdout: Any, stderr: Any) -> subprocess.Popen[bytes]:
             gid = kwargs.pop("group")
             gid = gid if isinstance(gid, int) else _gid(gid)
             account = (kwargs.pop("user"), gid, kwargs.pop("extra_groups"))
-        kwargs["preexec_fn"] = _rlimits.preexec(launch.rlimits, launch.cgroup_files, account)
+        steps.append(_rlimits.preexec(launch.rlimits, launch.cgroup_files, account))
+    if steps:
+        kwargs["preexec_fn"] = steps[0] if len(steps) == 1 else _chain(steps)
+
     def popen() -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            launch.argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+            argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
             cwd=launch.cwd, env=launch.env, start_new_session=True, close_fds=True,
             restore_signals=True, **kwargs)
 
@@ -136,7 +166,34 @@ def spawn(launch: Launch, stdout: Any, stderr: Any) -> subprocess.Popen[bytes]:
     except (ValueError, KeyError) as e:  # unknown account, NUL in an argument
         raise SpawnError(str(e)) from None
     except subprocess.SubprocessError as e:  # the preexec step failed (a limit above the hard limit …)
-        raise SpawnError(f"cannot apply limits.* or join the cgroup before exec: {e}") from None
+        what = "set up the mount namespace of security.private_tmp / read_only_paths, " if priv and priv.mounts \
+            else ""
+        raise SpawnError(f"cannot {what}apply limits.* or join the cgroup before exec: {e}") from None
+
+
+def _found(launch: Launch) -> None:
+    prog = launch.argv[0]
+    if "/" in prog:
+        path = prog if os.path.isabs(prog) or launch.cwd is None else os.path.join(launch.cwd, prog)
+        if not os.path.exists(path):
+            raise SpawnError(f"{prog}: No such file or directory")
+    elif shutil.which(prog, path=launch.env.get("PATH", os.defpath)) is None:
+        raise SpawnError(f"{prog}: No such file or directory (not on PATH)")
+
+
+def _chain(steps: list[Any]) -> Any:
+    def child() -> None:
+        for step in steps:
+            step()
+    return child
+
+
+def _ids(launch: Launch) -> tuple[int, int]:
+    """(uid, gid) for setpriv: uid -1 when only the group changes."""
+    if launch.user is None:
+        return -1, _gid(launch.group or "")
+    pw = pwd.getpwnam(launch.user)
+    return pw.pw_uid, _gid(launch.group) if launch.group is not None else pw.pw_gid
 
 
 def _gid(group: str) -> int:

@@ -103,16 +103,25 @@ def _environ(pid: int) -> list[bytes]:
         return f.read(1 << 20).split(b"\0")
 
 
-def cookie(pid: int) -> str | None:
-    """The HERDER_INSTANCE_ID in pid's environment (as exec'd), or None (none, gone, unreadable)."""
+def _env_value(pid: int, prefix: bytes) -> str | None:
     try:
         env = _environ(pid)
     except OSError:
         return None
     for item in env:
-        if item.startswith(COOKIE):
-            return item[len(COOKIE):].decode(errors="replace")
+        if item.startswith(prefix):
+            return item[len(prefix):].decode(errors="replace")
     return None
+
+
+def cookie(pid: int) -> str | None:
+    """The HERDER_INSTANCE_ID in pid's environment (as exec'd), or None (none, gone, unreadable)."""
+    return _env_value(pid, COOKIE)
+
+
+def hook(pid: int) -> str | None:
+    """The HERDER_HOOK in pid's environment (a hook herder ran: herder.runtime.hooks), or None."""
+    return _env_value(pid, b"HERDER_HOOK=")
 
 
 def with_cookie_prefix(prefix: str) -> dict[int, tuple[str, str]]:

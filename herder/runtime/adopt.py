@@ -39,14 +39,15 @@ from typing import TYPE_CHECKING, Any
 
 from herder.config import from_record
 from herder.core import snapshot
-from herder.core.effects import TimerKey
-from herder.core.events import Down, Exited, Found, LogMatched, Up
+from herder.core.effects import HookKind, TimerKey
+from herder.core.events import Down, Exited, Found, HookDone, LogMatched, Up
 from herder.core.instance import ALIVE, State
 from herder.core.world import Phase
 from herder.process import tree
 from herder.process.cgroup import Cgroup
 from herder.runtime.processes import UNKNOWN
 from herder.store import runstate
+from herder.store.statedir import state_tag
 
 if TYPE_CHECKING:
     from herder.runtime.supervisor import Supervisor
@@ -62,6 +63,7 @@ def start(sup: Supervisor, welcome: dict[str, Any], only: Iterable[str] | None, 
         for p in problems:
             sup.events.emit("", "state_problem", f"herder: {p}", {})
         restored = True
+    planned = welcome.get("why") == "upgrade"
     children = {str(c["name"]): c for c in welcome.get("children", [])}
     for name, c in children.items():
         if name in world.instances:
@@ -74,19 +76,22 @@ def start(sup: Supervisor, welcome: dict[str, Any], only: Iterable[str] | None, 
         pid = int(c["pid"]) if c is not None else None
         if inst.state in ALIVE and inst.pid is not None:
             if pid == inst.pid or (pid is not None and inst.pid not in exit_pids):
-                sup.post(Found(name, pid))
+                sup.post(Found(name, pid, planned))
             elif inst.pid not in exit_pids:
                 sup.post(Exited(name, inst.pid, None, None, UNKNOWN, away=True))
+        elif inst.state is State.STARTING and inst.hook is HookKind.PRE_START and c is None:
+            pass       # no spawn yet: its pre_start is reported ended below (_hooks_left), a failed start
         elif inst.state is State.STARTING:
-            sup.post(Found(name, pid if c is not None and int(c.get("run", -1)) == inst.run else None))
+            sup.post(Found(name, pid if c is not None and int(c.get("run", -1)) == inst.run else None, planned))
         elif pid is not None:
-            sup.post(Found(name, pid))
+            sup.post(Found(name, pid, planned))
     for m in welcome.get("matched") or []:     # ready.log matched, maybe never stepped: a no-op unless still starting
         sup.post(LogMatched(str(m["name"]), int(m["run"]), str(m.get("line", ""))))
     for name, c in children.items():
         if name not in world.instances:
             _stray(sup, name, c)
     if restored:
+        _hooks_left(sup)
         if world.phase is not Phase.UP:
             sup.post(Down())      # a stop in progress goes on; one that was complete finishes (a step re-derives it)
         for key, at in world.timers.items():
@@ -102,9 +107,28 @@ def start(sup: Supervisor, welcome: dict[str, Any], only: Iterable[str] | None, 
         why = {"restart": "the decision process restarted", "upgrade": "herder was upgraded",
                "keeper_lost": "herder's keeper was replaced"}.get(
             str(welcome.get("why")), "herder restarted")
+        data: dict[str, Any] = {"adopted": n, "restored": restored, "why": welcome.get("why")}
         sup.events.emit("", "supervisor", f"herder: {why}; adopted {n} running instance(s), "
                         f"{'state carried over' if restored else 'no state record: counters start afresh'}",
-                        {"adopted": n, "restored": restored, "why": welcome.get("why")})
+                        data)
+
+
+def _hooks_left(sup: Supervisor) -> None:
+    """Hooks the killed decision process was running: they were its children, not the
+    keeper's (herder.runtime.hooks), so nothing reports their end. They are ended (their
+    process group, found by the instance's cookie tag and HERDER_HOOK) and reported as
+    ended with an unknown outcome; the core goes on as after a failed hook."""
+    running = {n: i for n, i in sup.world.instances.items() if i.hook is not None}
+    if not running:
+        return
+    for pid, (name, _cookie) in tree.with_cookie_prefix(state_tag(sup.config.state_dir) + ".").items():
+        if name in running and tree.hook(pid) is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+    for name, inst in running.items():
+        assert inst.hook is not None
+        sup.post(HookDone(name, inst.hook, inst.run, None,
+                          error="herder's decision process was restarted while it ran: ended, outcome unknown"))
 
 
 def _stray(sup: Supervisor, name: str, c: dict[str, Any]) -> None:

@@ -1,10 +1,12 @@
 """The monotonic clock every deadline uses, injected so tests can replace it.
 
-Wall-clock time is for display and logs only: a clock step (NTP, a VM resume) must never
-fire or stall a restart or a stop timeout. A Clock tells the time and wakes the loop at a
-deadline on its own time line; the supervisor's one deadline heap (herder.runtime.timers)
-asks it for one wake-up at a time. herder.testing.FakeClock is the test double, which can
-jump to the next deadline whenever the loop has nothing else to do.
+Wall-clock time is for display, logs and calendars only: a clock step (NTP, a VM resume)
+must never fire or stall a restart or a stop timeout. Schedules (herder.core.calendar) are
+the one place the two meet: the runtime tells the core their offset (`wall()` - `now()`).
+A Clock tells the time and wakes the loop at a deadline on its own time line; the
+supervisor's one deadline heap (herder.runtime.timers) asks it for one wake-up at a time.
+herder.testing.FakeClock is the test double, which can jump to the next deadline whenever
+the loop has nothing else to do.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ class Now(Protocol):
 
 
 class Clock(Now, Protocol):
+    def wall(self) -> float:
+        """Wall-clock time (seconds since the epoch) now, on this clock's notion of it."""
+        ...
+
     def wake_at(self, deadline: float, callback: Callable[[], None]) -> Wakeup:
         """Call `callback` on the running loop once now() >= deadline (on this clock)."""
         ...
@@ -36,6 +42,9 @@ class Clock(Now, Protocol):
 class MonotonicClock:
     def now(self) -> float:
         return time.monotonic()
+
+    def wall(self) -> float:
+        return time.time()
 
     def wake_at(self, deadline: float, callback: Callable[[], None]) -> Wakeup:
         import asyncio  # here, not at the top: the keeper imports this module and never asyncio

@@ -1,7 +1,7 @@
 """The effect runner: carries out what the core's step returned, in order, and nothing more.
 
 One branch per effect type, each a call into the adapter that owns the I/O: processes
-(spawn, signals, kills, pids), the deadline heap, the event bus (with the log hub's
+(spawn, signals, kills, pids), hooks, the calendar's records, the deadline heap, the event bus (with the log hub's
 stderr tail on exit events), the check runner, the reply futures. A failing adapter is a
 bug in herder: it is reported as a `bug` event and never stops supervision.
 """
@@ -19,14 +19,19 @@ from herder.core.world import World
 from herder.health.limits import Limits
 from herder.health.monitor import Checks
 from herder.logs._hub import LogHub
+from herder.runtime.calendar import Calendar
 from herder.runtime.events import EventBus
+from herder.runtime.hooks import Hooks
 from herder.runtime.processes import Processes
 from herder.runtime.timers import Timers
 
 
 class EffectRunner:
     def __init__(self, world: World, procs: Processes, timers: Timers, events: EventBus, logs: LogHub,
-                 checks: Checks, limits: Limits | None, on_finished: Callable[[int], None]) -> None:
+                 checks: Checks, limits: Limits | None, on_finished: Callable[[int], None], hooks: Hooks,
+                 calendar: Calendar) -> None:
+        self.hooks = hooks
+        self.calendar = calendar
         self.world = world
         self.procs = procs
         self.timers = timers
@@ -78,6 +83,12 @@ class EffectRunner:
             fut = self.replies.pop(eff.ticket, None)
             if fut is not None and not fut.done():
                 fut.set_result(eff)
+        elif isinstance(eff, fx.RunHook):
+            self.hooks.run(eff)
+        elif isinstance(eff, fx.StopHook):
+            self.hooks.signal(eff)
+        elif isinstance(eff, fx.RecordRun):
+            self.calendar.record(eff)
         elif isinstance(eff, fx.Finished):
             self.on_finished(eff.exit_code)
 
@@ -87,4 +98,8 @@ class EffectRunner:
             inst = self.world.instances.get(eff.name)
             if inst is not None:
                 data.update(self.logs.exit_data(inst))
+        elif eff.kind is Kind.HOOK and data.get("phase") == "end" and not data.get("ok"):
+            inst = self.world.instances.get(eff.name)
+            if inst is not None:
+                data["stderr_tail"] = self.logs.hook_tail(inst, str(data.get("hook")))
         self.events.emit(eff.name, str(eff.kind), eff.message, data)

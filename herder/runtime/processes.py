@@ -34,6 +34,7 @@ from herder.core import effects as fx
 from herder.core.effects import Scope
 from herder.core.events import Event, Exited, Spawned, SpawnFailed
 from herder.core.world import World
+from herder.errors import SpawnError
 from herder.logs._hub import LogHub
 from herder.process import spawn as spawner
 from herder.process import tree
@@ -114,6 +115,7 @@ class Processes:
         if self.link is None or self.link.lost:
             self.post_now(SpawnFailed(inst.name, "herder's keeper is gone; it is being replaced"))
             return
+        outs = None
         try:
             launch = spawner.plan(inst.name, inst.replica, inst.spec, p.cookie, self.base_env)
             for env in self.env_for:
@@ -126,7 +128,9 @@ class Processes:
                 if p.cgroup is None:
                     p.cgroup = self.cgroups.for_instance(inst.name)   # exists before the child does
                 cg = str(p.cgroup.path)
-        except (OSError, KeyError) as e:
+        except (OSError, KeyError, ValueError, SpawnError) as e:
+            if outs is not None:
+                outs.close_all()       # the pipes made for it
             self.post_now(SpawnFailed(inst.name, f"cannot prepare: {e}"))
             return
         rid = next(self._ids)
@@ -155,6 +159,8 @@ class Processes:
         self.logs.spawned(name, flight.run, flight.outs, int(msg.get("slot", -1)), msg.get("sinks") or {})
         self._by_pid[pid] = name
         self._live_dirty = True
+        if msg.get("problem"):        # the keeper forked it, then something failed (its capture …)
+            self.logs.events.emit(name, "log_error", f"{name}: {msg['problem']}", {"pid": pid})
         self.post_now(Spawned(name, pid))
 
     def lost_flights(self) -> list[_Flight]:

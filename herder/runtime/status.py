@@ -32,6 +32,7 @@ def record(inst: Instance, now: float, wall: float) -> dict[str, Any]:
         "exit": (ex.signal or ex.code) if ex else None,
         "health": health,
         "status": inst.status, "reason": inst.reason, "want": "up" if inst.want_up else "down",
+        "hook": inst.hook.value if inst.hook is not None else None,
     }
 
 

@@ -30,7 +30,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from herder.config import Config, to_record
 from herder.core import effects as fx
@@ -48,14 +48,19 @@ from herder.logs._hub import LogHub
 from herder.process.cgroup import Cgroups
 from herder.process.rlimits import raise_nofile
 from herder.runtime import adopt, container, signals, status, upward
+from herder.runtime.calendar import Calendar, local_zone
 from herder.runtime.clock import Clock, MonotonicClock
 from herder.runtime.effects import EffectRunner
 from herder.runtime.events import EventBus
+from herder.runtime.hooks import Hooks
 from herder.runtime.keeper_link import KeeperLink, handshake, spawn_attached
 from herder.runtime.ports import Component
 from herder.runtime.processes import Processes
 from herder.runtime.timers import Timers
 from herder.store import lock, runstate
+
+if TYPE_CHECKING:
+    from herder.alerts.component import AlertsComponent
 
 KEEPER_LOST = 70      # this process's exit code when its keeper died and it could not replace it
 
@@ -67,7 +72,7 @@ class Supervisor:
         self.clock: Clock = clock or MonotonicClock()
         self.init = init or container.detect()   # PID 1? in a container? (docs/container.md)
         rng = rng or random.Random()
-        self.world = World.create(config, self.clock.now(), lambda: rng.uniform(-1.0, 1.0))
+        self.world = World.create(config, self.clock.now(), lambda: rng.uniform(-1.0, 1.0), local_zone())
         self.events = EventBus()
         self.components: list[Component] = []
         self.link: KeeperLink | None = keeper
@@ -98,10 +103,17 @@ class Supervisor:
         if self.limits is not None:
             self.procs.prepare.append(self.limits.prepare)
             self.procs.exit_reason = self.limits.exit_reason
+        self.hooks = Hooks(self.world, self.procs, self.logs, self.post, self.clock)
+        self.calendar = Calendar(self.clock, config.state_dir)
         self.runner = EffectRunner(self.world, self.procs, self.timers, self.events, self.logs, self.checks,
-                                   self.limits, self._finish)
+                                   self.limits, self._finish, self.hooks, self.calendar)
         self.on_keeper_lost: Callable[[], None] | None = None
         upward.attach(self)  # READY/STATUS/WATCHDOG/STOPPING to the manager that runs herder
+        self.alerts: AlertsComponent | None = None
+        if config.alerts.targets or config.hooks.on_event:   # [alerts], [hooks] on_event
+            from herder.alerts.component import AlertsComponent
+
+            self.alerts = AlertsComponent(self, self.procs.watch, self.procs.base_env)
         # extra fields of each status record, asked per request (never on a timer)
         self.status_fields: list[Callable[[Instance], dict[str, Any]]] = [self.logs.status_fields]
 
@@ -244,6 +256,11 @@ class Supervisor:
         try:
             while self._answers or (self._queue and not self.procs.in_flight):
                 ev = (self._answers or self._queue).popleft()
+                stepped = self.calendar.drifted(self.world)    # the wall clock was stepped: tell the core first
+                if stepped is not None:
+                    effects = step(self.world, stepped, self.clock.now())
+                    self._record(stepped, effects)
+                    self.runner.run(effects)
                 effects = step(self.world, ev, self.clock.now())
                 self._record(ev, effects)
                 self.runner.run(effects)
@@ -409,7 +426,7 @@ class Supervisor:
                 self.limits.cgroups = self.procs.cgroups
             async with AsyncExitStack() as stack:
                 await stack.enter_async_context(self.logs)
-                for own in (self.notify, self.limits, self.checks):
+                for own in (self.notify, self.limits, self.checks, self.alerts):
                     if own is not None:
                         await stack.enter_async_context(own)
                 for comp in self.components:
@@ -420,6 +437,7 @@ class Supervisor:
                                  f"tracking by {'cgroup' if self.cgroups else 'process group'})")
                 self.timers.open()
                 self._running = True
+                self.post(self.calendar.first(self.world))     # schedules: the wall clock, the last runs
                 adopt.start(self, welcome, only, self.fresh)
                 self._record_all()
                 for msg, fds in welcome.get("early") or []:

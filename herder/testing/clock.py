@@ -5,6 +5,10 @@
 
 Manual: `advance(seconds)` moves the time and runs the wake-ups that fall due, in order.
 
+The wall clock (`wall()`, what schedules follow) moves with it: it reads `wall` (default
+2025-01-01T00:00:00Z) at `start`; `step_wall(seconds)` steps it alone, as NTP or a resume
+from suspend would.
+
 Autojump, in the spirit of trio's MockClock(autojump_threshold=0): the event loop made by
 `loop_factory()` checks, each time it would block, whether anything is ready right now
 (an fd, a callback); if not and a wake-up is pending on this clock, the clock jumps to
@@ -45,9 +49,13 @@ class _Wakeup:
         self.cancelled = True
 
 
+WALL_START = 1_735_689_600.0    # 2025-01-01T00:00:00Z
+
+
 class FakeClock:
-    def __init__(self, start: float = 1000.0, *, autojump: bool = False) -> None:
+    def __init__(self, start: float = 1000.0, *, autojump: bool = False, wall: float = WALL_START) -> None:
         self._now = start
+        self._wall_offset = wall - start
         self.autojump = autojump
         self._wakeups: list[tuple[float, int, _Wakeup]] = []
         self._seq = itertools.count()
@@ -56,6 +64,13 @@ class FakeClock:
 
     def now(self) -> float:
         return self._now
+
+    def wall(self) -> float:
+        return self._now + self._wall_offset
+
+    def step_wall(self, seconds: float) -> None:
+        """The wall clock alone jumps (forward or back); the monotonic time does not."""
+        self._wall_offset += seconds
 
     def advance(self, seconds: float) -> float:
         """Move the time forward, running every wake-up that falls due, in deadline order."""

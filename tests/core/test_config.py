@@ -97,7 +97,8 @@ def test_missing_command_bad_types_and_toml_syntax(make_config: Callable[..., Pa
     bad = make_config("[services.a\ncommand = 1\n", name="bad.toml")
     assert errors(bad) == [f"{bad}:1: TOML syntax error: Expected ']' at the end of a table declaration"]
     assert errors(make_config("[servicez.a]\n", name="top.toml"))[0].endswith(   # docs/config.md: did you mean
-        'top.toml:1: servicez: unknown table (did you mean "services"?); expected one of herder, defaults, services')
+        'top.toml:1: servicez: unknown table (did you mean "services"?); expected one of herder, defaults, services, '
+        'alerts, hooks')
 
 
 def test_partial_tables_merge_with_defaults_then_builtins(make_config: Callable[..., Path], tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from herder.core.effects import (
     ArmTimer,
     CancelTimer,
     Effect,
+    HookKind,
     Kill,
     KillLeftovers,
     Publish,
@@ -35,6 +36,7 @@ from herder.core.events import (
     FailReason,
     Found,
     HealthChanged,
+    HookDone,
     MainPid,
     OneInstance,
     Restart,
@@ -64,7 +66,8 @@ def event(cls: type[OneInstance]) -> OneInstance:
     extra: dict[type[OneInstance], OneInstance] = {
         Spawned: Spawned("web", 7), SpawnFailed: SpawnFailed("web", "nope"), Exited: Exited("web", 4242, 1),
         Fail: Fail("web", FailReason.HEALTH), HealthChanged: HealthChanged("web", False), MainPid: MainPid("web", 9),
-        Extend: Extend("web", 1.0), Found: Found("web", 7)}
+        Extend: Extend("web", 1.0), Found: Found("web", 7),
+        HookDone: HookDone("web", HookKind.PRE_START, 0, 0)}
     return extra.get(cls) or cls("web")
 
 

@@ -1,6 +1,8 @@
 """Random event sequences through `step` (hypothesis), with the invariants checked after
-every event: the table never reports a bug; a process exists exactly in the alive
-states; backoff has its timer and no process; a parked (failed) instance is not spawned
+every event: the table never reports a bug; a process exists only in the alive states,
+and an alive state without one has a hook running (one at a time; never a spawn while a
+hook runs); restart_prevent_exit_codes end in exited and restart_force_exit_codes
+restart; backoff has its timer and no process; a parked (failed) instance is not spawned
 again until an operator starts it, and never counts more failed starts than the limit
 allows; a dependent is never spawned before its dependencies meet their conditions; the
 core's armed deadlines are the runtime's; each job answers at most once; and once
@@ -17,6 +19,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from herder.config.lifecycle import Hook, Hooks
 from herder.config.model import Backoff, Health, Limits, Ready, ServiceSpec, StartLimit
 from herder.core import critical
 from herder.core import effects as fx
@@ -57,8 +60,13 @@ SERVICES = {
     "after": spec(depends_on={"job": "completed"}, bind=True, restart="always"),
     "wd": spec(depends_on={"db": "healthy"}, health=Health(watchdog=3.0), ready=Ready(log="up", timeout=6.0)),
     "hog": spec(limits=Limits(max_memory_restart=1000, memory_check_interval=2.0)),
+    "hooked": spec(restart="always", ready=Ready(notify=True, timeout=5.0),
+                   hooks=Hooks(pre_start=Hook(("a",), timeout=4.0), post_start=Hook(("b",), timeout=4.0),
+                               pre_stop=Hook(("c",), timeout=4.0), post_stop=Hook(("d",), timeout=4.0))),
+    "codes": spec(restart="on-failure", restart_prevent_exit_codes=(3, "SIGKILL"), restart_force_exit_codes=(0,)),
 }
-NAMES = ["db", "web.0", "web.1", "job", "after", "wd", "hog"]
+NAMES = ["db", "web.0", "web.1", "job", "after", "wd", "hog", "hooked", "codes"]
+HOOKS = ["pre_start", "post_start", "pre_stop", "post_stop"]
 
 
 class Checked(Sim):
@@ -73,6 +81,9 @@ class Checked(Sim):
         if isinstance(eff, fx.Spawn):
             inst = self.world.instances[eff.name]
             assert not self.world.unmet(inst), f"{eff.name} spawned while {self.world.unmet(inst)}"
+            assert inst.hook is None and eff.name not in self.hooks, f"{eff.name} spawned while a hook runs"
+        if isinstance(eff, fx.RunHook):
+            assert eff.name not in self.hooks, f"{eff.name}: a second hook while one runs"
         if isinstance(eff, fx.Publish) and eff.kind == "spawn_failed":
             self.failed_at.setdefault(eff.name, []).append(self.now)
         super()._carry_out(eff)
@@ -115,12 +126,29 @@ class Sequences(RuleBasedStateMachine):
             for n in which:
                 self.sim.failed_at.pop(n, None)
 
-    @rule(name=names, code=st.sampled_from([0, 1]), sig=st.sampled_from([None, "SIGKILL"]))
+    @rule(name=names, code=st.sampled_from([0, 1, 3]), sig=st.sampled_from([None, "SIGKILL"]))
     def exit(self, name: str, code: int, sig: str | None) -> None:
         self._before()
         inst = self.sim.inst(name)
         if inst.state in ALIVE and inst.pid is not None:
+            on_its_own = inst.state is not State.STOPPING and inst.hook is None
             self.sim.post(Exited(name, inst.pid, None if sig else code, sig))
+            if name == "codes" and on_its_own:
+                # restart_prevent_exit_codes: exited whatever the policy; restart_force: restarted (or parked)
+                expect = {State.EXITED} if sig or code == 3 else {State.BACKOFF, State.FAILED}
+                assert inst.state in expect, (code, sig, inst.state)
+
+    @rule(hook=st.sampled_from(HOOKS), code=st.sampled_from([0, 0, 1]), hold=st.booleans())
+    def hooks_behave(self, hook: str, code: int, hold: bool) -> None:
+        self._before()
+        self.sim.hook_codes[("hooked", hook)] = code
+        (self.sim.hold_hooks.add if hold else self.sim.hold_hooks.discard)(("hooked", hook))
+
+    @rule(code=st.sampled_from([0, 1]))
+    def hook_ends(self, code: int) -> None:
+        self._before()
+        if "hooked" in self.sim.hooks:
+            self.sim.end_hook("hooked", code)
 
     @rule(dt=st.floats(min_value=0.0, max_value=12.0))
     def advance(self, dt: float) -> None:
@@ -173,6 +201,7 @@ class Sequences(RuleBasedStateMachine):
             return
         sim = self.sim
         sim.fail_spawns = {}
+        sim.stubborn_hooks.clear()
         sim.post(Command(Verb.STOP, tuple(NAMES)))
         sim.run_timers()
         assert all(i.state is State.STOPPED or (sim.world.phase.value != "up" and i.state in IDLE)
@@ -191,7 +220,14 @@ def check(sim: Checked, parked: set[str], started: set[str], mark: int) -> None:
             assert sum(1 for u in times[i:] if u < t + limit.interval) <= limit.burst + 1, (name, times)
     assert not [e.message for e in sim.events if e.kind == "bug"]
     for name, inst in world.instances.items():
-        assert (inst.state in ALIVE) == (inst.pid is not None), (name, inst.state, inst.pid)
+        if inst.pid is not None:
+            assert inst.state in ALIVE, (name, inst.state, inst.pid)
+        elif inst.state in ALIVE:     # no process: a hook runs (pre_start, post_stop, or the rest of one)
+            assert inst.hook is not None, (name, inst.state)
+        if inst.hook is not None:
+            assert inst.state in (State.STARTING, State.STOPPING), (name, inst.state, inst.hook)
+            assert inst.hook.value not in ("pre_start", "post_stop") or inst.pid is None
+            assert name in sim.hooks, (name, inst.hook)     # the core's running hook is the runtime's
         if inst.state is State.BACKOFF:
             assert fx.TimerKind.BACKOFF in inst.timers
         assert len(inst.failed_starts) <= inst.spec.start_limit.burst + 1

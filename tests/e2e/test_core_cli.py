@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 from collections.abc import Callable
@@ -110,10 +111,19 @@ def test_one_supervisor_per_state_dir(make_config: Callable[..., Path], procs: l
 
 
 def test_instances_left_by_a_killed_keeper_and_decision_process_are_adopted_not_duplicated(
-        make_config: Callable[..., Path], procs: list[HerderProc]) -> None:
+        make_config: Callable[..., Path], procs: list[HerderProc], tmp_path: Path) -> None:
     """Both of herder's processes killed at once: the next `herder up` adopts what runs
-    (same pids, followed by pidfd), starts no second copy, and `down` stops them."""
-    cfg = make_config('[services.a]\ncommand = ["sleep", "1000"]\nreplicas = 2\n')
+    (same pids, followed by pidfd), starts no second copy, tells the [alerts] targets
+    (the `adopted` condition), and `down` stops them."""
+    told = tmp_path / "alerts"        # an [alerts] exec target: the operator is told what happened
+    cfg = make_config(f'''
+        [alerts]
+        targets = ["exec:sh -c 'echo $HERDER_ALERT_CONDITION: $HERDER_ALERT_BODY >> {told}'"]
+        on = ["adopted"]
+        [services.a]
+        command = ["sleep", "1000"]
+        replicas = 2
+        ''')
     h = HerderProc("up", "-c", str(cfg))
     procs.append(h)
     old = {int(h.expect(rf"a.{i}: started \(pid (\d+)\)").group(1)) for i in range(2)}
@@ -130,6 +140,11 @@ def test_instances_left_by_a_killed_keeper_and_decision_process_are_adopted_not_
     h2.expect(r"supervising")
     st = run("status", "--json", "-c", str(cfg))
     assert {r["pid"] for r in json.loads(st.stdout)} == old     # the same pids, no second copy
+    h2.expect(r"alert sent to exec:sh: .* a\.[01]: adopted")
+    h2.expect(r"alert sent to exec:sh: .* a\.[01]: adopted")
+    told_of = [re.fullmatch(r"adopted: a\.[01]: adopted \(pid (\d+)\), left running by a previous herder", x)
+               for x in told.read_text().splitlines()]     # one per instance (the core's `adopted` events)
+    assert all(told_of) and {int(m.group(1)) for m in told_of if m} == old, told.read_text()
     h2.signal(signal.SIGTERM)
     assert h2.wait() == 0
     assert not any(alive(p) for p in old)

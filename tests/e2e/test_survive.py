@@ -291,3 +291,45 @@ def test_kill_9_of_the_keeper_the_decision_process_becomes_the_keeper(herd: Call
     got = numbers(h.state / "logs" / "p.log", tag)
     assert len(got) > 10 and got == list(range(1, len(got) + 1)), "a gap or a repeat across the keeper's death"
     assert not marked(tag) and not marked(f"sleep {quiet}")
+
+
+def test_kill_9_of_the_decision_process_while_a_hook_runs(herd: Callable[..., Herd]) -> None:
+    """A hook is the decision process's child, not the keeper's: after a kill -9 during its
+    pre_start the next decision process ends it (nothing runs that herder does not list),
+    reports it as ended with its outcome unknown, and the failed start is retried as usual;
+    what the hook wrote is in the service's log (the keeper held its pipe)."""
+    quiet = 60000 + random.randrange(30000)
+    hang = f"sleep {quiet + 1}"
+    h = herd(f'''
+        [services.web]
+        command = ["sleep", "{quiet}"]
+        backoff = {{ initial = "0s", jitter = 0.0 }}
+        [services.web.hooks]
+        pre_start = ["sh", "-c", "[ -e first ] && exit 0; : > first; echo $$ > hookpid; echo waiting; exec {hang}"]
+        ''')
+    hookpid = h.dir / "hookpid"
+    up = subprocess.Popen(_cli("up", "-d", "-c", str(h.config)), cwd=h.dir, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+    try:
+        pid = wait_until("the hook's pid", lambda: hookpid.read_text().strip() if hookpid.exists() else None,
+                         timeout=60, interval=0.01)
+        hook = int(wait_until("the hook's exec", lambda: pid if "sleep" in " ".join(_try(
+            lambda: psutil.Process(int(pid)).cmdline()) or []) else None, timeout=30, interval=0.01))
+        kill_dp(h)
+        try:
+            got = wait_until("web running", lambda: _try(lambda: services(h)["web"] if services(h)["web"]["state"]
+                                                         == "running" else None), timeout=30, interval=0.02)
+        except AssertionError:
+            raise AssertionError(h.cli("events", "-n", "200").stdout + str(services(h))) from None
+        assert not alive(hook), "the hook the killed decision process ran is still running"
+        assert marked(hang) == []
+        assert got["pid"]
+        r = h.cli("logs", "-n", "200")
+        assert "[hook pre_start] waiting" in r.stdout, r.stdout
+        ev = h.cli("events", "-n", "200").stdout
+        assert "outcome unknown" in ev, ev
+    finally:
+        up.communicate(timeout=120)
+    r = h.cli("down")
+    assert r.returncode == 0, r.stderr
+    assert marked(f"sleep {quiet}") == []

@@ -109,3 +109,36 @@ def _break(doc_docs: list[dict[str, Any]], kind: str, name: str, fn: Any) -> lis
 def test_semantic_checks_catch(what: str, kind: str, name: str, fn: Any, found: str) -> None:
     broken = problems(_break(docs("shop"), kind, name, fn))
     assert any(found in p for p in broken), f"{what}: {broken}"
+
+
+def test_security_and_lifecycle_hooks_map_to_the_container() -> None:
+    web = next(d for d in docs("full") if d["kind"] == "Deployment" and d["metadata"]["name"] == "web")
+    c = web["spec"]["template"]["spec"]["containers"][0]
+    assert c["securityContext"] == {"allowPrivilegeEscalation": False,
+                                    "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}}
+    assert c["lifecycle"] == {"postStart": {"exec": {"command": ["./bin/cache", "--lb-add"]}},
+                              "preStop": {"exec": {"command": ["./bin/cache", "--drain"]}}}
+    notes = {n.key: n.status for n in exported("full", "kubernetes").report.of("web")}
+    assert notes["hooks.pre_stop"] == "approximated" and notes["security.capabilities"] == "carried"
+    assert notes["hooks.pre_start"] == notes["security.private_tmp"] == "not carried"
+
+
+def test_a_schedule_is_a_cronjob() -> None:
+    cron = next(d for d in docs("full") if d["kind"] == "CronJob" and d["metadata"]["name"] == "nightly")
+    spec = cron["spec"]
+    assert spec["schedule"] == "30 2 * * *" and spec["timeZone"] == "Europe/Berlin"
+    assert spec["concurrencyPolicy"] == "Forbid" and "startingDeadlineSeconds" not in spec     # missed = "run"
+    assert spec["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    assert not any(d["kind"] == "Job" and d["metadata"]["name"] == "nightly" for d in docs("full"))
+    notes = {n.key: n for n in exported("full", "kubernetes").report.of("nightly")}
+    assert notes["overlap"].status == "approximated" and notes["missed"].status == "carried"
+
+
+def test_cron_as_five_fields() -> None:
+    from herder.export.oncalendar import Untranslatable, five_fields
+
+    assert five_fields("*/15 9-17 * jan-mar mon-fri") == "0,15,30,45 9,10,11,12,13,14,15,16,17 * 1,2,3 1,2,3,4,5"
+    assert five_fields("@daily") == "0 0 * * *" and five_fields("0 0 1 * mon") == "0 0 1 * 1"   # either day
+    for bad in ("*/5 * * * * *", "0 0 L * *"):
+        with pytest.raises(Untranslatable):
+            five_fields(bad)

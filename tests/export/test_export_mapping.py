@@ -76,3 +76,17 @@ def test_docs_are_generated_from_the_rules() -> None:
     for target, mapping in MAPPINGS.items():
         for rule in mapping.rules:
             assert f"`{rule.key}`" in doc.read_text(), f"{target}: {rule.key} missing from docs/export.md"
+
+
+def test_compose_carries_security_and_swarm_reports_it() -> None:
+    import yaml
+
+    from herder.export import compose, swarm
+
+    web = yaml.safe_load(exported("full", "compose").files[compose.FILE])["services"]["web"]
+    assert web["security_opt"] == ["no-new-privileges:true"] and web["tmpfs"] == ["/tmp", "/var/tmp"]
+    assert web["cap_drop"] == ["ALL"] and web["cap_add"] == ["NET_BIND_SERVICE"]
+    stack = yaml.safe_load(exported("full", "swarm").files[swarm.FILE])["services"]["web"]
+    assert not {"security_opt", "cap_drop", "tmpfs"} & set(stack)
+    note = exported("full", "swarm").report.find("web", "security.no_new_privileges")
+    assert note is not None and note.status == NOT_CARRIED and "ignores security_opt" in note.text

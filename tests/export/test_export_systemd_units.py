@@ -47,3 +47,21 @@ def test_full_units_map_as_documented() -> None:
     assert 'Environment="SLOT=0"' in files["full-Odd_Name.service"]
     target = files["full.target"]
     assert "Wants=full-api@2.service" in target and "migrate" not in target and "Odd_Name" not in target
+
+
+def test_hooks_security_and_exit_code_policies_map_to_their_directives() -> None:
+    result = exported("full", "systemd")
+    base = str(result.project.base)
+    web = result.files["full-web.service"]
+    for line in (f"ExecStartPre={base}/bin/cache --migrate", f"ExecStartPost={base}/bin/cache --lb-add",
+                 f"ExecStop={base}/bin/cache --drain", "ExecStopPost=+rm -f /run/web.sock",
+                 "NoNewPrivileges=yes", "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
+                 "AmbientCapabilities=CAP_NET_BIND_SERVICE", "UMask=0027", "PrivateTmp=yes", "ReadOnlyPaths=/usr"):
+        assert line + "\n" in web, line
+    assert web.index("ExecStart=") < web.index("ExecStartPre=")      # systemd runs them in its own order
+    nightly = result.files["full-nightly.service"]
+    assert "RestartPreventExitStatus=78\n" in nightly and "RestartForceExitStatus=0\n" in nightly
+    notes = {n.key: n for n in result.report.of("web")}
+    assert notes["hooks.pre_stop"].status == "approximated" and "TimeoutStopSec=" in notes["hooks.pre_stop"].text
+    assert notes["security.capabilities"].status == "carried"
+    assert notes["restart_schedule"].status == "carried" and "try-restart" in notes["restart_schedule"].text

@@ -151,3 +151,26 @@ def test_record_round_trip() -> None:
     assert specs()["plain"].dumps().count("\n") < 25
     with_password = InstallSpec("x", specs()["plain"].service, password="s3cret")
     assert "s3cret" not in with_password.dumps()
+
+
+def test_service_install_carries_hooks_security_and_exit_codes(tmp_path: Path) -> None:
+    """`herder service install` renders [hooks], [security] and the exit-code policies as the
+    systemd directives of the same meaning (docs/hooks.md), once each next to the hardening."""
+    from herder.config.lifecycle import Hook, Hooks, Security
+
+    py = shutil.which("python3") or "/usr/bin/python3"
+    spec = ServiceSpec(command=(py, "-m", "http.server", "80"), user="www-data",
+                       restart_prevent_exit_codes=(78, "SIGABRT"), restart_force_exit_codes=(0,),
+                       hooks=Hooks(pre_start=Hook((py, "-c", "print('migrate')")), pre_stop=Hook(("/bin/true",)),
+                                   post_stop=Hook(("/bin/rm", "-f", "/run/web.sock"), privileged=True)),
+                       security=Security(no_new_privileges=True, capabilities=("NET_BIND_SERVICE",), umask=0o27,
+                                         private_tmp=True, read_only_paths=("/etc",)))
+    text = systemd.render_unit(InstallSpec("web", spec), systemd.detect_features())
+    for line in ("ExecStartPre=", "ExecStop=/bin/true", "ExecStopPost=+/bin/rm -f /run/web.sock",
+                 "RestartPreventExitStatus=78 SIGABRT", "RestartForceExitStatus=0", "NoNewPrivileges=yes",
+                 "CapabilityBoundingSet=CAP_NET_BIND_SERVICE", "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+                 "UMask=0027", "PrivateTmp=yes", "ReadOnlyPaths=/etc"):
+        assert line in text, line
+    assert text.count("NoNewPrivileges=yes") == 1 and text.count("PrivateTmp=yes") == 1   # not again by hardening
+    res = _verify(tmp_path, {"web.service": text})
+    assert res.returncode == 0 and res.stderr == "", res.stderr

@@ -31,11 +31,16 @@ POSIX_ONLY = {
     "herder.testing.harness": "runs the supervisor",
     "herder.keeper.wire": "the keeper's wire passes fds with SCM_RIGHTS (AF_UNIX ancillary data)",
     "herder.keeper.keeper": "the keeper: the services' parent and subreaper, fds by SCM_RIGHTS",
+    "herder.keeper.dproc": "the keeper's decision process: its child, over an AF_UNIX socketpair",
+    "herder.keeper.messages": "the keeper's answers to its decision process (fds by SCM_RIGHTS, fork and exec)",
     "herder.keeper.children": "the keeper's children: fork and exec through herder.process.spawn",
     "herder.keeper.resume": "the keeper's re-exec with its fds (execve keeps them)",
     "herder.runtime.keeper_link": "the decision process's end of the keeper's wire (SCM_RIGHTS)",
     "herder.runtime.keeper_lost": "a decision process becoming the keeper (execve with its fds)",
     "herder.runtime.adopt": "adoption of the keeper's children (pidfd, /proc, cgroups)",
+    "herder.runtime.hooks": "the supervisor's hook runner: hooks spawn through herder.process.spawn",
+    "herder.alerts.deliver": "the supervisor's alert delivery: exec: targets spawn through herder.process.spawn",
+    "herder.alerts.component": "the supervisor's alerts component, over herder.alerts.deliver",
     "herder.cli.top": "watches a running supervisor (`herder up`, Linux today); Textual is not among the tier's "
                       "wheels",
 }
