@@ -270,8 +270,8 @@ def run_upgrade(args: Any) -> int:
         except ApiError as e:       # 503: a keeper holding the services, the new version could not start
             print(f"herder: upgrade failed: {e}", file=sys.stderr)
             return EXIT_FAILED
-        except HerderError:
-            now = None      # the old decision process closed this connection as it left
+        except (HerderError, OSError):
+            now = None      # the old decision process closed this connection as it left (or is not there yet)
         if now is not None and now.get("pid") != before.get("pid"):
             if args.json:
                 _dump(now)

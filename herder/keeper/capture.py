@@ -156,17 +156,16 @@ class Capture:
         mkdir) on a slow or hung disk must never stall the keeper's loop."""
         if spec.sink is None:
             return None
-        with self._lock:
-            got = self.sinks.get(spec.sink)
-            if got is None:
-                got = RotatingFile(Path(spec.sink), max_size=spec.max_size, max_files=spec.max_files,
-                                   rotate_every=spec.rotate_every, compress=spec.compress, clock=self.clock,
-                                   compressor=self.compressor, notify=self._notifier(name), label=name,
-                                   mode=spec.file_mode, dir_mode=spec.dir_mode)
-                got.slot = self.counters.slot("s:" + spec.sink)
-                self.sinks[spec.sink] = got
-                self.pump.wake_writer()   # a new rotation deadline
-            return got
+        got = self.sinks.get(spec.sink)     # writer thread only: no lock is held across the open
+        if got is None:
+            got = RotatingFile(Path(spec.sink), max_size=spec.max_size, max_files=spec.max_files,
+                               rotate_every=spec.rotate_every, compress=spec.compress, clock=self.clock,
+                               compressor=self.compressor, notify=self._notifier(name), label=name,
+                               mode=spec.file_mode, dir_mode=spec.dir_mode)
+            got.slot = self.counters.slot("s:" + spec.sink)    # allotted by `add`, in the main thread
+            self.sinks[spec.sink] = got
+            self.pump.wake_writer()   # a new rotation deadline
+        return got
 
     def forwarders(self, targets: Iterable[str], name: str) -> list[Forwarder]:
         out = []
@@ -193,6 +192,8 @@ class Capture:
             ch = Channel(fd, name, spec.stream, framer, None, spec.drop, spec.limit,
                          self.forwarders(spec.forward, name))
             ch.slot, ch.run, ch.spec = slot, run, spec
+            if spec.sink is not None:
+                self.counters.slot("s:" + spec.sink)    # allotted here: the slot table is the main thread's
             chans.append(ch)
         if attach:
             self.current[name] = chans

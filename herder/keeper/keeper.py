@@ -175,6 +175,8 @@ class Keeper:
             self.init = {"pid1": init.pid1, "engine": init.engine, "under": init.under}
             if init.pid1 and _SIGPWR is not None:
                 signal.signal(_SIGPWR, lambda signum, frame: self._signals.append(signum))
+        if _SIGPWR is not None:     # blocked across an upgrade's exec too; the services inherit this mask
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {_SIGPWR})
         if self.opts.resume_fd >= 0:
             raw = resume.read(self.opts.resume_fd)
             try:

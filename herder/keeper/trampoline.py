@@ -34,7 +34,8 @@ import sys
 import time
 from typing import Any
 
-_HANDLED = (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
+_STOP = {signal.SIGTERM, signal.SIGINT} | ({signal.SIGPWR} if hasattr(signal, "SIGPWR") else set())
+_HANDLED = {signal.SIGCHLD, signal.SIGHUP, signal.SIGUSR1} | _STOP     # blocked across the exec
 # the `-c` program the old keeper execs: it runs the text of this file from an inherited memfd
 BOOT = ("import os,sys;_f=int(sys.argv[sys.argv.index('--trampoline')+1]);"
         "exec(compile(os.pread(_f,1<<22,0),'herder-keeper-trampoline','exec'))")
@@ -149,7 +150,7 @@ def hold(raw: dict[str, Any], why: str) -> None:
                 _write(key.data, data)
         while got:
             signum = got.pop(0)
-            if signum in (signal.SIGTERM, signal.SIGINT) and stopping is None:
+            if signum in _STOP and stopping is None:
                 say("stopping every service")
                 stopping = time.monotonic() + max([float(c.get("stop_timeout", 10.0)) for c in children.values()]
                                                   or [0.0])

@@ -258,10 +258,18 @@ def test_sigterm_during_an_upgrade_stops_everything_in_order(herd: Callable[...,
         order.unlink(missing_ok=True)
 
 
+def _blocked(pid: int) -> int:
+    """The signal mask of a process's main thread (/proc/PID/status SigBlk)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigBlk:"):
+            return int(line.split()[1], 16)
+    raise AssertionError(f"no SigBlk for pid {pid}")
+
+
 def test_repeated_upgrades_under_log_load_keep_every_line_once(herd: Callable[..., Herd]) -> None:
     tag = f"upg3x{os.getpid()}x{random.randrange(10 ** 6)}"
     conf = "".join(f"[services.p{i}]\ncommand = {json.dumps(PRINTER.format(tag=f'{tag}.{i}'))}\n" for i in range(10))
-    h = herd(conf)
+    h = herd(conf + f'[services.again]\ncommand = ["sleep", "{70000 + random.randrange(20000)}"]\n')
     assert h.up().returncode == 0
     before = pids(h)
     keeper, _ = keeper_and_dp(h)
@@ -274,8 +282,58 @@ def test_repeated_upgrades_under_log_load_keep_every_line_once(herd: Callable[..
     assert {n: x["pid"] for n, x in now.items()} == before
     assert all(x["restarts"] == 0 and x["state"] == "running" for x in now.values())
     assert keeper_and_dp(h)[0] == keeper
+    assert _blocked(keeper) == 0, "the keeper kept signals blocked after its exec"
+    r = h.cli("restart", "again")
+    assert r.returncode == 0, r.stderr
+    assert _blocked(services(h)["again"]["pid"]) == 0, "a service started after an upgrade has signals blocked"
     r = h.cli("down")
     assert r.returncode == 0, r.stderr
     for i in range(10):
         got = numbers(h.state / "logs" / f"p{i}.log", f"{tag}.{i}")
         assert len(got) > 10 and got == list(range(1, len(got) + 1)), f"p{i}: a gap or a repeat"
+
+
+def test_a_log_writer_stuck_on_its_disk_calls_the_upgrade_off(herd: Callable[..., Herd]) -> None:
+    """`talk` logs to a FIFO nobody reads yet (a disk that hangs): opening it blocks the writer
+    thread, never the keeper's loop (the spawn is answered, `up -d` returns). An upgrade then
+    cannot drain the writer: it is called off after the drain timeout (exit 1, the running
+    version carries on) instead of exec'ing with unwritten bytes; once the 'disk' answers,
+    every line arrives once."""
+    tag = f"stuck{os.getpid()}x{random.randrange(10 ** 6)}"
+    h = herd("")
+    fifo = h.dir / "talk.fifo"
+    os.mkfifo(fifo)
+    h.write(f"[services.talk]\ncommand = {json.dumps(PRINTER.format(tag=tag))}\nlogs.stdout = \"{fifo}\"\n"
+            f'[services.quiet]\ncommand = ["sleep", "{70000 + random.randrange(20000)}"]\n')
+    assert h.up().returncode == 0
+    before = pids(h)
+    keeper, _ = keeper_and_dp(h)
+    r = h.cli("upgrade")
+    assert r.returncode == 1, r.stderr
+    assert "upgrade failed" in r.stderr and "upgrade_failed" in r.stderr, r.stderr
+    assert request(h.sock, "GET", "/v1/health")[1]["started_by"] == "upgrade_failed"
+    assert keeper_and_dp(h)[0] == keeper
+    assert "--resume" not in psutil.Process(keeper).cmdline()      # it never exec'd
+    now = services(h)
+    assert {n: x["pid"] for n, x in now.items()} == before
+    assert all(x["restarts"] == 0 for x in now.values())
+    events = h.cli("events", "-n", "100").stdout
+    assert "did not write what it had read" in events, events
+    got: list[int] = []
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)     # the disk answers: the writer's open returns
+    try:
+        buf = b""
+        deadline = time.monotonic() + 60
+        while len(got) < 100 and time.monotonic() < deadline:
+            select.select([fd], [], [], 1)
+            try:
+                buf += os.read(fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            *lines, buf = buf.split(b"\n")
+            got += [int(x.split()[-1]) for x in lines if x.split()[-2:-1] == [tag.encode()]]
+        assert len(got) >= 100 and got == list(range(1, len(got) + 1)), got[:20]
+    finally:
+        r = h.cli("down")
+        os.close(fd)
+    assert r.returncode == 0, r.stderr
