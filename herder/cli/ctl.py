@@ -12,7 +12,7 @@ import os
 import sys
 
 from herder.cli import progress, render
-from herder.control.client import ApiError, Client, discover_socket
+from herder.control.client import ApiError, Client, Dropped, discover_socket
 from herder.errors import EXIT_FAILED, EXIT_OK, HerderError, NotRunning, UsageError
 
 TYPE_CHECKING = False   # not `from typing import …`: typing costs `herder status` ~3 ms; mypy reads this block
@@ -294,9 +294,25 @@ def run_down(args: Any) -> int:
     """Stop everything; exit 0 only once the supervisor confirmed it: its event stream ended as
     herder ends it when every service has stopped, and it released its lock (it exited)."""
     c = client(args, timeout=None)
-    # follow first, so the end of the stream (herder closing it as it exits) is seen
-    events = None if args.no_wait else c.stream("events", query={"follow": True, "limit": 0})
-    res = c.call("down")
+    try:
+        # follow first, so the end of the stream (herder closing it as it exits) is seen
+        events = None if args.no_wait else c.stream("events", query={"follow": True, "limit": 0})
+        res = c.call("down")
+    except Dropped:
+        # The supervisor closed the connection before answering. If it was finishing a stop
+        # already under way (a `down` whose decision process was killed: the keeper's next
+        # one carries the stop on) and exited, everything this `down` asks for is true and
+        # provable: its lock is released and run.json lists nothing alive. Otherwise the
+        # outcome is unknown and said so (exit 1).
+        state_dir = _state_dir_of(c.socket_path)
+        if state_dir is None or not wait_unlocked(state_dir) or _left_running(state_dir):
+            raise
+        if args.json:
+            _dump({"confirmed": True, "state_dir": state_dir})
+        else:
+            print("herder: the supervisor finished a stop already under way and exited as this `down` reached "
+                  "it; every service is stopped", file=sys.stderr)
+        return EXIT_OK
     if not args.json:
         print(f"herder (pid {res['pid']}): stopping every service", file=sys.stderr)
     code = EXIT_OK
@@ -328,6 +344,14 @@ def run_down(args: Any) -> int:
     if args.json:
         _dump({**res, "confirmed": code == EXIT_OK})
     return code
+
+
+def _state_dir_of(socket_path: str) -> str | None:
+    """The state_dir whose default socket this is (None for a socket elsewhere: its
+    supervisor's state cannot be found from it)."""
+    parent = os.path.dirname(os.path.abspath(socket_path))
+    return parent if os.path.basename(socket_path) == "herder.sock" and \
+        os.path.exists(os.path.join(parent, "herder.pid")) else None
 
 
 def _left_running(state_dir: str | None) -> list[str]:

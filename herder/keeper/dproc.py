@@ -68,6 +68,7 @@ class DecisionProcesses:
         env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
         if self.k.notify_addr:
             env["HERDER_UPWARD"] = "keeper"      # report READY/STATUS/WATCHDOG through the keeper
+            env["HERDER_MANAGER_NOTIFY"] = self.k.notify_addr   # kept for when it must become the keeper
             if self.k.watchdog:
                 env["HERDER_UPWARD_WATCHDOG"] = str(self.k.watchdog)
         try:

@@ -185,6 +185,10 @@ class Keeper:
                 self.capture.pump.stop(close_channels=False)
                 trampoline.hold(raw, f"upgrade: this keeper cannot resume the record ({e!r})")
             self.ever_up = True        # a successor: what ran before was up
+            # herder's main process for its manager (a decision process that became the keeper
+            # after a kill of the old one: systemd with ExitType=cgroup kept the unit; an upgrade's
+            # exec keeps the pid, and saying so again is harmless)
+            self._manager(f"MAINPID={os.getpid()}")
             self.reap()                # exits while the signals were blocked across the exec
         # the keeper's own slot exists before the welcome names the slots
         self.counters.set(self.counters.slot(KEEPER_SLOT), ORPHANS, self.children.orphans_reaped)

@@ -11,6 +11,9 @@ Mapping decisions (docs/install.md has the table):
 - herder itself is ``Type=notify`` (it sends READY=1 once its autostart services are up)
   with ``KillMode=mixed``: SIGTERM to herder alone, so that herder stops its services in
   reverse dependency order; with control-group systemd would signal them all at once.
+  From systemd 250 also ``ExitType=cgroup`` and ``NotifyAccess=all``: a kill -9 of the
+  main process (herder's keeper) does not end the unit while the services run, and the
+  decision process that becomes the keeper names itself with MAINPID= (docs/supervisor.md).
   ``Delegate=yes`` lets herder make a cgroup per instance inside its unit.
 - a single program gets ``KillMode=control-group`` (``kill = "main"`` → ``mixed``).
 - hardening is on by default in system scope; user managers cannot build most sandboxes
@@ -74,6 +77,11 @@ class Features:
     @property
     def restart_steps(self) -> bool:
         return self.version >= 254
+
+    @property
+    def exit_type(self) -> bool:
+        """ExitType=cgroup (v250): the unit lives while its cgroup has a process."""
+        return self.version >= 250
 
 
 @dataclass(frozen=True)
@@ -178,7 +186,9 @@ def render_unit(spec: InstallSpec, features: Features = Features(), extras: Unit
     else:
         service.append("Type=notify" if spec.notify else "Type=exec")
     if spec.notify:
-        service.append("NotifyAccess=main")
+        # herder itself: after a kill of its keeper (the main process) the decision process
+        # becomes the keeper and names itself with MAINPID=, which only NotifyAccess=all lets in
+        service.append("NotifyAccess=all" if supervisor and features.exit_type else "NotifyAccess=main")
     service.append("ExecStart=" + sub(" ".join(quote_arg(a) for a in svc.command)))
     service += ["ExecStartPost=" + sub(" ".join(quote_arg(a) for a in argv)) for argv in ext.start_post]
     service += [sub(line) for line in hook_lines(svc)]
@@ -216,6 +226,8 @@ def render_unit(spec: InstallSpec, features: Features = Features(), extras: Unit
     service.append(f"TimeoutStopSec={seconds(svc.stop_timeout)}")
     service.append(f"KillSignal={svc.stop_signal}")
     service.append("KillMode=" + ("mixed" if supervisor or svc.kill == "main" else "control-group"))
+    if supervisor and features.exit_type:
+        service.append("ExitType=cgroup")    # a killed keeper is not the end of herder: its services live on
     if supervisor:
         service.append("Delegate=yes")
     if supervisor and system and spec.state_dir and spec.state_dir.startswith("/var/lib/"):

@@ -28,7 +28,8 @@ from herder.process.privilege import Privilege
 if TYPE_CHECKING:   # the keeper runs `spawn` and never imports the config schema
     from herder.config.model import ServiceSpec
 
-_MANAGER_ONLY = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+_MANAGER_ONLY = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",     # herder's own manager's, and what
+                 "HERDER_UPWARD", "HERDER_UPWARD_WATCHDOG", "HERDER_MANAGER_NOTIFY")   # its keeper says of it
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,11 @@ instance is the keeper's child again. Bytes the dead keeper had read but not yet
 are counted from the shared counters (read − done per instance) and reported
 (`log_lost`), never silently dropped.
 
-Under a service manager (systemd), the dead keeper was the unit's main process: with the
-unit herder installs today (KillMode=mixed) the manager then stops what is left of the
-unit's cgroup and restarts herder, so the services are restarted; keeping them needs
-ExitType=cgroup and a MAINPID= from this process (docs/supervisor.md, "Limits": not built).
+Under a service manager (systemd), the dead keeper was the unit's main process. The unit
+herder installs (systemd >= 250) has ExitType=cgroup, so the unit lives on while its
+services run, and NotifyAccess=all: the keeper this process becomes gets the manager's
+socket (HERDER_MANAGER_NOTIFY, which the old keeper passed down) and names itself with
+MAINPID=, so `systemctl stop` reaches it again (docs/supervisor.md).
 """
 
 from __future__ import annotations
@@ -65,6 +66,14 @@ def replace_keeper(sup: Supervisor, services: list[str], socket_group: str | Non
         with contextlib.suppress(OSError):
             os.ftruncate(lock_fd, 0)
             os.pwrite(lock_fd, f"{os.getpid()}\n".encode(), 0)
+    manager = os.environ.get("HERDER_MANAGER_NOTIFY")
+    if manager:     # the keeper talks to herder's manager (systemd): this process will be the keeper
+        os.environ["NOTIFY_SOCKET"] = manager
+        wd = os.environ.get("HERDER_UPWARD_WATCHDOG", "")
+        with contextlib.suppress(ValueError):
+            if wd and float(wd) > 0:
+                os.environ["WATCHDOG_USEC"] = str(round(float(wd) * 1_000_000))
+                os.environ["WATCHDOG_PID"] = str(os.getpid())
     signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCK)
     with contextlib.suppress(ValueError):
         signal.set_wakeup_fd(-1)

@@ -84,3 +84,12 @@ def test_the_host_name_is_in_every_title() -> None:
     p = Policy(Alerts(targets=("json://h/x",)), "box1")
     [n] = failed(p, 0.0)
     assert n.title == "[box1] web: failed"
+
+
+def test_adopted_is_for_a_crash_not_for_a_planned_upgrade() -> None:
+    """The core's `adopted` event after a crash raises the condition; after `herder upgrade`
+    (Found.planned: the previous decision process handed over on purpose) it does not."""
+    p = policy(on=("adopted",), min_interval=0.0)
+    [n] = p.observe("web", "adopted", "web: adopted (pid 7), still running", {"pid": 7, "planned": False}, 0.0)
+    assert n.condition == "adopted"
+    assert p.observe("web", "adopted", "web: adopted (pid 7), still running", {"pid": 7, "planned": True}, 1.0) == []

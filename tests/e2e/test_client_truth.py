@@ -135,3 +135,55 @@ def test_an_answer_cut_short_is_never_taken_for_a_result(tmp_path: Path, answer:
         fake.close()
     assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
     assert expect in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("left", [False, True])
+def test_a_down_dropped_by_a_supervisor_that_finished_a_stop_exits_0_only_when_nothing_runs(
+        tmp_path: Path, left: bool) -> None:
+    """`herder down` sent as the supervisor finishes a stop already under way (the decision
+    process was killed during a first `down`; the keeper's next one carried the stop on)
+    and exits: the connection ends before any answer. Its lock released and run.json
+    listing nothing alive prove every service stopped: exit 0. A run.json that still names
+    a live process it proves (start time and cookie) keeps the outcome unknown: exit 1."""
+    import json
+    import os
+
+    (tmp_path / "herder.pid").write_text("")      # a state_dir whose supervisor has exited (unlocked)
+    instances = {}
+    child = None
+    if left:
+        cookie = "t.left"
+        child = subprocess.Popen(["sleep", "1000"], env={**os.environ, "HERDER_INSTANCE_ID": cookie})
+        st = psutil_wait_start(child.pid)
+        instances["a"] = {"pid": child.pid, "start_time": st, "cgroup": None, "cookie": cookie}
+    (tmp_path / "run.json").write_text(json.dumps({"supervisor_pid": None, "instances": instances}))
+    fake = CutShort(tmp_path / "herder.sock", b"")       # NOT herder: it closes every connection unanswered
+    try:
+        r = run("down", "--socket", str(tmp_path / "herder.sock"), timeout=60)
+    finally:
+        fake.close()
+        if child is not None:
+            child.kill()
+            child.wait()
+    assert "Traceback" not in r.stderr, r.stderr
+    if left:
+        assert r.returncode == 1 and "outcome is unknown" in r.stderr, (r.returncode, r.stderr)
+    else:
+        assert r.returncode == 0, (r.returncode, r.stderr)
+        assert "finished a stop already under way" in r.stderr
+
+
+def psutil_wait_start(pid: int) -> int:
+    """The start time /proc gives the process once it has exec'd (what run.json records)."""
+    from herder.process import tree
+
+    for _ in range(1000):
+        try:
+            if psutil.Process(pid).cmdline()[:1] == ["sleep"]:
+                break
+        except psutil.Error:
+            pass
+        psutil.wait_procs([psutil.Process(pid)], timeout=0.005)
+    st = tree.start_time(pid)
+    assert st is not None
+    return st

@@ -7,6 +7,8 @@ everything and check nothing is left. Needs root; skipped with the reason otherw
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import tempfile
 import uuid
@@ -23,6 +25,11 @@ CONFIG = """\
 command = ["/usr/bin/python3", "-c",
            "import os, time; open('/run/tick.pid', 'w').write(str(os.getpid())); time.sleep(100000)"]
 restart = "always"
+
+[services.front]
+command = ["/usr/bin/python3", "-c",
+           "import os, time; open('/run/front.pid', 'w').write(str(os.getpid())); time.sleep(100000)"]
+depends_on = ["tick"]
 """
 
 NOTIFY_APP = """\
@@ -74,7 +81,7 @@ def test_herder_install_is_active_and_supervises(ct: Container) -> None:
     # Type=notify: enable --now returned, so herder has sent READY=1 (tick is running)
     assert ct.show("herder.service", "ActiveState") == "active"
     assert ct.show("herder.service", "Type") == "notify"
-    assert "1/1 running" in ct.show("herder.service", "StatusText")
+    assert "2/2 running" in ct.show("herder.service", "StatusText")
     tick = ct.sh("cat /run/tick.pid").stdout.strip()
     assert _alive(ct, tick)
     assert ct.exists("/var/lib/herder/herder.pid")   # state_dir under /var/lib/herder
@@ -95,14 +102,53 @@ def main_pid(ct: Container, unit: str) -> str:
     return pid
 
 
-def test_killing_herder_makes_systemd_restart_it(ct: Container) -> None:
+def _pids(ct: Container) -> dict[str, str]:
+    return {n: ct.sh(f"cat /run/{n}.pid").stdout.strip() for n in ("tick", "front")}
+
+
+def test_systemctl_kill_of_herders_main_process_leaves_every_service_running(ct: Container) -> None:
+    """Issue 12, point 5: `systemctl kill --kill-who=main -s KILL herder` kills herder's keeper
+    (the unit's main process). ExitType=cgroup keeps the unit while its services run; the
+    decision process becomes the keeper and names itself with MAINPID=; herder supervises
+    again with every service on its original pid, and systemd restarted nothing."""
+    before = _pids(ct)
+    assert all(_alive(ct, p) for p in before.values())
     old = main_pid(ct, "herder.service")
-    ct.sh(f"kill -9 {old}")
-    new = wait_until("a new herder MainPID", lambda: (p := ct.show("herder.service", "MainPID")) not in ("0", old)
+    ct.run(["systemctl", "kill", "--kill-who=main", "-s", "KILL", "herder.service"])
+    new = wait_until("herder's new main process", lambda: (p := ct.show("herder.service", "MainPID")) not in ("0", old)
                      and ct.show("herder.service", "ActiveState") == "active" and p)
-    assert int(ct.show("herder.service", "NRestarts")) >= 1
-    assert new != old
-    wait_until("tick running under the new herder", lambda: _alive(ct, ct.sh("cat /run/tick.pid").stdout.strip()))
+    assert ct.show("herder.service", "NRestarts") == "0", "systemd restarted herder"
+    st = wait_until("herder answering again", lambda: (r := ct.run(["herder", "status", "--json", "-c",
+                                                                     "/etc/herder/herder.toml"], check=False))
+                    .returncode == 0 and r.stdout)
+    listed = {x["name"]: str(x["pid"]) for x in json.loads(st)}
+    assert listed == before, "a service was restarted or lost"
+    assert _pids(ct) == before and all(_alive(ct, p) for p in before.values())
+    assert "herder.keeper" in ct.sh(f"cat /proc/{new}/cmdline").stdout      # the keeper it became
+
+
+def test_systemctl_stop_stops_every_service_in_order_and_leaves_nothing(ct: Container) -> None:
+    """After the keeper's kill, `systemctl stop herder` still reaches herder (its new main
+    process): every service stopped in reverse dependency order, nothing left in the unit."""
+    pids = _pids(ct)
+    ct.run(["systemctl", "stop", "herder.service"], timeout=120)
+    # systemd keeps the first result of a run: the old main process was killed by a signal, so the
+    # unit ends "failed" (Result=signal) though herder stopped everything and exited 0 (documented)
+    state, result = ct.show("herder.service", "ActiveState"), ct.show("herder.service", "Result")
+    assert (state, result) in (("inactive", "success"), ("failed", "signal")), (
+        ct.sh("journalctl -u herder.service --no-pager -n 40", check=False).stdout)
+    assert "every service stopped; exit code 0" in ct.sh("journalctl -u herder.service --no-pager -n 40").stdout
+    ct.run(["systemctl", "reset-failed", "herder.service"], check=False)
+    assert not any(_alive(ct, p) for p in pids.values())
+    cg = ct.show("herder.service", "ControlGroup")
+    assert not cg or ct.sh(f"cat /sys/fs/cgroup{cg}/cgroup.procs 2>/dev/null", check=False).stdout.strip() == ""
+    events = ct.run(["herder", "events", "-n", "200", "-c", "/etc/herder/herder.toml"], check=False).stdout
+    lines = events.splitlines()
+    last = {n: max((i for i, x in enumerate(lines) if re.search(rf" {n}: \w+ -> stopped\b", x)), default=-1)
+            for n in ("front", "tick")}
+    assert 0 <= last["front"] < last["tick"], f"front (which depends on tick) must stop first:\n{events}"
+    ct.run(["systemctl", "start", "herder.service"])       # the tests after this one expect it running
+    wait_until("tick running again", lambda: ct.exists("/run/tick.pid") and _alive(ct, _pids(ct)["tick"]))
 
 
 def test_reboot_brings_herder_back(ct: Container) -> None:
