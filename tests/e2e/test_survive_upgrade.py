@@ -5,7 +5,8 @@ incompatible install is refused and changes nothing; a keeper that cannot start 
 exec still holds every service (no SIGPIPE, output still logged, SIGTERM still stops them);
 services that exit during the swap have their statuses recorded; one still waiting on
 ready.log is not restarted (nor after a kill -9 of the keeper); SIGTERM during the swap
-stops everything in dependency order; repeated upgrades under log load keep every line once.
+stops everything in dependency order; repeated upgrades under log load keep every line once
+(HERDER_SURVIVE_UPGRADES=N for more; HERDER_SURVIVE_REPORT=FILE appends the swap times).
 
 The broken installs are real: a virtualenv of its own (no pip) whose site-packages puts a
 copy of the herder package first and this venv's site-packages (the dependencies) after
@@ -31,9 +32,10 @@ from pathlib import Path
 import psutil
 from ctl_harness import HERDER, Herd, request
 from herdertest import alive, wait_until
-from test_survive import PRINTER, _try, keeper_and_dp, marked, numbers, services
+from test_survive import PRINTER, _try, keeper_and_dp, marked, numbers, report, services
 
 ROOT = Path(__file__).resolve().parents[2]
+UPGRADES = int(os.environ.get("HERDER_SURVIVE_UPGRADES", "3"))    # more for a long run (figures)
 
 
 def install(h: Herd) -> Path:
@@ -273,11 +275,15 @@ def test_repeated_upgrades_under_log_load_keep_every_line_once(herd: Callable[..
     assert h.up().returncode == 0
     before = pids(h)
     keeper, _ = keeper_and_dp(h)
-    for _ in range(3):
+    took = []
+    for _ in range(UPGRADES):
+        t0 = time.monotonic()
         r = h.cli("upgrade")
+        took.append(time.monotonic() - t0)
         assert r.returncode == 0, r.stderr
         health = request(h.sock, "GET", "/v1/health")[1]
         assert health["started_by"] == "upgrade", health
+    report("herder upgrade, 10 services printing every 20 ms (command's wall time)", took)
     now = services(h)
     assert {n: x["pid"] for n, x in now.items()} == before
     assert all(x["restarts"] == 0 and x["state"] == "running" for x in now.values())
