@@ -247,33 +247,46 @@ def _journal_offline(args: Any) -> list[dict[str, Any]]:
 
 
 def run_upgrade(args: Any) -> int:
-    """Ask for the swap, then wait (bounded) until a decision process of the installed
-    version answers: the API socket is the keeper's, so requests made meanwhile wait."""
+    """Ask for the swap, then wait (bounded) until a new decision process answers: the API
+    socket is the keeper's, so requests made meanwhile wait. Exit 0 only when that one was
+    started by the upgrade and runs the installed version; the server refuses (409, nothing
+    changed) when the installed version cannot take over."""
     import time
+
+    from herder import __version__
 
     c = client(args, timeout=60.0)
     before = c.call("health")
     try:
-        c.call("upgrade")
+        res = c.call("upgrade")
     except ApiError as e:
         print(f"herder: upgrade refused: {e}", file=sys.stderr)
         return EXIT_FAILED
+    target = str(res.get("installing") or __version__)
     deadline = time.monotonic() + 60.0
     while time.monotonic() < deadline:
         try:
             now = c.call("health")
-        except HerderError:
-            now = None      # the old decision process closed this connection as it left
+        except ApiError as e:       # 503: a keeper holding the services, the new version could not start
+            print(f"herder: upgrade failed: {e}", file=sys.stderr)
+            return EXIT_FAILED
+        except (HerderError, OSError):
+            now = None      # the old decision process closed this connection as it left (or is not there yet)
         if now is not None and now.get("pid") != before.get("pid"):
             if args.json:
                 _dump(now)
-            else:
+            if now.get("started_by") != "upgrade" or now.get("version") != target:
+                print(f"herder: upgrade failed: herder {now.get('version')} runs on (decision process pid "
+                      f"{now.get('pid')}, started by: {now.get('started_by')}), not the installed {target}; "
+                      "services kept running; see herder.log (upgrade_failed)", file=sys.stderr)
+                return EXIT_FAILED
+            if not args.json:
                 print(f"herder: upgraded to {now.get('version')} (decision process pid {before.get('pid')} -> "
                       f"{now.get('pid')}); services kept running", file=sys.stderr)
             return EXIT_OK
         time.sleep(0.05)    # the old process is still answering; the swap takes a moment
-    print("herder: no decision process of the installed version answered within 60s; see herder.log",
-          file=sys.stderr)
+    print("herder: no decision process of the installed version answered within 60s; the services keep "
+          "running under herder's keeper; see herder.out and herder.log", file=sys.stderr)
     return EXIT_FAILED
 
 

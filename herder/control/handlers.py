@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from herder.control import registry
 from herder.control.server import HTTPError, Reply, Request, Stream
 from herder.core.events import Command, Down, SendSignal, Verb
 from herder.errors import UnknownService
+from herder.keeper.upgrade import preflight  # now: at upgrade time the package on disk may be broken
 from herder.runtime.status import state_counts
 from herder.units import parse_signal
 
@@ -127,18 +129,28 @@ async def upgrade(req: Request) -> Reply:
     why = ctl.sup.upgrade_refused()
     if why:
         raise HTTPError(409, why)
+    # before anything changes: can the installed version take over? (a refusal changes nothing)
+    version, problem = await asyncio.to_thread(preflight, sys.executable)
+    why = problem or ctl.sup.upgrade_refused()
+    if why:
+        ctl.sup.events.emit("", "upgrade_failed", f"herder: upgrade refused: {why}; nothing was changed",
+                            {"reason": why})
+        raise HTTPError(409, why)
     ctl.operator(req.peer, "upgrade", [])
     record = health_record(ctl)
+    record["installing"] = version
     asyncio.get_running_loop().call_soon(ctl.sup.upgrade)    # after this answer is written
     return Reply(200, record)
 
 
 def health_record(control: Control) -> dict[str, Any]:
     sup = control.sup
+    why, gen = sup.started_by()
     return {"ok": True, "pid": os.getpid(), "version": __version__, "uptime": round(time.time() - control.started, 3),
             "config": str(sup.config.path), "state_dir": str(sup.config.state_dir),
             "stopping": sup.shutting_down, "states": state_counts(sup.world),
-            "journal_failures": control.journal_failures(), "problems": list(control.problems)}
+            "journal_failures": control.journal_failures(), "problems": list(control.problems),
+            "started_by": why, "generation": gen}
 
 
 async def health(req: Request) -> Reply:

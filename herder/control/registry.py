@@ -225,7 +225,14 @@ HEALTH: dict[str, Any] = {
                    "journal_failures": {"type": "integer",
                                         "description": "events the journal could not write (missing from history)"},
                    "problems": {"type": "array", "items": {"type": "string"},
-                                "description": "state herder could not trust since it started (docs/security.md)"}},
+                                "description": "state herder could not trust since it started (docs/security.md)"},
+                   "started_by": {"type": "string",
+                                  "description": "why this decision process started: start, restart, upgrade, "
+                                                 "upgrade_failed, keeper_lost (docs/supervisor.md)"},
+                   "generation": {"type": "integer",
+                                  "description": "decision processes the keeper has run, this one included"},
+                   "installing": {"type": "string",
+                                  "description": "upgrade: the version the installed herder reported"}},
 }
 
 SERVICES_HEALTH: dict[str, Any] = {

@@ -11,7 +11,7 @@ killed between a pipe read and a file write loses nothing: it never held the byt
 
 What it carries across an exec of the keeper (`herder upgrade`): each channel's fd, its
 spec and its framer's unfinished line, and the tails; nothing is in flight then, because
-the pump is stopped and the writer has written everything it read (`quiesce`).
+the pump is stopped and the writer has written everything it read (`pause`).
 """
 
 from __future__ import annotations
@@ -86,6 +86,11 @@ class Watch:
     run: int
     pattern: re.Pattern[str]
     done: bool = False
+    line: str = ""      # the matching line, once done
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "run": self.run, "pattern": self.pattern.pattern, "done": self.done,
+                "line": self.line}
 
 
 class Follower(Tap):
@@ -129,6 +134,8 @@ class Capture:
         self.current: dict[str, list[Channel]] = {}     # instance -> its latest run's channels
         self.hooks: dict[int, tuple[str, list[Channel]]] = {}   # a running hook's channels, by the DP's key
         self.watches: dict[str, Watch] = {}             # writer thread only
+        self.matched: dict[str, dict[str, Any]] = {}    # name -> its current run's match (under _lock):
+                                                        # re-sent to each new decision process
         self.taps: list[Tap] = []                       # writer thread only
         self.own: RotatingFile | None = None            # herder.log
         self.seq = 0                                    # writer thread only: line numbers for followers
@@ -145,19 +152,20 @@ class Capture:
     # ---- channels (keeper main thread) ------------------------------------------------------
 
     def sink(self, spec: ChannelSpec, name: str) -> RotatingFile | None:
+        """The file a channel writes to, opened on first use. Writer thread: an open (and its
+        mkdir) on a slow or hung disk must never stall the keeper's loop."""
         if spec.sink is None:
             return None
-        with self._lock:
-            got = self.sinks.get(spec.sink)
-            if got is None:
-                got = RotatingFile(Path(spec.sink), max_size=spec.max_size, max_files=spec.max_files,
-                                   rotate_every=spec.rotate_every, compress=spec.compress, clock=self.clock,
-                                   compressor=self.compressor, notify=self._notifier(name), label=name,
-                                   mode=spec.file_mode, dir_mode=spec.dir_mode)
-                got.slot = self.counters.slot("s:" + spec.sink)
-                self.sinks[spec.sink] = got
-                self.pump.wake_writer()   # a new rotation deadline
-            return got
+        got = self.sinks.get(spec.sink)     # writer thread only: no lock is held across the open
+        if got is None:
+            got = RotatingFile(Path(spec.sink), max_size=spec.max_size, max_files=spec.max_files,
+                               rotate_every=spec.rotate_every, compress=spec.compress, clock=self.clock,
+                               compressor=self.compressor, notify=self._notifier(name), label=name,
+                               mode=spec.file_mode, dir_mode=spec.dir_mode)
+            got.slot = self.counters.slot("s:" + spec.sink)    # allotted by `add`, in the main thread
+            self.sinks[spec.sink] = got
+            self.pump.wake_writer()   # a new rotation deadline
+        return got
 
     def forwarders(self, targets: Iterable[str], name: str) -> list[Forwarder]:
         out = []
@@ -181,16 +189,22 @@ class Capture:
                             max_line=spec.max_line, marker=spec.marker.encode())
             if carry is not None and i < len(carry):
                 framer.carry = carry[i]
-            ch = Channel(fd, name, spec.stream, framer, self.sink(spec, name), spec.drop, spec.limit,
+            ch = Channel(fd, name, spec.stream, framer, None, spec.drop, spec.limit,
                          self.forwarders(spec.forward, name))
             ch.slot, ch.run, ch.spec = slot, run, spec
             ch.carried = 0 if framer.raw else len(framer.carry)   # an exec's counters count it already
+            if spec.sink is not None:
+                self.counters.slot("s:" + spec.sink)    # allotted here: the slot table is the main thread's
             chans.append(ch)
         if attach:
             self.current[name] = chans
+            with self._lock:
+                self.matched.pop(name, None)
         compiled = re.compile(watch) if watch is not None else None
 
         def attach_run() -> None:   # writer thread, before any chunk of these pipes
+            for ch in chans:
+                ch.sink = self.sink(ch.spec, name)
             if attach:
                 self.err_tail.pop(name, None)
             if compiled is not None:
@@ -245,8 +259,8 @@ class Capture:
         self.pump.drain(chans, done)
 
     def stats(self, name: str) -> dict[str, Any]:
-        sinks = {ch.sink for ch in self.current.get(name, []) if ch.sink is not None}
-        return {"sinks": {str(s.path): s.slot for s in sinks}, "slot": self.counters.slot("i:" + name)}
+        paths = {ch.spec.sink for ch in self.current.get(name, []) if ch.spec is not None and ch.spec.sink}
+        return {"sinks": {str(p): self.counters.slot("s:" + p) for p in paths}, "slot": self.counters.slot("i:" + name)}
 
     # ---- requests of the decision process -----------------------------------------------------
 
@@ -368,8 +382,11 @@ class Capture:
         for line in lines:
             text = line.decode("utf-8", "replace")
             if watch.pattern.search(text):
-                watch.done = True
-                self.emit({"t": "matched", "name": watch.name, "run": watch.run, "line": text})
+                watch.done, watch.line = True, text
+                msg = {"t": "matched", "name": watch.name, "run": watch.run, "line": text}
+                with self._lock:     # kept for the next decision process: this one may die before stepping it
+                    self.matched[watch.name] = msg
+                self.emit(msg)
                 return
 
     def _idle(self) -> float | None:
@@ -401,12 +418,15 @@ class Capture:
 
     # ---- the end, and an exec in between --------------------------------------------------------
 
-    def quiesce(self) -> None:
-        """Stop reading, and write everything read so far (before an exec of the keeper)."""
+    def pause(self, timeout: float) -> bool:
+        """Stop reading, and write everything read so far (before an exec of the keeper);
+        False when the writer did not finish within `timeout` (then `resume`)."""
         done = threading.Event()
         self.pump.pause_reading(done.set)
-        done.wait(30)
-        self.pump.stop(close_channels=False)
+        return done.wait(timeout)
+
+    def resume(self) -> None:
+        self.pump.resume_reading()
 
     def close(self, wait: float = 5.0) -> None:
         """Let open pipes reach EOF (bounded), then flush and close every file."""
@@ -441,7 +461,8 @@ class Capture:
             fds.extend(c.fd for c in open_)
         rings = {n: [pack(r) for r in ring.lines][-100:] for n, ring in self.rings.items()}
         errs = {n: [x.decode("utf-8", "surrogateescape") for x in t] for n, t in self.err_tail.items()}
-        return {"channels": chans, "rings": rings, "err_tail": errs, "seq": self.seq}, fds
+        watches = [w.as_dict() for w in self.watches.values()]
+        return {"channels": chans, "rings": rings, "err_tail": errs, "seq": self.seq, "watches": watches}, fds
 
     def restore(self, state: dict[str, Any], fds: list[int]) -> None:
         """After an exec: read the same pipes again, from where the old keeper stopped."""
@@ -460,3 +481,29 @@ class Capture:
             self.add(ch["name"], int(ch["run"]), specs, mine, carry=carry)
             if keep is not None:
                 self.pump.in_writer(functools.partial(self.err_tail.__setitem__, ch["name"], keep))
+        self.restore_watches(state.get("watches") or [])
+
+    def restore_watches(self, raw: list[dict[str, Any]]) -> None:
+        """ready.log watches of instances still starting, as a previous keeper (or the decision
+        process that replaces a dead one) had them; a match already made is kept for the
+        next decision process."""
+        watches: list[Watch] = []
+        for x in raw:
+            try:
+                watches.append(Watch(str(x["name"]), int(x["run"]), re.compile(str(x["pattern"])),
+                                     bool(x.get("done")), str(x.get("line", ""))))
+            except (KeyError, ValueError, TypeError, re.error):
+                continue
+        with self._lock:
+            for w in watches:
+                if w.done:
+                    self.matched[w.name] = {"t": "matched", "name": w.name, "run": w.run, "line": w.line}
+
+        def put() -> None:  # after the channels' attach_run (which resets a name's watch)
+            for w in watches:
+                self.watches[w.name] = w
+        self.pump.in_writer(put)
+
+    def matches(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.matched.values())

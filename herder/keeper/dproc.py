@@ -3,7 +3,7 @@
 At once when it had been up (a kill -9, a crash while supervising), with a backoff while
 it keeps failing before it is up, without the state snapshot after FRESH_AFTER failures,
 loudly after GIVE_UP_AFTER. The services are never stopped for it. A hand-over
-(`herder upgrade`) execs the installed keeper instead (herder.keeper.resume). Runs on
+(`herder upgrade`) execs the installed keeper instead (herder.keeper.upgrade). Runs on
 the keeper's loop thread (herder.keeper.keeper).
 """
 
@@ -148,14 +148,7 @@ class DecisionProcesses:
             self.k.code = dp.bye
             return
         if dp.handover and self.k.upgrade is not None:
-            from herder.keeper.resume import exec_keeper
-
-            exec_keeper(self.k, self.k.upgrade)      # only returns when the exec failed
-            self.k.upgrade = None
-            self.k.notes.append({"t": "event", "instance": "", "kind": "upgrade_failed",
-                               "message": "herder: upgrade failed: the keeper could not exec the installed "
-                                          "version; the running one carries on", "data": {}})
-            self.spawn()
+            self.k.upgrade_due = True      # exec'd from the top of the keeper's loop (herder.keeper.upgrade)
             return
         if dp.handover:
             self.spawn()

@@ -46,7 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from herder.keeper import wire
+from herder.keeper import resume, trampoline, upgrade, wire
 from herder.keeper.capture import Capture
 from herder.keeper.children import Child, Children, exit_words
 from herder.keeper.counters import KEEPER_SLOT, ORPHANS, Counters
@@ -57,6 +57,7 @@ from herder.process import tree
 
 EXIT_DRAIN_WAIT = 0.25      # longest an exit record waits for the instance's last output
 _PR_SET_CHILD_SUBREAPER = 36
+RUNNING = False             # a keeper of this process runs its loop (herder.keeper.trampoline reads it)
 
 _HANDLED = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1}
 _FORWARDED = {signal.SIGTERM: "down", signal.SIGINT: "interrupt", signal.SIGHUP: "reload"}
@@ -99,6 +100,8 @@ class Keeper:
         self.failures: deque[float] = deque()
         self.code: int | None = None          # set: finish with this exit code
         self.upgrade: list[str] | None = None  # set: exec this argv once the decision process is gone
+        self.upgrade_due = False              # the old decision process is gone: exec at the loop's top
+        self._unsent: dict[int, dict[str, Any]] = {}   # exit records waiting for their last output
         self.notes: list[dict[str, Any]] = []  # events for the next decision process
         self.lost: dict[str, int] = {}
         self.why = "start"
@@ -179,15 +182,21 @@ class Keeper:
             self.init = {"pid1": init.pid1, "engine": init.engine, "under": init.under}
             if init.pid1 and _SIGPWR is not None:
                 signal.signal(_SIGPWR, lambda signum, frame: self._signals.append(signum))
+        if _SIGPWR is not None:     # blocked across an upgrade's exec too; the services inherit this mask
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {_SIGPWR})
         if self.opts.resume_fd >= 0:
-            from herder.keeper.resume import load
-
-            load(self, self.opts.resume_fd)
+            raw = resume.read(self.opts.resume_fd)
+            try:
+                resume.load(self, raw)
+            except Exception as e:  # noqa: BLE001 - a record this version cannot read must not kill a service
+                self.capture.pump.stop(close_channels=False)
+                trampoline.hold(raw, f"upgrade: this keeper cannot resume the record ({e!r})")
             self.ever_up = True        # a successor: what ran before was up
             # herder's main process for its manager (a decision process that became the keeper
             # after a kill of the old one: systemd with ExitType=cgroup kept the unit; an upgrade's
             # exec keeps the pid, and saying so again is harmless)
             self._manager(f"MAINPID={os.getpid()}")
+            self.reap()                # exits while the signals were blocked across the exec
         # the keeper's own slot exists before the welcome names the slots
         self.counters.set(self.counters.slot(KEEPER_SLOT), ORPHANS, self.children.orphans_reaped)
         if self.opts.attached:
@@ -198,7 +207,13 @@ class Keeper:
             self.dps.spawn()
         if self.watchdog:
             self._ping_manager()
+        global RUNNING
+        RUNNING = True      # the trampoline's fallback no longer applies (its record's fds are ours now)
         while self.code is None or self.dp is not None:
+            if self.upgrade_due:      # never from inside a reap or message batch (herder.keeper.upgrade)
+                self.upgrade_due = False
+                self._upgrade_now()
+                continue
             timeout = self._run_timers()
             for key, mask in self.sel.select(timeout):
                 self._ready(key, mask)
@@ -254,7 +269,9 @@ class Keeper:
             self.capture.reopen()
         elif signum in _FORWARDED or signum == _SIGPWR:
             what = _FORWARDED.get(signal.Signals(signum), "down")
-            if self.dp is not None and self.dp.hello is not None:
+            dp = self.dp
+            leaving = dp is not None and (dp.eof or dp.handover or dp.bye is not None)
+            if dp is not None and dp.hello is not None and not leaving:     # else: for the next one
                 sid = next(self.sig_ids)      # kept until acknowledged: a new decision process gets it again
                 self.forwarded[sid] = what
                 self._emit({"t": "signal", "what": what, "id": sid})
@@ -299,7 +316,26 @@ class Keeper:
 
     def _unacked(self) -> list[dict[str, Any]]:
         with self._exit_lock:
-            return [self.exits[s] for s in sorted(self.exits)]
+            both = {**self._unsent, **self.exits}
+            return [both[s] for s in sorted(both)]
+
+    def take_signals(self) -> None:
+        """Handle the signals caught so far (before an exec: none may be left behind)."""
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._wake_r, 4096)
+        while self._signals:
+            self._on_signal(self._signals.popleft())
+
+    def _upgrade_now(self) -> None:
+        argv, self.upgrade = self.upgrade or [], None
+        why = upgrade.exec_keeper(self, argv)      # only returns when the exec did not happen
+        if self.code is not None:
+            return
+        self.why = "upgrade_failed"
+        self.notes.append({"t": "event", "instance": "", "kind": "upgrade_failed",
+                           "message": f"herder: upgrade failed: {why}; the running version carries on",
+                           "data": {"reason": why}})
+        self.dps.spawn()
 
     def _unregister_pidfd(self, child: Child) -> None:
         if child.pidfd >= 0:
@@ -307,6 +343,9 @@ class Keeper:
                 self.sel.unregister(child.pidfd)
 
     # ---- children ----------------------------------------------------------------------------
+
+    def reap(self) -> None:
+        self._reap()
 
     def _reap(self) -> None:
         for known in self.children.by_pid.values():     # a pidfd the reaper closes leaves the selector first
@@ -333,12 +372,16 @@ class Keeper:
 
         def send(tail: list[str] | None = None) -> None:   # writer thread, or the timer: once
             with self._exit_lock:
-                if seq in self.exits or seq in self._acked:
+                if seq in self.exits or seq in self._acked or seq not in self._unsent:
                     return
+                del self._unsent[seq]
                 if tail:
                     record["tail"] = tail
                 self.exits[seq] = record
             self._emit(record)
+
+        with self._exit_lock:      # kept meanwhile: an exec or a hand-over carries it (`_unacked`)
+            self._unsent[seq] = record
 
         self.capture.drain(child.name, send)
         self.later(EXIT_DRAIN_WAIT, send)
@@ -371,6 +414,7 @@ class Keeper:
         self.capture = Capture(self._emit, self.counters, lambda: self.outbox.pending)
         self.capture.own = old.own
         self.capture.sinks = old.sinks
+        self.capture.matched = old.matched
         self.capture.start()
         self.capture.restore(state, fds)
         if self.console is not None:
@@ -386,7 +430,9 @@ class Keeper:
         addr = self.notify_addr
         if addr.startswith("@"):
             addr = "\0" + addr[1:]
-        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+        # never blocks: a busy manager with a full queue loses this datagram, not the keeper's loop
+        kind = socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, kind) as s:
             s.sendto(text.encode(), addr)
 
     def _ping_manager(self) -> None:

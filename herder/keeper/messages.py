@@ -48,22 +48,26 @@ class Messages:
                 "config": k.config_text, "stored": list(k.stored), "children": k.children.records(),
                 "exits": [k.exits[s] for s in sorted(k.exits)], "pending": pending, "notes": k.notes,
                 "lost": k.lost, "slots": k.counters.slots, "orphans_reaped": k.children.orphans_reaped,
-                "init": k.init,
+                "init": k.init, "matched": k.capture.matches(),
             }
             k.pending, k.notes, k.lost = [], [], {}
             k._emit(welcome, [k.counters.fd, *k.stored.values()], close_after=False)
-        pipes: list[dict[str, Any]] = []
-        pipe_fds: list[int] = []
-        for name, chans in k.capture.current.items():
-            for ch in chans:
-                if ch.closed:
+        wanted = {id(ch) for chans in k.capture.current.values() for ch in chans}
+
+        def send_pipes(open_: list[tuple[Any, int]]) -> None:     # reader thread: copies of live fds
+            pipes: list[dict[str, Any]] = []
+            pipe_fds: list[int] = []
+            for ch, fd in open_:
+                if id(ch) not in wanted:
+                    os.close(fd)
                     continue
-                pipes.append({"name": name, "run": ch.run, "stream": ch.stream, "spec": ch.spec.as_dict()})
-                pipe_fds.append(ch.fd)
+                pipes.append({"name": ch.instance, "run": ch.run, "stream": ch.stream, "spec": ch.spec.as_dict()})
+                pipe_fds.append(fd)
                 if len(pipe_fds) == wire.MAX_FDS - 2:
-                    k._emit({"t": "pipes", "pipes": pipes}, pipe_fds, close_after=False)
+                    k._emit({"t": "pipes", "pipes": pipes}, pipe_fds)
                     pipes, pipe_fds = [], []
-        k._emit({"t": "pipes", "pipes": pipes, "last": 1}, pipe_fds, close_after=False)
+            k._emit({"t": "pipes", "pipes": pipes, "last": 1}, pipe_fds)
+        k.capture.pump.dup_open(send_pipes)   # never the reader's live fds: it may close one at any time
         k.why = "restart"
 
     def _m_setup(self, msg: dict[str, Any], fds: list[int]) -> None:

@@ -3,11 +3,11 @@
 Three ways a keeper's state changes hands, one format for all:
 
 - `herder upgrade`: the keeper execs the installed version of itself (systemd's
-  daemon-reexec shape). execve keeps its pid, so every service stays its child (their
+  daemon-reexec shape; herder.keeper.upgrade). execve keeps its pid, so every service stays its child (their
   exits, even during the exec, are reaped afterwards with their status), and every fd
   without close-on-exec: the pipes, the stored sockets, the lock, the shared counters.
   Before the exec the pump stops reading and the writer writes all it read
-  (`Capture.quiesce`), and each stream's unfinished line travels in the record, so
+  (`Capture.pause`), and each stream's unfinished line travels in the record, so
   not a byte is lost or written twice.
 - the keeper was killed: the decision process, which holds a copy of every pipe's read
   end and knows every instance, writes the same record and execs itself into a keeper
@@ -25,8 +25,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import sys
 from typing import TYPE_CHECKING, Any
 
 from herder.keeper import wire
@@ -36,8 +34,8 @@ from herder.keeper.counters import Counters
 if TYPE_CHECKING:
     from herder.keeper.keeper import Keeper
 
-VERSION = 1
-_BLOCK = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGCHLD}
+VERSION = 1                # the record this keeper writes
+ACCEPTS = frozenset({1})   # the records it reads (`--can-resume V` and the trampoline check this)
 
 
 class Fds:
@@ -72,10 +70,18 @@ def build(k: Keeper, why: str, own: bool) -> tuple[dict[str, Any], list[int]]:
     return rec_, fds.fds
 
 
-def load(k: Keeper, fd: int) -> None:
-    """Become the keeper a record describes (after an exec, fds are inherited by number)."""
-    raw = json.loads(wire.read_blob(fd).decode("utf-8", "surrogateescape"))
+def read(fd: int) -> dict[str, Any]:
+    """The record and its fd list, as an exec'ing keeper left them in a memfd (closed here)."""
+    raw: dict[str, Any] = json.loads(wire.read_blob(fd).decode("utf-8", "surrogateescape"))
     os.close(fd)
+    return raw
+
+
+def load(k: Keeper, raw: dict[str, Any]) -> None:
+    """Become the keeper a record describes (after an exec, fds are inherited by number)."""
+    v = int(raw["record"].get("v", 0))
+    if v not in ACCEPTS:
+        raise ValueError(f"a keeper record of version {v} (this keeper reads {sorted(ACCEPTS)})")
     apply(k, raw["record"], [int(x) for x in raw["fds"]])
 
 
@@ -120,27 +126,3 @@ def apply(k: Keeper, rec: dict[str, Any], fds: list[int]) -> None:
             k.children.by_pid[child.pid] = child
         else:
             k.follow_foreign(child)
-
-
-def exec_keeper(k: Keeper, argv: list[str]) -> None:
-    """Replace this keeper with the installed version (pid, children and fds kept). Returns
-    only when the exec failed; the keeper then carries on as it was."""
-    k.capture.quiesce()
-    rec, fds = build(k, "upgrade", own=True)
-    blob = wire.blob_fd(json.dumps({"record": rec, "fds": fds}).encode("utf-8", "surrogateescape"))
-    keep = [blob, *fds]
-    for f in keep:
-        os.set_inheritable(f, True)
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCK)   # kept across execve: nothing is lost meanwhile
-    signal.set_wakeup_fd(-1)
-    exe = argv[0] if argv else sys.executable
-    try:
-        os.execv(exe, [exe, "-m", "herder.keeper", "--resume", str(blob)])
-    except OSError as e:
-        print(f"herder keeper: upgrade: cannot exec {exe}: {e}", file=sys.stderr, flush=True)
-    signal.pthread_sigmask(signal.SIG_SETMASK, old)
-    for f in keep:
-        with contextlib.suppress(OSError):
-            os.set_inheritable(f, False)
-    os.close(blob)
-    k.restart_capture(rec["capture"], [fds[i] for i in rec["capture"]["fds"]])

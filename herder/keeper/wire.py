@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import errno
 import json
 import os
 import socket
@@ -123,6 +124,7 @@ class Outbox:
         self._q: deque[tuple[bytes, list[int], int | None, list[int]]] = deque()
         self._lock = threading.Lock()
         self.pending = 0
+        self.dropped = 0     # messages dropped because an fd they carried was closed (a bug if ever > 0)
 
     def put(self, msg: Msg, fds: list[int] | None = None, close_after: bool = True) -> bool:
         data, attach, big = encode(msg, list(fds or ()))
@@ -138,6 +140,8 @@ class Outbox:
 
     def flush(self, sock: socket.socket) -> bool:
         """Send what the socket takes; True when everything went."""
+        if sock.fileno() < 0:
+            raise BrokenPipeError("keeper wire: the socket is closed")
         while True:
             with self._lock:
                 if not self._q:
@@ -147,6 +151,10 @@ class Outbox:
                 send_now(sock, data, attach)
             except BlockingIOError:
                 return False
+            except OSError as e:    # an attached fd is no longer open: drop this message, never wedge the box
+                if e.errno != errno.EBADF:
+                    raise
+                self.dropped += 1
             with self._lock:
                 self._q.popleft()
                 self.pending -= len(data)

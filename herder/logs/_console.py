@@ -15,6 +15,7 @@ from typing import IO
 
 from herder.logs._framing import Record
 from herder.logs._taps import Tap
+from herder.logs._worker import worker
 
 _COLOURS = (36, 33, 32, 35, 34, 91, 92, 93, 94, 95, 96)
 BACKLOG = 5000
@@ -32,7 +33,7 @@ class ConsoleTap(Tap):
         self.q: deque[Record] = deque()
         self.cv = threading.Condition()
         self._stop = False
-        self.thread = threading.Thread(target=self._run, name="herder-console", daemon=True)
+        self.thread = worker(self._run, "herder-console")
         self.thread.start()
 
     def set_names(self, names: list[str]) -> None:

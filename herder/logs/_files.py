@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from herder.logs._worker import worker
 from herder.runtime.clock import Now  # a Protocol: no asyncio on the keeper's import path
 
 _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
@@ -106,7 +107,7 @@ class Compressor:
     def submit(self, path: Path, then: Callable[[], None]) -> None:
         with self._lock:
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="herder-gzip", daemon=True)
+                self._thread = worker(self._run, "herder-gzip")
                 self._thread.start()
         self._q.put((path, then))
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from herder.logs._files import RotatingFile
 from herder.logs._framing import Framer
+from herder.logs._worker import worker
 
 if sys.platform != "win32":   # pipes are enlarged on Linux; the module imports anywhere
     import fcntl
@@ -93,8 +94,9 @@ class Pump:
         self._stop = False
         self._hold = False        # quiesced: no more reads (an exec of the keeper follows)
         self.counters: Any = None  # herder.keeper.counters.Counters: read/done per instance slot
-        self._reader = threading.Thread(target=self._read_loop, name="herder-log-reader", daemon=True)
-        self._writer = threading.Thread(target=self._write_loop, name="herder-log-writer", daemon=True)
+        self._held: list[Channel] = []  # reader thread only: the channels a pause took off the selector
+        self._reader = worker(self._read_loop, "herder-log-reader")
+        self._writer = worker(self._write_loop, "herder-log-writer")
 
     def start(self) -> None:
         self._reader.start()
@@ -137,8 +139,38 @@ class Pump:
             for key in list(self._sel.get_map().values()):
                 if key.data is not None:
                     self._sel.unregister(key.fd)
+                    self._held.append(key.data)
             self.in_writer(then)
         self._command(hold)
+
+    def resume_reading(self) -> None:
+        """Undo `pause_reading` (the exec it prepared was called off)."""
+        def go() -> None:
+            self._hold = False
+            held, self._held = self._held, []
+            for ch in held:
+                if not ch.closed and not ch.paused:
+                    self._sel.register(ch.fd, selectors.EVENT_READ, ch)
+            self._resume_eligible()
+        self._command(go)
+
+    def dup_open(self, then: Callable[[list[tuple[Channel, int]]], None]) -> None:
+        """A copy (os.dup) of every open channel's fd, taken in the reader thread, the only one
+        that closes them: a live fd handed to another thread may be closed and its number
+        reused at any time. `then` gets (channel, copy) pairs, in the reader thread."""
+        def snap() -> None:
+            out = []
+            for ch in self._channels():
+                if not ch.closed:
+                    with contextlib.suppress(OSError):
+                        out.append((ch, os.dup(ch.fd)))
+            then(out)
+        self._command(snap)
+
+    def _channels(self) -> list[Channel]:
+        """Reader thread: every channel it reads, paused and held ones included."""
+        seen = [k.data for k in self._sel.get_map().values() if k.data is not None]
+        return seen + [c for c in (*self._paused, *self._held) if c not in seen]
 
     def stop(self, close_channels: bool = True) -> None:
         """Read every pipe to EOF is not waited for: callers close children first.

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from herder.config import from_record
 from herder.core import snapshot
 from herder.core.effects import HookKind, TimerKey
-from herder.core.events import Down, Exited, Found, HookDone, Up
+from herder.core.events import Down, Exited, Found, HookDone, LogMatched, Up
 from herder.core.instance import ALIVE, State
 from herder.core.world import Phase
 from herder.process import tree
@@ -94,6 +94,8 @@ def start(sup: Supervisor, welcome: dict[str, Any], only: Iterable[str] | None, 
                            planned))
         elif pid is not None:
             sup.post(Found(name, pid, planned))
+    for m in welcome.get("matched") or []:     # ready.log matched, maybe never stepped: a no-op unless still starting
+        sup.post(LogMatched(str(m["name"]), int(m["run"]), str(m.get("line", ""))))
     for name, c in children.items():
         if name not in world.instances:
             _stray(sup, name, c)

@@ -42,7 +42,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from herder.config import to_record
-from herder.core.instance import ALIVE
+from herder.core.instance import ALIVE, State
 from herder.keeper import wire
 from herder.keeper.counters import CARRIED, DONE, READ, Counters
 from herder.keeper.resume import Fds
@@ -161,8 +161,21 @@ def build(sup: Supervisor, args: list[str], console: str) -> tuple[dict[str, Any
                                                                              for n in world.instances}},
         config=json.dumps(to_record(sup.config)), stored=sup.kept_fds, pipes=pipes,
         lost=_lost(sup.logs.counters, {n: slot for n, (slot, _) in sup.logs.slots.items()}),
-        pending=[w for _, w, _ in sup.signals_unstepped.values()], notes=[])
+        pending=[w for _, w, _ in sup.signals_unstepped.values()], notes=[], watches=_watches(sup))
     return record, fds.fds
+
+
+def _watches(sup: Supervisor) -> list[dict[str, Any]]:
+    """ready.log watches of instances still starting (a match already made, too): the new
+    keeper goes on matching, so the swap never times an instance out."""
+    watches = []
+    for name, inst in sup.world.instances.items():
+        if inst.state is State.STARTING and inst.spec.ready.log is not None:
+            seen = sup.matched.get(name)
+            done = seen is not None and int(seen.get("run", -1)) == inst.run
+            watches.append({"name": name, "run": inst.run, "pattern": inst.spec.ready.log, "done": done,
+                            "line": str(seen.get("line", "")) if done and seen is not None else ""})
+    return watches
 
 
 def from_welcome(welcome: dict[str, Any], state_dir: str, args: list[str], console: str,
@@ -196,7 +209,9 @@ def from_welcome(welcome: dict[str, Any], state_dir: str, args: list[str], conso
 def _record(fds: Fds, *, state_dir: str, args: list[str], console: str, gen: int, children: list[dict[str, Any]],
             exits: list[dict[str, Any]], snapshot: dict[str, Any] | None, config: str | None,
             stored: dict[str, int], pipes: list[tuple[str, int, list[int], list[dict[str, Any]]]],
-            lost: dict[str, int], pending: list[str], notes: list[dict[str, Any]]) -> dict[str, Any]:
+            lost: dict[str, int], pending: list[str], notes: list[dict[str, Any]],
+            watches: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    watches = watches or []
     channels = []
     chan_fds = []
     for name, run, kept, specs in pipes:
@@ -210,7 +225,8 @@ def _record(fds: Fds, *, state_dir: str, args: list[str], console: str, gen: int
         "opts": {"dp_args": args, "console": console}, "children": children, "exits": exits,
         "snapshot": snapshot or {"world": None, "instances": {}}, "config": config,
         "stored": {name: fds.add(fd) for name, fd in stored.items()},
-        "capture": {"channels": channels, "fds": chan_fds, "rings": {}, "err_tail": {}, "seq": 0},
+        "capture": {"channels": channels, "fds": chan_fds, "rings": {}, "err_tail": {}, "seq": 0,
+                    "watches": watches},
         "pending": pending, "notes": notes, "lost": lost, "retired": [], "orphans_reaped": 0,
         "lock_fd": lock_fd if isinstance(lock_fd, int) else -1,
     }

@@ -79,7 +79,12 @@ class Host(Protocol):
         ...
 
     def upgrade(self) -> None:
-        """Hand over to the installed version (herder.keeper.resume); this process exits."""
+        """Hand over to the installed version (herder.keeper.upgrade); this process exits."""
+        ...
+
+    def started_by(self) -> tuple[str, int]:
+        """Why this decision process started (start, restart, upgrade, upgrade_failed,
+        keeper_lost) and its generation under the keeper."""
         ...
 
     def resolve(self, names: Iterable[str]) -> list[str]: ...

@@ -84,6 +84,7 @@ class Supervisor:
         self.adopted = False                      # adoption ran: the World, not the welcome, says what runs
         self.flights_lost: list[Any] = []         # spawns in flight when the keeper died (herder.runtime.keeper_lost)
         self.signals_unstepped: dict[int, tuple[Any, str, Event]] = {}   # id(event) -> (keeper's id, what, event)
+        self.matched: dict[str, dict[str, Any]] = {}   # the last ready.log match per instance
         self._queue: deque[Event] = deque()
         self._answers: deque[Event] = deque()    # Spawned / SpawnFailed: stepped first
         self._draining = False
@@ -231,6 +232,10 @@ class Supervisor:
             return "an upgrade is already under way"
         return ""
 
+    def started_by(self) -> tuple[str, int]:
+        welcome = self.welcome or {}
+        return str(welcome.get("why", "start")), int(welcome.get("gen", 1))
+
     def upgrade(self) -> None:
         """Replace the keeper and this process with the installed version, services untouched:
         the keeper drains its log writer and re-execs itself with its state and fds (same
@@ -345,6 +350,7 @@ class Supervisor:
         elif t == "matched":
             from herder.core.events import LogMatched
 
+            self.matched[str(msg["name"])] = msg      # a keeper that dies now has it carried (keeper_lost)
             self.post(LogMatched(str(msg["name"]), int(msg["run"]), str(msg["line"])))
         elif t == "signal":
             self._forwarded(str(msg.get("what")), msg.get("id"))
