@@ -131,3 +131,17 @@ def test_a_stop_while_start_pending_is_refused_until_running(windows: WindowsMac
         assert starter.returncode == 0, out
     ex.uninstall()   # stops it first
     assert ex.lines()[-2:] == ["server.drain", "db.close"]
+
+
+def test_uninstall_waits_until_the_scm_has_removed_the_service(windows: WindowsMachine) -> None:
+    """DeleteService only marks a service for deletion while a handle to it is open, and
+    the service's own process holds one until it exits. Here the process lives on for a
+    while after STOPPED (BILLING_LINGER) and the stop is Wine's sc, which does not wait for
+    the process: the uninstall still returns only once the service is gone."""
+    ex = Example(windows, "BillingGone", "0", "--env", "BILLING_LINGER=1")
+    ex.go.touch()
+    windows.herder_ok("service", "start", "BillingGone")
+    assert windows.sc("stop", "BillingGone").returncode == 0
+    windows.wait_state("BillingGone", "STOPPED")
+    ex.uninstall()   # asserts that the SCM no longer knows it
+    assert ex.lines()[-1] == "db.close"
