@@ -11,6 +11,14 @@ Waiting: the SCM has no "wait for this state" call that works everywhere
 QueryServiceStatusEx the way Microsoft's own sample and ``net start`` do: every tenth
 of the wait hint (here 0.1-0.25 s: a command line waits on it), for as long as the
 checkpoint keeps advancing.
+
+Done means gone: ``stop`` returns once the service's process has exited, not when the
+status first says STOPPED (the process is still winding down then, and until it exits it
+holds its handle to the service); ``delete`` returns once the SCM has removed the
+service, not when DeleteService marked it. A service marked for deletion stays listed
+(and cannot be created again: 1072) until the last handle to it closes, so an uninstall
+that returned at the mark left the service behind whenever its process was slow to end
+(seen under load).
 """
 
 from __future__ import annotations
@@ -40,9 +48,13 @@ ERROR_SERVICE_ALREADY_RUNNING = 1056
 ERROR_SERVICE_DOES_NOT_EXIST = 1060
 ERROR_SERVICE_NOT_ACTIVE = 1062
 ERROR_SERVICE_SPECIFIC_ERROR = 1066
+ERROR_SERVICE_MARKED_FOR_DELETE = 1072
+SYNCHRONIZE, WAIT_OBJECT_0 = 0x00100000, 0
 SERVICES_KEY = r"SYSTEM\CurrentControlSet\Services"
 #: The longest a start or stop is waited for while its checkpoint keeps advancing.
 MAX_PENDING = 600.0
+#: How long ``delete`` waits for the SCM to remove a service marked for deletion.
+DELETE_WAIT = 30.0
 
 
 class ServiceTimeout(Exception):
@@ -92,9 +104,13 @@ class PyWin32Api:
     """The real SCM through pywin32 (win32service) and winreg."""
 
     def __init__(self) -> None:
+        import win32api
+        import win32event
         import win32service
 
         self._ws: Any = win32service
+        self._api: Any = win32api
+        self._event: Any = win32event
 
     def _scm(self) -> Any:
         return self._ws.OpenSCManager(None, None, self._ws.SC_MANAGER_ALL_ACCESS)
@@ -217,38 +233,75 @@ class PyWin32Api:
         finally:
             self._close(scm, svc)
 
+    def _process(self, pid: int) -> Any:
+        """A handle to wait on the service's process, or None (no pid, already gone, or not
+        ours to open). Taken before the stop, so the pid cannot be reused meanwhile."""
+        if not pid:
+            return None
+        try:
+            return self._api.OpenProcess(SYNCHRONIZE, False, pid)
+        except Exception as e:   # pywintypes.error: gone (87), not ours to open (5)
+            if _code(e) is None:
+                raise
+            return None
+
     def stop(self, name: str, timeout: float, *, missing_ok: bool = False) -> None:
-        """Ask it to stop and wait (bounded by `timeout` and its wait hints) for STOPPED, so a
-        following start or delete works. Already stopped is success; so is a missing
-        service with ``missing_ok``."""
+        """Ask it to stop and wait (bounded by `timeout` and its wait hints) for STOPPED and
+        then for its process to exit, so a following start or delete works. Already
+        stopped is success; so is a missing service with ``missing_ok``."""
         opened = self._open_unless_missing(name, missing_ok)
         if opened is None:
             return
         scm, svc = opened
+        process = None
         try:
-            if self._status(svc).state != SERVICE_STOPPED:
+            st = self._status(svc)
+            if st.state != SERVICE_STOPPED:
+                process = self._process(st.pid)
                 try:
                     self._ws.ControlService(svc, SERVICE_CONTROL_STOP)
                 except Exception as e:
                     if _code(e) != ERROR_SERVICE_NOT_ACTIVE:
                         raise
+            start = time.monotonic()
             st = self._wait(svc, lambda s: s.state == SERVICE_STOPPED, SERVICE_STOP_PENDING, timeout)
             if st.state != SERVICE_STOPPED:
                 raise ServiceTimeout(f"{name} did not stop within {timeout:g}s (state {st.state}, "
                                      f"checkpoint {st.checkpoint})")
+            if process is not None:
+                left = max(timeout - (time.monotonic() - start), 1.0)
+                if self._event.WaitForSingleObject(process, round(left * 1000)) != WAIT_OBJECT_0:
+                    raise ServiceTimeout(f"{name} is STOPPED but its process is still running {left:.0f}s "
+                                         "later")
         finally:
+            if process is not None:
+                process.Close()
             self._close(scm, svc)
 
     def delete(self, name: str, *, missing_ok: bool = False) -> None:
-        """DeleteService; a service that is not there is fine with ``missing_ok`` (uninstall)."""
+        """DeleteService, then wait until the SCM has removed it (up to DELETE_WAIT). A
+        service that is not there is fine with ``missing_ok`` (uninstall); one already
+        marked for deletion (an uninstall run again) is waited for likewise."""
         opened = self._open_unless_missing(name, missing_ok)
         if opened is None:
             return
         scm, svc = opened
         try:
-            self._ws.DeleteService(svc)
+            try:
+                self._ws.DeleteService(svc)
+            except Exception as e:
+                if _code(e) != ERROR_SERVICE_MARKED_FOR_DELETE:
+                    raise
         finally:
             self._close(scm, svc)
+        deadline = time.monotonic() + DELETE_WAIT
+        while self.exists(name):
+            if time.monotonic() > deadline:
+                raise ServiceTimeout(
+                    f"{name} is marked for deletion but still there after {DELETE_WAIT:g}s: the SCM removes a "
+                    "service once every handle to it is closed (its process still running, a services.msc "
+                    "window or another tool holding it open); close those, or run the uninstall again")
+            time.sleep(0.1)
 
     def query(self, name: str) -> ServiceStatus:
         scm, svc = self._open(name)

@@ -7,22 +7,31 @@ service's main on a thread of its own and control codes on the dispatcher (main)
 both are handed to :mod:`herder.service._scm` and the runtime.
 
 pywin32's ``SvcRun`` reports RUNNING before ``SvcDoRun``; we override ``SvcRun`` so the
-status sequence is ours. After ``SvcRun`` returns, pywin32 itself reports STOPPED with
-exit code 0 (or a generic error if ``SvcRun`` raised), overwriting ours; so for a
-non-zero exit we raise after reporting, and the SCM still sees a failure (1066 with our
-code, and runs its recovery actions). Runs with real pywin32 under Wine's SCM in the
-Windows tier (tests/platform/test_windows_scm.py); not on a real Windows machine.
+status sequence is ours. Our STOPPED (with 1066 and the exit code when it is not 0) is the
+last word the SCM gets: after it, Windows may end the process at any moment and nothing
+else may be reported. But pywin32 reports STOPPED once more when ``SvcRun`` returns (exit
+0), or STOPPED with 1066/0x20000001 when it raised; and as soon as our STOPPED arrives,
+``StartServiceCtrlDispatcher`` returns on the main thread, which exits the process. Which
+of the two came first was a race: under load pywin32's report won, and the SCM showed
+536870913 instead of the service's exit code; after a quick restart it could even stop
+the *next* run's status, since the handle names the service, not the run. So once our
+STOPPED is reported, ``SvcRun`` never returns: the service thread waits there until the
+process ends (the main thread's exit ends it). Only when main failed before STOPPED was
+reported does ``SvcRun`` raise, so that pywin32 reports the failure. Runs with real
+pywin32 under Wine's SCM in the Windows tier (tests/platform/test_windows_scm.py); not
+on a real Windows machine.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import PureWindowsPath
 from typing import Any
 
-from herder.service._scm import ScmStatus
+from herder.service._scm import STOPPED, ScmStatus
 
 
 def is_scm_child() -> bool:
@@ -81,7 +90,7 @@ _PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
 
 
 class ExitCodeError(Exception):
-    """Raised out of SvcRun so pywin32 reports a failed stop for a non-zero exit code."""
+    """Raised out of SvcRun when main ended without reporting STOPPED: pywin32 reports the failure."""
 
 
 class PyWin32Seam:
@@ -95,6 +104,7 @@ class PyWin32Seam:
         self._sm: Any = servicemanager
         self._ws: Any = win32service
         self._handle: Any = None
+        self._stopped: ScmStatus | None = None   # our STOPPED, once the SCM has it
 
     def set_status(self, status: ScmStatus) -> None:
         self._ws.SetServiceStatus(
@@ -109,6 +119,8 @@ class PyWin32Seam:
                 status.wait_hint_ms,
             ),
         )
+        if status.state == STOPPED:
+            self._stopped = status
 
     def log_event(self, level: int, message: str) -> None:
         if level >= logging.ERROR:
@@ -136,12 +148,23 @@ class PyWin32Seam:
                 return on_control(control)
 
             def SvcRun(self) -> None:
-                code = service_main()
+                try:
+                    code = service_main()
+                except Exception:   # after STOPPED nothing may reach the SCM; before it, pywin32 reports it
+                    if seam._stopped is None:
+                        raise
+                    logging.getLogger("herder.service").exception("%s: error after STOPPED", seam._name)
+                    code = seam._stopped.service_exit_code
                 result.append(code)
-                if code:
-                    raise ExitCodeError(f"{seam._name} exited with code {code}")
+                if seam._stopped is None:
+                    raise ExitCodeError(f"{seam._name} ended (code {code}) without reporting STOPPED")
+                # The SCM has our STOPPED: returning would let pywin32 report again. Wait
+                # here; the dispatcher has returned on the main thread, whose exit ends us.
+                threading.Event().wait()
 
         self._sm.Initialize()
         self._sm.PrepareToHostSingle(_Framework)
         self._sm.StartServiceCtrlDispatcher()
+        if self._stopped is not None:   # the service thread may still be winding down
+            return self._stopped.service_exit_code
         return result[0] if result else 1

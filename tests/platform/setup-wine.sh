@@ -28,7 +28,7 @@ if [ ${#need[@]} -gt 0 ]; then
     --no-install-recommends "${need[@]}" >&2
   stamp "apt-get install ${need[*]}"
 fi
-RECIPE_VERSION=2   # bump when the prefix recipe below changes
+RECIPE_VERSION=3   # bump when the prefix recipe below changes (3: ServicesPipeTimeout)
 KEY=$( { cat "$HERE/wine/requirements-embed.txt" "$HERE/wine/requirements-win.txt";
          echo "recipe $RECIPE_VERSION"; wine --version 2>/dev/null; } | sha1sum | cut -c1-10)
 OUT=$CACHE/winpy-$KEY
@@ -54,6 +54,15 @@ unset DISPLAY
 timeout 300 wine wineboot --init </dev/null >/dev/null 2>&1
 timeout 120 wineserver -w
 stamp "wineboot --init"
+# How long the SCM waits for a service's process to reach its dispatcher (and for each
+# answer on the control pipe): 1053 after that. Windows' default is 30 s, Wine's 10 s, and a
+# Windows CPython importing herder and pywin32 needs 3-9 s at a load of 10 on two cores, more
+# above it. 60 s, as Windows admins set it for slow starters. Wine 8 reads the value once,
+# when services.exe starts, and only as REG_SZ (decimal ms; Windows reads a REG_DWORD).
+timeout 120 wine reg add 'HKLM\SYSTEM\CurrentControlSet\Control' /v ServicesPipeTimeout /t REG_SZ /d 60000 /f \
+  </dev/null >/dev/null 2>&1
+timeout 120 wineserver -w
+stamp "ServicesPipeTimeout 60 s"
 "$PY" - "$TMP" <<'PY'
 import glob, io, os, sys, tarfile, zipfile
 w = sys.argv[1]; py = f"{w}/prefix/drive_c/py"; sp = f"{py}/Lib/site-packages"

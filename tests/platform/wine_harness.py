@@ -20,6 +20,7 @@ pywin32), so a status query costs milliseconds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +170,19 @@ class WindowsMachine:
 
     def herder(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         return self.python("-m", "herder", *args, timeout=timeout)
+
+    @contextlib.contextmanager
+    def herder_running(self, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+        """`herder ARGS` in the background while the block runs (stdout and stderr in one
+        pipe: read it with ``communicate``); killed if still running when the block ends."""
+        proc = subprocess.Popen(["wine", PYTHON, "-m", "herder", *args], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.env)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
 
     def herder_ok(self, *args: str, timeout: float = 180) -> str:
         res = self.herder(*args, timeout=timeout)

@@ -10,11 +10,20 @@ library sees services.exe as its parent and speaks the SCM's status protocol. St
 is slow on purpose (it waits for GO), so the SCM sees START_PENDING with advancing
 checkpoints until ctx.ready(); the shutdown steps take a moment each, so it sees
 STOP_PENDING with wait hints.
+
+With BILLING_LINGER=1 in its environment, its exit takes a while after the SCM saw STOPPED
+(as atexit work does: flushing, closing connections): it waits, up to 5 s, for the SCM's
+service thread to end. Whatever that thread still reports after STOPPED then reaches the
+SCM before the process is gone (pywin32 used to report STOPPED once more, with 1066 and
+0x20000001 instead of the program's exit code).
 """
 
 import asyncio
+import atexit
+import ctypes
 import os
 import sys
+import threading
 import time
 
 from herder.service import Service
@@ -46,6 +55,14 @@ class Server:
 svc = Service("billing-sync", start_timeout="20s")
 
 
+def linger(service_thread: int) -> None:
+    kernel32 = ctypes.windll.kernel32
+    handle = kernel32.OpenThread(0x00100000, False, service_thread)   # SYNCHRONIZE
+    if handle:
+        kernel32.WaitForSingleObject(handle, 5000)
+        kernel32.CloseHandle(handle)
+
+
 @svc.main
 async def main(ctx):
     db = await Db().connect()
@@ -54,6 +71,8 @@ async def main(ctx):
     ctx.defer(server.drain, timeout="30s")
     mark(f"pid {os.getpid()} mode {ctx.mode.value}")
     mark(f"cwd {os.getcwd()} region {os.environ.get('BILLING_REGION')}")
+    if os.environ.get("BILLING_LINGER"):
+        atexit.register(linger, threading.get_native_id())   # main runs on the SCM's service thread
     while not os.path.exists(GO):   # a slow start-up: the SCM must see checkpoints advance
         await asyncio.sleep(0.05)
     ctx.ready()
