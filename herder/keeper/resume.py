@@ -64,7 +64,8 @@ def build(k: Keeper, why: str, own: bool) -> tuple[dict[str, Any], list[int]]:
         "opts": {"dp_args": k.opts.dp_args, "console": k.opts.console},
         "children": children, "exits": k._unacked(), "snapshot": {"world": k.snap_world, "instances": k.snap_inst},
         "config": k.config_text, "stored": {n: fds.add(fd) for n, fd in k.stored.items()}, "capture": cap,
-        "counters": fds.add(k.counters.fd), "slots": k.counters.slots, "pending": k.pending, "notes": k.notes,
+        "counters": fds.add(k.counters.fd), "slots": k.counters.slots, "notes": k.notes,
+        "pending": [k.forwarded[i] for i in sorted(k.forwarded)] + k.pending,   # unacknowledged ones too
         "lost": k.lost, "retired": sorted(k.children.retired), "orphans_reaped": k.children.orphans_reaped,
     }
     return rec_, fds.fds
