@@ -57,6 +57,9 @@ def _record(fd: int) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     blob = int(argv[argv.index("--resume") + 1])
+    if "--trampoline" in argv:      # this text's memfd: read; not to be inherited by the next exec
+        with contextlib.suppress(OSError, ValueError):
+            os.close(int(argv[argv.index("--trampoline") + 1]))
     try:
         raw = _record(blob)
     except (OSError, ValueError) as e:     # nothing to carry on with: the services are on their own
