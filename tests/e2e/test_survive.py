@@ -175,12 +175,20 @@ def test_kill_9_during_a_start_of_200_and_during_down_leaves_nothing_unlisted(he
     for trial in range(TRIALS):
         starting = subprocess.Popen(_cli("up", "-d", "-c", str(h.config)), stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
-        # kill -9 at random instants between launch and all-running
-        for _ in range(3):
-            time.sleep(rand.uniform(0.0, 0.4))
-            if len(marked(f"sleep {quiet}")) >= 200:
-                break
-            kill_dp(h)
+        try:
+            # kill -9 at random instants between launch and all-running
+            for _ in range(3):
+                time.sleep(rand.uniform(0.0, 0.4))
+                if len(marked(f"sleep {quiet}")) >= 200:
+                    break
+                kill_dp(h)
+        except AssertionError as e:
+            if starting.poll() is None:
+                starting.kill()
+            _, err = starting.communicate()
+            log = h.state / "herder.log"
+            raise AssertionError(f"trial {trial}: {e}\n`up -d` said: {err}\nherder.log:\n"
+                                 f"{log.read_text()[-4000:] if log.exists() else '(none)'}") from None
         _, err = starting.communicate(timeout=120)
         assert starting.returncode == 0, err
         running = wait_until("all 200 running", lambda: _all_running(h, 200), timeout=60, interval=0.05)
