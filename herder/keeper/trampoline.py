@@ -34,8 +34,13 @@ import sys
 import time
 from typing import Any
 
-_STOP = {signal.SIGTERM, signal.SIGINT} | ({signal.SIGPWR} if hasattr(signal, "SIGPWR") else set())
-_HANDLED = {signal.SIGCHLD, signal.SIGHUP, signal.SIGUSR1} | _STOP     # blocked across the exec
+
+def _signals(*names: str) -> set[int]:
+    return {int(getattr(signal, n)) for n in names if hasattr(signal, n)}    # (imports on Windows too)
+
+
+_STOP = _signals("SIGTERM", "SIGINT", "SIGPWR")
+_HANDLED = _signals("SIGCHLD", "SIGHUP", "SIGUSR1") | _STOP     # blocked across the exec
 # the `-c` program the old keeper execs: it runs the text of this file from an inherited memfd
 BOOT = ("import os,sys;_f=int(sys.argv[sys.argv.index('--trampoline')+1]);"
         "exec(compile(os.pread(_f,1<<22,0),'herder-keeper-trampoline','exec'))")
