@@ -51,7 +51,8 @@ class Messages:
                 "init": k.init, "matched": k.capture.matches(),
             }
             k.pending, k.notes, k.lost = [], [], {}
-            k._emit(welcome, [k.counters.fd, *k.stored.values()], close_after=False)
+            # copies: a `store` handled before the outbox is flushed closes the stored fd it replaces
+            k._emit(welcome, [os.dup(fd) for fd in (k.counters.fd, *k.stored.values())])
         wanted = {id(ch) for chans in k.capture.current.values() for ch in chans}
 
         def send_pipes(open_: list[tuple[Any, int]]) -> None:     # reader thread: copies of live fds

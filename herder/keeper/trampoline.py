@@ -34,8 +34,13 @@ import sys
 import time
 from typing import Any
 
-_STOP = {signal.SIGTERM, signal.SIGINT} | ({signal.SIGPWR} if hasattr(signal, "SIGPWR") else set())
-_HANDLED = {signal.SIGCHLD, signal.SIGHUP, signal.SIGUSR1} | _STOP     # blocked across the exec
+
+def _signals(*names: str) -> set[int]:
+    return {int(getattr(signal, n)) for n in names if hasattr(signal, n)}    # (imports on Windows too)
+
+
+_STOP = _signals("SIGTERM", "SIGINT", "SIGPWR")
+_HANDLED = _signals("SIGCHLD", "SIGHUP", "SIGUSR1") | _STOP     # blocked across the exec
 # the `-c` program the old keeper execs: it runs the text of this file from an inherited memfd
 BOOT = ("import os,sys;_f=int(sys.argv[sys.argv.index('--trampoline')+1]);"
         "exec(compile(os.pread(_f,1<<22,0),'herder-keeper-trampoline','exec'))")
@@ -57,6 +62,9 @@ def _record(fd: int) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     blob = int(argv[argv.index("--resume") + 1])
+    if "--trampoline" in argv:      # this text's memfd: read; not to be inherited by the next exec
+        with contextlib.suppress(OSError, ValueError):
+            os.close(int(argv[argv.index("--trampoline") + 1]))
     try:
         raw = _record(blob)
     except (OSError, ValueError) as e:     # nothing to carry on with: the services are on their own

@@ -42,9 +42,9 @@ if TYPE_CHECKING:
 
 DRAIN_TIMEOUT = 10.0       # longest the writer may take to write what was read before the exec
 PREFLIGHT_TIMEOUT = 60.0   # a cold import of the new version on a loaded machine
-_BLOCK = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGCHLD}
-if hasattr(signal, "SIGPWR"):
-    _BLOCK.add(signal.SIGPWR)
+# by name: the module imports on Windows too (the API handlers import it; no keeper runs there)
+_BLOCK = {getattr(signal, n) for n in ("SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1", "SIGCHLD", "SIGPWR")
+          if hasattr(signal, n)}
 _TRAMPOLINE = trampoline.source()      # read now: at upgrade time the file on disk is the new version's
 
 

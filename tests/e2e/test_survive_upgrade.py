@@ -54,12 +54,13 @@ def install(h: Herd) -> Path:
 
 def up_with(py: Path, h: Herd) -> None:
     # from the herd's dir: `-m` puts the working directory first on sys.path (not this tree)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}     # nothing ahead of the copy
     r = subprocess.run([str(py), "-m", "herder", "up", "-d", "-c", str(h.config)], capture_output=True, text=True,
-                       timeout=300, cwd=h.dir)
+                       timeout=300, cwd=h.dir, env=env)
     assert r.returncode == 0, r.stderr
     keeper, _ = keeper_and_dp(h)
     where = subprocess.run([str(py), "-c", "import herder; print(herder.__file__)"], capture_output=True, text=True,
-                           cwd=f"/proc/{keeper}/cwd", timeout=60).stdout
+                           cwd=f"/proc/{keeper}/cwd", timeout=60, env=env).stdout
     assert where.startswith(str(h.dir / "pkg")), where
 
 
@@ -289,6 +290,8 @@ def test_repeated_upgrades_under_log_load_keep_every_line_once(herd: Callable[..
     assert all(x["restarts"] == 0 and x["state"] == "running" for x in now.values())
     assert keeper_and_dp(h)[0] == keeper
     assert _blocked(keeper) == 0, "the keeper kept signals blocked after its exec"
+    blobs = [os.readlink(f"/proc/{keeper}/fd/{n}") for n in os.listdir(f"/proc/{keeper}/fd")]
+    assert not [b for b in blobs if b.startswith("/memfd:herder ")], "a resume record or trampoline fd leaked"
     r = h.cli("restart", "again")
     assert r.returncode == 0, r.stderr
     assert _blocked(services(h)["again"]["pid"]) == 0, "a service started after an upgrade has signals blocked"
