@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from herder.cli import progress, render
+from herder.cli import render
 from herder.control.client import ApiError, Client, discover_socket
 from herder.errors import EXIT_FAILED, EXIT_OK, NotRunning, UsageError
 
@@ -76,6 +76,8 @@ def run_status(args: Any) -> int:
 
 
 def _action_result(args: Any, res: dict[str, Any]) -> int:
+    from herder.cli import progress  # not at the top: `herder status` does not follow anything
+
     if args.json:
         _dump(res)
     else:
@@ -89,6 +91,8 @@ def _action_result(args: Any, res: dict[str, Any]) -> int:
 def run_action(args: Any) -> int:
     """start / stop / restart: one request for every target, so they act together (a stop
     goes in reverse dependency order, each level at once, as `down` does)."""
+    from herder.cli import progress
+
     c = client(args, timeout=None)
     names = expand(c, args.services)
     body = {"wait": not args.no_wait, "timeout": args.timeout}
@@ -135,6 +139,8 @@ def run_signal(args: Any) -> int:
 
 
 def run_reload(args: Any) -> int:
+    from herder.cli import progress
+
     body: dict[str, Any] = {"dry_run": args.dry_run}
     if args.config:
         body["config"] = os.path.abspath(args.config)
@@ -249,6 +255,8 @@ def _journal_offline(args: Any) -> list[dict[str, Any]]:
 def run_down(args: Any) -> int:
     """Stop everything; exit 0 only once the supervisor confirmed it: its event stream ended as
     herder ends it when every service has stopped, and it released its lock (it exited)."""
+    from herder.cli import progress
+
     c = client(args, timeout=None)
     # follow first, so the end of the stream (herder closing it as it exits) is seen
     events = None if args.no_wait else c.stream("events", query={"follow": True, "limit": 0})
