@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import subprocess
-import sys
 from typing import Any
 
 from hypothesis import given, settings
@@ -58,12 +55,3 @@ def test_the_everyday_commands_are_read_quickly() -> None:
                  ["logs", "-n", "x"], ["signal"]):
         assert quick.parse(argv) is None, argv
 
-
-def test_status_imports_no_argparse(tmp_path: Any) -> None:
-    """`herder status` (no supervisor there) runs without importing argparse; its error is the usual one."""
-    code = ("import sys\nfrom herder.cli import main\nrc = main(['status', '--socket', sys.argv[1]])\n"
-            "print('argparse' in sys.modules, rc)")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "none.sock")], capture_output=True, text=True,
-                         env={**os.environ, "HERDER_SOCKET": ""}, timeout=120)
-    assert out.stdout.split() == ["False", "3"], out
-    assert "not running" in out.stderr
