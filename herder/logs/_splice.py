@@ -96,9 +96,11 @@ class RawCopy:
         return self.spliced + self.copied
 
     def _target(self, dst: int) -> None:
-        """Write through our own non-appending descriptor of dst's file."""
-        if self.fd >= 0:
-            os.close(self.fd)
+        """Write through our own non-appending descriptor of dst's file (dst < 0: no file
+        now, as after a rotation that could not open the next one: bytes are counted)."""
+        self.close()
+        if dst < 0:
+            return
         if fcntl.fcntl(dst, fcntl.F_GETFL) & os.O_APPEND:
             self.fd = os.open(f"/proc/self/fd/{dst}", os.O_WRONLY | os.O_CLOEXEC)
         else:
@@ -124,7 +126,7 @@ class RawCopy:
             want = min(avail or self.chunk, self.chunk)   # 0 available: try anyway, to see EOF or EAGAIN
         else:
             want = self.chunk
-        if not self.use_splice:
+        if not self.use_splice or self.fd < 0:
             return self._through_userspace(want, cut=False)
         try:
             n = os.splice(self.src, self.fd, want, offset_dst=self.size, flags=os.SPLICE_F_NONBLOCK | os.SPLICE_F_MOVE)
@@ -167,6 +169,8 @@ class RawCopy:
         """Bytes at the end of the file (the caller's own, between steps, go here too)."""
         done = 0
         try:
+            if self.fd < 0:
+                raise OSError(errno.EBADF, "no log file open")
             while done < len(data):
                 done += os.pwrite(self.fd, data[done:], self.size + done)
         except OSError as e:
@@ -177,7 +181,11 @@ class RawCopy:
         self.size += done
         self.copied += done
 
+    def retarget(self, dst: int, size: int) -> None:
+        """The caller changed files (its own rotation or a reopen): write to dst from size on."""
+        self._target(dst)
+        self.size = size
+
     def _rotate(self) -> None:
         assert self.rotate is not None
-        self._target(self.rotate())
-        self.size = 0
+        self.retarget(self.rotate(), 0)

@@ -175,3 +175,21 @@ def test_line_cut_and_pipe_bytes(pipe: tuple[int, int]) -> None:
     r, w = pipe
     os.write(w, b"12345")
     assert pipe_bytes(r) == 5
+
+
+def test_no_file_after_a_rotation_counts_the_bytes(tmp_path: Path, pipe: tuple[int, int]) -> None:
+    """rotate() that could not open the next file (it returns -1): the rest is counted as
+    unwritten and the pipe still drains; a retarget() to a file writes again."""
+    r, w = pipe
+    fd = os.open(tmp_path / "x.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    copy = RawCopy(r, fd, size=0, max_size=10, rotate=lambda: -1)
+    os.write(w, b"12345\n67890\nabc\n")
+    assert copy.step() == 16
+    assert (tmp_path / "x.log").read_bytes() == b"12345\n" and copy.unwritten == 10 and copy.fd == -1
+    os.write(w, b"more\n")
+    assert copy.step() == 5 and copy.unwritten == 15
+    copy.retarget(fd, os.fstat(fd).st_size)
+    os.write(w, b"ok\n")
+    assert copy.step() == 3 and (tmp_path / "x.log").read_bytes() == b"12345\nok\n" and copy.error is None
+    copy.close()
+    os.close(fd)
