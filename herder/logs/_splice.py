@@ -21,8 +21,9 @@ What it keeps of the writer's contract (herder.logs._files.RotatingFile):
 * where splice cannot serve (no os.splice, a file system without splice support, a
   source that is not a pipe: EINVAL), the same steps run with os.read + os.pwrite.
 
-The file is written at explicit offsets through a descriptor of its own (splice refuses a
-file opened with O_APPEND, which log files are), so the caller must not write to the same
+The file is written at explicit offsets through a descriptor of its own, opened again
+through /proc/self/fd read-write (splice refuses a file opened with O_APPEND, which log
+files are; reading lets `tail()` hand the last lines to the caller's tails), so the caller must not write to the same
 file between two steps except through `write()` here; `size` is where the next byte goes.
 The source pipe is used non-blocking (SPLICE_F_NONBLOCK; reads of a non-blocking fd):
 `step()` moves what is there now and returns, so a selector-driven caller never blocks
@@ -88,6 +89,7 @@ class RawCopy:
         self.unwritten = 0      # bytes read from the pipe that could not be written (disk errors)
         self.error: OSError | None = None   # the last write error; None once a write succeeds again
         self.fd = -1
+        self.readable = False
         self._target(dst)
         os.set_blocking(src, False)
 
@@ -101,11 +103,28 @@ class RawCopy:
         self.close()
         if dst < 0:
             return
-        if fcntl.fcntl(dst, fcntl.F_GETFL) & os.O_APPEND:
-            self.fd = os.open(f"/proc/self/fd/{dst}", os.O_WRONLY | os.O_CLOEXEC)
-        else:
-            self.fd = os.dup(dst)
-            os.set_inheritable(self.fd, False)
+        try:   # read-write, so tail() can give the last lines back without a second open
+            self.fd = os.open(f"/proc/self/fd/{dst}", os.O_RDWR | os.O_CLOEXEC)
+            self.readable = True
+        except OSError:
+            self.readable = False
+            if fcntl.fcntl(dst, fcntl.F_GETFL) & os.O_APPEND:
+                self.fd = os.open(f"/proc/self/fd/{dst}", os.O_WRONLY | os.O_CLOEXEC)
+            else:
+                self.fd = os.dup(dst)
+                os.set_inheritable(self.fd, False)
+
+    def tail(self, n: int) -> bytes:
+        """The last n bytes (at most) of the current file, from the page cache: the lines a
+        caller keeps for its tails come from here, the copy having never seen them; b""
+        when the file cannot be read back."""
+        k = min(n, self.size)
+        if not self.readable or self.fd < 0 or k <= 0:
+            return b""
+        try:
+            return os.pread(self.fd, k, self.size - k)
+        except OSError:
+            return b""
 
     def close(self) -> None:
         """Close our descriptor of the file (the pipe stays the caller's)."""

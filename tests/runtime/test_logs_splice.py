@@ -193,3 +193,14 @@ def test_no_file_after_a_rotation_counts_the_bytes(tmp_path: Path, pipe: tuple[i
     assert copy.step() == 3 and (tmp_path / "x.log").read_bytes() == b"12345\nok\n" and copy.error is None
     copy.close()
     os.close(fd)
+
+
+def test_tail_reads_back_what_was_written(tmp_path: Path, pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    fd = os.open(tmp_path / "t.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)   # write-only, as logs are
+    copy = RawCopy(r, fd, size=0)
+    os.write(w, b"one\ntwo\nthree\n")
+    copy.step()
+    assert copy.tail(6) == b"three\n" and copy.tail(100) == b"one\ntwo\nthree\n"
+    copy.close()
+    os.close(fd)
