@@ -14,9 +14,10 @@ knows whether it ended cleanly (`LineStream.complete`), which `herder down` uses
 
 from __future__ import annotations
 
+import _socket  # the C module: socket.py (selectors, its enums) costs `herder status` ~2 ms to import
+import io
 import json
 import os
-import socket
 from collections.abc import Iterator
 
 from herder.control import registry
@@ -51,12 +52,30 @@ def urlencode(query: dict[str, Any]) -> str:
     return "&".join(f"{_quote(str(k))}={_quote(str(v))}" for k, v in query.items())
 
 
+class _SocketReader(io.RawIOBase):
+    """What socket.makefile("rb") gives, on the C socket: reads block up to its timeout
+    (TimeoutError), EINTR is retried by the interpreter."""
+
+    def __init__(self, sock: _socket.socket) -> None:
+        super().__init__()
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        return self._sock.recv_into(b)
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+
 class Response:
     """Status, headers and a body read lazily (Content-Length, chunked, or until close)."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self._sock = sock
-        self._f = sock.makefile("rb")
+        self._f = io.BufferedReader(_SocketReader(sock))
         line = self._f.readline(65537)
         parts = line.split(None, 2)
         if not line:
@@ -136,7 +155,7 @@ class Response:
         import contextlib
 
         with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)
+            self._sock.shutdown(_socket.SHUT_RDWR)
 
 
 class Client:
@@ -151,7 +170,7 @@ class Client:
             head += f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
         elif method in ("POST", "PUT"):
             head += "Content-Length: 0\r\n"
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         conn.settimeout(timeout)
         try:
             conn.connect(self.socket_path)
