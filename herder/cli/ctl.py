@@ -12,7 +12,7 @@ import os
 import sys
 
 from herder.cli import render
-from herder.control.client import ApiError, Client, discover_socket
+from herder.control.client import ApiError, Client, Pending, discover_socket
 from herder.errors import EXIT_FAILED, EXIT_OK, NotRunning, UsageError
 
 TYPE_CHECKING = False   # not `from typing import …`: typing costs `herder status` ~3 ms; mypy reads this block
@@ -42,6 +42,14 @@ def expand(c: Client, names: list[str]) -> list[str]:
 
 def run_status(args: Any) -> int:
     c = client(args)
+    health = c.begin("health")   # asked now: answered in the same wake-up of the supervisor as the list
+    try:
+        return _status(c, args, health)
+    finally:
+        health.close()
+
+
+def _status(c: Client, args: Any, pending: Pending) -> int:
     names: list[str] = list(args.services or [])
     rows = None
     if "all" in names:   # one request for everything (a status request samples each instance's CPU and memory)
@@ -64,7 +72,7 @@ def run_status(args: Any) -> int:
         _dump(rows)
     else:
         render.print_table(rows, no_colour=getattr(args, "no_color", False), wide=getattr(args, "wide", False))
-    health = c.call("health")
+    health = pending.result()
     if not args.json:
         for problem in health.get("problems", []):   # state herder could not trust (security.md)
             print(f"herder: warning: {problem}", file=sys.stderr)

@@ -158,12 +158,36 @@ class Response:
             self._sock.shutdown(_socket.SHUT_RDWR)
 
 
+class Pending:
+    """A request on its way (Client.begin): `result()` reads its answer once; `close()`
+    drops it unread."""
+
+    def __init__(self, client: Client, method: str, url: str, conn: _socket.socket) -> None:
+        self._client, self._method, self._url = client, method, url
+        self._conn: _socket.socket | None = conn
+
+    def result(self) -> Any:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            raise RuntimeError("the answer was already read")
+        return self._client._result(conn, self._method, self._url)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
 class Client:
     def __init__(self, socket_path: str, timeout: float | None = 600.0) -> None:
         self.socket_path = socket_path
         self.timeout = timeout
 
     def _open(self, method: str, url: str, body: Any, timeout: float | None) -> Response:
+        return self._answer(self._send(method, url, body, timeout), method, url)
+
+    def _send(self, method: str, url: str, body: Any, timeout: float | None) -> _socket.socket:
+        """A connection with the request sent on it."""
         data = b"" if body is None else json.dumps(body).encode()
         head = f"{method} {url} HTTP/1.1\r\nHost: herder\r\nConnection: close\r\n"
         if body is not None:
@@ -188,14 +212,28 @@ class Client:
             raise NotRunning(f"herder on {self.socket_path} did not answer: {e}") from None
         try:
             conn.sendall((head + "\r\n").encode("latin-1") + data)
+            return conn
+        except TimeoutError:
+            conn.close()
+            raise
+        except (ConnectionError, OSError) as e:
+            conn.close()
+            raise self._dropped(method, url, e) from None
+
+    def _answer(self, conn: _socket.socket, method: str, url: str) -> Response:
+        """The answer's status and headers, read from a connection the request went out on."""
+        try:
             return Response(conn)
         except TimeoutError:
             conn.close()
             raise
         except (ConnectionError, OSError) as e:
             conn.close()
-            raise Dropped(f"the supervisor on {self.socket_path} closed the connection before answering "
-                          f"{method} {url} ({e}); did it exit? the outcome is unknown: see `herder status`") from None
+            raise self._dropped(method, url, e) from None
+
+    def _dropped(self, method: str, url: str, e: OSError) -> Dropped:
+        return Dropped(f"the supervisor on {self.socket_path} closed the connection before answering "
+                       f"{method} {url} ({e}); did it exit? the outcome is unknown: see `herder status`")
 
     def _url(self, command: str, path: dict[str, str], query: dict[str, Any] | None) -> tuple[str, str]:
         cmd = registry.by_name(command)
@@ -206,8 +244,18 @@ class Client:
     def call(self, command: str, *, path: dict[str, str] | None = None, query: dict[str, Any] | None = None,
              body: Any = None) -> Any:
         """The decoded JSON (or text) answer; ApiError for a 4xx/5xx answer."""
+        return self.begin(command, path=path, query=query, body=body).result()
+
+    def begin(self, command: str, *, path: dict[str, str] | None = None, query: dict[str, Any] | None = None,
+              body: Any = None) -> Pending:
+        """Send the request now, read its answer later (`result()`, as `call` returns it):
+        requests sent together are answered in one wake-up of the supervisor (`herder
+        status` asks for the list and for herder's health at once)."""
         method, url = self._url(command, path or {}, query)
-        resp = self._open(method, url, body, self.timeout)
+        return Pending(self, method, url, self._send(method, url, body, self.timeout))
+
+    def _result(self, conn: _socket.socket, method: str, url: str) -> Any:
+        resp = self._answer(conn, method, url)
         try:
             raw = resp.read()
         except (ConnectionError, OSError) as e:
