@@ -25,7 +25,10 @@ from herder.errors import HerderError, NotRunning
 
 TYPE_CHECKING = False   # not `from typing import …`: typing costs `herder status` ~3 ms; mypy reads this block
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Callable
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
@@ -210,30 +213,25 @@ class Client:
         except OSError as e:
             conn.close()
             raise NotRunning(f"herder on {self.socket_path} did not answer: {e}") from None
-        try:
-            conn.sendall((head + "\r\n").encode("latin-1") + data)
-            return conn
-        except TimeoutError:
-            conn.close()
-            raise
-        except (ConnectionError, OSError) as e:
-            conn.close()
-            raise self._dropped(method, url, e) from None
+        self._on(conn, method, url, lambda: conn.sendall((head + "\r\n").encode("latin-1") + data))
+        return conn
 
     def _answer(self, conn: _socket.socket, method: str, url: str) -> Response:
         """The answer's status and headers, read from a connection the request went out on."""
+        return self._on(conn, method, url, lambda: Response(conn))
+
+    def _on(self, conn: _socket.socket, method: str, url: str, step: Callable[[], T]) -> T:
+        """step() on the connection: a timeout goes up as it is; a connection that breaks is
+        closed and the outcome is unknown (Dropped)."""
         try:
-            return Response(conn)
+            return step()
         except TimeoutError:
             conn.close()
             raise
         except (ConnectionError, OSError) as e:
             conn.close()
-            raise self._dropped(method, url, e) from None
-
-    def _dropped(self, method: str, url: str, e: OSError) -> Dropped:
-        return Dropped(f"the supervisor on {self.socket_path} closed the connection before answering "
-                       f"{method} {url} ({e}); did it exit? the outcome is unknown: see `herder status`")
+            raise Dropped(f"the supervisor on {self.socket_path} closed the connection before answering "
+                          f"{method} {url} ({e}); did it exit? the outcome is unknown: see `herder status`") from None
 
     def _url(self, command: str, path: dict[str, str], query: dict[str, Any] | None) -> tuple[str, str]:
         cmd = registry.by_name(command)
