@@ -12,12 +12,14 @@ import os
 import sys
 
 from herder.cli import render
-from herder.control.client import ApiError, Client, Pending, discover_socket
+from herder.control.client import ApiError, Client, discover_socket
 from herder.errors import EXIT_FAILED, EXIT_OK, NotRunning, UsageError
 
 TYPE_CHECKING = False   # not `from typing import …`: typing costs `herder status` ~3 ms; mypy reads this block
 if TYPE_CHECKING:
     from typing import Any
+
+    from herder.control.client import Pending
 
 
 def client(args: Any, timeout: float | None = 600.0) -> Client:
