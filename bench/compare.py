@@ -164,7 +164,23 @@ def measure_idle(res: Results, tool: Tool, s: Session, plan: Plan) -> None:
     names = sorted({p.name() for p in procs if p.is_running()})
     res.slot("idle_rss_mb", tool.name).update(uss_mb=round(mem["uss"] / 2**20, 1), processes=names,
                                               process_count=len(procs))
+    if len(procs) <= 4:   # a few processes (herder's keeper and decision process): each one's share
+        res.slot("idle_rss_mb", tool.name)["per_process"] = per_process(procs)
     res.slot("idle_cpu_s", tool.name)["seconds"] = plan.idle_seconds
+
+
+def per_process(procs: list[psutil.Process]) -> list[dict[str, Any]]:
+    out = []
+    for p in procs:
+        try:
+            mi, cmd = p.memory_full_info(), " ".join(p.cmdline())
+        except psutil.Error:
+            continue
+        role = ("keeper" if "herder.keeper" in cmd else "decision process" if "herder.runtime.dp" in cmd
+                else p.name())
+        out.append({"role": role, "rss_mb": round(mi.rss / 2**20, 1), "pss_mb": round(mi.pss / 2**20, 1),
+                    "uss_mb": round(mi.uss / 2**20, 1)})
+    return out
 
 
 def measure_status(res: Results, tool: Tool, s: Session, plan: Plan) -> None:

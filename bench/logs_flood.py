@@ -7,6 +7,13 @@ writer thread has put the last byte in the file, then check the file: size and S
 herder's RSS is sampled during the flood and compared with its idle RSS.
 
     python bench/logs_flood.py [--timestamps] [--runs 5] [--mib 300] [--drop]
+    python bench/logs_flood.py --alone [--runs 5] [--mib 300]
+
+`--alone` measures the raw fast path by itself (herder.logs._splice, no supervisor): the
+C flooder (bench/flood.c, built by bench/setup.sh) writes into a 1 MiB pipe, RawCopy moves
+it to the file, once with splice and once through os.read/os.pwrite (its fallback),
+alternating; from the child's first byte (its CLOCK_MONOTONIC stamp) until the file holds
+every byte, then size and SHA-256 against the expected bytes.
 """
 
 from __future__ import annotations
@@ -167,8 +174,70 @@ async def one_run(mib: int, timestamps: bool, drop: bool, workdir: Path) -> dict
     return result
 
 
+def alone_run(mib: int, use_splice: bool, workdir: Path, flood: Path) -> dict[str, float]:
+    """One flood through RawCopy alone; seconds from the child's first byte to the last byte in the file."""
+    import fcntl
+    import select
+
+    from herder.logs._splice import RawCopy
+
+    total = mib << 20
+    log, stamp = workdir / "alone.log", workdir / "alone.stamp"
+    for p in (log, stamp):
+        p.unlink(missing_ok=True)
+    subprocess.run(["sync"], check=False)
+    r, w = os.pipe()
+    fcntl.fcntl(r, fcntl.F_SETPIPE_SZ, 1 << 20)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    child = subprocess.Popen([str(flood), str(stamp), str(total)], stdout=w)
+    os.close(w)
+    me = psutil.Process()
+    cpu0 = me.cpu_times()
+    copy = RawCopy(r, fd, size=0, use_splice=use_splice)
+    want = (total // 100) * 100
+    try:
+        deadline = time.monotonic() + 300
+        while copy.written < want:
+            assert time.monotonic() < deadline, "the flood did not arrive in 300 s"
+            if select.select([r], [], [], 1.0)[0]:
+                copy.step()
+        end_ns = time.monotonic_ns()
+    finally:
+        child.kill()
+        child.wait()
+        copy.close()
+        os.close(fd)
+        os.close(r)
+    cpu1 = me.cpu_times()
+    start_ns = int(stamp.read_text().split()[1])
+    from compare import expected as flood_expected   # bench/flood.c's lines (numbered 0, 1, 2 …)
+
+    size, digest, _ = check_file(log, False)
+    want_size, want_digest = flood_expected(total)
+    log.unlink()
+    return {"seconds": (end_ns - start_ns) / 1e9, "ok": float(size == want_size and digest == want_digest),
+            "cpu": (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system), "spliced": copy.spliced}
+
+
+def alone(a: argparse.Namespace, base: Path) -> None:
+    flood = Path(__file__).resolve().parent / ".build" / "flood"
+    if not flood.exists():
+        raise SystemExit(f"{flood} is missing: run bash bench/setup.sh (it builds bench/flood.c)")
+    speeds: dict[str, list[float]] = {"splice": [], "read/pwrite": []}
+    for i in range(a.runs):
+        for mode in speeds:
+            r = alone_run(a.mib, mode == "splice", base, flood)
+            speeds[mode].append(a.mib / r["seconds"])
+            print(f"run {i + 1} {mode:11s}: {speeds[mode][-1]:7.0f} MiB/s  {r['seconds']:.3f}s  "
+                  f"copier CPU {r['cpu']:.2f}s  {'exact' if r['ok'] else 'MISMATCH'}", flush=True)
+    for mode, v in speeds.items():
+        print(f"{mode}: median {statistics.median(v):.0f} MiB/s (min {min(v):.0f}, max {max(v):.0f}), "
+              f"{len(v)} runs, load {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--alone", action="store_true", help="the raw fast path alone (herder.logs._splice)")
     ap.add_argument("--timestamps", action="store_true")
     ap.add_argument("--drop", action="store_true")
     ap.add_argument("--runs", type=int, default=5)
@@ -177,6 +246,9 @@ def main() -> None:
     a = ap.parse_args()
     base = Path(a.dir) if a.dir else Path(tempfile.mkdtemp(prefix="herder-bench-", dir="."))
     base.mkdir(parents=True, exist_ok=True)
+    if a.alone:
+        alone(a, base)
+        return
     speeds, grow = [], []
     for i in range(a.runs):
         r = asyncio.run(one_run(a.mib, a.timestamps, a.drop, base))

@@ -12,6 +12,11 @@ trials measure the path users have today: `herder up -d` run again right after t
 until it returns (it returns once every autostart service is running). Each trial also
 records what happened to the 200 services the killed herder ran: still alive (adopted or
 orphaned) and new starts (duplicates, if the old ones were left running).
+
+A herder made of a keeper and a decision process (issue 12) gets a second figure in the
+same trial, `recover_dp_ms`: once it is back, its decision process (the `pid` that
+`GET /v1/health` reports, when it is not the keeper's) is SIGKILLed too, and the time
+until a new decision process answers is measured the same way.
 """
 
 from __future__ import annotations
@@ -41,14 +46,51 @@ def _holder(state: Path) -> int | None:
 
 def _answers(sock: Path) -> bool:
     """One HTTP/1.1 request to the API socket: True on a 200."""
+    return _health(sock) is not None
+
+
+def _health(sock: Path) -> dict[str, Any] | None:
+    """GET /v1/health: its JSON body on a 200, else None."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
             c.settimeout(2.0)
             c.connect(str(sock))
             c.sendall(b"GET /v1/health HTTP/1.1\r\nHost: herder\r\nConnection: close\r\n\r\n")
-            return c.recv(64).startswith(b"HTTP/1.1 200")
+            data = b""
+            while chunk := c.recv(65536):
+                data += chunk
     except OSError:
-        return False
+        return None
+    head, _, body = data.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        return None
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _decision_process(res: Any, tool: Tool, state: Path, tracker: Tracker) -> None:
+    """kill -9 of the decision process (a herder with a keeper) → a new one answering."""
+    sock = state / "herder.sock"
+    keeper = _holder(state)
+    dp = (_health(sock) or {}).get("pid")
+    if not isinstance(dp, int) or dp == keeper or not alive(dp):
+        return      # one process: nothing apart to kill
+    t0 = time.monotonic()
+    os.kill(dp, signal.SIGKILL)
+
+    def back() -> bool:
+        pid = (_health(sock) or {}).get("pid")
+        return isinstance(pid, int) and pid != dp
+
+    if not wait_until(back, 30, 0.001):
+        raise TimeoutError("no new decision process answered within 30 s")
+    res.add("recover_dp_ms", tool.name, (time.monotonic() - t0) * 1000)
+    new = (_health(sock) or {}).get("pid")
+    if isinstance(new, int):
+        tracker.add(new)
 
 
 def recover(res: Any, tool: Tool, work: Path, r: int, plan: Any, tracker: Tracker) -> None:
@@ -82,8 +124,13 @@ def recover(res: Any, tool: Tool, work: Path, r: int, plan: Any, tracker: Tracke
                 pid = _holder(state)
                 return pid is not None and pid != old and _answers(state / "herder.sock")
             if wait_until(back, PROBE_S if mode is None else 30, 0.001):
-                slot.update(kind="self", mode="self: a new herder process took over by itself")
+                slot.update(kind="self", mode="self: the pid in herder.pid (with a keeper: the keeper) killed; a new "
+                            "herder process took over by itself, the services kept")
                 res.add("recover_ms", tool.name, (time.monotonic() - t0) * 1000)
+                new = _holder(state)
+                if new is not None:
+                    tracker.add(new)
+                _decision_process(res, tool, state, tracker)
             elif mode is None:
                 slot["kind"] = "relaunch"
             else:

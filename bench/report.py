@@ -63,6 +63,8 @@ def measures(info: dict[str, Any]) -> list[Measure]:
         Measure("idle_max_cpu_s", f"idle CPU, {big} running, over {p.get('scale_idle_seconds', 0):g} s", "s", True,
                 None, "≈ 0", floor=0.01),
         Measure("recover_ms", f"kill -9 of herder ({n} services) → supervising again", "ms", True, None, ""),
+        Measure("recover_dp_ms", f"kill -9 of herder's decision process ({n} services) → a new one answering",
+                "ms", True, None, "(keeper: the services' parent stays)"),
     ]
 
 
@@ -139,7 +141,7 @@ def markdown(doc: dict[str, Any], png_name: str | None) -> str:
         hv, _ = value(per.get("herder"))
         for t in tools:
             slot = per.get(t)
-            if slot is None and m.key in ("stop_exit_ms", "recover_ms"):
+            if slot is None and m.key in ("stop_exit_ms", "recover_ms", "recover_dp_ms"):
                 continue   # measured only where it applies (supervisord's shutdown; herder)
             med, rng, n = cell(m, slot)
             unit = f" {m.unit}" if m.unit and med not in ("—", "pending", "failed") else ""
@@ -157,6 +159,9 @@ def markdown(doc: dict[str, Any], png_name: str | None) -> str:
                 rng += "; bytes exact" if not bad else f"; {len(bad)} run(s) lost or changed bytes"
             if m.key == "idle_rss_mb" and slot and "uss_mb" in slot:
                 rng += f"; USS {slot['uss_mb']:g} MB"
+            if m.key == "idle_rss_mb" and slot and len(slot.get("per_process", [])) > 1:
+                rng += "; " + ", ".join(f"{x['role']} RSS {x['rss_mb']:g} / PSS {x['pss_mb']:g} / USS {x['uss_mb']:g}"
+                                        for x in slot["per_process"])
             if m.key == "orphans" and slot and slot.get("survivors"):
                 rng = "survivors: " + (", ".join(slot["survivors"][0]) or "none")
             if m.key.startswith("scale_") and slot and slot.get("by_n"):
@@ -192,7 +197,7 @@ def chart(doc: dict[str, Any], path: Path) -> None:
 
     info, res = doc["info"], doc["results"]
     peers = [t for t in info["versions"] if t != "herder"]
-    ms = [m for m in measures(info) if m.key not in ("orphans", "stop_exit_ms", "recover_ms")]
+    ms = [m for m in measures(info) if m.key not in ("orphans", "stop_exit_ms", "recover_ms", "recover_dp_ms")]
     fig, ax = plt.subplots(figsize=(9, 5.5))
     height = 0.8 / max(1, len(peers))
     top = 1.0

@@ -11,13 +11,15 @@ import json
 import os
 import sys
 
-from herder.cli import progress, render
+from herder.cli import render
 from herder.control.client import ApiError, Client, Dropped, discover_socket
 from herder.errors import EXIT_FAILED, EXIT_OK, HerderError, NotRunning, UsageError
 
 TYPE_CHECKING = False   # not `from typing import …`: typing costs `herder status` ~3 ms; mypy reads this block
 if TYPE_CHECKING:
     from typing import Any
+
+    from herder.control.client import Pending
 
 
 def client(args: Any, timeout: float | None = 600.0) -> Client:
@@ -42,6 +44,14 @@ def expand(c: Client, names: list[str]) -> list[str]:
 
 def run_status(args: Any) -> int:
     c = client(args)
+    health = c.begin("health")   # asked now: answered in the same wake-up of the supervisor as the list
+    try:
+        return _status(c, args, health)
+    finally:
+        health.close()
+
+
+def _status(c: Client, args: Any, pending: Pending) -> int:
     names: list[str] = list(args.services or [])
     rows = None
     if "all" in names:   # one request for everything (a status request samples each instance's CPU and memory)
@@ -64,7 +74,7 @@ def run_status(args: Any) -> int:
         _dump(rows)
     else:
         render.print_table(rows, no_colour=getattr(args, "no_color", False), wide=getattr(args, "wide", False))
-    health = c.call("health")
+    health = pending.result()
     if not args.json:
         for problem in health.get("problems", []):   # state herder could not trust (security.md)
             print(f"herder: warning: {problem}", file=sys.stderr)
@@ -76,6 +86,8 @@ def run_status(args: Any) -> int:
 
 
 def _action_result(args: Any, res: dict[str, Any]) -> int:
+    from herder.cli import progress  # not at the top: `herder status` does not follow anything
+
     if args.json:
         _dump(res)
     else:
@@ -89,6 +101,8 @@ def _action_result(args: Any, res: dict[str, Any]) -> int:
 def run_action(args: Any) -> int:
     """start / stop / restart: one request for every target, so they act together (a stop
     goes in reverse dependency order, each level at once, as `down` does)."""
+    from herder.cli import progress
+
     c = client(args, timeout=None)
     names = expand(c, args.services)
     body = {"wait": not args.no_wait, "timeout": args.timeout}
@@ -135,6 +149,8 @@ def run_signal(args: Any) -> int:
 
 
 def run_reload(args: Any) -> int:
+    from herder.cli import progress
+
     body: dict[str, Any] = {"dry_run": args.dry_run}
     if args.config:
         body["config"] = os.path.abspath(args.config)
@@ -293,6 +309,8 @@ def run_upgrade(args: Any) -> int:
 def run_down(args: Any) -> int:
     """Stop everything; exit 0 only once the supervisor confirmed it: its event stream ended as
     herder ends it when every service has stopped, and it released its lock (it exited)."""
+    from herder.cli import progress
+
     c = client(args, timeout=None)
     try:
         # follow first, so the end of the stream (herder closing it as it exits) is seen

@@ -14,9 +14,10 @@ knows whether it ended cleanly (`LineStream.complete`), which `herder down` uses
 
 from __future__ import annotations
 
+import _socket  # the C module: socket.py (selectors, its enums) costs `herder status` ~2 ms to import
+import io
 import json
 import os
-import socket
 from collections.abc import Iterator
 
 from herder.control import registry
@@ -24,7 +25,10 @@ from herder.errors import HerderError, NotRunning
 
 TYPE_CHECKING = False   # not `from typing import …`: typing costs `herder status` ~3 ms; mypy reads this block
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Callable
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
@@ -51,12 +55,30 @@ def urlencode(query: dict[str, Any]) -> str:
     return "&".join(f"{_quote(str(k))}={_quote(str(v))}" for k, v in query.items())
 
 
+class _SocketReader(io.RawIOBase):
+    """What socket.makefile("rb") gives, on the C socket: reads block up to its timeout
+    (TimeoutError), EINTR is retried by the interpreter."""
+
+    def __init__(self, sock: _socket.socket) -> None:
+        super().__init__()
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        return self._sock.recv_into(b)
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+
 class Response:
     """Status, headers and a body read lazily (Content-Length, chunked, or until close)."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self._sock = sock
-        self._f = sock.makefile("rb")
+        self._f = io.BufferedReader(_SocketReader(sock))
         line = self._f.readline(65537)
         parts = line.split(None, 2)
         if not line:
@@ -136,7 +158,27 @@ class Response:
         import contextlib
 
         with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)
+            self._sock.shutdown(_socket.SHUT_RDWR)
+
+
+class Pending:
+    """A request on its way (Client.begin): `result()` reads its answer once; `close()`
+    drops it unread."""
+
+    def __init__(self, client: Client, method: str, url: str, conn: _socket.socket) -> None:
+        self._client, self._method, self._url = client, method, url
+        self._conn: _socket.socket | None = conn
+
+    def result(self) -> Any:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            raise RuntimeError("the answer was already read")
+        return self._client._result(conn, self._method, self._url)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 class Client:
@@ -145,13 +187,17 @@ class Client:
         self.timeout = timeout
 
     def _open(self, method: str, url: str, body: Any, timeout: float | None) -> Response:
+        return self._answer(self._send(method, url, body, timeout), method, url)
+
+    def _send(self, method: str, url: str, body: Any, timeout: float | None) -> _socket.socket:
+        """A connection with the request sent on it."""
         data = b"" if body is None else json.dumps(body).encode()
         head = f"{method} {url} HTTP/1.1\r\nHost: herder\r\nConnection: close\r\n"
         if body is not None:
             head += f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
         elif method in ("POST", "PUT"):
             head += "Content-Length: 0\r\n"
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         conn.settimeout(timeout)
         try:
             conn.connect(self.socket_path)
@@ -167,9 +213,18 @@ class Client:
         except OSError as e:
             conn.close()
             raise NotRunning(f"herder on {self.socket_path} did not answer: {e}") from None
+        self._on(conn, method, url, lambda: conn.sendall((head + "\r\n").encode("latin-1") + data))
+        return conn
+
+    def _answer(self, conn: _socket.socket, method: str, url: str) -> Response:
+        """The answer's status and headers, read from a connection the request went out on."""
+        return self._on(conn, method, url, lambda: Response(conn))
+
+    def _on(self, conn: _socket.socket, method: str, url: str, step: Callable[[], T]) -> T:
+        """step() on the connection: a timeout goes up as it is; a connection that breaks is
+        closed and the outcome is unknown (Dropped)."""
         try:
-            conn.sendall((head + "\r\n").encode("latin-1") + data)
-            return Response(conn)
+            return step()
         except TimeoutError:
             conn.close()
             raise
@@ -187,8 +242,18 @@ class Client:
     def call(self, command: str, *, path: dict[str, str] | None = None, query: dict[str, Any] | None = None,
              body: Any = None) -> Any:
         """The decoded JSON (or text) answer; ApiError for a 4xx/5xx answer."""
+        return self.begin(command, path=path, query=query, body=body).result()
+
+    def begin(self, command: str, *, path: dict[str, str] | None = None, query: dict[str, Any] | None = None,
+              body: Any = None) -> Pending:
+        """Send the request now, read its answer later (`result()`, as `call` returns it):
+        requests sent together are answered in one wake-up of the supervisor (`herder
+        status` asks for the list and for herder's health at once)."""
         method, url = self._url(command, path or {}, query)
-        resp = self._open(method, url, body, self.timeout)
+        return Pending(self, method, url, self._send(method, url, body, self.timeout))
+
+    def _result(self, conn: _socket.socket, method: str, url: str) -> Any:
+        resp = self._answer(conn, method, url)
         try:
             raw = resp.read()
         except (ConnectionError, OSError) as e:
@@ -283,14 +348,18 @@ class LineStream:
         self._resp.close()
 
 
+_STATE_DIR = r"""^[ \t]*state_dir[ \t]*=[ \t]*(?:"([^"\\\n]*)"|'([^'\n]*)')[ \t]*(?:#[^\n]*)?$"""
+
+
 def _herder_table(text: str) -> dict[str, Any]:
     """The parsed config, or only its `[herder]` table when that alone can hold state_dir: a
     config of 200 services takes tomllib ~5-10 ms to parse, `[herder]` alone ~0.1 ms. Only
     when every `state_dir` in the text lies inside the `[herder]` table (no dotted key, no
     inline table, no string elsewhere naming it) and that table parses on its own; otherwise
-    the whole file is parsed, as before."""
+    the whole file is parsed, as before. And when the table says `state_dir = "…"` on one
+    line of its own (a plain string, no escapes, no multi-line string anywhere in the table),
+    that line is read without tomllib at all (its import is ~3 ms of `herder status`)."""
     import re
-    import tomllib
 
     header = re.search(r"^[ \t]*\[[ \t]*herder[ \t]*\][ \t]*(?:#[^\n]*)?$", text, re.M)
     if header is not None:
@@ -298,10 +367,19 @@ def _herder_table(text: str) -> dict[str, Any]:
         end = header.end() + rest.start() if rest else len(text)
         table = text[header.start():end]
         if text.count("state_dir") == table.count("state_dir"):
+            if '"""' not in table and "'''" not in table:
+                found = list(re.finditer(_STATE_DIR, table, re.M))
+                if len(found) == table.count("state_dir") == 1:
+                    m = found[0]
+                    return {"herder": {"state_dir": m.group(1) if m.group(1) is not None else m.group(2)}}
+            import tomllib
+
             try:
                 return tomllib.loads(table)
             except tomllib.TOMLDecodeError:
                 pass   # e.g. a multi-line string that the cut split: read the whole file
+    import tomllib
+
     return tomllib.loads(text)
 
 
@@ -316,8 +394,6 @@ def discover_socket(explicit: str | None, config: str | None) -> str:
     env = os.environ.get("HERDER_SOCKET")
     if env and not config:
         return env
-    import tomllib
-
     from herder.errors import UsageError
 
     # interface.md: -c FILE, else ./herder.toml, else $HERDER_CONFIG (herder.config.find_config,
@@ -333,7 +409,7 @@ def discover_socket(explicit: str | None, config: str | None) -> str:
             raw = _herder_table(f.read())
     except FileNotFoundError:
         raise UsageError(f"no config at {path}: pass -c FILE or --socket PATH (or set $HERDER_SOCKET)") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+    except (OSError, ValueError) as e:   # UnicodeDecodeError, tomllib.TOMLDecodeError
         raise UsageError(f"{path}: cannot read state_dir from it ({e}); pass --socket PATH") from None
     section = raw.get("herder")
     herder: dict[str, Any] = section if isinstance(section, dict) else {}

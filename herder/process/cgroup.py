@@ -53,12 +53,12 @@ class Cgroup:
 
     def procs(self) -> list[int]:
         try:
-            return [int(x) for x in (self.path / "cgroup.procs").read_text().split()]
+            return [int(x) for x in tree.read_small(f"{self.path}/cgroup.procs").split()]
         except (OSError, ValueError):
             return []
 
     def enter(self, pid: int = 0) -> None:
-        (self.path / "cgroup.procs").write_text(str(pid))
+        tree.write_small(f"{self.path}/cgroup.procs", str(pid))
 
     def kill(self) -> int:
         """SIGKILL every member; returns how many there were."""
@@ -66,7 +66,7 @@ class Cgroup:
         if not members:
             return 0
         try:
-            (self.path / "cgroup.kill").write_text("1")
+            tree.write_small(f"{self.path}/cgroup.kill", "1")
             return len(members)
         except OSError:
             pass

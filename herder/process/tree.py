@@ -33,11 +33,38 @@ COOKIE = b"HERDER_INSTANCE_ID="
 INSTANCE = b"HERDER_INSTANCE="
 
 
+def read_small(path: str) -> bytes:
+    """A small kernel file (/proc, /sys/fs/cgroup) whole: os.open, os.read until the end,
+    close: 4 system calls, where a Python file object costs 7 (fstat, ioctl, lseek …) and
+    ~5x the time. A status request of 200 instances reads 600 of these, a spawn several.
+    (A kernel file may hand out about a page per read, so one read is not always all.)"""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, 65536)
+        if data:
+            parts = [data]
+            while chunk := os.read(fd, 65536):
+                parts.append(chunk)
+            data = b"".join(parts) if len(parts) > 1 else data
+        return data
+    finally:
+        os.close(fd)
+
+
+def write_small(path: str, text: str) -> None:
+    """One write to a kernel file (cgroup.procs, cgroup.kill), 3 system calls; OSError as
+    the kernel says (ESRCH, EBUSY …)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
 def _stat_fields(pid: int) -> list[bytes] | None:
     """/proc/PID/stat after the command name (which may hold spaces and parentheses)."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        data = read_small(f"/proc/{pid}/stat")
         return data[data.rindex(b")") + 2:].split()
     except (OSError, ValueError):
         return None
@@ -85,8 +112,7 @@ def children(pid: int) -> list[int]:
         return out
     for tid in tasks:
         try:
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                out.extend(int(c) for c in f.read().split())
+            out.extend(int(c) for c in read_small(f"/proc/{pid}/task/{tid}/children").split())
         except (OSError, ValueError):
             continue
     return out

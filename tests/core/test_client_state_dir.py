@@ -24,6 +24,8 @@ CASES = [
     '[herder] # the supervisor\nstate_dir = "v"\n[services.a]\ncommand = ["echo", "state_dir"]\n',
     '[ herder ]\ncgroups = false\n' + SERVICES,
     '[herder.extra]\nstate_dir = "w"\n',
+    "[herder]\nstate_dir = 'lit' # literal\n" + SERVICES,
+    '[herder]\nstate_dir = "esc\\\\aped"\n' + SERVICES,
 ]
 
 
@@ -56,6 +58,8 @@ def test_the_herder_table_alone_gives_the_state_dir_the_whole_file_gives(text: s
 @given(st.lists(st.sampled_from([
     "[herder]", "[services.a]", '[services.b]\ncommand = ["x"]', 'state_dir = "a"', 'state_dir = "b"',
     '"""', "x = 1", "[herder.sub]", 'herder.state_dir = "c"', "# [herder]", '"[herder]"',
+    "state_dir = 'lit'", 'state_dir = "a\\tb"', 'state_dir="d" # note', '  state_dir = ""', "state_dir = 5",
+    "'''", 'state_dir = "e" x', 'state_dir.x = "f"', 'state_dir = "g\x01"',
 ]), max_size=8))
 def test_any_arrangement_of_tables_and_keys_gives_the_same_state_dir(parts: list[str]) -> None:
     text = "\n".join(parts) + "\n"

@@ -8,8 +8,11 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from herder.process.tree import descendants
+import pytest
+
+from herder.process.tree import descendants, read_small, write_small
 from herder.process.usage import Sampler, read_stat
 from herder.testing import FakeClock
 
@@ -60,3 +63,21 @@ def burned(pid: int, more_than: float) -> None:
 
 def test_an_instance_that_is_not_running_has_no_figures() -> None:
     assert Sampler().sample("idle", None, ()) == NOTHING
+
+
+def test_a_kernel_file_longer_than_one_read_is_read_whole(tmp_path: Path) -> None:
+    """read_small reads to the end: /proc/self/maps of an interpreter spans pages (the kernel
+    hands out about one per read), and a plain file larger than one 64 KiB read."""
+    with open("/proc/self/maps", "rb") as f:
+        last = f.read().splitlines()[-1]       # the last mapping (x86-64: [vsyscall]); it never moves
+    maps = read_small(f"/proc/{os.getpid()}/maps")
+    assert len(maps) > 4096 and maps.splitlines()[-1] == last
+    big = tmp_path / "big"
+    big.write_bytes(bytes(range(256)) * 1000)
+    assert read_small(str(big)) == bytes(range(256)) * 1000
+    (tmp_path / "empty").touch()
+    assert read_small(str(tmp_path / "empty")) == b""
+    with pytest.raises(FileNotFoundError):
+        read_small(str(tmp_path / "absent"))
+    write_small(str(big), "x")            # one write at offset 0, no truncation (as a cgroup file takes it)
+    assert read_small(str(big))[:2] == b"x\x01"
