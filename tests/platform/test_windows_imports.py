@@ -36,6 +36,7 @@ POSIX_ONLY = {
     "herder.keeper.children": "the keeper's children: fork and exec through herder.process.spawn",
     "herder.keeper.stopper": "the keeper's stop without a decision process (signals its children's groups)",
     "herder.keeper.resume": "the keeper's re-exec with its fds (execve keeps them)",
+    "herder.keeper.upgrade": "the keeper's upgrade: re-exec with its fds (execve, SCM_RIGHTS)",
     "herder.runtime.keeper_link": "the decision process's end of the keeper's wire (SCM_RIGHTS)",
     "herder.runtime.keeper_lost": "a decision process becoming the keeper (execve with its fds)",
     "herder.runtime.adopt": "adoption of the keeper's children (pidfd, /proc, cgroups)",

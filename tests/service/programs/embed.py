@@ -10,6 +10,10 @@ from herder.service import Context, Service
 seen: list[str] = []
 if sys.argv[1] == "term":
     signal.signal(signal.SIGTERM, lambda signum, frame: seen.append("outer SIGTERM"))
+else:   # Python's own SIGINT handling, as a program started from a terminal has it: a suite run in
+    # the background of a non-interactive shell (`make test &`) starts with SIGINT ignored, and
+    # an ignored SIGINT is rightly left ignored by run(), which then has nothing to re-deliver
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 watched = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 before = {s: signal.getsignal(s) for s in watched}
 
