@@ -33,14 +33,15 @@ on a pipe.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import sys
-import termios
 from collections.abc import Callable
 
+if sys.platform != "win32":   # splice is Linux's; the module imports anywhere, as the capture's others do
+    import fcntl
+    import termios
+
 CHUNK = 1 << 20                     # the pipes are 1 MiB (F_SETPIPE_SZ): one step moves a pipe-full
-_FIONREAD = termios.FIONREAD
 _NO_SPLICE = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV}
 
 #: step(): the pipe's write ends are all closed and it is empty
@@ -49,7 +50,7 @@ EOF = -1
 
 def pipe_bytes(fd: int) -> int:
     """How many bytes the pipe holds now (FIONREAD)."""
-    buf = fcntl.ioctl(fd, _FIONREAD, b"\0\0\0\0")
+    buf = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
     return int.from_bytes(buf, sys.byteorder)
 
 
