@@ -113,7 +113,6 @@ class LogHub:
 
         def capture(stream: str, sink: str | None) -> dict[str, Any]:
             r, w = make_pipe()
-            r, w = make_pipe()
             outs.fds += [r, w]
             if not hook:      # a hook's pipe is the keeper's alone (a hook is not adopted)
                 outs.keep.append(os.dup(r))

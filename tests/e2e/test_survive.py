@@ -344,3 +344,24 @@ def test_kill_9_of_the_decision_process_while_a_hook_runs(herd: Callable[..., He
     r = h.cli("down")
     assert r.returncode == 0, r.stderr
     assert marked(f"sleep {quiet}") == []
+
+
+def test_restarts_leak_no_descriptor_in_either_process(herd: Callable[..., Herd]) -> None:
+    """Every spawn makes pipes in the decision process and hands them to the keeper: 30
+    restarts later neither process holds more descriptors than after the first (a pipe made
+    twice per stream once leaked two per spawn)."""
+    h = herd('[services.a]\ncommand = ["sh", "-c", "echo up; echo err >&2; exec sleep 600"]\n')
+    assert h.up().returncode == 0
+
+    def fds() -> tuple[int, int]:
+        keeper, dp = keeper_and_dp(h)
+        return len(os.listdir(f"/proc/{keeper}/fd")), len(os.listdir(f"/proc/{dp}/fd"))
+
+    assert h.cli("restart", "a").returncode == 0      # warm: every lazy file and socket opened
+    before = fds()
+    for _ in range(30):
+        r = h.cli("restart", "a")
+        assert r.returncode == 0, r.stderr
+    after = fds()
+    assert after[0] <= before[0] + 2 and after[1] <= before[1] + 2, f"keeper, decision process: {before} -> {after}"
+    assert h.cli("down").returncode == 0
