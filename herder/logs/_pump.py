@@ -199,7 +199,10 @@ class Pump:
                         os.read(self._wake_r, 4096)
                     while self._cmds:
                         _guarded(self._cmds.popleft(), "reader")
-                elif not ch.closed:
+                elif not ch.closed and not ch.paused and not self._hold:
+                    # one select() can return a pipe with the wake-up whose command held or
+                    # paused it: read nothing more then (a read after a hold, before an exec of
+                    # the keeper, was written after the exec was cleared: a lost line)
                     self._read(ch)
 
     @property
