@@ -13,14 +13,11 @@ again, so logging resumes by itself when space returns.
 
 from __future__ import annotations
 
-import calendar
 import contextlib
 import errno
-import gzip
 import os
 import queue
 import re
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -54,6 +51,8 @@ def rotated_files(path: Path) -> list[Path]:
 
 def _stamp_of(rotated: Path, path: Path) -> tuple[int, int]:
     """(unix ms, sequence number) of a rotated file's name, as rotated_name wrote it."""
+    import calendar  # only when rotated names are read back (retention): not on the keeper's start-up path
+
     stem, suffix = _split(path.name)
     body = rotated.name.removesuffix(".gz").removeprefix(stem + ".").removesuffix(suffix)
     stamp, _, seq = body.partition("_")
@@ -112,6 +111,9 @@ class Compressor:
         self._q.put((path, then))
 
     def _run(self) -> None:
+        import gzip  # the compressor's thread, on the first rotation: not on the keeper's start-up path
+        import shutil
+
         while (job := self._q.get()) is not None:
             path, then = job
             try:

@@ -27,11 +27,8 @@ protection than the config asks for.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import functools
 import os
-import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,6 +77,8 @@ def from_security(sec: Security) -> Privilege | None:
 
 @functools.cache
 def setpriv_path() -> str | None:
+    import shutil  # here: shutil (bz2, lzma) is not on the keeper's import path
+
     return shutil.which("setpriv") or next((p for p in ("/usr/bin/setpriv", "/bin/setpriv") if os.access(p, os.X_OK)),
                                            None)
 
@@ -181,6 +180,9 @@ def argv(priv: Privilege, account: tuple[int, int] | None, keep_groups: bool = F
 
 def mount_step(priv: Privilege) -> Callable[[], None]:
     """The preexec step for private_tmp and read_only_paths (runs in the child, as root)."""
+    import ctypes  # in the parent, before the fork; ctypes.util (tempfile, random) only for this
+    import ctypes.util
+
     libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
     unshare, mount = libc.unshare, libc.mount
     unshare.argtypes = [ctypes.c_int]

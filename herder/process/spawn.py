@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import pwd
-import shutil
 import subprocess
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -178,7 +177,7 @@ def _found(launch: Launch) -> None:
         path = prog if os.path.isabs(prog) or launch.cwd is None else os.path.join(launch.cwd, prog)
         if not os.path.exists(path):
             raise SpawnError(f"{prog}: No such file or directory")
-    elif shutil.which(prog, path=launch.env.get("PATH", os.defpath)) is None:
+    elif _which(prog, path=launch.env.get("PATH", os.defpath)) is None:
         raise SpawnError(f"{prog}: No such file or directory (not on PATH)")
 
 
@@ -201,3 +200,9 @@ def _gid(group: str) -> int:
     import grp
 
     return grp.getgrnam(group).gr_gid
+
+
+def _which(prog: str, path: str) -> str | None:
+    import shutil  # here, not at the top: shutil (bz2, lzma) stays off the keeper's import path
+
+    return shutil.which(prog, path=path)
