@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from herder.cli.check import load_or_report
-from herder.config import Config
 from herder.errors import UnknownService
-from herder.runtime.events import Event
-from herder.units import stamp_ms
+
+if TYPE_CHECKING:   # `herder up` checks the config and execs the keeper: asyncio is the decision process's
+    from collections.abc import Callable
+
+    from herder.config import Config
+    from herder.runtime.events import Event
 
 
 def _shown(ev: Event) -> bool:
@@ -23,6 +24,8 @@ def _shown(ev: Event) -> bool:
 
 
 def _print_event(ev: Event) -> None:
+    from herder.units import stamp_ms
+
     if _shown(ev):
         print(f"{stamp_ms(ev.ts, '%H:%M:%S', utc=False)} {ev.message}", file=sys.stderr, flush=True)
 
@@ -49,6 +52,8 @@ def supervise(cfg: Config, services: list[str], *, socket_group: str | None = No
     follows [herder] console and log_files, whose `auto` depends on whether herder is a
     container's init (herder.runtime.container, docs/container.md): the keeper, which is
     that init, says so in its welcome and writes the lines (herder.keeper.capture)."""
+    import asyncio
+
     from herder.control.component import Control, ControlOptions
     from herder.logs import install as install_logs
     from herder.logs._stdio import HerderLines, console_mode, files_on
