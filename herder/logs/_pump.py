@@ -10,6 +10,12 @@ and hands chunks to the writer. Memory is bounded per stream (`buffer`) and in t
 (`TOTAL_LIMIT`): past the bound, a `block` stream stops being read (the pipe fills, the
 child's write() waits: backpressure, no byte lost), a `drop` stream is still read but
 its chunks are discarded and counted.
+
+A channel on the raw fast path (`fast`: herder.keeper.capture decides which) is not read
+here: when its pipe is readable the reader takes it out of the selector and hands a
+*turn* to the writer, which moves the bytes itself (herder.logs._splice: the kernel copies
+pipe → file) until the pipe is empty, then gives the pipe back. One hand-off per burst
+instead of one per MiB, and no bytes in Python; memory stays bounded (nothing is queued).
 """
 
 from __future__ import annotations
@@ -70,6 +76,10 @@ class Channel:
     carried: int = 0          # bytes of an unfinished line the framer holds back, as counted (writer thread)
     run: int = 0
     spec: Any = None          # the keeper's ChannelSpec (carried across an exec)
+    fast: bool = False        # raw fast path: the writer moves the bytes in turns (see the module doc)
+    handed: bool = False      # fast: a turn is with the writer (reader thread only)
+    copier: Any = None        # fast: herder.logs._splice.RawCopy (writer thread only)
+    target: Any = None        # fast: (st_dev, st_ino) of the file the copier writes (writer thread only)
 
     @property
     def pending(self) -> int:
@@ -91,6 +101,9 @@ class Pump:
         self._queued_total = 0    # reader thread only
         self._taken_total = 0     # writer thread only
         self._paused: set[Channel] = set()  # reader thread only
+        self._handed: set[Channel] = set()  # reader thread only: fast channels out of the selector
+        #: the writer's turn of a fast channel: move what its pipe holds; True at its EOF
+        self.raw_turn: Callable[[Channel], bool] | None = None
         self._stop = False
         self._hold = False        # quiesced: no more reads (an exec of the keeper follows)
         self.counters: Any = None  # herder.keeper.counters.Counters: read/done per instance slot
@@ -127,7 +140,7 @@ class Pump:
         def now() -> None:
             for ch in channels:
                 if not ch.closed and not ch.paused and not self._hold:
-                    self._read(ch, until_empty=True)
+                    self._read(ch, until_empty=True, force=True)
             self.in_writer(then)
         self._command(now)
 
@@ -170,7 +183,7 @@ class Pump:
     def _channels(self) -> list[Channel]:
         """Reader thread: every channel it reads, paused and held ones included."""
         seen = [k.data for k in self._sel.get_map().values() if k.data is not None]
-        return seen + [c for c in (*self._paused, *self._held) if c not in seen]
+        return seen + [c for c in (*self._paused, *self._held, *self._handed) if c not in seen]
 
     def stop(self, close_channels: bool = True) -> None:
         """Read every pipe to EOF is not waited for: callers close children first.
@@ -184,6 +197,9 @@ class Pump:
         for key in list(self._sel.get_map().values()):
             if key.data is not None and close_channels:
                 self._close(key.data)
+        for ch in list(self._handed):
+            if close_channels:
+                self._close(ch)
         self._sel.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
@@ -210,7 +226,10 @@ class Pump:
         """Bytes held in memory between the two threads."""
         return self._queued_total - self._taken_total
 
-    def _read(self, ch: Channel, until_empty: bool = False) -> None:
+    def _read(self, ch: Channel, until_empty: bool = False, force: bool = False) -> None:
+        if ch.fast and self.raw_turn is not None:
+            self._hand_over(ch, force)
+            return
         while True:
             try:
                 data = os.read(ch.fd, CHUNK)
@@ -248,6 +267,48 @@ class Pump:
             if not until_empty and n < CHUNK:
                 return
 
+    def _hand_over(self, ch: Channel, force: bool) -> None:
+        """A fast channel's pipe is readable: out of the selector, a turn to the writer.
+        `force` (a drain): another turn even when one is pending, so the drain's `then`
+        runs after a turn that began after the drain was asked for."""
+        if ch.handed and not force:
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            self._sel.unregister(ch.fd)
+        ch.handed = True
+        self._handed.add(ch)
+        self.in_writer(lambda: self._turn(ch))
+
+    def _turn(self, ch: Channel) -> None:
+        """Writer thread: the channel's turn; its pipe goes back to the reader (or is closed at
+        EOF). A turn that fails gives the pipe back all the same, and the channel takes the
+        ordinary path from then on: a pipe nobody reads would stall its service for good."""
+        assert self.raw_turn is not None
+        if ch.closed:
+            return
+        eof = False
+        try:
+            eof = self.raw_turn(ch)
+        except Exception:
+            ch.fast = False
+            raise       # said by _guarded
+        finally:
+            self._command(lambda: self._close(ch) if eof else self._rearm(ch))
+
+    def _rearm(self, ch: Channel) -> None:
+        """Reader thread: a fast channel's pipe is back from its turn. Under a hold (an
+        upgrade's pause) it joins the held ones, so `resume_reading` and `dup_open` see it."""
+        ch.handed = False
+        self._handed.discard(ch)
+        if ch.closed or self._stop:
+            return
+        if self._hold:
+            if ch not in self._held:
+                self._held.append(ch)
+            return
+        with contextlib.suppress(KeyError):    # already back (a drain's second turn)
+            self._sel.register(ch.fd, selectors.EVENT_READ, ch)
+
     def _pause(self, ch: Channel) -> None:
         ch.paused = True
         self._paused.add(ch)
@@ -268,6 +329,7 @@ class Pump:
         if ch.closed:
             return
         ch.closed = True
+        self._handed.discard(ch)
         with contextlib.suppress(KeyError, ValueError):
             self._sel.unregister(ch.fd)
         os.close(ch.fd)

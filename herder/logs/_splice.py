@@ -91,6 +91,9 @@ class RawCopy:
         self.error: OSError | None = None   # the last write error; None once a write succeeds again
         self.fd = -1
         self.readable = False
+        #: told how many bytes came out of the pipe into userspace, before they are written
+        #: (a process killed in between loses them; its caller counts them as possibly lost)
+        self.on_read: Callable[[int], None] | None = None
         self._target(dst)
         os.set_blocking(src, False)
 
@@ -171,6 +174,8 @@ class RawCopy:
             return 0
         if not data:
             return EOF
+        if self.on_read is not None:
+            self.on_read(len(data))
         view = memoryview(data)
         while view:
             if cut and self.max_size and self.size + len(view) > self.max_size:

@@ -1,0 +1,156 @@
+"""The raw fast path wired into the keeper's capture (herder.keeper.capture + herder.logs._pump
++ herder.logs._splice), on real children and pipes, the Capture run in this process so the
+test can see which path moved the bytes: floods byte-exact with and without rotation
+(rotated files cut at line ends), the tails and an exit's stderr lines still kept, a
+follower that attaches mid-flood getting every line from then on (the channel leaves the
+fast path while it is there, and takes it again after), and the counters. Which settings
+take the path: docs/logs.md."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from herder.keeper.capture import Capture, ChannelSpec, fast_path
+from herder.keeper.counters import DONE, READ, WRITTEN, Counters
+from herder.logs._pump import make_pipe
+from herder.logs._taps import Tap
+
+PY = sys.executable
+DEADLINE = 60.0
+FLOOD = """
+    import hashlib, os, sys
+    total = int(sys.argv[1]); h = hashlib.sha256(); sent = 0; i = 0
+    while sent < total:
+        blk = b"".join(b"%08d " % (i * 700 + k) + b"y" * (i % 50) + b"\\n" for k in range(700))[: total - sent]
+        mv = memoryview(blk)
+        while mv:
+            mv = mv[os.write(1, mv):]
+        h.update(blk); sent += len(blk); i += 1
+    os.write(2, b"first\\nlast words")
+    open(sys.argv[2], "w").write(h.hexdigest())
+"""
+
+
+@pytest.fixture
+def capture() -> Iterator[tuple[Capture, Counters, list[dict[str, Any]]]]:
+    messages: list[dict[str, Any]] = []
+    counters = Counters()
+    cap = Capture(messages.append, counters, lambda: 0)
+    turns: list[int] = []
+    real = cap._raw_turn
+
+    def counted(ch: Any) -> bool:     # the fast path was taken
+        turns.append(1)
+        return real(ch)
+
+    cap.pump.raw_turn = counted
+    cap.turns = turns  # type: ignore[attr-defined]
+    cap.start()
+    yield cap, counters, messages
+    cap.close()
+    counters.close()
+
+
+def flood(cap: Capture, tmp_path: Path, total: int, spec: ChannelSpec, err: ChannelSpec | None = None,
+          during: Any = None) -> str:
+    """Run the flooding child with its stdout (and stderr) captured; its digest once every byte is written."""
+    script = tmp_path / "flood.py"
+    script.write_text(textwrap.dedent(FLOOD))
+    r, w = make_pipe()
+    fds, reads = [w], [r]
+    if err is not None:
+        r2, w2 = make_pipe()
+        fds.append(w2)
+        reads.append(r2)
+    cap.add("f", 1, [spec] + ([err] if err else []), reads)
+    child = subprocess.Popen([PY, str(script), str(total), str(tmp_path / "sum")], stdout=fds[0],
+                             stderr=fds[-1] if err else None)
+    for fd in fds:
+        os.close(fd)
+    if during is not None:
+        during()
+    assert child.wait(DEADLINE) == 0
+    done = threading.Event()
+    cap.drain("f", lambda tail: done.set())
+    assert done.wait(DEADLINE)
+    return (tmp_path / "sum").read_text()
+
+
+def test_a_raw_flood_goes_by_splice_byte_exact_with_its_tails(capture: Any, tmp_path: Path) -> None:
+    cap, counters, _ = capture
+    log = tmp_path / "f.log"
+    spec = ChannelSpec("stdout", "f", str(log), timestamps=False)
+    err = ChannelSpec("stderr", "f", str(tmp_path / "f.err.log"), timestamps=False)
+    assert fast_path(spec) and fast_path(err)
+    digest = flood(cap, tmp_path, 32 << 20, spec, err)
+    assert hashlib.sha256(log.read_bytes()).hexdigest() == digest
+    assert cap.turns                                            # the fast path moved them
+    slot = counters.slot("i:f")
+    total = (32 << 20) + len(b"first\nlast words")
+    assert counters.get(slot, READ) == counters.get(slot, DONE) == total
+    assert counters.get(counters.slot("s:" + str(log)), WRITTEN) == 32 << 20
+    last = log.read_bytes().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    assert [r.line for r in cap.tail(["f"], 1)] in ([last], [b"last words"])   # the ring has the latest lines
+    assert cap.err_tail["f"][-2:] == [b"first", b"last words"]                 # an exit's stderr lines
+
+
+def test_rotation_on_the_fast_path_cuts_at_line_ends_and_keeps_every_byte(capture: Any, tmp_path: Path) -> None:
+    cap, _, _ = capture
+    log = tmp_path / "r.log"
+    spec = ChannelSpec("stdout", "f", str(log), timestamps=False, max_size=1 << 20, max_files=100)
+    digest = flood(cap, tmp_path, 12 << 20, spec)
+    files = sorted(tmp_path.glob("r.*.log")) + [log]
+    assert len(files) >= 12
+    assert hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest() == digest
+    for f in files[:-1]:
+        data = f.read_bytes()
+        assert len(data) <= 1 << 20 and data.endswith(b"\n")
+    assert cap.turns
+
+
+class Lines(Tap):
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.lines: list[bytes] = []
+        self.first = threading.Event()
+
+    def offer(self, records: list[Any]) -> None:
+        self.lines.extend(r.line for r in records)
+        self.first.set()
+
+
+def test_a_follower_gets_every_line_while_it_is_there(capture: Any, tmp_path: Path) -> None:
+    """A tap attached mid-flood: from its first line on, consecutive lines, none missing
+    (the channel reads them for it); the file is exact throughout."""
+    cap, _, _ = capture
+    log = tmp_path / "f.log"
+    tap = Lines()
+
+    def attach() -> None:
+        cap.add_tap(tap)
+        assert tap.first.wait(DEADLINE)
+
+    digest = flood(cap, tmp_path, 48 << 20, ChannelSpec("stdout", "f", str(log), timestamps=False), during=attach)
+    assert hashlib.sha256(log.read_bytes()).hexdigest() == digest
+    numbers = [int(x[:8]) for x in tap.lines[1:]]     # the first may be a line's end
+    assert numbers and numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+    last = log.read_bytes().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    assert numbers[-1] == int(last[:8])                # to the very end
+
+
+def test_which_streams_take_the_fast_path() -> None:
+    base: dict[str, Any] = {"stream": "stdout", "service": "s", "sink": "/x.log", "timestamps": False}
+    assert fast_path(ChannelSpec.of(base))
+    for other in ({"timestamps": True}, {"format": "json"}, {"forward": ("syslog",)}, {"drop": True},
+                  {"sink": None}):
+        assert not fast_path(ChannelSpec.of({**base, **other})), other
