@@ -154,3 +154,46 @@ def test_which_streams_take_the_fast_path() -> None:
     for other in ({"timestamps": True}, {"format": "json"}, {"forward": ("syslog",)}, {"drop": True},
                   {"sink": None}):
         assert not fast_path(ChannelSpec.of({**base, **other})), other
+
+
+def test_an_upgrade_mid_flood_hands_the_pipe_over_without_a_lost_byte(tmp_path: Path) -> None:
+    """`herder upgrade` on the capture: quiesce (no turn in flight, nothing unwritten), export
+    the pipe, a new Capture restores it and goes on; the file is byte-exact."""
+    import time
+
+    script = tmp_path / "flood.py"
+    script.write_text(textwrap.dedent(FLOOD))
+    log = tmp_path / "u.log"
+    spec = ChannelSpec("stdout", "f", str(log), timestamps=False)
+    c1, c2 = Counters(), Counters()
+    first = Capture(lambda m: None, c1, lambda: 0)
+    first.start()
+    r, w = make_pipe()
+    first.add("f", 1, [spec], [r])
+    child = subprocess.Popen([PY, str(script), str(64 << 20), str(tmp_path / "sum")], stdout=w)
+    os.close(w)
+    deadline = time.monotonic() + DEADLINE
+    while not log.exists() or log.stat().st_size < 4 << 20:     # mid-flood
+        assert time.monotonic() < deadline and child.poll() is None, "the flood never reached 4 MiB"
+        threading.Event().wait(0.005)
+    first.quiesce()
+    state, fds = first.export()
+    for chans in first.current.values():
+        for ch in chans:
+            if ch.copier is not None:
+                ch.copier.close()
+    for sink in first.sinks.values():
+        sink.close()
+    second = Capture(lambda m: None, c2, lambda: 0)
+    second.start()
+    second.restore(state, fds)
+    try:
+        assert child.wait(DEADLINE) == 0
+        done = threading.Event()
+        second.drain("f", lambda tail: done.set())
+        assert done.wait(DEADLINE)
+    finally:
+        second.close()
+        c1.close()
+        c2.close()
+    assert hashlib.sha256(log.read_bytes()).hexdigest() == (tmp_path / "sum").read_text()
