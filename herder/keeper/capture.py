@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import os
 import re
 import threading
 import time
@@ -28,19 +27,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from herder.keeper.counters import DONE, DROPPED, READ, UNWRITTEN, WRITTEN, Counters
+from herder.keeper.counters import DROPPED, UNWRITTEN, WRITTEN, Counters
+from herder.keeper.fastpath import FastTurns, fast_path
 from herder.logs._files import Compressor, RotatingFile
 from herder.logs._forward import Forwarder, make_forwarder
-from herder.logs._framing import RING_SAMPLE, Framer, Record
-from herder.logs._pump import CHUNK, Channel, Pump
-from herder.logs._splice import EOF, RawCopy
+from herder.logs._framing import Framer, Record
+from herder.logs._pump import Channel, Pump
 from herder.logs._ring import Ring, merge_tails
 from herder.logs._taps import Tap
 
 FOLLOW_BACKLOG = 8 << 20     # bytes of lines queued for the decision process before a follower skips
 _DROP_REPORT_EVERY = 5.0
 ERR_TAIL = 50
-TURN = 8 << 20               # a fast channel's turn moves at most this much, then the others get theirs
 
 Emit = Callable[[dict[str, Any]], None]   # a message for the decision process (thread-safe)
 
@@ -122,16 +120,6 @@ def unpack(x: list[Any]) -> Record:
     return Record(float(x[1]), str(x[2]), str(x[3]), str(x[4]).encode("utf-8", "surrogateescape"), int(x[0]))
 
 
-def fast_path(spec: ChannelSpec) -> bool:
-    """Which streams take the raw fast path (docs/logs.md): written to a file as they come
-    (`timestamps = false`, `format = "text"`), not forwarded, not a hook's (marked) output,
-    and `on_overflow = "block"` (drop mode keeps a reader on the pipe whatever the disk
-    does). While a follower or the console needs lines, or a ready.log pattern is being
-    watched, the same channel takes the ordinary path for as long as that lasts."""
-    return (not spec.timestamps and spec.format == "text" and not spec.forward and not spec.marker
-            and not spec.drop and spec.sink is not None)
-
-
 class Capture:
     def __init__(self, emit: Emit, counters: Counters, backlog: Callable[[], int]) -> None:
         self.emit = emit
@@ -141,7 +129,8 @@ class Capture:
         self.compressor = Compressor()
         self.pump = Pump(self._deliver, self._on_drop, self._idle)
         self.pump.counters = counters
-        self.pump.raw_turn = self._raw_turn
+        self.fast = FastTurns(self)
+        self.pump.raw_turn = self.fast.turn
         self.sinks: dict[str, RotatingFile] = {}
         self.rings: dict[str, Ring] = defaultdict(Ring)
         self.err_tail: dict[str, list[bytes]] = defaultdict(list)
@@ -210,7 +199,7 @@ class Capture:
             if spec.sink is not None:
                 self.counters.slot("s:" + spec.sink)    # allotted here: the slot table is the main thread's
             # decided from the spec: the file is opened later, in the writer (attach_run); a turn
-            # that finds no open file takes the line path (_raw_turn)
+            # that finds no open file takes the line path (herder.keeper.fastpath)
             ch.fast = fast_path(spec)
             chans.append(ch)
         if attach:
@@ -395,104 +384,9 @@ class Capture:
                 if mine:
                     tap.offer(mine)
 
-    def _raw_turn(self, ch: Channel) -> bool:
-        """Writer thread: a fast channel's turn (herder.logs._pump): move what its pipe holds
-        into its file with splice, at most TURN bytes; True at EOF. While something needs its
-        lines (a follower, the console, a ready.log watch) the bytes come through _deliver
-        as any channel's do, read here. The last lines of each turn go to the tails."""
-        sink = ch.sink
-        if sink is not None and sink.fd >= 0:
-            sink.tick()     # a time rotation due now comes first (it may leave no file open)
-        watch = self.watches.get(ch.instance)
-        if (sink is None or sink.fd < 0 or self.taps
-                or (watch is not None and not watch.done and watch.run == ch.run)):
-            return self._lines_turn(ch)
-        copier = ch.copier
-        if copier is None:
-            copier = ch.copier = RawCopy(ch.fd, sink.fd, size=sink.size, max_size=sink.max_size,
-                                         rotate=lambda: self._rotated(ch, sink))
-            copier.on_read = lambda n: self._count(ch, n, 0)
-            ch.target = os.fstat(sink.fd)[1:3]
-        elif (now := os.fstat(sink.fd)[1:3]) != ch.target:   # another channel's rotation, or a reopen
-            copier.retarget(sink.fd, sink.size)
-            ch.target = now
-        copier.size = sink.size
-        written, unwritten = copier.written, copier.unwritten
-        moved, eof = 0, False
-        while moved < TURN:
-            spliced = copier.spliced
-            n = copier.step()
-            if n == EOF:
-                eof = True
-                break
-            moved += n
-            # the kernel moved `spliced` bytes straight into the file: read and done at once;
-            # bytes through userspace were counted read by on_read, before their write
-            self._count(ch, copier.spliced - spliced, n)
-            if n < copier.chunk:    # the pipe is (about) empty: its next bytes wake the reader again
-                break
-        self._account(ch, sink, copier, copier.written - written, copier.unwritten - unwritten)
-        if eof:
-            self._deliver([(ch, time.time(), None)])     # the last unfinished line, for the tail; done
-            self._fast_done(ch)
-        return eof
-
-    def _lines_turn(self, ch: Channel) -> bool:
-        """A fast channel whose lines are wanted now: read here, delivered as any chunk is."""
-        moved = 0
-        while moved < TURN:
-            try:
-                data = os.read(ch.fd, CHUNK)
-            except BlockingIOError:
-                return False
-            self._count(ch, len(data), 0)     # herder's now: a keeper killed before the write reports it
-            self._deliver([(ch, time.time(), data or None)])
-            if not data:
-                self._fast_done(ch)
-                return True
-            self._count(ch, 0, len(data))
-            moved += len(data)
-        return False
-
-    def _rotated(self, ch: Channel, sink: RotatingFile) -> int:
-        """The copier reached max_size: the file's own rotation (rename, retention, gzip)."""
-        sink.rotate()
-        if sink.fd >= 0:
-            ch.target = os.fstat(sink.fd)[1:3]
-        return sink.fd
-
-    def _account(self, ch: Channel, sink: RotatingFile, copier: Any, wrote: int, lost: int) -> None:
-        """After a turn: the file's figures, its failure/recovery report, the tail's lines."""
-        sink.size = copier.size
-        sink.written += wrote
-        sink.unwritten += lost
-        self.counters.add(sink.slot, WRITTEN, wrote)
-        self.counters.add(sink.slot, UNWRITTEN, lost)
-        if copier.error is not None:
-            sink._failed(copier.error, 0)
-        elif sink.failing is not None:
-            sink._recovered()
-        if wrote:   # the last lines, for `herder logs` and an exit's stderr tail (as the raw path samples)
-            tail = copier.tail(min(wrote, RING_SAMPLE + 1))
-            if len(tail) < wrote:
-                ch.framer.carry, ch.framer.carry_lost = b"", True
-            self._remember(ch, time.time(), ch.framer.feed(tail, 0.0, False)[1])
-
-    def _count(self, ch: Channel, read: int, done: int) -> None:
-        """The shared counters a killed keeper's successor reads (read - done: possibly lost)."""
-        if ch.slot >= 0:
-            if read:
-                self.counters.add(ch.slot, READ, read)
-            if done:
-                self.counters.add(ch.slot, DONE, done)
-
-    def _fast_done(self, ch: Channel) -> None:
-        if ch.copier is not None:
-            ch.copier.close()
-            ch.copier = None
-
-    def _remember(self, ch: Channel, ts: float, lines: list[bytes]) -> None:
-        """The ring's and the stderr tail's share of a fast chunk's lines."""
+    def remember(self, ch: Channel, ts: float, lines: list[bytes]) -> None:
+        """Writer thread: the ring's and the stderr tail's share of a fast turn's lines
+        (herder.keeper.fastpath)."""
         if not lines:
             return
         first = self.seq + 1
@@ -583,7 +477,7 @@ class Capture:
         fds: list[int] = []
         for cs in self.current.values():
             for c in cs:
-                self._fast_done(c)
+                FastTurns.done(c)
         for name, cs in self.current.items():
             open_ = [c for c in cs if not c.closed]
             if not open_:

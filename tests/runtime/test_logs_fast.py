@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from herder.keeper.capture import Capture, ChannelSpec, fast_path
-from herder.keeper.counters import DONE, READ, WRITTEN, Counters
+from herder.keeper.counters import DONE, READ, UNWRITTEN, WRITTEN, Counters
 from herder.logs._pump import make_pipe
 from herder.logs._taps import Tap
 
@@ -47,7 +47,8 @@ def capture() -> Iterator[tuple[Capture, Counters, list[dict[str, Any]]]]:
     counters = Counters()
     cap = Capture(messages.append, counters, lambda: 0)
     turns: list[int] = []
-    real = cap._raw_turn
+    real = cap.pump.raw_turn
+    assert real is not None
 
     def counted(ch: Any) -> bool:     # the fast path was taken
         turns.append(1)
@@ -176,12 +177,10 @@ def test_an_upgrade_mid_flood_hands_the_pipe_over_without_a_lost_byte(tmp_path: 
     while not log.exists() or log.stat().st_size < 4 << 20:     # mid-flood
         assert time.monotonic() < deadline and child.poll() is None, "the flood never reached 4 MiB"
         threading.Event().wait(0.005)
-    first.quiesce()
+    assert first.pause(DEADLINE)                 # as herder.keeper.upgrade.exec_keeper does
+    first.pump.stop(close_channels=False)
     state, fds = first.export()
-    for chans in first.current.values():
-        for ch in chans:
-            if ch.copier is not None:
-                ch.copier.close()
+    assert all(ch.copier is None for chans in first.current.values() for ch in chans)   # export closed them
     for sink in first.sinks.values():
         sink.close()
     second = Capture(lambda m: None, c2, lambda: 0)
@@ -197,3 +196,136 @@ def test_an_upgrade_mid_flood_hands_the_pipe_over_without_a_lost_byte(tmp_path: 
         c1.close()
         c2.close()
     assert hashlib.sha256(log.read_bytes()).hexdigest() == (tmp_path / "sum").read_text()
+
+
+_CHILDREN: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_flood_left() -> Iterator[None]:
+    """A failed test leaves no flooder behind (killed by its pid)."""
+    yield
+    while _CHILDREN:
+        child = _CHILDREN.pop()
+        if child.poll() is None:
+            child.kill()
+        child.wait(DEADLINE)
+
+
+def _flood_child(tmp_path: Path, total: int, stdout: int) -> subprocess.Popen[bytes]:
+    script = tmp_path / "flood.py"
+    script.write_text(textwrap.dedent(FLOOD))
+    child = subprocess.Popen([PY, str(script), str(total), str(tmp_path / "sum")], stdout=stdout)
+    _CHILDREN.append(child)
+    return child
+
+
+def _grown(log: Path, size: int, child: subprocess.Popen[bytes]) -> None:
+    """Wait (bounded) until the flood's file holds at least `size` bytes."""
+    import time
+
+    deadline = time.monotonic() + DEADLINE
+    while not log.exists() or log.stat().st_size < size:
+        assert time.monotonic() < deadline and child.poll() is None, f"the flood never reached {size} bytes"
+        threading.Event().wait(0.005)
+
+
+def _handed_over(cap: Capture, r: int) -> tuple[Any, threading.Event]:
+    """Hold the writer thread (a request that waits on a gate) until the fast channel on
+    pipe `r` has handed its turn to it: the moment its pipe is in neither the reader's
+    selector nor the writer's hands. Returns the channel and the gate to open."""
+    import time
+
+    gate, held = threading.Event(), threading.Event()
+
+    def block() -> None:
+        held.set()
+        gate.wait(DEADLINE)
+
+    cap.pump.in_writer(block)
+    assert held.wait(DEADLINE)
+    ch = next(c for cs in cap.current.values() for c in cs if c.fd == r)
+    deadline = time.monotonic() + DEADLINE
+    while not ch.handed:        # the pipe fills while the writer waits: the reader hands the turn over
+        assert time.monotonic() < deadline, "the reader never handed the fast channel over"
+        threading.Event().wait(0.002)
+    return ch, gate
+
+
+def _listed(cap: Capture) -> list[int]:
+    """The pipes dup_open copies (what a new decision process is sent), copies closed."""
+    got: list[int] = []
+    dups = threading.Event()
+
+    def listed(pairs: list[tuple[Any, int]]) -> None:
+        for ch, fd in pairs:
+            got.append(ch.fd)
+            os.close(fd)
+        dups.set()
+
+    cap.pump.dup_open(listed)
+    assert dups.wait(DEADLINE)
+    return got
+
+
+def _finish(cap: Capture, child: subprocess.Popen[bytes], log: Path, tmp_path: Path) -> None:
+    assert child.wait(DEADLINE) == 0, "the flood stalled: its pipe was no longer read"
+    done = threading.Event()
+    cap.drain("f", lambda tail: done.set())
+    assert done.wait(DEADLINE)
+    assert hashlib.sha256(log.read_bytes()).hexdigest() == (tmp_path / "sum").read_text()
+
+
+def test_a_pause_while_a_turn_is_with_the_writer_resumes_that_pipe(capture: Any, tmp_path: Path) -> None:
+    """An upgrade called off (herder.keeper.upgrade: the writer too slow) pauses and resumes
+    the pump. A fast channel whose turn was with the writer when the pause came goes back
+    among the held pipes: listed for a new decision process while paused, nothing written
+    while paused, and read again after the resume (it was once left out: its service
+    blocked on a full pipe for good). dup_open lists it throughout: while its turn is
+    pending and while it is held."""
+    cap, _, _ = capture
+    log = tmp_path / "p.log"
+    r, w = make_pipe()
+    cap.add("f", 1, [ChannelSpec("stdout", "f", str(log), timestamps=False)], [r])
+    child = _flood_child(tmp_path, 48 << 20, w)
+    os.close(w)
+    _grown(log, 1 << 20, child)
+    _, gate = _handed_over(cap, r)
+    paused = threading.Event()
+    cap.pump.pause_reading(paused.set)      # the hold comes while the turn waits in the writer
+    try:    # the copies a new decision process is sent (it takes the pipes over after a kill -9)
+        assert _listed(cap) == [r], "a fast channel whose turn is pending is missing from dup_open"
+    finally:
+        gate.set()
+    assert paused.wait(DEADLINE)
+    size = log.stat().st_size
+    assert _listed(cap) == [r], "a held fast channel is missing from dup_open"
+    assert log.stat().st_size == size, "bytes were written while the pump was paused"
+    cap.resume()
+    _finish(cap, child, log, tmp_path)
+    assert cap.turns
+
+
+def test_a_fifo_as_the_log_file_takes_the_line_path_and_loses_nothing(capture: Any, tmp_path: Path) -> None:
+    """The fast path writes at file offsets; a FIFO (or a terminal) has none. Such a sink is
+    written through the ordinary path: every byte arrives, none is counted unwritten."""
+    cap, counters, _ = capture
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    got = bytearray()
+
+    def drain_fifo() -> None:
+        with open(fifo, "rb") as f:
+            while block := f.read(1 << 16):
+                got.extend(block)
+
+    reader = threading.Thread(target=drain_fifo)
+    reader.start()
+    spec = ChannelSpec("stdout", "f", str(fifo), timestamps=False)
+    digest = flood(cap, tmp_path, 4 << 20, spec)
+    for sink in cap.sinks.values():
+        sink.close()            # the FIFO's writer: the reader sees its end
+    reader.join(DEADLINE)
+    assert not reader.is_alive()
+    assert hashlib.sha256(bytes(got)).hexdigest() == digest
+    assert counters.get(counters.slot("s:" + str(fifo)), UNWRITTEN) == 0
