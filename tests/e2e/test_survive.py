@@ -273,6 +273,21 @@ def test_upgrade_in_place_under_log_load_restarts_nothing_and_loses_no_line(herd
         assert got == list(range(1, len(got) + 1)), f"p{i}: a gap or a repeat across the upgrade"
 
 
+def kill_keeper(h: Herd) -> int:
+    """kill -9 the keeper; return its decision process's pid once that holds the lock (it
+    became the keeper) and runs a new decision process."""
+    keeper, dp = keeper_and_dp(h)
+    fd = os.pidfd_open(keeper)
+    try:
+        os.kill(keeper, signal.SIGKILL)
+        assert select.select([fd], [], [], 30)[0]
+    finally:
+        os.close(fd)
+    wait_until("the decision process to hold the lock", lambda: h.holder() == dp, timeout=30, interval=0.02)
+    wait_until("a new decision process", lambda: _try(lambda: keeper_and_dp(h)[1] != dp), timeout=30, interval=0.02)
+    return dp
+
+
 def test_kill_9_of_the_keeper_the_decision_process_becomes_the_keeper(herd: Callable[..., Herd]) -> None:
     """The documented outcome (docs/supervisor.md): the decision process holds a copy of every
     pipe's read end, so no service gets SIGPIPE; it execs into a keeper (its pid holds the
@@ -283,15 +298,7 @@ def test_kill_9_of_the_keeper_the_decision_process_becomes_the_keeper(herd: Call
              f'[services.q]\ncommand = ["sleep", "{quiet}"]\n')
     assert h.up().returncode == 0
     before = {n: x["pid"] for n, x in services(h).items()}
-    keeper, dp = keeper_and_dp(h)
-    fd = os.pidfd_open(keeper)
-    try:
-        os.kill(keeper, signal.SIGKILL)
-        assert select.select([fd], [], [], 30)[0]
-    finally:
-        os.close(fd)
-    wait_until("the decision process to hold the lock", lambda: h.holder() == dp, timeout=30, interval=0.02)
-    wait_until("a new decision process", lambda: _try(lambda: keeper_and_dp(h)[1] != dp), timeout=30, interval=0.02)
+    dp = kill_keeper(h)
     now = services(h)
     assert {n: x["pid"] for n, x in now.items()} == before       # nothing restarted, nothing got SIGPIPE
     assert all(x["state"] == "running" and x["restarts"] == 0 for x in now.values())
