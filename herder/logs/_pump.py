@@ -78,6 +78,7 @@ class Channel:
     spec: Any = None          # the keeper's ChannelSpec (carried across an exec)
     fast: bool = False        # raw fast path: the writer moves the bytes in turns (see the module doc)
     handed: bool = False      # fast: a turn is with the writer (reader thread only)
+    drained: bool = False     # fast: a turn met EOF (writer thread only): the fd is the reader's to close
     copier: Any = None        # fast: herder.logs._splice.RawCopy (writer thread only)
     target: Any = None        # fast: (st_dev, st_ino) of the file the copier writes (writer thread only)
 
@@ -284,11 +285,11 @@ class Pump:
         EOF). A turn that fails gives the pipe back all the same, and the channel takes the
         ordinary path from then on: a pipe nobody reads would stall its service for good."""
         assert self.raw_turn is not None
-        if ch.closed:
-            return
+        if ch.closed or ch.drained:     # a drain's second turn after EOF: the reader may be closing
+            return                      # the fd right now, and its number may be reused at once
         eof = False
         try:
-            eof = self.raw_turn(ch)
+            eof = ch.drained = self.raw_turn(ch)
         except Exception:
             ch.fast = False
             raise       # said by _guarded

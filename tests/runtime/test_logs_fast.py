@@ -46,13 +46,14 @@ def capture() -> Iterator[tuple[Capture, Counters, list[dict[str, Any]]]]:
     messages: list[dict[str, Any]] = []
     counters = Counters()
     cap = Capture(messages.append, counters, lambda: 0)
-    turns: list[int] = []
+    turns: list[bool] = []
     real = cap.pump.raw_turn
     assert real is not None
 
-    def counted(ch: Any) -> bool:     # the fast path was taken
-        turns.append(1)
-        return real(ch)
+    def counted(ch: Any) -> bool:     # the fast path was taken; True: that turn met EOF
+        eof = real(ch)
+        turns.append(eof)
+        return eof
 
     cap.pump.raw_turn = counted
     cap.turns = turns  # type: ignore[attr-defined]
@@ -230,12 +231,8 @@ def _grown(log: Path, size: int, child: subprocess.Popen[bytes]) -> None:
         threading.Event().wait(0.005)
 
 
-def _handed_over(cap: Capture, r: int) -> tuple[Any, threading.Event]:
-    """Hold the writer thread (a request that waits on a gate) until the fast channel on
-    pipe `r` has handed its turn to it: the moment its pipe is in neither the reader's
-    selector nor the writer's hands. Returns the channel and the gate to open."""
-    import time
-
+def _hold_writer(cap: Capture) -> threading.Event:
+    """Hold the writer thread (a request that waits on a gate) until the gate returned is set."""
     gate, held = threading.Event(), threading.Event()
 
     def block() -> None:
@@ -244,6 +241,16 @@ def _handed_over(cap: Capture, r: int) -> tuple[Any, threading.Event]:
 
     cap.pump.in_writer(block)
     assert held.wait(DEADLINE)
+    return gate
+
+
+def _handed_over(cap: Capture, r: int, gate: threading.Event | None = None) -> tuple[Any, threading.Event]:
+    """With the writer held (`gate`, or a new hold), wait until the fast channel on pipe `r`
+    has handed its turn to it: the moment its pipe is in neither the reader's selector nor
+    the writer's hands. Returns the channel and the gate to open."""
+    import time
+
+    gate = gate or _hold_writer(cap)
     ch = next(c for cs in cap.current.values() for c in cs if c.fd == r)
     deadline = time.monotonic() + DEADLINE
     while not ch.handed:        # the pipe fills while the writer waits: the reader hands the turn over
@@ -304,6 +311,36 @@ def test_a_pause_while_a_turn_is_with_the_writer_resumes_that_pipe(capture: Any,
     cap.resume()
     _finish(cap, child, log, tmp_path)
     assert cap.turns
+
+
+def test_no_turn_touches_a_pipe_after_its_eof(capture: Any, tmp_path: Path) -> None:
+    """An exit's drain asks for a turn of its own while one is pending: once a turn met EOF
+    the reader closes the pipe (and its number may be reused by the next spawn's pipe at
+    once), so no later turn may read it. The writer is held while both turns queue up, and
+    the reader while they run (so the second one would find the pipe still open)."""
+    cap, _, _ = capture
+    log = tmp_path / "e.log"
+    r, w = make_pipe()
+    cap.add("f", 1, [ChannelSpec("stdout", "f", str(log), timestamps=False)], [r])
+    gate = _hold_writer(cap)              # before the EOF: no turn can run yet
+    child = subprocess.Popen([PY, "-c", "pass"], stdout=w)     # EOF at once: the first turn meets it
+    _CHILDREN.append(child)
+    os.close(w)
+    assert child.wait(DEADLINE) == 0
+    _handed_over(cap, r, gate)            # EOF is readable: the reader handed the first turn over
+    done, reader = threading.Event(), threading.Event()
+    try:
+        cap.drain("f", lambda tail: done.set())   # a second, forced turn behind it
+        cap.pump._command(lambda: reader.wait(DEADLINE))   # then the reader waits: it closes nothing
+    finally:
+        gate.set()
+    try:
+        assert done.wait(DEADLINE)      # both turns ran while the pipe was still open
+    finally:
+        reader.set()
+    assert cap.turns and cap.turns[-1] is True, cap.turns
+    assert True not in cap.turns[:-1], f"a turn ran after the pipe's EOF: {cap.turns}"
+    assert log.read_bytes() == b""
 
 
 def test_a_fifo_as_the_log_file_takes_the_line_path_and_loses_nothing(capture: Any, tmp_path: Path) -> None:
