@@ -356,8 +356,8 @@ def test_kill_9_of_the_decision_process_while_a_hook_runs(herd: Callable[..., He
 def test_restarts_leak_no_descriptor_in_either_process(herd: Callable[..., Herd]) -> None:
     """Every spawn makes pipes in the decision process and hands them to the keeper: 30
     restarts later neither process holds more descriptors than after the first (a pipe made
-    twice per stream once leaked two per spawn)."""
-    h = herd('[services.a]\ncommand = ["sh", "-c", "echo up; echo err >&2; exec sleep 600"]\n')
+    twice per stream once leaked two per spawn). min_uptime 0s: each restart is confirmed at once."""
+    h = herd('[services.a]\ncommand = ["sh", "-c", "echo up; echo err >&2; exec sleep 600"]\nmin_uptime = "0s"\n')
     assert h.up().returncode == 0
 
     def fds() -> tuple[int, int]:
