@@ -31,6 +31,8 @@ MAX_CONNECTIONS = 256
 REFUSALS = 32          # connections over the cap answered (503) at once; later ones wait in the backlog
 BACKLOG = 1024
 STREAM_GRACE = 2.0     # seconds a closing listener gives streams to send their end
+REFUSAL_LINGER = 5.0   # seconds a refused connection is read (and dropped) after its 503
+REFUSAL_DRAIN = 65536  # bytes of it read at most
 
 
 def peer_groups(peer: Peer) -> set[int]:
@@ -73,6 +75,7 @@ class Listener:
         self._acceptors: set[asyncio.Task[None]] = set()
         self._freed = asyncio.Event()      # a connection ended: there may be room to accept again
         self._refusing = 0
+        self._lingering: dict[asyncio.Task[None], bool] = {}   # refused, answered; True: sent part of a head
         self._refusals: set[asyncio.Task[None]] = set()
         self.max_connections = _cap()
         self.refused = 0          # connections over the cap (answered 503)
@@ -143,6 +146,10 @@ class Listener:
         loop = asyncio.get_running_loop()
         while True:
             if len(self._conns) + self._refusing >= self.max_connections + REFUSALS:
+                slow = next((t for t, partial in self._lingering.items() if partial), None)
+                if slow is not None:      # answered already, and its client is mid-send: make room
+                    del self._lingering[slow]
+                    slow.cancel()
                 self._freed.clear()
                 await self._freed.wait()
                 continue
@@ -168,14 +175,36 @@ class Listener:
                 self._conns.add(task)
 
     async def _refuse(self, conn: socket.socket) -> None:
+        """The 503, then a lingering close (as HTTP servers do): the request is read and dropped
+        until its head has arrived, the client ends, or REFUSAL_LINGER. Closed at once, a client
+        that had not sent its request yet got EPIPE on the send instead of the answer (CI, load).
+        A lingering client that sent part of a head and stalls (slowloris) is closed as soon as
+        its room is needed for the next refusal: it has its answer."""
         self.refused += 1
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
         try:
             with contextlib.suppress(OSError, TimeoutError):
                 async with asyncio.timeout(1.0):
-                    await asyncio.get_running_loop().sock_sendall(conn, refusal(
+                    await loop.sock_sendall(conn, refusal(
                         503, f"herder is serving {self.max_connections} connections already (its limit); "
                         "try again shortly"))
+                conn.shutdown(socket.SHUT_WR)
+                if task is not None:
+                    self._lingering[task] = False
+                async with asyncio.timeout(REFUSAL_LINGER):
+                    seen = b""
+                    while b"\r\n\r\n" not in seen and len(seen) < REFUSAL_DRAIN:
+                        got = await loop.sock_recv(conn, 4096)
+                        if not got:
+                            break
+                        seen += got
+                        if task in self._lingering:
+                            self._lingering[task] = True
+                            self._freed.set()      # an acceptor waiting for room may take this one's
         finally:
+            if task is not None:
+                self._lingering.pop(task, None)
             conn.close()
             self._refusing -= 1
             self._freed.set()

@@ -98,7 +98,7 @@ class CutShort:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(str(path))
         self.sock.listen(8)
-        self.answer = answer
+        self.path, self.answer, self.closing = path, answer, False
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -109,12 +109,19 @@ class CutShort:
             except OSError:
                 return
             with conn:
+                if self.closing:
+                    return
                 conn.recv(65536)
                 conn.sendall(self.answer)
 
     def close(self) -> None:
-        self.sock.close()
+        """A last connection wakes the accept (closing a socket another thread waits on in
+        accept() does not wake it on Linux: each test waited out the join's 5 s)."""
+        self.closing = True
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as wake:
+            wake.connect(str(self.path))
         self.thread.join(5)
+        self.sock.close()
 
 
 @pytest.mark.parametrize(("answer", "expect"), [

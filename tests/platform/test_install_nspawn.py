@@ -106,22 +106,31 @@ def _pids(ct: Container) -> dict[str, str]:
     return {n: ct.sh(f"cat /run/{n}.pid").stdout.strip() for n in ("tick", "front")}
 
 
+def _listed(ct: Container) -> dict[str, str] | None:
+    """What herder's status lists (name → pid), or None while it does not answer."""
+    r = ct.run(["herder", "status", "--json", "-c", "/etc/herder/herder.toml"], check=False)
+    return {x["name"]: str(x["pid"]) for x in json.loads(r.stdout)} if r.returncode == 0 and r.stdout else None
+
+
+def _settled(ct: Container) -> dict[str, str] | None:
+    pids = _pids(ct)
+    return pids if _listed(ct) == pids and all(_alive(ct, x) for x in pids.values()) else None
+
+
 def test_systemctl_kill_of_herders_main_process_leaves_every_service_running(ct: Container) -> None:
     """Issue 12, point 5: `systemctl kill --kill-who=main -s KILL herder` kills herder's keeper
     (the unit's main process). ExitType=cgroup keeps the unit while its services run; the
     decision process becomes the keeper and names itself with MAINPID=; herder supervises
     again with every service on its original pid, and systemd restarted nothing."""
-    before = _pids(ct)
-    assert all(_alive(ct, p) for p in before.values())
+    # The update in place before this restarted the unit: each service writes its pid file
+    # shortly after it starts, so wait until the files name what herder lists, all alive.
+    before = wait_until("the services' pid files to name what herder lists", lambda: _settled(ct))
     old = main_pid(ct, "herder.service")
     ct.run(["systemctl", "kill", "--kill-who=main", "-s", "KILL", "herder.service"])
     new = wait_until("herder's new main process", lambda: (p := ct.show("herder.service", "MainPID")) not in ("0", old)
                      and ct.show("herder.service", "ActiveState") == "active" and p)
     assert ct.show("herder.service", "NRestarts") == "0", "systemd restarted herder"
-    st = wait_until("herder answering again", lambda: (r := ct.run(["herder", "status", "--json", "-c",
-                                                                     "/etc/herder/herder.toml"], check=False))
-                    .returncode == 0 and r.stdout)
-    listed = {x["name"]: str(x["pid"]) for x in json.loads(st)}
+    listed = wait_until("herder answering again", lambda: _listed(ct))
     assert listed == before, "a service was restarted or lost"
     assert _pids(ct) == before and all(_alive(ct, p) for p in before.values())
     assert "herder.keeper" in ct.sh(f"cat /proc/{new}/cmdline").stdout      # the keeper it became

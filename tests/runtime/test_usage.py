@@ -28,7 +28,8 @@ NOTHING = {"cpu": None, "rss": None, "procs": 0}
 def test_a_tree_without_a_cgroup_counts_every_process_and_the_window_is_exact() -> None:
     with subprocess.Popen([sys.executable, "-c", TREE], stdout=subprocess.PIPE, text=True) as main:
         assert main.stdout is not None
-        child = int(main.stdout.readline())       # the tree is complete: main burning CPU, a sleeping child
+        child = int(main.stdout.readline())
+        asleep(child)                             # the tree is complete: main burning CPU, a sleeping child
         try:
             clock = FakeClock()
             s = Sampler(clock.now)
@@ -50,6 +51,20 @@ def test_a_tree_without_a_cgroup_counts_every_process_and_the_window_is_exact() 
             main.send_signal(signal.SIGKILL)
             os.kill(child, signal.SIGKILL)
     assert Sampler().sample("busy", main.pid, descendants(main.pid)) == NOTHING   # gone
+
+
+def asleep(pid: int) -> None:
+    """Until the child runs `sleep` and sleeps in it: between fork and exec, and early in exec,
+    it has no memory of its own (rss 0, seen once in CI under load). Bounded."""
+    deadline = time.monotonic() + 60
+    while True:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+        comm, state = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2]
+        if comm == "sleep" and state == "S":
+            return
+        assert time.monotonic() < deadline, f"the child never slept in `sleep`: {comm} {state}"
+        time.sleep(0.01)
 
 
 def burned(pid: int, more_than: float) -> None:
