@@ -114,7 +114,7 @@ def exec_keeper(config_path: str | None, services: list[str], *, socket_group: s
     """Become the keeper (same pid: the terminal's job, systemd's MainPID, a container's PID 1),
     which runs the decision process. Returns only if the exec failed (OSError). What the
     keeper writes to stdout the decision process chooses (`console`, the config, the container)."""
-    argv = [sys.executable, "-m", "herder.keeper"]
+    argv = [sys.executable, "-P", "-m", "herder.keeper"]   # -P: never a herder/ in the cwd
     if ready_fd >= 0:
         os.set_inheritable(ready_fd, True)
         argv += ["--ready-fd", str(ready_fd)]

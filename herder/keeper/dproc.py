@@ -58,7 +58,7 @@ class DecisionProcesses:
 
         self.k.gen += 1
         mine, theirs = wire.pair()
-        argv = [sys.executable, "-m", "herder.runtime.dp", "--keeper-fd", str(theirs.fileno()),
+        argv = [sys.executable, "-P", "-m", "herder.runtime.dp", "--keeper-fd", str(theirs.fileno()),
                 "--keeper-pid", str(os.getpid()), "--generation", str(self.k.gen), *self.k.opts.dp_args]
         if len(self.k.failures) >= FRESH_AFTER:
             argv.append("--fresh")

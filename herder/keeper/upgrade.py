@@ -56,7 +56,7 @@ def preflight(exe: str) -> tuple[str, str]:
     reaper may take the child's status first)."""
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
     try:
-        r = subprocess.run([exe, "-m", "herder.keeper", "--can-resume", str(VERSION)], capture_output=True,
+        r = subprocess.run([exe, "-P", "-m", "herder.keeper", "--can-resume", str(VERSION)], capture_output=True,
                            text=True, timeout=PREFLIGHT_TIMEOUT, env=env, stdin=subprocess.DEVNULL,
                            errors="replace", check=False)
     except (OSError, subprocess.SubprocessError) as e:
@@ -96,7 +96,7 @@ def exec_keeper(k: Keeper, argv: list[str]) -> str:
     exe = argv[0] if argv else sys.executable
     why = ""
     try:
-        os.execv(exe, [exe, "-c", trampoline.BOOT, "--resume", str(blob), "--trampoline", str(boot)])
+        os.execv(exe, [exe, "-P", "-c", trampoline.BOOT, "--resume", str(blob), "--trampoline", str(boot)])
     except OSError as e:
         why = f"cannot exec {exe}: {e}"
     for f in keep:

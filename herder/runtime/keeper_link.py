@@ -145,7 +145,7 @@ def spawn_attached() -> KeeperLink:
     """A keeper of this process's own (the supervisor was built without one): it ends with
     this process, taking every service with it, as an in-process supervisor always did."""
     mine, theirs = wire.pair()
-    argv = [sys.executable, "-m", "herder.keeper", "--attached", str(theirs.fileno())]   # setup says what to show
+    argv = [sys.executable, "-P", "-m", "herder.keeper", "--attached", str(theirs.fileno())]   # setup says what to show
     env = dict(os.environ)
     env.pop("NOTIFY_SOCKET", None)
     proc = subprocess.Popen(argv, executable=wire.self_exe(), pass_fds=[theirs.fileno()], close_fds=True, env=env)

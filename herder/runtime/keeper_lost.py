@@ -115,7 +115,7 @@ def become_keeper(record: dict[str, Any], fds: list[int], ready_fd: int = -1) ->
     sys.stdout.flush()
     sys.stderr.flush()
     try:
-        os.execv(wire.self_exe(), [sys.executable, "-m", "herder.keeper", "--resume", str(blob),
+        os.execv(wire.self_exe(), [sys.executable, "-P", "-m", "herder.keeper", "--resume", str(blob),
                                    *(["--ready-fd", str(ready_fd)] if ready_fd >= 0 else [])])
     except OSError:
         if ready_fd >= 0:

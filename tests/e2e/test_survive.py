@@ -379,3 +379,22 @@ def test_restarts_leak_no_descriptor_in_either_process(herd: Callable[..., Herd]
     after = fds()
     assert after[0] <= before[0] + 2 and after[1] <= before[1] + 2, f"keeper, decision process: {before} -> {after}"
     assert h.cli("down").returncode == 0
+
+
+def test_a_herder_directory_in_the_working_directory_is_never_imported(herd: Callable[..., Herd]) -> None:
+    """`herder up -d` typed in a directory holding a `herder/` package (a checkout, a project
+    of that name): the keeper and the decision process run with `python -P`, so neither
+    imports it (`python -m` puts the working directory first on sys.path)."""
+    from ctl_harness import run as herder_run
+
+    h = herd('[services.a]\ncommand = ["sleep", "1000"]\n')
+    decoy = h.dir / "work" / "herder"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise SystemExit('the decoy herder package was imported')\n")
+    (decoy / "keeper").mkdir()
+    (decoy / "keeper" / "__init__.py").write_text("raise SystemExit('the decoy herder.keeper was imported')\n")
+    r = herder_run("up", "-d", "-c", str(h.config), cwd=decoy.parent)
+    assert r.returncode == 0, r.stderr
+    assert services(h)["a"]["state"] == "running"
+    for pid in keeper_and_dp(h):       # the decoy exits at import: both run, both with -P
+        assert psutil.Process(pid).cmdline()[1] == "-P"
