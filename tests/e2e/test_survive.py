@@ -168,14 +168,22 @@ def _restarted(h: Herd, name: str, old: int) -> dict[str, Any] | None:
     return x if x["pid"] not in (None, old) and x["state"] == "running" else None
 
 
-def test_kill_9_during_a_start_of_200_and_during_down_leaves_nothing_unlisted(herd: Callable[..., Herd]) -> None:
+def herd_of_200(herd: Callable[..., Herd]) -> tuple[Herd, int]:
+    """200 `sleep Q` services (Q random: `marked` finds exactly these processes), and Q."""
     quiet = 60000 + random.randrange(30000)
-    conf = "".join(f'[services.s{i}]\ncommand = ["sleep", "{quiet}"]\n' for i in range(200))
-    h = herd(conf)
+    return herd("".join(f'[services.s{i}]\ncommand = ["sleep", "{quiet}"]\n' for i in range(200))), quiet
+
+
+def up_in_background(h: Herd) -> subprocess.Popen[str]:
+    return subprocess.Popen(_cli("up", "-d", "-c", str(h.config)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_kill_9_during_a_start_of_200_and_during_down_leaves_nothing_unlisted(herd: Callable[..., Herd]) -> None:
+    h, quiet = herd_of_200(herd)
     rand = rng()
     for trial in range(TRIALS):
-        starting = subprocess.Popen(_cli("up", "-d", "-c", str(h.config)), stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True)
+        starting = up_in_background(h)
         try:
             # kill -9 at random instants between launch and all-running
             for _ in range(3):
@@ -195,23 +203,28 @@ def test_kill_9_during_a_start_of_200_and_during_down_leaves_nothing_unlisted(he
         running = wait_until("all 200 running", lambda: _all_running(h, 200), timeout=60, interval=0.05)
         listed = sorted(x["pid"] for x in running.values())
         assert sorted(marked(f"sleep {quiet}")) == listed, f"trial {trial}: a process herder does not list"
-        # kill -9 during `down`: the exit code tells the truth, and a second `down` leaves 0
-        down = subprocess.Popen(_cli("down", "-c", str(h.config)), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        time.sleep(rand.uniform(0.0, 0.2))
-        if h.holder() is not None:
-            _try(lambda: kill_dp(h))
-        _, err = down.communicate(timeout=120)
-        if down.returncode != 0:
-            assert "herder:" in err, err
-        if h.holder() is not None:
-            # against the restarted decision process: its answer is known (0), also when it drops
-            # the request as it exits having finished the stop (proven: lock released, run.json
-            # empty); 3 = it had exited already. Never 1: nothing is unknown here.
-            again = h.cli("down")
-            assert again.returncode in (0, 3), again.stderr
-        wait_until("the supervisor gone", lambda: h.holder() is None, timeout=60, interval=0.02)
-        assert marked(f"sleep {quiet}") == [], f"trial {trial}: `herder down` left processes"
+        down_under_kill(h, kill_dp, rand, f"sleep {quiet}", trial)
+
+
+def down_under_kill(h: Herd, kill: Callable[[Herd], Any], rand: random.Random, marker: str, trial: int) -> None:
+    """`herder down`, and `kill` (kill -9 of one of herder's processes) at a random instant of
+    it: the exit code tells the truth, and a second `down` (if one is needed) leaves 0."""
+    down = subprocess.Popen(_cli("down", "-c", str(h.config)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(rand.uniform(0.0, 0.2))     # the kill's instant: random, what is under test
+    if h.holder() is not None:
+        _try(lambda: kill(h))
+    _, err = down.communicate(timeout=120)
+    if down.returncode != 0:
+        assert "herder:" in err, err
+    if h.holder() is not None:
+        # against the restarted decision process: its answer is known (0), also when it drops
+        # the request as it exits having finished the stop (proven: lock released, run.json
+        # empty); 3 = it had exited already. Never 1: nothing is unknown here.
+        again = h.cli("down")
+        assert again.returncode in (0, 3), again.stderr
+    wait_until("the supervisor gone", lambda: h.holder() is None, timeout=60, interval=0.02)
+    assert marked(marker) == [], f"trial {trial}: `herder down` left processes"
 
 
 def _cli(*args: str) -> list[str]:

@@ -22,7 +22,6 @@ import os
 import random
 import select
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -34,8 +33,9 @@ from herdertest import alive, wait_until
 from test_survive import (
     PRINTER,
     _all_running,
-    _cli,
     _try,
+    down_under_kill,
+    herd_of_200,
     keeper_and_dp,
     kill_dp,
     marked,
@@ -43,6 +43,7 @@ from test_survive import (
     report,
     rng,
     services,
+    up_in_background,
 )
 
 TRIALS = int(os.environ.get("HERDER_SURVIVE_TRIALS", "2"))
@@ -71,13 +72,10 @@ def settled(h: Herd, n: int) -> dict[str, dict[str, Any]]:
 
 def test_kill_9_of_the_keeper_during_a_start_of_200_and_during_down_leaves_nothing_unlisted(
         herd: Callable[..., Herd]) -> None:
-    quiet = 60000 + random.randrange(30000)
-    conf = "".join(f'[services.s{i}]\ncommand = ["sleep", "{quiet}"]\n' for i in range(200))
-    h = herd(conf)
+    h, quiet = herd_of_200(herd)
     rand = rng()
     for trial in range(TRIALS):
-        starting = subprocess.Popen(_cli("up", "-d", "-c", str(h.config)), stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True)
+        starting = up_in_background(h)
         # the keeper holds the state_dir before the first spawn is sent: kill it at a random
         # instant of the start (before adoption, spawns in flight, answered, not yet stepped ...)
         wait_until("the keeper", h.holder, timeout=60, interval=0.002)
@@ -90,20 +88,7 @@ def test_kill_9_of_the_keeper_during_a_start_of_200_and_during_down_leaves_nothi
         assert sorted(marked(f"sleep {quiet}")) == listed, f"trial {trial}: a process herder does not list"
         events = h.cli("events", "-n", "5000").stdout
         assert "the keeper died; this decision process" in events
-        # kill -9 of the keeper during `down`: a second `down` (if needed) leaves 0
-        down = subprocess.Popen(_cli("down", "-c", str(h.config)), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        time.sleep(rand.uniform(0.0, 0.2))
-        if h.holder() is not None:
-            _try(lambda: kill_keeper(h))
-        _, err = down.communicate(timeout=120)
-        if down.returncode != 0:
-            assert "herder:" in err, err
-        if h.holder() is not None:
-            again = h.cli("down")
-            assert again.returncode in (0, 3), again.stderr
-        wait_until("the supervisor gone", lambda: h.holder() is None, timeout=60, interval=0.02)
-        assert marked(f"sleep {quiet}") == [], f"trial {trial}: `herder down` left processes"
+        down_under_kill(h, kill_keeper, rand, f"sleep {quiet}", trial)    # kill -9 of the keeper during `down`
 
 
 def test_kill_9_of_the_decision_process_then_of_the_keeper(herd: Callable[..., Herd]) -> None:
