@@ -47,21 +47,21 @@ _scan = _scanner()
 def loads(data: bytes | str) -> Any:
     """The value of one JSON document (UTF-8 bytes or text), as json.loads gives it."""
     if _scan is not None:
-        if isinstance(data, bytes):   # json.loads skips a byte order mark in bytes (and refuses one in text)
-            text = data[3 if data.startswith(b"\xef\xbb\xbf") else 0:].decode("utf-8", "surrogatepass")
-        else:
-            text = data
-        start = len(text) - len(text.lstrip(_WS))
         try:
+            if isinstance(data, bytes):   # json.loads skips a byte order mark in bytes (and refuses one in text)
+                text = data[3 if data.startswith(b"\xef\xbb\xbf") else 0:].decode("utf-8", "surrogatepass")
+            else:
+                text = data
+            start = len(text) - len(text.lstrip(_WS))
             value, end = _scan(text, start)
         except Exception:   # noqa: BLE001 - json.loads below says what is wrong, in its words
             pass
         else:
             if not text[end:].strip(_WS) and not text.startswith("\ufeff"):
                 return value
-    # Malformed (or no C decoder): json.loads raises its own error. Not the C decoder's: it
-    # builds json.JSONDecodeError from json.decoder only if that is already imported, and
-    # otherwise fails with a SystemError.
+    # Malformed, not UTF-8 (json.loads also reads UTF-16 and -32) or no C decoder: json.loads
+    # decides, and raises its own error. Not the C decoder's: it builds json.JSONDecodeError
+    # from json.decoder only if that is already imported, and otherwise fails with a SystemError.
     import json
 
     return json.loads(data)

@@ -45,7 +45,8 @@ def test_any_text_decodes_or_fails_as_json_loads_does(text: str) -> None:
 
 
 @pytest.mark.parametrize("data", [b"", b"  ", b"[1,", b"[1] x", b"{\"a\" 1}", b"\xff", "\ufeff[1]", b"\xef\xbb\xbf[1]",
-                                  b'"\x01"', b"[1]\n[2]", b"nul"])
+                                  b'"\x01"', b"[1]\n[2]", b"nul",
+                                  '["\u00e9"]'.encode("utf-16-le"), '{"a": 1}'.encode("utf-32")])
 def test_edge_cases_match_json_loads(data: bytes | str) -> None:
     _same(data)
 
