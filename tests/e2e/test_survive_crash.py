@@ -44,6 +44,7 @@ from test_survive import (
     rng,
     services,
     up_in_background,
+    who,
 )
 
 TRIALS = int(os.environ.get("HERDER_SURVIVE_TRIALS", "2"))
@@ -117,7 +118,8 @@ def test_kill_9_of_the_decision_process_then_of_the_keeper(herd: Callable[..., H
             {n: p for n, p in before.items() if n.startswith("q")}, f"after the keeper's kill at +{delay}s"
         assert sorted(marked(f"sleep {quiet}")) == sorted(now[f"q{i}"]["pid"] for i in range(5))
         for i in range(5):
-            assert marked(f'"{tag}.{i} $i"') == [now[f"p{i}"]["pid"]], f"p{i}: not exactly one, listed"
+            copies = marked(f'"{tag}.{i} $i"')
+            assert copies == [now[f"p{i}"]["pid"]], f"p{i}: not exactly one, listed: {who(copies)}"
     report("kill -9 decision process, then keeper at +0.05..0.5 s -> API answers with 10 running", took)
     r = h.cli("down")
     assert r.returncode == 0, r.stderr
