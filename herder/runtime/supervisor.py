@@ -257,24 +257,34 @@ class Supervisor:
     def _drain(self) -> None:
         self._draining = True
         try:
-            while self._answers or (self._queue and not self.procs.in_flight):
-                ev = (self._answers or self._queue).popleft()
-                stepped = self.calendar.drifted(self.world)    # the wall clock was stepped: tell the core first
-                if stepped is not None:
-                    effects = step(self.world, stepped, self.clock.now())
-                    self._record(stepped, effects)
-                    self.runner.run(effects)
-                effects = step(self.world, ev, self.clock.now())
-                self._record(ev, effects)
-                self.procs.stepped(ev)
-                self._signal_stepped(ev)
-                self.runner.run(effects)
+            due_round = False
+            while True:
+                while self._answers or (self._queue and not self.procs.in_flight):
+                    self._step_one((self._answers or self._queue).popleft())
+                # timers already due (the 0 s backoff the exit's step armed) are stepped now, not
+                # after a wake-up of the loop; once per drain, so that a step that keeps arming
+                # due timers (a spawn failing at once, backoff 0) still lets the loop run between
+                if due_round or not self.timers.fire_due():
+                    break
+                due_round = True
         finally:
             self._draining = False
         if self.procs.acks and self.link is not None:
             self.link.send({"t": "ack", "seqs": self.procs.acks})
             self.procs.acks = []
         self.procs.save_runstate()
+
+    def _step_one(self, ev: Event) -> None:
+        stepped = self.calendar.drifted(self.world)    # the wall clock was stepped: tell the core first
+        if stepped is not None:
+            effects = step(self.world, stepped, self.clock.now())
+            self._record(stepped, effects)
+            self.runner.run(effects)
+        effects = step(self.world, ev, self.clock.now())
+        self._record(ev, effects)
+        self.procs.stepped(ev)
+        self._signal_stepped(ev)
+        self.runner.run(effects)
 
     def _record(self, ev: Event, effects: list[fx.Effect]) -> None:
         """What the step changed, to the keeper, before any of its effects is carried out."""
