@@ -9,9 +9,9 @@ import subprocess
 import sys
 import textwrap
 
-from ctl_harness import request, run
+from ctl_harness import NO_MIN_UPTIME, request, run
 
-SLEEPERS = """
+SLEEPERS = NO_MIN_UPTIME + """
 [services.a]
 command = ["sleep", "1000"]
 [services.w]

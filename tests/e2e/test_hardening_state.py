@@ -14,15 +14,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from ctl_harness import HERDER, Herd, run
+from ctl_harness import HERDER, NO_MIN_UPTIME, Herd, run
 from herdertest import ROOT, alive, wait_until
 
 pytestmark = pytest.mark.skipif(not ROOT or not shutil.which("setpriv"), reason="needs root (and setpriv for nobody)")
 NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
-# For herds whose services never exit on their own: `up -d` returns once they run instead of
-# waiting out min_uptime (1 s by default) on each `up`; what counts as a failed start (the only
-# other use of min_uptime) plays no part in those tests.
-NO_MIN_UPTIME = '[defaults]\nmin_uptime = "0s"\n'
 
 
 def as_nobody(*argv: str) -> None:
