@@ -9,9 +9,9 @@ import subprocess
 import sys
 import textwrap
 
-from ctl_harness import NO_MIN_UPTIME, request, run
+from ctl_harness import request, run
 
-SLEEPERS = NO_MIN_UPTIME + """
+SLEEPERS = """
 [services.a]
 command = ["sleep", "1000"]
 [services.w]
