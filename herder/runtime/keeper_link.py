@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from herder.keeper import wire
@@ -34,6 +35,9 @@ class KeeperLink:
         self.outbox = wire.Outbox()
         self.on_message: Callable[[dict[str, Any], list[int]], None] = lambda m, f: wire.close_fds(f)
         self.on_lost: Callable[[], None] = lambda: None
+        # around the messages of one read: what they post is applied once they are all in
+        # (the supervisor's `together`: 200 exits of a stop-all are stepped as one batch)
+        self.together: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext
         self.lost = False
         self.peer_fd = -1               # a pidfd on the keeper that runs this process (from_fd)
         self.peer_pid: int | None = None  # that keeper's pid
@@ -98,23 +102,31 @@ class KeeperLink:
         self._flush()
 
     def _readable(self) -> None:
-        for _ in range(256):     # then let the loop breathe; the reader fires again
+        with self.together():
+            gone = self._read_some()
+        if gone:
+            self._gone()
+
+    def _read_some(self) -> bool:
+        """Hand what the socket holds to on_message (256 at most: then let the loop breathe,
+        the reader fires again); True at the keeper's end of file."""
+        for _ in range(256):
             try:
                 got = wire.receive(self.sock)
             except BlockingIOError:
-                return
+                return False
             except wire.Truncated as e:     # a bad message: the keeper is still there
                 print(f"herder: {e}", file=sys.stderr, flush=True)
                 continue
             except OSError:
                 got = None
             if got is None:
-                self._gone()
-                return
+                return True
             msg, fds = got
             self.on_message(msg, fds)
             if self.lost:
-                return
+                return False
+        return False
 
     def _gone(self) -> None:
         if self.lost:

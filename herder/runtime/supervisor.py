@@ -28,7 +28,7 @@ import random
 import signal
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +47,7 @@ from herder.keeper.counters import KEEPER_SLOT, ORPHANS, Counters
 from herder.logs._hub import LogHub
 from herder.process.cgroup import Cgroups
 from herder.process.rlimits import raise_nofile
-from herder.runtime import adopt, container, signals, status, upward
+from herder.runtime import adopt, batch, container, signals, status, upward
 from herder.runtime.calendar import Calendar, local_zone
 from herder.runtime.clock import Clock, MonotonicClock
 from herder.runtime.effects import EffectRunner
@@ -88,6 +88,7 @@ class Supervisor:
         self._queue: deque[Event] = deque()
         self._answers: deque[Event] = deque()    # Spawned / SpawnFailed: stepped first
         self._draining = False
+        self._held = 0                            # > 0: posts wait for the end of a burst (`together`)
         self._running = False
         self._tickets = 0
         self._finished: asyncio.Event | None = None
@@ -95,7 +96,7 @@ class Supervisor:
         self._sent_config: Config | None = None
         self.logs = LogHub(config, self.events)
         self.procs = Processes(self.world, self.logs, self.post, self._answer, self.clock)
-        self.timers = Timers(self.clock, lambda key, at: self.post(TimerFired(key, at)))
+        self.timers = Timers(self.clock, lambda key, at: self.post(TimerFired(key, at)), self.together)
         self.checks = Checks(self.world, self.post, self.events, self.procs.watch, self.procs.tree_pids)
         posix = sys.platform != "win32"
         self.limits = Limits(config.state_dir, self.world, self.events) if posix else None
@@ -184,13 +185,26 @@ class Supervisor:
     def post(self, event: Event) -> None:
         """An input for the core; applied at once when the loop runs, in order."""
         self._queue.append(event)
-        if self._running and not self._draining:
+        if self._running and not self._draining and not self._held:
             self._drain()
 
     def _answer(self, event: Event) -> None:
         self._answers.append(event)
-        if self._running and not self._draining:
+        if self._running and not self._draining and not self._held:
             self._drain()
+
+    @contextlib.contextmanager
+    def together(self) -> Iterator[None]:
+        """Events posted meanwhile are applied when it ends, in one drain (the timers that
+        fall due in one wake-up, the messages of one read from the keeper), so that they
+        can be stepped together (herder.runtime.batch)."""
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+            if not self._held and self._running and not self._draining and (self._queue or self._answers):
+                self._drain()
 
     def request(self, make: Callable[[int], Event]) -> asyncio.Future[fx.Reply]:
         """Post make(ticket) now; the future gets the core's Reply(ticket)."""
@@ -258,17 +272,21 @@ class Supervisor:
         self._draining = True
         try:
             while self._answers or (self._queue and not self.procs.in_flight):
-                ev = (self._answers or self._queue).popleft()
                 stepped = self.calendar.drifted(self.world)    # the wall clock was stepped: tell the core first
                 if stepped is not None:
                     effects = step(self.world, stepped, self.clock.now())
-                    self._record(stepped, effects)
+                    self._record([stepped], effects)
                     self.runner.run(effects)
-                effects = step(self.world, ev, self.clock.now())
-                self._record(ev, effects)
-                self.procs.stepped(ev)
-                self._signal_stepped(ev)
-                self.runner.run(effects)
+                if self._answers:
+                    evs = [self._answers.popleft()]
+                    effects = step(self.world, evs[0], self.clock.now())
+                else:
+                    evs, effects = batch.take(self._queue, lambda ev: step(self.world, ev, self.clock.now()))
+                self._record(evs, effects)
+                for ev in evs:
+                    self.procs.stepped(ev)
+                    self._signal_stepped(ev)
+                self.runner.run(batch.signals_first(effects) if len(evs) > 1 else effects)
         finally:
             self._draining = False
         if self.procs.acks and self.link is not None:
@@ -276,16 +294,13 @@ class Supervisor:
             self.procs.acks = []
         self.procs.save_runstate()
 
-    def _record(self, ev: Event, effects: list[fx.Effect]) -> None:
-        """What the step changed, to the keeper, before any of its effects is carried out."""
+    def _record(self, evs: list[Event], effects: list[fx.Effect]) -> None:
+        """What the steps changed, to the keeper, before any of their effects is carried out."""
         link = self.link
         if link is None or link.lost:
             return
         world = self.world
-        names = {getattr(ev, "name", "")}
-        for eff in effects:
-            key = getattr(eff, "key", None)
-            names.add(key.owner if key is not None else getattr(eff, "name", ""))
+        names = {getattr(ev, "name", "") for ev in evs} | batch.touched(effects)
         names.discard("")
         inst = {n: (self.inst_record(n) if n in world.instances else None)
                 for n in names if not n.startswith("#")}
@@ -409,6 +424,7 @@ class Supervisor:
                 got[2].append(rec.get("spec") or {})
         link.on_message = self._keeper_message
         link.on_lost = self._keeper_gone
+        link.together = self.together
         self.procs.keeper_exited = lambda code: None
         names = list(self.world.instances)
         link.send({"t": "setup", "state_dir": str(self.config.state_dir),

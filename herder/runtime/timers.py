@@ -4,8 +4,10 @@ The core arms a timer with an absolute deadline on the monotonic time line and a
 (ArmTimer(key, at)); arming a key again replaces its deadline, CancelTimer forgets it.
 The heap asks the clock for a single wake-up at the earliest live deadline; when it comes,
 every due timer is handed to `fire(key, at)` in deadline order (the supervisor posts
-TimerFired). Replaced and cancelled entries are skipped lazily and compacted away, so a
-watchdog re-armed on every ping costs O(log n), not a scan.
+TimerFired), all within one `together()` (the supervisor steps them in one drain:
+herder.runtime.batch; 200 stop timeouts armed by one `down` fall due in one wake-up).
+Replaced and cancelled entries are skipped lazily and compacted away, so a watchdog
+re-armed on every ping costs O(log n), not a scan.
 
 Nothing here calls loop.call_later: with herder.testing.FakeClock the same heap runs on
 virtual time, which is what lets runtime tests of stop timeouts, backoff and probes run
@@ -14,9 +16,11 @@ in milliseconds.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from herder.core.effects import TimerKey
 from herder.runtime.clock import Clock, Wakeup
@@ -25,9 +29,11 @@ _EPSILON = 1e-6   # a wake-up may come a hair early (the loop's clock resolution
 
 
 class Timers:
-    def __init__(self, clock: Clock, fire: Callable[[TimerKey, float], None]) -> None:
+    def __init__(self, clock: Clock, fire: Callable[[TimerKey, float], None],
+                 together: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext) -> None:
         self.clock = clock
         self.fire = fire
+        self.together = together
         self.armed: dict[TimerKey, float] = {}
         self._heap: list[tuple[float, int, TimerKey]] = []
         self._seq = itertools.count()
@@ -76,11 +82,12 @@ class Timers:
     def _due(self) -> None:
         self._wakeup = self._wake_for = None
         now = self.clock.now()
-        while True:
-            nxt = self.next_deadline()
-            if nxt is None or nxt > now + _EPSILON:
-                break
-            at, _, key = heapq.heappop(self._heap)
-            del self.armed[key]
-            self.fire(key, at)
+        with self.together():
+            while True:
+                nxt = self.next_deadline()
+                if nxt is None or nxt > now + _EPSILON:
+                    break
+                at, _, key = heapq.heappop(self._heap)
+                del self.armed[key]
+                self.fire(key, at)
         self._reschedule()

@@ -12,6 +12,7 @@ Wine 8's sc has no `failureflag`, `sidtype`, `qc` or `config`, and stores nothin
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 
 import pytest
 from wine_harness import PYTHON, WINE_DIR, WindowsMachine, win_path
@@ -29,6 +30,18 @@ def _run(windows: WindowsMachine, argv: tuple[str, ...]) -> subprocess.Completed
     res = subprocess.run(["wine", *argv], capture_output=True, text=True, timeout=120, env=windows.env,
                          stdin=subprocess.DEVNULL)
     return res
+
+
+@pytest.fixture(autouse=True)
+def _no_service_left(windows: WindowsMachine) -> Iterator[None]:
+    """Each test starts with no HerderItSc, whatever the test before it did: a failure half-way
+    must not leave its service running into the next test (one CI failure cascaded so)."""
+    yield
+    if windows.exists(NAME):
+        windows.sc("stop", NAME)
+        windows.wait_state(NAME, "STOPPED", timeout=60)
+        windows.sc("delete", NAME)
+        assert not windows.exists(NAME), f"{NAME} could not be deleted after the test"
 
 
 def _spec(windows: WindowsMachine, start: str) -> InstallSpec:

@@ -227,9 +227,18 @@ class WindowsMachine:
                               timeout=120, env=self.env)
 
     def registry(self, key: str) -> str:
+        """`reg query KEY`'s output, or "" when the key does not exist. Any other failure is
+        raised with what reg.exe and Wine said: a CI run once got "" for a key written a moment
+        before, and an empty answer hid why."""
         res = subprocess.run(["wine", "reg", "query", key], stdin=subprocess.DEVNULL, capture_output=True,
                              timeout=60, env=self.env)
-        return res.stdout.decode(errors="replace").replace("\r\n", "\n") if res.returncode == 0 else ""
+        out = res.stdout.decode(errors="replace").replace("\r\n", "\n")
+        if res.returncode == 0:
+            return out
+        err = res.stderr.decode(errors="replace")
+        assert "Unable to find the specified registry key" in out + err, \
+            f"wine reg query {key}: exit {res.returncode}, stdout {out!r}, stderr {err!r}"
+        return ""
 
     def event_lines(self) -> list[str]:
         """What services passed to ReportEventW, in order (Wine prints it, it does not store it)."""

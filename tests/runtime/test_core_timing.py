@@ -6,7 +6,8 @@ the monotonic clock and the deadline heap (test_core_supervise has the other).""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from herdertest import PROGRAMS, PY, Reporter, toml_list
@@ -84,16 +85,23 @@ async def all_running(r: Running) -> None:
         await r.wait_state(name, "running")
 
 
+@contextlib.asynccontextmanager
+async def deaf_herd(make_config: Callable[..., Path], n: int, stop_timeout: str,
+                    clock: FakeClock | None = None) -> AsyncIterator[Running]:
+    """A supervisor of n services that ignore SIGTERM, once all of them run."""
+    async with run_supervisor(load(make_config(deaf_services(n, stop_timeout))), clock=clock) as r:
+        await all_running(r)
+        yield r
+
+
 def test_stop_of_many_stops_them_together(make_config: Callable[..., Path]) -> None:
     """issue 17 item 8, real processes on the virtual clock: 40 services that ignore
     SIGTERM, stop_timeout 2 s, stop them all: 2 virtual seconds (one after another was 80)."""
     n = 40
-    cfg = load(make_config(deaf_services(n, "2s")))
     clock = FakeClock(autojump=True)
 
     async def body() -> None:
-        async with run_supervisor(cfg, clock=clock) as r:
-            await all_running(r)
+        async with deaf_herd(make_config, n, "2s", clock) as r:
             t0 = clock.now()
             names = tuple(r.sup.instances)
             reply = await r.sup.ask(lambda ticket: Command(Verb.STOP, names, ticket, 300.0))
@@ -109,11 +117,9 @@ def test_stop_of_many_in_real_time_signals_all_before_any_deadline(make_config: 
     """The same on the real clock, without measuring durations: every instance is told to
     stop in the same step, before the first stop timeout fires."""
     n = 12
-    cfg = load(make_config(deaf_services(n, "200ms")))
 
     async def body() -> None:
-        async with run_supervisor(cfg) as r:
-            await all_running(r)
+        async with deaf_herd(make_config, n, "200ms") as r:
             names = tuple(r.sup.instances)
             mark = r.mark()
             reply = await r.sup.ask(lambda ticket: Command(Verb.STOP, names, ticket, 300.0))
