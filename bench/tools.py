@@ -252,14 +252,15 @@ class Herder(Tool):
                 text.append('logs = { stdout = "null" }\n')
             elif capture:
                 text.append(f'[services.{s.name}.logs]\nstdout = {json.dumps(str(s.log))}\n'
-                            'timestamps = false\nmax_size = "0"\n')
+                            'stderr = "auto"\ntimestamps = false\nmax_size = "0"\n')
             else:
                 text.append(f"logs = {{ stdout = {json.dumps(str(s.log))} }}\n")
         (workdir / "herder.toml").write_text("".join(text))
 
     def logs_mode(self, workdir: Path) -> str:
         if self.log_capture(workdir):
-            return "captured through herder's pipes ([services.x.logs], timestamps = false, max_size = 0)"
+            return ("captured through herder's pipes ([services.x.logs], timestamps = false, max_size = 0, "
+                    "stderr = auto: stdout alone in its file, as a raw byte-exact log is)")
         return "direct: the child's stdout is the file (no capture yet in this build)"
 
     def launch_argv(self, workdir: Path) -> list[str]:

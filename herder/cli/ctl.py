@@ -7,7 +7,6 @@ here imports the server side, asyncio or the config schema.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -27,6 +26,8 @@ def client(args: Any, timeout: float | None = 600.0) -> Client:
 
 
 def _dump(obj: Any) -> None:
+    import json  # not at the top: json imports re (herder.control.jsonload), which the table does not need
+
     sys.stdout.write(json.dumps(obj, indent=1) + "\n")
 
 
@@ -215,6 +216,8 @@ def format_event(e: dict[str, Any]) -> str:
 
 
 def run_events(args: Any) -> int:
+    import json
+
     query = {"follow": args.follow, "since": args.since, "limit": args.limit,
              "service": ",".join(args.services) if args.services else None}
     try:

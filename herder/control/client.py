@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import _socket  # the C module: socket.py (selectors, its enums) costs `herder status` ~2 ms to import
 import io
-import json
 import os
-from collections.abc import Iterator
 
-from herder.control import registry
+from herder.control import jsonload, registry
 from herder.errors import HerderError, NotRunning
 
 TYPE_CHECKING = False   # not `from typing import …`: typing costs `herder status` ~3 ms; mypy reads this block
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from typing import Any, TypeVar
 
     T = TypeVar("T")
@@ -45,6 +43,13 @@ class ApiError(HerderError):
         msg = body.get("error") if isinstance(body, dict) else str(body)
         super().__init__(msg or f"HTTP {status}")
         self.exit_code = 2 if status in (400, 404, 405, 422) else 1
+
+
+def _dumps(body: Any) -> bytes:
+    """A request body; `json` only here: `herder status` sends none (herder.control.jsonload)."""
+    import json
+
+    return json.dumps(body).encode()
 
 
 def _quote(text: str) -> str:
@@ -191,7 +196,7 @@ class Client:
 
     def _send(self, method: str, url: str, body: Any, timeout: float | None) -> _socket.socket:
         """A connection with the request sent on it."""
-        data = b"" if body is None else json.dumps(body).encode()
+        data = b"" if body is None else _dumps(body)
         head = f"{method} {url} HTTP/1.1\r\nHost: herder\r\nConnection: close\r\n"
         if body is not None:
             head += f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
@@ -268,7 +273,7 @@ class Client:
         value: Any = raw.decode("utf-8", "replace")
         if "json" in ctype:
             try:
-                value = json.loads(raw)
+                value = jsonload.loads(raw)
             except ValueError:
                 raise Dropped(f"the supervisor's answer to {method} {url} is not JSON; the outcome is unknown: "
                               "see `herder status`") from None
@@ -295,7 +300,7 @@ class Client:
             raw = resp.read()
             resp.close()
             try:
-                body = json.loads(raw)
+                body = jsonload.loads(raw)
             except ValueError:
                 body = raw.decode("utf-8", "replace")
             raise ApiError(resp.status, body)
@@ -336,7 +341,7 @@ class LineStream:
                 raise StopIteration
             if line.strip():
                 try:
-                    value: dict[str, Any] = json.loads(line)
+                    value: dict[str, Any] = jsonload.loads(line)
                 except ValueError:     # a line cut by the end of the connection
                     continue
                 return value
@@ -348,7 +353,35 @@ class LineStream:
         self._resp.close()
 
 
-_STATE_DIR = r"""^[ \t]*state_dir[ \t]*=[ \t]*(?:"([^"\\\n]*)"|'([^'\n]*)')[ \t]*(?:#[^\n]*)?$"""
+def _is_herder_header(line: str) -> bool:
+    """`[herder]` on a line of its own, spaces or tabs around, a comment after."""
+    rest = line.lstrip(" \t")
+    for token in ("[", "herder", "]"):
+        if not rest.startswith(token):
+            return False
+        rest = rest[len(token):].lstrip(" \t")
+    return not rest or rest.startswith("#")
+
+
+def _plain_state_dir(line: str) -> str | None:
+    """The value of `state_dir = "…"` (or '…') on a line of its own: a string without escapes
+    or line breaks, spaces or tabs around, a comment after; None for any other line."""
+    rest = line.lstrip(" \t")
+    if not rest.startswith("state_dir"):
+        return None
+    rest = rest[len("state_dir"):].lstrip(" \t")
+    if not rest.startswith("="):
+        return None
+    rest = rest[1:].lstrip(" \t")
+    quote = rest[:1]
+    if quote not in ('"', "'"):
+        return None
+    close = rest.find(quote, 1)
+    value = rest[1:close]
+    if close < 0 or (quote == '"' and "\\" in value):
+        return None
+    after = rest[close + 1:].lstrip(" \t")
+    return value if not after or after.startswith("#") else None
 
 
 def _herder_table(text: str) -> dict[str, Any]:
@@ -358,29 +391,43 @@ def _herder_table(text: str) -> dict[str, Any]:
     inline table, no string elsewhere naming it) and that table parses on its own; otherwise
     the whole file is parsed, as before. And when the table says `state_dir = "…"` on one
     line of its own (a plain string, no escapes, no multi-line string anywhere in the table),
-    that line is read without tomllib at all (its import is ~3 ms of `herder status`)."""
-    import re
+    that line is read without tomllib at all (its import is ~3 ms of `herder status`). Lines
+    are read with str methods, not `re` (~6 ms of imports with enum, functools, collections)."""
+    lines = text.split("\n")
+    at = 0
+    for i, line in enumerate(lines):
+        if _is_herder_header(line):
+            rows = [line]   # the table: up to the next line that opens one ([x] or [[x]])
+            for row in lines[i + 1:]:
+                if row.lstrip(" \t").startswith("["):
+                    break
+                rows.append(row)
+            table = text[at:at + sum(len(row) + 1 for row in rows)]
+            if text.count("state_dir") == table.count("state_dir"):
+                if '"""' not in table and "'''" not in table:
+                    found = [v for v in map(_plain_state_dir, rows) if v is not None]
+                    if len(found) == table.count("state_dir") == 1:
+                        return {"herder": {"state_dir": found[0]}}
+                import tomllib
 
-    header = re.search(r"^[ \t]*\[[ \t]*herder[ \t]*\][ \t]*(?:#[^\n]*)?$", text, re.M)
-    if header is not None:
-        rest = re.search(r"^[ \t]*\[", text[header.end():], re.M)
-        end = header.end() + rest.start() if rest else len(text)
-        table = text[header.start():end]
-        if text.count("state_dir") == table.count("state_dir"):
-            if '"""' not in table and "'''" not in table:
-                found = list(re.finditer(_STATE_DIR, table, re.M))
-                if len(found) == table.count("state_dir") == 1:
-                    m = found[0]
-                    return {"herder": {"state_dir": m.group(1) if m.group(1) is not None else m.group(2)}}
-            import tomllib
-
-            try:
-                return tomllib.loads(table)
-            except tomllib.TOMLDecodeError:
-                pass   # e.g. a multi-line string that the cut split: read the whole file
+                try:
+                    return tomllib.loads(table)
+                except tomllib.TOMLDecodeError:
+                    pass   # e.g. a multi-line string that the cut split: read the whole file
+            break
+        at += len(line) + 1
     import tomllib
 
     return tomllib.loads(text)
+
+
+def _config_text(path: str) -> str:
+    """The file as open(path, encoding="utf-8-sig") reads it (a byte order mark is allowed, as
+    `herder check` does; \\r\\n and \\r read as \\n), without that codec's import."""
+    with open(path, "rb") as f:
+        data = f.read()
+    text = data[3 if data.startswith(b"\xef\xbb\xbf") else 0:].decode("utf-8")
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def discover_socket(explicit: str | None, config: str | None) -> str:
@@ -405,8 +452,7 @@ def discover_socket(explicit: str | None, config: str | None) -> str:
     else:
         path = os.environ["HERDER_CONFIG"]
     try:
-        with open(path, encoding="utf-8-sig") as f:   # a byte order mark is allowed, as `herder check` does
-            raw = _herder_table(f.read())
+        raw = _herder_table(_config_text(path))
     except FileNotFoundError:
         raise UsageError(f"no config at {path}: pass -c FILE or --socket PATH (or set $HERDER_SOCKET)") from None
     except (OSError, ValueError) as e:   # UnicodeDecodeError, tomllib.TOMLDecodeError

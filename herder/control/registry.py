@@ -19,10 +19,9 @@ A handler is `async def handler(req: herder.control.server.Request) -> Reply | S
 
 from __future__ import annotations
 
-import re
-
 TYPE_CHECKING = False   # not `from typing import …`: typing costs `herder status` ~3 ms; mypy reads this block
 if TYPE_CHECKING:
+    import re  # imported where a route is compiled or filled in: `herder status` does neither
     from typing import Any
 
 JSON = "application/json"
@@ -141,12 +140,15 @@ class Command(_Record):
     def url(self, **path: str) -> str:
         if not path:
             return self.path   # `herder status` never pays for urllib.parse (and ipaddress)
+        import re
         from urllib.parse import quote
 
         return re.sub(r"\{(\w+)\}", lambda m: quote(str(path[m.group(1)]), safe=""), self.path)
 
 
 def _compile(path: str) -> re.Pattern[str]:
+    import re
+
     return re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$")
 
 

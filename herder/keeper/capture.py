@@ -187,9 +187,11 @@ class Capture:
         """Start reading these pipes (read ends `fds`, one per spec) for run `run` of `name`."""
         slot = self.counters.slot("i:" + name)
         chans = []
+        sinks = [spec.sink for spec in specs if spec.sink is not None]
         for i, (spec, fd) in enumerate(zip(specs, fds, strict=True)):
+            shared = spec.sink is not None and sinks.count(spec.sink) > 1
             framer = Framer(spec.service, name, spec.stream, timestamps=spec.timestamps, fmt=spec.format,
-                            max_line=spec.max_line, marker=spec.marker.encode())
+                            max_line=spec.max_line, marker=spec.marker.encode(), whole_lines=shared)
             if carry is not None and i < len(carry):
                 framer.carry = carry[i]
             ch = Channel(fd, name, spec.stream, framer, None, spec.drop, spec.limit,
@@ -199,8 +201,9 @@ class Capture:
             if spec.sink is not None:
                 self.counters.slot("s:" + spec.sink)    # allotted here: the slot table is the main thread's
             # decided from the spec: the file is opened later, in the writer (attach_run); a turn
-            # that finds no open file takes the line path (herder.keeper.fastpath)
-            ch.fast = fast_path(spec)
+            # that finds no open file takes the line path (herder.keeper.fastpath). Two streams
+            # into one file (stderr = "merge") never do: raw bytes of two pipes would mix mid-line
+            ch.fast = fast_path(spec) and not shared
             chans.append(ch)
         if attach:
             self.current[name] = chans

@@ -60,11 +60,16 @@ class Framer:
     """One captured stream's framing state (used by the writer thread only)."""
 
     def __init__(self, service: str, instance: str, stream: str, *, timestamps: bool, fmt: str,
-                 max_line: int, marker: bytes = b"") -> None:
+                 max_line: int, marker: bytes = b"", whole_lines: bool = False) -> None:
         self.service, self.instance, self.stream = service, instance, stream
         self.marker = marker      # put before every line (a hook's output: b"[hook pre_start] ")
         self.timestamps, self.json, self.max_line = timestamps, fmt == "json", max(1, max_line)
-        self.raw = not timestamps and fmt == "text"
+        text = not timestamps and fmt == "text"
+        # raw: bytes go to the file as read. Whole: the same bytes, but cut at line ends only,
+        # for a file another stream writes too (stderr = "merge"): a partial line waits for
+        # its end there, so two pipes' bytes never mix mid-line
+        self.whole = text and whole_lines and not marker
+        self.raw = text and not whole_lines
         self.carry = b""
         self.carry_lost = False  # raw path: the carry was not kept, so the next line is a fragment
 
@@ -73,10 +78,12 @@ class Framer:
 
         Without line consumers only the last lines of a chunk are returned (for the ring).
         """
+        if self.whole:
+            return self._whole(data, want_lines)
         if not want_lines and not self.json and not self.marker:
             if self.raw:
                 return [data], self._sample(data)
-            fast = self._stamp_fast(data, ts)
+            fast = self._stamp_fast(data, ts) if self.timestamps else None
             if fast is not None:
                 return fast
         parts = data.split(b"\n")
@@ -97,6 +104,24 @@ class Framer:
         elif self.raw:
             return [data], parts
         return [self.render(parts, ts)], parts
+
+    def _whole(self, data: bytes, want_lines: bool) -> tuple[list[Any], list[bytes]]:
+        """Raw bytes up to the last line end; the rest waits (a line longer than max_line goes
+        in pieces as it comes, unchanged: nothing is added to the bytes)."""
+        buf = self.carry + data if self.carry else data
+        last = buf.rfind(b"\n")
+        if last < 0 and len(buf) < self.max_line:
+            self.carry = buf
+            return [], []
+        cut = len(buf) if last < 0 or len(buf) - last - 1 >= self.max_line else last + 1
+        out, self.carry = buf[:cut], buf[cut:]
+        sample = out if want_lines or len(out) <= RING_SAMPLE else out[-RING_SAMPLE:]
+        lines = sample.split(b"\n")
+        if not lines[-1]:
+            lines.pop()
+        if sample is not out:
+            lines.pop(0)    # starts mid-line
+        return [out], [x[:self.max_line] for x in lines]
 
     def _stamp_fast(self, data: bytes, ts: float) -> tuple[list[Any], list[bytes]] | None:
         """Timestamps with one bytes.replace; None when a line is too long (the split path handles it).
@@ -176,6 +201,8 @@ class Framer:
         line, self.carry = self.carry, b""
         if not line:
             return b"", []
+        if self.whole:
+            return line, [line]      # as the program wrote it: no newline added
         if self.marker:
             line = self.marker + line
         return (b"" if self.raw and not self.marker else self.render([line], ts)), [line]

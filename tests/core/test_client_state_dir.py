@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from herder.control.client import _herder_table, discover_socket
+from herder.control.client import _config_text, _herder_table, discover_socket
 
 SERVICES = "".join(f'[services.s{i}]\ncommand = ["sleep", "1"]\n' for i in range(3))
 CASES = [
@@ -60,6 +60,8 @@ def test_the_herder_table_alone_gives_the_state_dir_the_whole_file_gives(text: s
     '"""', "x = 1", "[herder.sub]", 'herder.state_dir = "c"', "# [herder]", '"[herder]"',
     "state_dir = 'lit'", 'state_dir = "a\\tb"', 'state_dir="d" # note', '  state_dir = ""', "state_dir = 5",
     "'''", 'state_dir = "e" x', 'state_dir.x = "f"', 'state_dir = "g\x01"',
+    "[herder]\r", 'state_dir = "h"\r', "\t[ herder ]\t# x", "state_dir\t=\t'i'", 'state_dir = "a\\"b"',
+    "[[herder]]", "  [services.c]", 'state_dir = "j" # "k"', "state_dir = 'l\\m'", 'state_dir = "n',
 ]), max_size=8))
 def test_any_arrangement_of_tables_and_keys_gives_the_same_state_dir(parts: list[str]) -> None:
     text = "\n".join(parts) + "\n"
@@ -73,3 +75,13 @@ def test_discover_socket_reads_state_dir_from_the_table(tmp_path: Any) -> None:
     cfg = tmp_path / "herder.toml"
     cfg.write_text('[herder]\nstate_dir = "st"\n' + SERVICES)
     assert discover_socket(None, str(cfg)) == os.path.join(os.path.realpath(tmp_path), "st", "herder.sock")
+
+
+@pytest.mark.parametrize("raw", [b'[herder]\r\nstate_dir = "a"\r\n', b'\xef\xbb\xbf[herder]\nstate_dir = "b"\n',
+                                 b'[herder]\rstate_dir = "c"\r', '[herder]\nstate_dir = "d\u00e9"\n'.encode()])
+def test_the_config_reads_as_text_mode_with_utf_8_sig_reads_it(tmp_path: Any, raw: bytes) -> None:
+    cfg = tmp_path / "herder.toml"
+    cfg.write_bytes(raw)
+    with open(cfg, encoding="utf-8-sig") as f:
+        assert _config_text(str(cfg)) == f.read()
+    assert _fast(_config_text(str(cfg))) == _herder(_config_text(str(cfg)))

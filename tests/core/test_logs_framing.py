@@ -87,3 +87,22 @@ def test_raw_sampled_ring_lines_are_real_lines(parts: list[bytes]) -> None:
     _, lines = feed_all(f, parts, False)
     whole = b"".join(parts).split(b"\n")
     assert all(x in whole for x in lines)
+
+
+@given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\r", b"\n")), max_size=30), st.booleans())
+def test_whole_lines_keep_the_bytes_and_cut_only_at_line_ends(chunks: list[bytes], want: bool) -> None:
+    """stderr = "merge" without timestamps: the file gets the program's bytes unchanged
+    (nothing added, a last line without a newline included), each write ending at a line
+    end unless a line outgrew max_line."""
+    f = Framer("s", "s", "stdout", timestamps=False, fmt="text", max_line=16, whole_lines=True)
+    assert f.whole and not f.raw
+    out = []
+    for c in chunks:
+        bufs, _ = f.feed(c, 0.0, want)
+        for b in bufs:
+            b = bytes(b)
+            assert b.endswith(b"\n") or len(b) - b.rfind(b"\n") - 1 >= 16, b
+            out.append(b)
+    last, lines = f.flush(0.0)
+    assert b"".join(out) + last == b"".join(chunks)
+    assert lines == ([last] if last else [])

@@ -150,6 +150,35 @@ def test_a_follower_gets_every_line_while_it_is_there(capture: Any, tmp_path: Pa
     assert numbers[-1] == int(last[:8])                # to the very end
 
 
+def test_two_streams_into_one_file_keep_every_line_whole(capture: Any, tmp_path: Path) -> None:
+    """stderr = "merge": stdout and stderr share a file through two pipes. Raw bytes of the two
+    would mix mid-line (a CI run once read b"outerr rep.0" and b" rep.0" back), so neither
+    stream takes the fast path there and each line is written whole."""
+    cap, _, _ = capture
+    log = tmp_path / "m.log"
+    out, err = (ChannelSpec(stream, "m", str(log), timestamps=False) for stream in ("stdout", "stderr"))
+    assert fast_path(out) and fast_path(err)        # each alone would take it
+    script = tmp_path / "mix.py"
+    script.write_text(textwrap.dedent("""
+        import os
+        for i in range(3000):   # half a stdout line, a whole stderr line, the stdout line's end
+            os.write(1, b"out %d" % i); os.write(2, b"err %d\\n" % i); os.write(1, b" end\\n")
+    """))
+    (r1, w1), (r2, w2) = make_pipe(), make_pipe()
+    chans = cap.add("m", 1, [out, err], [r1, r2])
+    assert not any(ch.fast for ch in chans)
+    child = subprocess.Popen([PY, str(script)], stdout=w1, stderr=w2)
+    os.close(w1)
+    os.close(w2)
+    assert child.wait(DEADLINE) == 0
+    done = threading.Event()
+    cap.drain("m", lambda tail: done.set())
+    assert done.wait(DEADLINE)
+    lines = log.read_bytes().splitlines()
+    assert sorted(lines) == sorted([b"out %d end" % i for i in range(3000)] + [b"err %d" % i for i in range(3000)])
+    assert not cap.turns
+
+
 def test_which_streams_take_the_fast_path() -> None:
     base: dict[str, Any] = {"stream": "stdout", "service": "s", "sink": "/x.log", "timestamps": False}
     assert fast_path(ChannelSpec.of(base))
