@@ -65,14 +65,18 @@ class Plan:
     scale_idle_seconds: float
     recover_rounds: int
     stop_timeout: float = 2.0
+    settle_seconds: float = 1.0   # after every service started, before memory is read (scale)
 
 
 FULL = Plan(n=200, restart_rounds=4, kills_per_round=5, start_rounds=5, idle_seconds=30.0, status_reps=3,
             log_bytes=300_000_000, log_rounds=3, stop_rounds=3, stop_cap=60.0, scale_ns=(50, 200, 1000),
             scale_idle_seconds=30.0, recover_rounds=5)
-QUICK = Plan(n=10, restart_rounds=1, kills_per_round=2, start_rounds=1, idle_seconds=0.5, status_reps=1,
+# --quick keeps the harness from rotting (tests/bench): every measure once on every tool, the
+# shortest timers that still run each path (a whole second of stop timeout: supervisord's
+# stopwaitsecs and runit's `sv -w` take whole seconds), one kill per restart trial
+QUICK = Plan(n=10, restart_rounds=1, kills_per_round=1, start_rounds=1, idle_seconds=0.5, status_reps=1,
              log_bytes=20_000_000, log_rounds=1, stop_rounds=1, stop_cap=4.0, scale_ns=(2, 5),
-             scale_idle_seconds=0.2, recover_rounds=1)
+             scale_idle_seconds=0.2, recover_rounds=1, stop_timeout=1.0, settle_seconds=0.2)
 
 
 class Results:

@@ -39,7 +39,7 @@ def scaling(res: Any, tool: Tool, work: Path, plan: Any, tracker: Tracker) -> No
             if n == ns[-1]:
                 res.add("start_max_ms", tool.name, (max(t for _, t in got[:n]) - t0) / 1e6)
                 res.slot("start_max_ms", tool.name)["n_services"] = n
-            time.sleep(1.0)   # start-up work done; what follows is the settled figure
+            time.sleep(plan.settle_seconds)   # start-up work done; what follows is the settled figure
             procs = s.own_processes()
             if n == ns[-1]:
                 c0 = cpu_seconds(procs)

@@ -271,22 +271,30 @@ class Supervisor:
     def _drain(self) -> None:
         self._draining = True
         try:
-            while self._answers or (self._queue and not self.procs.in_flight):
-                stepped = self.calendar.drifted(self.world)    # the wall clock was stepped: tell the core first
-                if stepped is not None:
-                    effects = step(self.world, stepped, self.clock.now())
-                    self._record([stepped], effects)
-                    self.runner.run(effects)
-                if self._answers:
-                    evs = [self._answers.popleft()]
-                    effects = step(self.world, evs[0], self.clock.now())
-                else:
-                    evs, effects = batch.take(self._queue, lambda ev: step(self.world, ev, self.clock.now()))
-                self._record(evs, effects)
-                for ev in evs:
-                    self.procs.stepped(ev)
-                    self._signal_stepped(ev)
-                self.runner.run(batch.signals_first(effects) if len(evs) > 1 else effects)
+            due_round = False
+            while True:
+                while self._answers or (self._queue and not self.procs.in_flight):
+                    stepped = self.calendar.drifted(self.world)    # the wall clock was stepped: tell the core first
+                    if stepped is not None:
+                        effects = step(self.world, stepped, self.clock.now())
+                        self._record([stepped], effects)
+                        self.runner.run(effects)
+                    if self._answers:
+                        evs = [self._answers.popleft()]
+                        effects = step(self.world, evs[0], self.clock.now())
+                    else:
+                        evs, effects = batch.take(self._queue, lambda ev: step(self.world, ev, self.clock.now()))
+                    self._record(evs, effects)
+                    for ev in evs:
+                        self.procs.stepped(ev)
+                        self._signal_stepped(ev)
+                    self.runner.run(batch.signals_first(effects) if len(evs) > 1 else effects)
+                # timers already due (the 0 s backoff the exit's step armed) are stepped now, not
+                # after a wake-up of the loop; once per drain, so that a step that keeps arming
+                # due timers (a spawn failing at once, backoff 0) still lets the loop run between
+                if due_round or not self.timers.fire_due():
+                    break
+                due_round = True
         finally:
             self._draining = False
         if self.procs.acks and self.link is not None:

@@ -6,8 +6,11 @@ The heap asks the clock for a single wake-up at the earliest live deadline; when
 every due timer is handed to `fire(key, at)` in deadline order (the supervisor posts
 TimerFired), all within one `together()` (the supervisor steps them in one drain:
 herder.runtime.batch; 200 stop timeouts armed by one `down` fall due in one wake-up).
-Replaced and cancelled entries are skipped lazily and compacted away, so a watchdog
-re-armed on every ping costs O(log n), not a scan.
+A timer that is already due when the supervisor finishes a drain (a restart's 0 s
+backoff, armed by the step of the exit) is fired right there (`fire_due`), so its step
+comes in the same drain instead of after a wake-up of the loop. Replaced and cancelled
+entries are skipped lazily and compacted away, so a watchdog re-armed on every ping costs
+O(log n), not a scan.
 
 Nothing here calls loop.call_later: with herder.testing.FakeClock the same heap runs on
 virtual time, which is what lets runtime tests of stop timeouts, backoff and probes run
@@ -79,8 +82,23 @@ class Timers:
         self._wake_for = nxt
         self._wakeup = None if nxt is None else self.clock.wake_at(nxt, self._due)
 
+    def fire_due(self) -> bool:
+        """Fire every timer already due, in deadline order, now (not at the loop's next
+        wake-up); True if any was. The supervisor calls it when a drain has stepped what was
+        queued, so a timer armed already due is stepped after the events queued before it."""
+        if not self._open:
+            return False
+        nxt = self.next_deadline()
+        if nxt is None or nxt > self.clock.now() + _EPSILON:
+            return False
+        self._fire()
+        return True
+
     def _due(self) -> None:
         self._wakeup = self._wake_for = None
+        self._fire()
+
+    def _fire(self) -> None:
         now = self.clock.now()
         with self.together():
             while True:

@@ -21,6 +21,10 @@ from typing import Any
 import pytest
 
 HERDER = str(Path(sys.executable).parent / "herder")
+# For herds whose services never exit on their own (put before the services): `up -d` returns
+# once they run instead of waiting out min_uptime (1 s by default) on each `up`; what counts
+# as a failed start, min_uptime's other use, plays no part in the tests that use it.
+NO_MIN_UPTIME = '[defaults]\nmin_uptime = "0s"\n'
 
 
 def run(*args: str, timeout: float = 120, **kw: Any) -> subprocess.CompletedProcess[str]:

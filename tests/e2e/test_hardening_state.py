@@ -4,6 +4,7 @@ account (setpriv), so these run as root and are skipped otherwise."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -13,8 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from ctl_harness import HERDER, Herd, run
-from herdertest import ROOT, alive
+from ctl_harness import HERDER, NO_MIN_UPTIME, Herd, run
+from herdertest import ROOT, alive, wait_until
 
 pytestmark = pytest.mark.skipif(not ROOT or not shutil.which("setpriv"), reason="needs root (and setpriv for nobody)")
 NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
@@ -118,14 +119,18 @@ def test_a_corrupt_run_json_is_moved_aside_and_leftovers_are_still_found(
     """The audit: a truncated/garbage/empty run.json → services duplicated, no message. Now the
     leftovers are found in herder's cgroups, or by their cookies when there are none, and
     adopted (issue 12)."""
-    h = herd('[services.a]\ncommand = ["sleep", "1000"]\nreplicas = 2\n',
+    h = herd(NO_MIN_UPTIME + '[services.a]\ncommand = ["sleep", "1000"]\nreplicas = 2\n',
              "" if cgroups else "cgroups = false\n")
     assert h.up().returncode == 0
     old = {r["pid"] for r in h.status().values()}
     run_json = h.state / "run.json"
-    for _ in range(1000):  # bounded: run.json is written within milliseconds of the spawns
-        if run_json.exists() and len(json.loads(run_json.read_text() or "{}").get("instances", {})) == 2:
-            break
+
+    def recorded() -> bool:   # run.json is written within milliseconds of the spawns
+        with contextlib.suppress(OSError, ValueError):
+            return len(json.loads(run_json.read_text() or "{}").get("instances", {})) == 2
+        return False
+
+    wait_until("both instances in run.json", recorded, timeout=30, interval=0.01)
     h.kill_herder()
     assert all(alive(p) for p in old)
     text = run_json.read_text()
@@ -152,7 +157,7 @@ def test_a_corrupt_run_json_is_moved_aside_and_leftovers_are_still_found(
 @pytest.mark.parametrize("which", ["intent.json", "intent.prev.json"])
 def test_stopped_by_hand_survives_a_corrupt_intent_file(herd: Callable[..., Herd], which: str) -> None:
     """The audit: a corrupt intent.json → a service stopped by hand came back."""
-    h = herd('[services.a]\ncommand = ["sleep", "1000"]\n[services.b]\ncommand = ["sleep", "1000"]\n')
+    h = herd(NO_MIN_UPTIME + '[services.a]\ncommand = ["sleep", "1000"]\n[services.b]\ncommand = ["sleep", "1000"]\n')
     assert h.up().returncode == 0
     assert h.cli("stop", "a").returncode == 0
     assert h.cli("down").returncode == 0
@@ -167,7 +172,7 @@ def test_stopped_by_hand_survives_a_corrupt_intent_file(herd: Callable[..., Herd
 
 
 def test_a_corrupt_journal_is_moved_aside_and_a_new_one_started(herd: Callable[..., Herd]) -> None:
-    h = herd('[services.a]\ncommand = ["sleep", "1000"]\n')
+    h = herd(NO_MIN_UPTIME + '[services.a]\ncommand = ["sleep", "1000"]\n')
     assert h.up().returncode == 0
     assert h.cli("down").returncode == 0
     db = h.state / "journal.db"

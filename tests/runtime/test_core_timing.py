@@ -129,3 +129,32 @@ def test_stop_of_many_in_real_time_signals_all_before_any_deadline(make_config: 
             assert seq[:first_timeout].count(("state", "stopping")) == n
 
     run(body())
+
+
+def test_a_restart_without_backoff_needs_no_wake_up_of_the_clock(make_config: Callable[..., Path],
+                                                                 tmp_path: Path) -> None:
+    """A 0 s backoff is already due when the exit's step arms it: the supervisor steps it at
+    the end of the same drain (issue 20, the restart's critical path), not after a wake-up
+    of its loop. On a FakeClock moved by hand and never moved here, the service still comes
+    back: the restart took no clock wake-up at all (before, it waited for an advance())."""
+    once = tmp_path / "once"       # the first run exits 3, the second stays
+    cfg = load(make_config(f'''
+        [services.s]
+        command = ["sh", "-c", "if [ -e {once} ]; then exec sleep 1000; fi; : > {once}; exit 3"]
+        restart = "always"
+        min_uptime = "0s"
+        backoff = {{ initial = "0s" }}
+        '''))
+    clock = FakeClock()
+
+    async def body() -> None:
+        async with run_supervisor(cfg, clock=clock) as r:
+            t0 = clock.now()
+            exited = await r.wait_for(lambda e: e.kind == "exit")
+            n = r.events.index(exited)
+            await r.wait_for(lambda e: e.kind == "spawn", since=n)
+            assert [e.data.get("to") for e in r.events[n:] if e.kind == "state"] == \
+                ["backoff", "waiting", "starting", "running"]
+            assert clock.now() == t0 and r.state("s") == "running"
+
+    run(body(), clock)
