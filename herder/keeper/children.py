@@ -85,14 +85,7 @@ class Children:
     def reap(self) -> list[tuple[int, int, Child | None]]:
         """Every exited child: (pid, exit code as waitstatus_to_exitcode gives it, its Child)."""
         out = []
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            code = os.waitstatus_to_exitcode(status)
+        for pid, code in tree.reaped():
             child = self.by_pid.pop(pid, None)
             if child is None:
                 if pid in self.retired:

@@ -99,14 +99,9 @@ class DecisionProcesses:
         dp = self.k.dp
         while dp is not None and self.k.dp is dp:
             try:
-                got = wire.receive(dp.sock)
+                got = wire.next_message(dp.sock, "herder keeper")
             except BlockingIOError:
                 return
-            except wire.Truncated as e:     # a bad message, not the decision process's end
-                print(f"herder keeper: {e}", file=sys.stderr, flush=True)
-                continue
-            except OSError:
-                got = None
             if got is None:
                 self.gone()
                 return

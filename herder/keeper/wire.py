@@ -21,6 +21,7 @@ import errno
 import json
 import os
 import socket
+import sys
 import threading
 from collections import deque
 from typing import Any
@@ -104,6 +105,21 @@ def receive(sock: socket.socket) -> tuple[Msg, list[int]] | None:
             os.close(fd)
         raise Truncated("keeper wire: a message was truncated (its fds did not fit); dropped")
     return decode(data, fds)
+
+
+def next_message(sock: socket.socket, who: str) -> tuple[Msg, list[int]] | None:
+    """The next whole message and its fds; None at the peer's end (or a failed socket);
+    BlockingIOError when none is waiting. A truncated message is not the peer's end: it
+    is said on stderr (`who: …`) and skipped."""
+    while True:
+        try:
+            return receive(sock)
+        except Truncated as e:
+            print(f"{who}: {e}", file=sys.stderr, flush=True)
+        except BlockingIOError:
+            raise
+        except OSError:
+            return None
 
 
 def close_fds(fds: list[int]) -> None:

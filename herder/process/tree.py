@@ -24,6 +24,7 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Iterator
 
 #: The kill signal; Windows has no SIGKILL (os.kill with any other number there is TerminateProcess).
 SIGKILL: int = 9 if sys.platform == "win32" else signal.SIGKILL
@@ -31,6 +32,19 @@ SIGKILL: int = 9 if sys.platform == "win32" else signal.SIGKILL
 _SCAN_LIMIT = 10_000
 COOKIE = b"HERDER_INSTANCE_ID="
 INSTANCE = b"HERDER_INSTANCE="
+
+
+def reaped() -> Iterator[tuple[int, int]]:
+    """Every child of this process that has exited, reaped as it is asked for: (pid, exit
+    code as os.waitstatus_to_exitcode gives it). Ends when none is left to reap now."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        yield pid, os.waitstatus_to_exitcode(status)
 
 
 def read_small(path: str) -> bytes:

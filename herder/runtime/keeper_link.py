@@ -112,14 +112,9 @@ class KeeperLink:
         the reader fires again); True at the keeper's end of file."""
         for _ in range(256):
             try:
-                got = wire.receive(self.sock)
+                got = wire.next_message(self.sock, "herder")
             except BlockingIOError:
                 return False
-            except wire.Truncated as e:     # a bad message: the keeper is still there
-                print(f"herder: {e}", file=sys.stderr, flush=True)
-                continue
-            except OSError:
-                got = None
             if got is None:
                 return True
             msg, fds = got

@@ -344,14 +344,7 @@ class Processes:
     # ---- reaping this process's own children (helpers, an attached keeper) ------------------------
 
     def reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            code = os.waitstatus_to_exitcode(status)
+        for pid, code in tree.reaped():
             helper = self._helpers.pop(pid, None)
             if helper is not None:
                 helper(code)

@@ -1,7 +1,7 @@
 """The raw log fast path (docs/logs.md) under survive's guarantees, with real processes.
 
-Services whose logs take the fast path (`timestamps = false`: the kernel splices their
-pipes into the files) flood numbered lines while herder is upgraded in place twice (with
+Services whose logs take the fast path (`timestamps = false`, stdout alone in its file:
+the kernel splices their pipes into the files) flood numbered lines while herder is upgraded in place twice (with
 rotation at 1 MB: its cuts pass through userspace) and while its keeper is killed -9 (the
 decision process takes the pipes over and becomes the keeper). What a user checks
 afterwards: the same pids, and every line in the files exactly once, in order.
@@ -34,7 +34,9 @@ FLOOD = ("import sys, time\n"
 
 
 def flooders(tag: str, n: int, logs: str) -> str:
-    conf = f"[defaults.logs]\ntimestamps = false\n{logs}"
+    # stderr in a file of its own: stdout alone in its file is what takes the fast path
+    # (with stderr = "merge" both streams are framed into whole lines instead)
+    conf = f"[defaults.logs]\ntimestamps = false\nstderr = \"auto\"\n{logs}"
     for i in range(n):
         conf += f"[services.f{i}]\ncommand = {json.dumps([sys.executable, '-c', FLOOD, f'{tag}.{i}'])}\n"
     return conf
