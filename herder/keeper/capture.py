@@ -29,6 +29,7 @@ from typing import Any
 
 from herder.keeper.counters import DROPPED, UNWRITTEN, WRITTEN, Counters
 from herder.keeper.fastpath import FastTurns, fast_path
+from herder.keeper.trampoline import carry_in_file
 from herder.logs._files import Compressor, RotatingFile
 from herder.logs._forward import Forwarder, make_forwarder
 from herder.logs._framing import Framer, Record
@@ -183,7 +184,7 @@ class Capture:
         return out
 
     def add(self, name: str, run: int, specs: list[ChannelSpec], fds: list[int], watch: str | None = None,
-            carry: list[bytes] | None = None, attach: bool = True) -> list[Channel]:
+            carry: list[bytes] | None = None, attach: bool = True, in_file: list[int] | None = None) -> list[Channel]:
         """Start reading these pipes (read ends `fds`, one per spec) for run `run` of `name`."""
         slot = self.counters.slot("i:" + name)
         chans = []
@@ -194,10 +195,12 @@ class Capture:
                             max_line=spec.max_line, marker=spec.marker.encode(), whole_lines=shared)
             if carry is not None and i < len(carry):
                 framer.carry = carry[i]
+                if framer.whole:        # what of it the old keeper had written (carry_in_file)
+                    framer.written = in_file[i] if in_file is not None and i < len(in_file) else 0
             ch = Channel(fd, name, spec.stream, framer, None, spec.drop, spec.limit,
                          self.forwarders(spec.forward, name))
             ch.slot, ch.run, ch.spec = slot, run, spec
-            ch.carried = 0 if framer.raw else len(framer.carry)   # an exec's counters count it already
+            ch.carried = framer.held()   # an exec's counters count it already
             if spec.sink is not None:
                 self.counters.slot("s:" + spec.sink)    # allotted here: the slot table is the main thread's
             # decided from the spec: the file is opened later, in the writer (attach_run); a turn
@@ -486,7 +489,8 @@ class Capture:
             if not open_:
                 continue
             chans.append({"name": name, "run": open_[0].run, "specs": [c.spec.as_dict() for c in open_],
-                          "carry": [base64.b64encode(c.framer.carry).decode() for c in open_]})
+                          "carry": [base64.b64encode(c.framer.carry).decode() for c in open_],
+                          "in_file": [c.framer.in_file() for c in open_]})
             fds.extend(c.fd for c in open_)
         rings = {n: [pack(r) for r in ring.lines][-100:] for n, ring in self.rings.items()}
         errs = {n: [x.decode("utf-8", "surrogateescape") for x in t] for n, t in self.err_tail.items()}
@@ -506,8 +510,9 @@ class Capture:
             mine = fds[pos:pos + len(specs)]
             pos += len(specs)
             carry = [base64.b64decode(c) for c in ch.get("carry", [])]
+            in_file = carry_in_file(ch, carry)
             keep = self.err_tail.get(ch["name"])
-            self.add(ch["name"], int(ch["run"]), specs, mine, carry=carry)
+            self.add(ch["name"], int(ch["run"]), specs, mine, carry=carry, in_file=in_file)
             if keep is not None:
                 self.pump.in_writer(functools.partial(self.err_tail.__setitem__, ch["name"], keep))
         self.restore_watches(state.get("watches") or [])

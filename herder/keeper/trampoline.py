@@ -35,6 +35,19 @@ import time
 from typing import Any
 
 
+def carry_in_file(ch: dict[str, Any], carry: list[bytes]) -> list[int]:
+    """How much of each exported carry the old keeper had written to the file already. A
+    record without "in_file" comes from a keeper before whole-line framing of shared files:
+    there a raw stream's carry (text, no timestamps, unmarked) was in the file, any other not."""
+    got = ch.get("in_file")
+    if isinstance(got, list) and len(got) == len(carry):
+        return [max(0, min(int(n), len(c))) for n, c in zip(got, carry, strict=True)]
+    specs = ch.get("specs") or []
+    return [len(c) if i < len(specs) and not specs[i].get("timestamps", True)
+            and specs[i].get("format", "text") == "text" and not specs[i].get("marker") else 0
+            for i, c in enumerate(carry)]
+
+
 def _signals(*names: str) -> set[int]:
     return {int(getattr(signal, n)) for n in names if hasattr(signal, n)}    # (imports on Windows too)
 
@@ -111,13 +124,14 @@ def hold(raw: dict[str, Any], why: str) -> None:
     cap_fds = [fds[int(i)] for i in cap.get("fds", [])]
     pos = 0
     for ch in cap.get("channels", []):
+        carries = [base64.b64decode(c) for c in ch.get("carry") or []]
+        written = carry_in_file(ch, carries)
         for i, spec in enumerate(ch.get("specs", [])):
             fd = cap_fds[pos]
             pos += 1
             out = _open_sink(spec.get("sink"))
-            carry = (ch.get("carry") or [])[i:i + 1]
-            if out >= 0 and carry:
-                _write(out, base64.b64decode(carry[0]))
+            if out >= 0 and i < len(carries):      # the unfinished line's bytes not in the file yet
+                _write(out, carries[i][written[i]:])
             os.set_blocking(fd, False)
             sel.register(fd, selectors.EVENT_READ, out)
     api = (rec.get("stored") or {}).get("api")

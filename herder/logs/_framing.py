@@ -71,7 +71,16 @@ class Framer:
         self.whole = text and whole_lines and not marker
         self.raw = text and not whole_lines
         self.carry = b""
+        self.written = 0        # whole: how much of the carry is in the file already (restored from a raw keeper)
         self.carry_lost = False  # raw path: the carry was not kept, so the next line is a fragment
+
+    def in_file(self) -> int:
+        """How many bytes of the carry are in the file already (raw: all of it)."""
+        return len(self.carry) if self.raw else min(self.written, len(self.carry))
+
+    def held(self) -> int:
+        """Bytes read but not in the file yet (the carry's rest): a killed keeper loses them."""
+        return len(self.carry) - self.in_file()
 
     def feed(self, data: bytes, ts: float, want_lines: bool) -> tuple[list[Any], list[bytes]]:
         """(buffers for the file, lines for consumers). Raw: the file gets `data` untouched.
@@ -115,13 +124,14 @@ class Framer:
             return [], []
         cut = len(buf) if last < 0 or len(buf) - last - 1 >= self.max_line else last + 1
         out, self.carry = buf[:cut], buf[cut:]
+        skip, self.written = self.written, 0
         sample = out if want_lines or len(out) <= RING_SAMPLE else out[-RING_SAMPLE:]
         lines = sample.split(b"\n")
         if not lines[-1]:
             lines.pop()
         if sample is not out:
             lines.pop(0)    # starts mid-line
-        return [out], [x[:self.max_line] for x in lines]
+        return [out[skip:] if skip else out], self._split_long(lines)
 
     def _stamp_fast(self, data: bytes, ts: float) -> tuple[list[Any], list[bytes]] | None:
         """Timestamps with one bytes.replace; None when a line is too long (the split path handles it).
@@ -202,7 +212,8 @@ class Framer:
         if not line:
             return b"", []
         if self.whole:
-            return line, [line]      # as the program wrote it: no newline added
+            skip, self.written = self.written, 0
+            return line[skip:], [line]      # as the program wrote it: no newline added
         if self.marker:
             line = self.marker + line
         return (b"" if self.raw and not self.marker else self.render([line], ts)), [line]

@@ -375,7 +375,7 @@ class Pump:
             if counters is not None and ch.slot >= 0:
                 # CARRIED (before DONE, so read - done + carried never under-counts): done, yet
                 # not in the file until its line ends, so a killed keeper loses it too
-                held = 0 if ch.framer.raw else len(ch.framer.carry)
+                held = ch.framer.held()
                 if held != ch.carried:
                     counters.add(ch.slot, 3, held - ch.carried)
                     ch.carried = held

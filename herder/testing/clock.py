@@ -4,6 +4,8 @@
     herder.testing.run(main(), clock)        # main() may run a real Supervisor(clock=clock)
 
 Manual: `advance(seconds)` moves the time and runs the wake-ups that fall due, in order.
+A supervisor's timer armed already due (a restart's 0 s backoff) needs no `advance()`:
+it is stepped in the drain that armed it (herder.runtime.timers.Timers.fire_due).
 
 The wall clock (`wall()`, what schedules follow) moves with it: it reads `wall` (default
 2025-01-01T00:00:00Z) at `start`; `step_wall(seconds)` steps it alone, as NTP or a resume

@@ -9,6 +9,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from herder.keeper.trampoline import carry_in_file
 from herder.logs._framing import Framer, rfc3339
 
 TS = 1714564800.123  # 2024-05-01T12:00:00.123Z
@@ -106,3 +107,30 @@ def test_whole_lines_keep_the_bytes_and_cut_only_at_line_ends(chunks: list[bytes
     last, lines = f.flush(0.0)
     assert b"".join(out) + last == b"".join(chunks)
     assert lines == ([last] if last else [])
+
+
+def test_whole_lines_after_an_upgrade_write_the_restored_carry_once() -> None:
+    """A keeper before whole-line framing had written a raw stream's unfinished line to the
+    file already ("Enter password: " at a prompt); the new keeper, framing the same merged
+    file into whole lines, writes only what follows, and its records have the whole line."""
+    f = Framer("s", "s", "stdout", timestamps=False, fmt="text", max_line=64, whole_lines=True)
+    f.carry, f.written = b"Enter password: ", 16
+    assert f.held() == 0
+    out, lines = f.feed(b"secret-ack\nnext", 0.0, True)
+    assert b"".join(bytes(x) for x in out) == b"secret-ack\n" and lines == [b"Enter password: secret-ack"]
+    assert f.held() == 4 and f.flush(0.0) == (b"next", [b"next"])
+
+
+def test_whole_lines_give_consumers_every_piece_of_a_long_line() -> None:
+    f = Framer("s", "s", "stdout", timestamps=False, fmt="text", max_line=4, whole_lines=True)
+    out, lines = f.feed(b"abcdefghij\n", 0.0, True)
+    assert out == [b"abcdefghij\n"] and lines == [b"abcd", b"efgh", b"ij"]
+
+
+def test_what_of_a_carry_an_older_keeper_had_written() -> None:
+    raw = {"timestamps": False, "format": "text", "marker": ""}
+    stamped = {"timestamps": True, "format": "text", "marker": ""}
+    legacy = {"specs": [raw, stamped], "carry": ["", ""]}
+    assert carry_in_file(legacy, [b"abc", b"de"]) == [3, 0]      # raw: in the file; stamped: not
+    assert carry_in_file({**legacy, "in_file": [1, 2]}, [b"abc", b"de"]) == [1, 2]
+    assert carry_in_file({**legacy, "in_file": [9, -1]}, [b"abc", b"de"]) == [3, 0]   # never trusted past the carry
