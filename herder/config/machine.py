@@ -14,13 +14,13 @@ it is asked not to look at the machine (`check_accounts=False`: rendering for an
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from herder.config.model import ServiceSpec
+from herder.process.which import which
 
 Report = Callable[[tuple[str, ...], str], None]
 
@@ -118,7 +118,7 @@ def check_service(spec: ServiceSpec, here: tuple[str, ...], where: Callable[[tup
         if "/" in prog:
             found = Path(cwd or os.getcwd(), prog) if not os.path.isabs(prog) else Path(prog)
         else:
-            hit = shutil.which(prog, mode=os.F_OK, path=env_path)
+            hit = which(prog, env_path, os.F_OK)
             if hit is None:
                 report(where((*here, "command")), f"command not found: {prog} (searched PATH={env_path}){later}; "
                        "expected an installed program, or its full path")

@@ -35,6 +35,7 @@ from herder.logs._forward import Forwarder, make_forwarder
 from herder.logs._framing import Framer, Record
 from herder.logs._pump import Channel, Pump
 from herder.logs._ring import Ring, merge_tails
+from herder.logs._spec import ChannelSpec, pack, unpack
 from herder.logs._taps import Tap
 
 FOLLOW_BACKLOG = 8 << 20     # bytes of lines queued for the decision process before a follower skips
@@ -47,37 +48,6 @@ Emit = Callable[[dict[str, Any]], None]   # a message for the decision process (
 class _Mono:
     def now(self) -> float:
         return time.monotonic()
-
-
-@dataclass(frozen=True)
-class ChannelSpec:
-    """One captured stream, as the decision process describes it (plain data)."""
-
-    stream: str
-    service: str
-    sink: str | None = None          # the log file; None: captured for tails only (stderr = "null")
-    max_size: int = 0
-    max_files: int = 0
-    rotate_every: float | None = None
-    compress: bool = False
-    timestamps: bool = True
-    format: str = "text"
-    max_line: int = 32 * 1024
-    drop: bool = False
-    limit: int = 4 << 20
-    forward: tuple[str, ...] = ()
-    file_mode: int = 0o640
-    dir_mode: int = 0o750
-    marker: str = ""                 # put before every line (a hook's output: "[hook pre_start] ")
-
-    @classmethod
-    def of(cls, raw: dict[str, Any]) -> ChannelSpec:
-        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
-        known["forward"] = tuple(known.get("forward", ()))
-        return cls(**known)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
 @dataclass(eq=False)
@@ -111,14 +81,6 @@ class Follower(Tap):
         if self.skipped:
             msg["skipped"], self.skipped = self.skipped, 0
         self.emit(msg)
-
-
-def pack(r: Record) -> list[Any]:
-    return [r.seq, r.ts, r.instance, r.stream, r.line.decode("utf-8", "surrogateescape")]
-
-
-def unpack(x: list[Any]) -> Record:
-    return Record(float(x[1]), str(x[2]), str(x[3]), str(x[4]).encode("utf-8", "surrogateescape"), int(x[0]))
 
 
 class Capture:

@@ -30,8 +30,9 @@ from herder.logs._pump import CHUNK, Channel
 from herder.logs._splice import EOF, RawCopy
 
 if TYPE_CHECKING:
-    from herder.keeper.capture import Capture, ChannelSpec
+    from herder.keeper.capture import Capture
     from herder.logs._files import RotatingFile
+    from herder.logs._spec import ChannelSpec
 
 TURN = 8 << 20               # a fast channel's turn moves at most this much, then the others get theirs
 

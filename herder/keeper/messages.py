@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from herder.errors import SpawnError
 from herder.keeper import wire
-from herder.keeper.capture import ChannelSpec
 from herder.keeper.children import Child
 from herder.keeper.stopper import tiers_of
+from herder.logs._spec import ChannelSpec
 from herder.process.spawn import Launch
 
 if TYPE_CHECKING:
@@ -240,7 +240,7 @@ class Messages:
         self.k.capture.unfollow(int(msg["id"]))
 
     def _m_tail(self, msg: dict[str, Any], fds: list[int]) -> None:
-        from herder.keeper.capture import pack
+        from herder.logs._spec import pack
 
         names, n, rid = msg.get("names"), int(msg.get("n", 10)), msg["id"]
 

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from herder.keeper.capture import ChannelSpec, unpack
 from herder.keeper.counters import DROPPED, UNWRITTEN, WRITTEN, Counters
 from herder.logs._framing import Record
 from herder.logs._pump import make_pipe
+from herder.logs._spec import ChannelSpec, unpack
 from herder.logs.paths import output_path
 
 if TYPE_CHECKING:

@@ -23,6 +23,7 @@ from herder.errors import SpawnError
 from herder.process import privilege as _privilege
 from herder.process import rlimits as _rlimits
 from herder.process.privilege import Privilege
+from herder.process.which import which
 
 if TYPE_CHECKING:   # the keeper runs `spawn` and never imports the config schema
     from herder.config.model import ServiceSpec
@@ -177,7 +178,7 @@ def _found(launch: Launch) -> None:
         path = prog if os.path.isabs(prog) or launch.cwd is None else os.path.join(launch.cwd, prog)
         if not os.path.exists(path):
             raise SpawnError(f"{prog}: No such file or directory")
-    elif _which(prog, path=launch.env.get("PATH", os.defpath)) is None:
+    elif which(prog, launch.env.get("PATH", os.defpath)) is None:
         raise SpawnError(f"{prog}: No such file or directory (not on PATH)")
 
 
@@ -200,9 +201,3 @@ def _gid(group: str) -> int:
     import grp
 
     return grp.getgrnam(group).gr_gid
-
-
-def _which(prog: str, path: str) -> str | None:
-    import shutil  # here, not at the top: shutil (bz2, lzma) stays off the keeper's import path
-
-    return shutil.which(prog, path=path)

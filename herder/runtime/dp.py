@@ -14,11 +14,11 @@ ignored and adoption goes by what the system says alone.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from herder.errors import HerderError
 
@@ -26,19 +26,69 @@ if TYPE_CHECKING:
     from herder.config import Config
 
 
-def _args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="herder-decision-process")
-    p.add_argument("--keeper-fd", type=int, required=True)
-    p.add_argument("--keeper-pid", type=int, default=0)    # the keeper (this process's parent when it started it)
-    p.add_argument("--generation", type=int, default=1)
-    p.add_argument("--fresh", action="store_true")
-    p.add_argument("--ready-fd", type=int, default=-1)
-    p.add_argument("-c", "--config")
-    p.add_argument("--socket-group")
-    p.add_argument("--console", action=argparse.BooleanOptionalAction, default=None)   # `herder up`'s flag
-    p.add_argument("--quiet", action="store_true")    # detached: events go to herder.log (JSON) only
-    p.add_argument("services", nargs="*")
-    return p.parse_args(argv)
+@dataclass
+class Args:
+    keeper_fd: int = -1
+    keeper_pid: int = 0         # the keeper (this process's parent when it started it)
+    generation: int = 1
+    fresh: bool = False
+    ready_fd: int = -1
+    config: str | None = None
+    socket_group: str | None = None
+    console: bool | None = None     # `herder up`'s --console / --no-console
+    quiet: bool = False             # detached: events go to herder.log (JSON) only
+    services: list[str] = field(default_factory=list)
+
+
+_INTS = {"--keeper-fd": "keeper_fd", "--keeper-pid": "keeper_pid", "--generation": "generation",
+         "--ready-fd": "ready_fd"}
+_STRS = {"-c": "config", "--config": "config", "--socket-group": "socket_group"}
+_FLAGS = {"--fresh": ("fresh", True), "--quiet": ("quiet", True), "--console": ("console", True),
+          "--no-console": ("console", False)}
+
+
+def _args(argv: list[str]) -> Args:
+    """The arguments the keeper passes (herder.keeper.dproc, herder.cli.up.dp_args). Read by
+    hand, not with argparse: argparse (with gettext, and shutil with bz2 and lzma, which
+    its formatter imports) is ~0.6 MB held for the life of a process that reads six
+    options once (docs/performance.md). Anything else is an error, exit 2."""
+    a = Args()
+    seen: set[str] = set()
+    rest = list(argv)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--":
+            a.services += rest
+            break
+        if not arg.startswith("-") or arg == "-":
+            a.services.append(arg)
+            continue
+        name, eq, value = arg.partition("=")
+        seen.add(name)
+        if name in _FLAGS and not eq:
+            setattr(a, *_FLAGS[name])
+            continue
+        if name not in _INTS and name not in _STRS:
+            _usage(f"unrecognized argument: {arg}")
+        if not eq:
+            if not rest:
+                _usage(f"argument {name}: expected one argument")
+            value = rest.pop(0)
+        if name in _STRS:
+            setattr(a, _STRS[name], value)
+        elif value.lstrip("-").isdigit():
+            setattr(a, _INTS[name], int(value))
+        else:
+            _usage(f"argument {name}: invalid int value: {value!r}")
+    if "--keeper-fd" not in seen:
+        _usage("the following arguments are required: --keeper-fd")
+    return a
+
+
+def _usage(problem: str) -> NoReturn:
+    print(f"usage: python -m herder.runtime.dp --keeper-fd FD [OPTIONS] [SERVICE …]\n"
+          f"herder-decision-process: error: {problem}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def main(argv: list[str]) -> int:
@@ -82,7 +132,7 @@ def main(argv: list[str]) -> int:
         return 1
 
 
-def _take_over(args: argparse.Namespace, partial: dict[str, Any]) -> None:
+def _take_over(args: Args, partial: dict[str, Any]) -> None:
     """The keeper died while this process started up: become the keeper from what it had
     handed over (its state record, children, exits, pipes, stored fds; nothing at all if it
     died before its welcome: the next decision process then adopts by what the system
@@ -119,7 +169,7 @@ def _take_over(args: argparse.Namespace, partial: dict[str, Any]) -> None:
         print(f"herder: cannot exec a new keeper: {e}", file=sys.stderr, flush=True)
 
 
-def _config(args: argparse.Namespace, welcome: dict[str, Any]) -> Config:
+def _config(args: Args, welcome: dict[str, Any]) -> Config:
     text = welcome.get("config")
     if isinstance(text, str) and not args.fresh:
         from herder.config import from_record

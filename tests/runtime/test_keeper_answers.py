@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from herder.keeper import wire
-from herder.keeper.capture import ChannelSpec
+from herder.logs._spec import ChannelSpec
 from herder.process.spawn import Launch
 from herder.runtime.keeper_link import KeeperLink, handshake, spawn_attached
 
