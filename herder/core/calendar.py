@@ -24,7 +24,6 @@ in the state dir (effect RecordRun) for that.
 from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
-from zoneinfo import ZoneInfo
 
 from herder.config import ServiceSpec
 from herder.config.lifecycle import cron_fields
@@ -41,7 +40,11 @@ _EARLY = 0.5        # a wake-up this close before the due time counts as due
 
 
 def zone_of(spec: ServiceSpec, local: tzinfo) -> tzinfo:
-    return ZoneInfo(spec.timezone) if spec.timezone else local
+    if not spec.timezone:
+        return local
+    from zoneinfo import ZoneInfo  # only a schedule with a timezone: not held by a decision process without one
+
+    return ZoneInfo(spec.timezone)
 
 
 def next_due(expr: str, zone: tzinfo, after: float) -> float:

@@ -8,16 +8,17 @@ more than DRIFT seconds against the monotonic one (NTP, a resume from suspend). 
 asks for runs to be remembered with RecordRun; the file is replaced atomically.
 
 `local_zone()` is the machine's time zone for schedules without `timezone`: $TZ, else
-/etc/localtime (with its daylight-saving rules, not just today's offset), else UTC.
+/etc/localtime (with its daylight-saving rules, not just today's offset), else UTC. It is
+read at its first use: zoneinfo (which imports sysconfig) is ~0.2-0.3 MB that a decision
+process whose config has no schedule would hold for nothing (issue 20; docs/performance.md).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from herder.core.effects import RecordRun
 from herder.core.events import WallClock
@@ -30,6 +31,43 @@ FILE = "schedules.json"
 
 
 def local_zone() -> tzinfo:
+    return LocalZone()
+
+
+class LocalZone(tzinfo):
+    """The machine's zone, found (`_find`) the first time a schedule asks; until then no
+    zoneinfo. Every answer is the found zone's; `fromutc` hands it a datetime of its own
+    (ZoneInfo and timezone insist) and gives the result back in this zone."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._zone: tzinfo | None = None
+
+    def _z(self) -> tzinfo:
+        if self._zone is None:
+            self._zone = _find()
+        return self._zone
+
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        return self._z().utcoffset(dt)
+
+    def dst(self, dt: datetime | None) -> timedelta | None:
+        return self._z().dst(dt)
+
+    def tzname(self, dt: datetime | None) -> str | None:
+        return self._z().tzname(dt)
+
+    def fromutc(self, dt: datetime) -> datetime:
+        z = self._z()
+        return z.fromutc(dt.replace(tzinfo=z)).replace(tzinfo=self)
+
+    def __repr__(self) -> str:
+        return f"LocalZone({self._zone!r})"
+
+
+def _find() -> tzinfo:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     tz = os.environ.get("TZ", "").lstrip(":")
     for key in ([tz] if tz else []):
         with contextlib.suppress(ZoneInfoNotFoundError, ValueError, OSError):
