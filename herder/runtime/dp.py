@@ -50,7 +50,7 @@ _FLAGS = {"--fresh": ("fresh", True), "--quiet": ("quiet", True), "--console": (
 def _args(argv: list[str]) -> Args:
     """The arguments the keeper passes (herder.keeper.dproc, herder.cli.up.dp_args). Read by
     hand, not with argparse: argparse (with gettext, and shutil with bz2 and lzma, which
-    its formatter imports) is ~0.6 MB held for the life of a process that reads six
+    its formatter imports) is ~0.6 MB held for the life of a process that reads a few
     options once (docs/performance.md). Anything else is an error, exit 2."""
     a = Args()
     seen: set[str] = set()
@@ -76,9 +76,10 @@ def _args(argv: list[str]) -> Args:
             value = rest.pop(0)
         if name in _STRS:
             setattr(a, _STRS[name], value)
-        elif value.lstrip("-").isdigit():
+            continue
+        try:
             setattr(a, _INTS[name], int(value))
-        else:
+        except ValueError:
             _usage(f"argument {name}: invalid int value: {value!r}")
     if "--keeper-fd" not in seen:
         _usage("the following arguments are required: --keeper-fd")

@@ -57,7 +57,8 @@ def test_what_the_keeper_passes_reads_as_argparse_read_it(fd: int, pid: int, gen
 
 @pytest.mark.parametrize("argv", [[], ["-c", "x"], ["--keeper-fd"], ["--keeper-fd", "x"],
                                   ["--keeper-fd", "3", "--nope"], ["--keeper-fd", "3", "--generation"],
-                                  ["--keeper-fd", "3", "--fresh=1"]])
+                                  ["--keeper-fd", "3", "--fresh=1"], ["--keeper-fd", "--5"],
+                                  ["--keeper-fd=3", "--generation=x"], ["--keeper-fd", "\u00b2"]])
 def test_what_argparse_refused_exits_2(argv: list[str]) -> None:
     with contextlib.redirect_stderr(io.StringIO()), pytest.raises(SystemExit) as old:
         argparse_parser().parse_args(argv)
