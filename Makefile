@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # make test runs on TEST_JOBS workers (pytest-xdist), one test file or shared resource per unit
 # of work, the longest first (tests/conftest.py); TEST_JOBS=0 runs it in one process.
 TEST_JOBS ?= 2
-PARALLEL := $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadgroup --no-loadscope-reorder)
+PARALLEL := $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --no-loadscope-reorder)
 
 .PHONY: demo test test-stress lint docs man clean nspawn-setup tmux-setup test-wine bench bench-quick
 

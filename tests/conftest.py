@@ -7,6 +7,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent / "e2e"))
 from ctl_harness import herd  # noqa: F401  (the fixture: real `herder up -d` supervisors)
 from herdertest import PROGRAMS, Reporter
 
-# `make test` runs the suite on two workers (pytest-xdist, `--dist loadgroup`); the tests mostly
+# `make test` runs the suite on two workers (pytest-xdist); the tests mostly
 # wait on real processes, so the two share the machine's 2 cores well (16 → ~9 min). A unit of
 # work is one test file, so a module's fixtures are set up once; files that share one machine-wide
 # resource form one unit, run by one worker in order: the private dockerd of tests/engines (a
@@ -43,17 +44,24 @@ def _rank(unit: str) -> int:
     return next((i for i, prefix in enumerate(_LONGEST_FIRST) if unit.startswith(prefix)), len(_LONGEST_FIRST))
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's scheduler, with a unit of work per test file or shared resource (xdist's own
+    `--dist loadgroup` marks do not reach its scheduler under pytest 9: it renames `_nodeid`,
+    which pytest 9 no longer reads)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Units(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit(nodeid.split("::", 1)[0])
+
+    return Units(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under xdist only: mark each test with its unit of work and put the longest units first
-    (a stable sort: the order inside a file is kept). Must run before xdist's own hook, which
-    reads the marks."""
-    if not hasattr(config, "workerinput"):
-        return
-    units = {id(item): _unit(item.nodeid.split("::", 1)[0]) for item in items}
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(units[id(item)].lstrip("@")))
-    items.sort(key=lambda item: _rank(units[id(item)]))
+    """Under xdist only: the longest units first (a stable sort: the order inside a file is kept)."""
+    if hasattr(config, "workerinput"):
+        items.sort(key=lambda item: _rank(_unit(item.nodeid.split("::", 1)[0])))
 
 
 @pytest.fixture
