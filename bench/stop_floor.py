@@ -1,6 +1,6 @@
 """The floor under herder's stop-all figure: the least a Python asyncio supervisor can do.
 
-    bench/.build/venv/bin/python bench/stop_floor.py [--n 200] [--timeout 2] [--rounds 3]
+    bench/.build/venv/bin/python bench/stop_floor.py [--n 200] [--timeout 2] [--rounds 3] [--kill cgroup]
 
 The job is compare.py's `stop_all`: N children of bench/stamp.c in "stubborn" mode (they
 ignore SIGTERM), each in its own session, the supervisor is sent SIGTERM, and the figure
@@ -9,7 +9,9 @@ loop and nothing else: the children are `subprocess.Popen`ed (new session, close
 stdin/stdout/stderr to /dev/null, as restart_floor.py does); on SIGTERM (through
 `loop.add_signal_handler`, as herder's) it sends SIGTERM to every child, arms one
 `loop.call_later(timeout, …)` that sends SIGKILL to every child, reaps on SIGCHLD and exits
-when none is left: no journal, no cgroup, no events, no second process.
+when none is left: no journal, no events, no second process. `--kill cgroup` puts each
+child in its own cgroup and kills it the way herder kills a tree (herder.process.cgroup:
+read cgroup.procs, write cgroup.kill), so the floor of herder's own kill is measured too.
 
 The measurement is compare.py's own: this module runs `compare.stop_all` on a `Floor` tool,
 so the clock (the harness's `time.monotonic()` before `Session.begin_stop`), the "all gone"
@@ -42,6 +44,8 @@ from typing import ClassVar
 import compare
 from tools import Session, Svc, Tool
 
+from herder.process.cgroup import Cgroup, Cgroups  # --kill cgroup: herder's own kill, one cgroup a child
+
 TIMES = "floor-times.json"
 
 
@@ -72,8 +76,12 @@ async def serve(config: Path) -> None:
 
     def kill() -> None:
         stamps["fired"] = time.monotonic_ns()
-        for pid in list(children):
-            os.kill(pid, signal.SIGKILL)
+        if groups:
+            for cg in groups:
+                cg.kill()
+        else:
+            for pid in list(children):
+                os.kill(pid, signal.SIGKILL)
         stamps["killed"] = time.monotonic_ns()
 
     def stop() -> None:
@@ -86,14 +94,25 @@ async def serve(config: Path) -> None:
         loop.call_later(cfg["timeout"], kill)
         stamps["armed"] = time.monotonic_ns()
 
+    cgroups = Cgroups.detect(config.parent) if cfg["kill"] == "cgroup" else None
+    if cfg["kill"] == "cgroup" and cgroups is None:
+        raise SystemExit("stop floor: --kill cgroup needs cgroup2 and root")
+    groups: list[Cgroup] = []
     loop.add_signal_handler(signal.SIGCHLD, reap)
-    for argv in cfg["argv"]:
+    for i, argv in enumerate(cfg["argv"]):
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True, close_fds=True)
         children[p.pid] = p
+        if cgroups is not None:
+            groups.append(cgroups.for_instance(f"c{i}"))
+            groups[-1].enter(p.pid)     # after the exec: the stamp is only pausing, nothing forks
     loop.add_signal_handler(signal.SIGTERM, stop)
     await done
     (config.parent / TIMES).write_text(json.dumps(stamps))
+    for cg in groups:
+        cg.remove()
+    if cgroups is not None:
+        cgroups.remove_root()
 
 
 # ---- the harness side: a compare.py tool ----------------------------------------------------
@@ -103,12 +122,15 @@ class Floor(Tool):
 
     name = "floor"
     settings: ClassVar[dict[str, str]] = {"spawn": "subprocess.Popen, start_new_session",
-                                          "kill": "os.kill of the main pid"}
+                                          "kill": "os.kill of the main pid, or cgroup.kill (--kill cgroup)"}
     commands: ClassVar[dict[str, str]] = {"launch": "stop_floor.py --serve CONFIG", "stop": "SIGTERM to it"}
     stop_exits = True
 
-    def __init__(self) -> None:
+    def __init__(self, kill: str = "pid") -> None:
         super().__init__()
+        self.kill = kill
+        if kill == "cgroup":
+            self.name = "floor-cgroup"
         self.t0_ns: int | None = None    # the first roots() call: Session.begin_stop, right after stop_all's t0
         self.sent_ns = 0
 
@@ -119,7 +141,7 @@ class Floor(Tool):
         return f"python {platform.python_version()}"
 
     def write_config(self, workdir: Path, services: list[Svc], stop_timeout: float) -> None:
-        doc = {"timeout": stop_timeout, "argv": [list(s.argv) for s in services]}
+        doc = {"timeout": stop_timeout, "argv": [list(s.argv) for s in services], "kill": self.kill}
         (workdir / "floor.json").write_text(json.dumps(doc))
 
     def launch_argv(self, workdir: Path) -> list[str]:
@@ -154,14 +176,15 @@ def parts(tool: Floor, stamps: dict[str, int], total_ms: float, timeout: float) 
     return out
 
 
-def run(n: int, timeout: float, rounds: int) -> tuple[list[float], list[dict[str, float]], dict[str, object]]:
+def run(n: int, timeout: float, rounds: int,
+        kill: str) -> tuple[list[float], list[dict[str, float]], dict[str, object]]:
     plan = dataclasses.replace(compare.FULL, n=n, stop_timeout=timeout)
     res = compare.Results()
     root = Path(tempfile.mkdtemp(prefix="herder-stop-floor-"))
     split: list[dict[str, float]] = []
     try:
         for r in range(rounds):
-            tool = Floor()
+            tool = Floor(kill)
             work = root / f"stop-{r}"
             compare.run_trial(res, "stop_ms", tool, lambda t=tool, w=work: compare.stop_all(res, t, w, plan))
             xs = res.slot("stop_ms", tool.name)["samples"]
@@ -170,7 +193,8 @@ def run(n: int, timeout: float, rounds: int) -> tuple[list[float], list[dict[str
     finally:
         compare.TRACKER.kill_all()
         shutil.rmtree(root, ignore_errors=True)
-    return res.slot("stop_ms", "floor")["samples"], split, res.slot("stop_ms", "floor")
+    name = Floor(kill).name
+    return res.slot("stop_ms", name)["samples"], split, res.slot("stop_ms", name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=200, help="children (default 200, as compare.py)")
     ap.add_argument("--timeout", type=float, default=2.0, help="stop timeout in seconds (default 2)")
     ap.add_argument("--rounds", type=int, default=3, help="stop-alls to measure (default 3, as compare.py)")
+    ap.add_argument("--kill", choices=("pid", "cgroup"), default="pid",
+                    help="SIGKILL by os.kill of each child (default), or each child in its own cgroup killed "
+                    "the way herder kills a tree (herder.process.cgroup: cgroup.procs read, cgroup.kill write)")
     ap.add_argument("--out", type=Path, help="write samples and their split here (JSON)")
     ap.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -188,12 +215,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stop floor: {compare.STAMP} missing: run bench/setup.sh", file=sys.stderr)
         return 2
     load0 = os.getloadavg()[0]
-    xs, split, slot = run(args.n, args.timeout, args.rounds)
+    xs, split, slot = run(args.n, args.timeout, args.rounds, args.kill)
     load1 = os.getloadavg()[0]
     if not xs:
         print(f"stop floor: no sample: {slot}", file=sys.stderr)
         return 1
-    print(f"stop floor (asyncio + Popen, no herder), {args.n} stubborn, timeout {args.timeout:g} s: median "
+    print(f"stop floor (asyncio + Popen, no herder, kill by {args.kill}), {args.n} stubborn, "
+          f"timeout {args.timeout:g} s: median "
           f"{statistics.median(xs):.1f} ms, min {min(xs):.1f}, max {max(xs):.1f}, n {len(xs)}; "
           f"load {load0:.2f}-{load1:.2f}", file=sys.stderr)
     if split:
