@@ -11,7 +11,8 @@ stdin/stdout/stderr to /dev/null, as restart_floor.py does); on SIGTERM (through
 `loop.call_later(timeout, …)` that sends SIGKILL to every child, reaps on SIGCHLD and exits
 when none is left: no journal, no events, no second process. `--kill cgroup` puts each
 child in its own cgroup and kills it the way herder kills a tree (herder.process.cgroup:
-read cgroup.procs, write cgroup.kill), so the floor of herder's own kill is measured too.
+read cgroup.procs, write cgroup.kill), so the floor of herder's own kill is measured too;
+`--kill pid+cgroup` sends every main process its SIGKILL first, then kills every cgroup.
 
 The measurement is compare.py's own: this module runs `compare.stop_all` on a `Floor` tool,
 so the clock (the harness's `time.monotonic()` before `Session.begin_stop`), the "all gone"
@@ -76,12 +77,11 @@ async def serve(config: Path) -> None:
 
     def kill() -> None:
         stamps["fired"] = time.monotonic_ns()
-        if groups:
-            for cg in groups:
-                cg.kill()
-        else:
+        if cfg["kill"] != "cgroup":
             for pid in list(children):
                 os.kill(pid, signal.SIGKILL)
+        for cg in groups:
+            cg.kill()
         stamps["killed"] = time.monotonic_ns()
 
     def stop() -> None:
@@ -94,9 +94,9 @@ async def serve(config: Path) -> None:
         loop.call_later(cfg["timeout"], kill)
         stamps["armed"] = time.monotonic_ns()
 
-    cgroups = Cgroups.detect(config.parent) if cfg["kill"] == "cgroup" else None
-    if cfg["kill"] == "cgroup" and cgroups is None:
-        raise SystemExit("stop floor: --kill cgroup needs cgroup2 and root")
+    cgroups = Cgroups.detect(config.parent) if cfg["kill"] != "pid" else None
+    if cfg["kill"] != "pid" and cgroups is None:
+        raise SystemExit(f"stop floor: --kill {cfg['kill']} needs cgroup2 and root")
     groups: list[Cgroup] = []
     loop.add_signal_handler(signal.SIGCHLD, reap)
     for i, argv in enumerate(cfg["argv"]):
@@ -129,8 +129,8 @@ class Floor(Tool):
     def __init__(self, kill: str = "pid") -> None:
         super().__init__()
         self.kill = kill
-        if kill == "cgroup":
-            self.name = "floor-cgroup"
+        if kill != "pid":
+            self.name = f"floor-{kill}"
         self.t0_ns: int | None = None    # the first roots() call: Session.begin_stop, right after stop_all's t0
         self.sent_ns = 0
 
@@ -202,9 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=200, help="children (default 200, as compare.py)")
     ap.add_argument("--timeout", type=float, default=2.0, help="stop timeout in seconds (default 2)")
     ap.add_argument("--rounds", type=int, default=3, help="stop-alls to measure (default 3, as compare.py)")
-    ap.add_argument("--kill", choices=("pid", "cgroup"), default="pid",
-                    help="SIGKILL by os.kill of each child (default), or each child in its own cgroup killed "
-                    "the way herder kills a tree (herder.process.cgroup: cgroup.procs read, cgroup.kill write)")
+    ap.add_argument("--kill", choices=("pid", "cgroup", "pid+cgroup"), default="pid",
+                    help="SIGKILL by os.kill of each child (default); or each child in its own cgroup, killed the "
+                    "way herder kills a tree (herder.process.cgroup: cgroup.procs read, cgroup.kill write); or "
+                    "os.kill of every child first, then that cgroup kill of every child")
     ap.add_argument("--out", type=Path, help="write samples and their split here (JSON)")
     ap.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
