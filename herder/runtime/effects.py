@@ -7,7 +7,7 @@ bug in herder: it is reported as a `bug` event and never stops supervision.
 
 Many SIGKILLs at once (a stop-all's stop timeouts, stepped in one batch: herder.runtime.batch)
 go to every main process first, then each instance's tree is killed through its cgroup, in
-order: a cgroup's kill costs ~4x an os.kill (a cgroup.procs read and a cgroup.kill write),
+order: a cgroup's kill costs 2-3x an os.kill (a cgroup.procs read and a cgroup.kill write),
 and the main processes, which are what is usually left, are gone before those writes
 instead of one write after another (bench/stop_floor.py --kill cgroup / pid+cgroup, issue 20).
 """
