@@ -299,8 +299,9 @@ def stop_all(res: Results, tool: Tool, work: Path, plan: Plan, measure: str = "s
             raise TimeoutError(f"{len(stamps(out))} of {plan.n} started within 60 s")
         time.sleep(0.5)  # the stamp is written before the SIGTERM handler is set: let them all set it
         pids = [pid for pid, _ in got]
+        s.tracker.add_tree(s.roots())     # before the clock: a walk of every process on the machine
         t0 = time.monotonic()
-        s.begin_stop(exit=exit)
+        s.begin_stop(exit=exit, tracked=True)
         if wait_until(lambda: not any(alive(p) for p in pids), plan.stop_cap, 0.005):
             res.add(measure, tool.name, (time.monotonic() - t0) * 1000)
         else:
