@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# make test runs on TEST_JOBS workers (pytest-xdist), one test file or shared resource per unit
+# of work, the longest first (tests/conftest.py); TEST_JOBS=0 runs it in one process.
+TEST_JOBS ?= 2
+PARALLEL := $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --no-loadscope-reorder)
 
 .PHONY: demo test test-stress lint docs man clean nspawn-setup tmux-setup test-wine bench bench-quick
 
@@ -19,7 +23,7 @@ demo: $(STAMP)
 test: $(STAMP) nspawn-setup tmux-setup
 	@if [ -n "$$HERDER_TEST_WINE" ] && [ "$$HERDER_TEST_WINE" != 0 ]; then HERDER_PY=$(PY) tests/platform/setup-wine.sh >/dev/null \
 	  || echo "windows tier: setup failed; its tests will be skipped with the reason"; fi
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PARALLEL)
 
 # The whole suite while stress-ng keeps every core busy (issue 13: the suite must pass on a loaded
 # machine). stress-ng comes from Debian (installed here when missing, as root); it is stopped by pid
@@ -33,7 +37,7 @@ test-stress: $(STAMP) nspawn-setup
 	@stress-ng --cpu $(STRESS_CPUS) --cpu-method matrixprod --timeout 2h --quiet & load=$$!; \
 	  trap 'kill $$load 2>/dev/null; wait $$load 2>/dev/null' EXIT INT TERM; \
 	  echo "test-stress: stress-ng --cpu $(STRESS_CPUS) (pid $$load) while the suite runs"; \
-	  $(PY) -m pytest -q
+	  $(PY) -m pytest -q $(PARALLEL)
 
 # mypy strict on the whole package and ruff on the package and the tests (config and the
 # reasons for the rule set in pyproject.toml). CI (.ci/run) runs it before `make test`.

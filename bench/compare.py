@@ -36,9 +36,9 @@ from daemontools import PEERS as DAEMONTOOLS
 from procs import Tracker, alive, cpu_seconds, memory, stamps, sync, wait_stamps, wait_until
 from recovery import recover
 from scaling import scaling
-from tools import BUILD, HERE, PYTHON_NODE, Herder, Session, Svc, Tool, stamp_services
+from tools import BUILD, HERE, PYTHON_NODE, Floor, Herder, Session, Svc, Tool, stamp_services
 
-ALL: list[type[Tool]] = PYTHON_NODE + DAEMONTOOLS
+ALL: list[type[Tool]] = [*PYTHON_NODE, *DAEMONTOOLS, Floor]
 
 TRACKER = Tracker()
 STAMP = BUILD / "stamp"   # the same path as tools.stamp_services uses
@@ -147,7 +147,8 @@ def start_idle_status(res: Results, tool: Tool, work: Path, plan: Plan, idle: bo
         res.slot("start_ms", tool.name).setdefault("first_ms", []).append(round((min(t for _, t in got) - t0) / 1e6, 1))
         if idle:
             measure_idle(res, tool, s, plan)
-        measure_status(res, tool, s, plan)
+        if tool.takes("status_ms"):
+            measure_status(res, tool, s, plan)
     finally:
         s.close()
 
@@ -298,8 +299,9 @@ def stop_all(res: Results, tool: Tool, work: Path, plan: Plan, measure: str = "s
             raise TimeoutError(f"{len(stamps(out))} of {plan.n} started within 60 s")
         time.sleep(0.5)  # the stamp is written before the SIGTERM handler is set: let them all set it
         pids = [pid for pid, _ in got]
+        s.tracker.add_tree(s.roots())     # before the clock: a walk of every process on the machine
         t0 = time.monotonic()
-        s.begin_stop(exit=exit)
+        s.begin_stop(exit=exit, tracked=True)
         if wait_until(lambda: not any(alive(p) for p in pids), plan.stop_cap, 0.005):
             res.add(measure, tool.name, (time.monotonic() - t0) * 1000)
         else:
@@ -394,7 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     info: dict[str, Any] = {"machine": machine(), "quick": args.quick, "plan": plan.__dict__,
                             "versions": {t.name: t.version() for t in tools},
                             "settings": {t.name: t.settings for t in tools}, "skipped": skipped,
-                            "commands": {t.name: t.commands for t in tools}}
+                            "commands": {t.name: t.commands for t in tools},
+                            "only": {t.name: sorted(t.only) for t in tools if t.only is not None}}
     herder = next((t for t in tools if isinstance(t, Herder)), None)
     if herder:
         info["herder_logs_mode"] = herder.logs_mode(root / "probe")
@@ -406,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         if measure.split("_")[0] not in measures:
             return
         for r in range(count):
-            for t in filter(only, tools):
+            for t in (t for t in tools if only(t) and t.takes(measure)):
                 t0 = time.monotonic()
                 run_trial(res, measure, t, lambda: fn(t, root / f"{measure}-{r}-{t.name}", r))
                 print(f"bench: {measure} round {r + 1}/{count}: {t.name} ({time.monotonic() - t0:.1f} s)",

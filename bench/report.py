@@ -19,6 +19,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+FLOOR = "floor"   # bench/floor.py: a row of its own where measured, no ratio, not in the chart
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,14 @@ def cell(m: Measure, slot: dict[str, Any] | None) -> tuple[str, str, str]:
     return fmt(slot["median"]), f"{fmt(slot['min'])}–{fmt(slot['max'])}", str(slot["n"])
 
 
+def floor_note(m: Measure, herder: float | None, floor: float | None) -> str:
+    """The floor's row says how far herder is above it."""
+    if herder is None or floor is None:
+        return "the floor (bench/floor.py)"
+    d = herder - floor
+    return f"the floor (bench/floor.py): herder {'+' if d >= 0 else '−'}{fmt(abs(d))} {m.unit}".rstrip()
+
+
 def verdict(m: Measure, slot: dict[str, Any] | None, lost: bool) -> str:
     v, capped = value(slot)
     if v is None or m.target is None:
@@ -141,14 +150,16 @@ def markdown(doc: dict[str, Any], png_name: str | None) -> str:
         hv, _ = value(per.get("herder"))
         for t in tools:
             slot = per.get(t)
-            if slot is None and m.key in ("stop_exit_ms", "recover_ms", "recover_dp_ms"):
-                continue   # measured only where it applies (supervisord's shutdown; herder)
+            if slot is None and (m.key in ("stop_exit_ms", "recover_ms", "recover_dp_ms") or t == FLOOR):
+                continue   # measured only where it applies (supervisord's shutdown; herder; the floor's rows)
             med, rng, n = cell(m, slot)
             unit = f" {m.unit}" if m.unit and med not in ("—", "pending", "failed") else ""
             lost = any(not c.get("sha256_ok", True) or c["bytes_in_file"] != c["bytes_expected"]
                        for c in (slot or {}).get("checks", []))
             if t == "herder":
                 r, tgt = ("" if med == "pending" else "1"), f"{m.target_text}: {verdict(m, slot, lost) or 'pending'}"
+            elif t == FLOOR:
+                r, tgt = "", floor_note(m, hv, value(slot)[0])
             else:
                 pv, capped = value(slot)
                 x = ratio(m, hv, pv) if m.key != "orphans" else None
@@ -196,7 +207,7 @@ def chart(doc: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     info, res = doc["info"], doc["results"]
-    peers = [t for t in info["versions"] if t != "herder"]
+    peers = [t for t in info["versions"] if t not in ("herder", FLOOR)]
     ms = [m for m in measures(info) if m.key not in ("orphans", "stop_exit_ms", "recover_ms", "recover_dp_ms")]
     fig, ax = plt.subplots(figsize=(9, 5.5))
     height = 0.8 / max(1, len(peers))

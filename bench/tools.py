@@ -80,10 +80,13 @@ class Session:
                 continue
         return own
 
-    def begin_stop(self, exit: bool = False) -> None:
+    def begin_stop(self, exit: bool = False, tracked: bool = False) -> None:
         """Ask the tool to stop every service with its best command for that (or, `exit`,
-        to stop everything and exit); returns at once."""
-        self.tracker.add_tree(self.roots())
+        to stop everything and exit); returns at once. `tracked`: the caller has already put
+        the tool's process tree in the tracker (a timed stop does it before its clock starts:
+        the walk of every process on the machine took 10-55 ms, counted in every tool's figure)."""
+        if not tracked:
+            self.tracker.add_tree(self.roots())
         self.stopper = (self.tool.begin_exit if exit else self.tool.begin_stop)(self)
         self.exiting = exit or self.tool.stop_exits
 
@@ -130,6 +133,12 @@ class Tool(ABC):
     # restart trials kill a service that has run this long: s6 and runit hold back a restart
     # until a service has run 1 s (their guard against busy loops), which is not latency
     min_run_s = 0.2
+    # the results this tool takes part in (compare.py's keys: restart_ms, start_ms, idle_cpu_s …);
+    # None: all of them
+    only: frozenset[str] | None = None
+
+    def takes(self, measure: str) -> bool:
+        return self.only is None or measure in self.only
 
     def begin_exit(self, s: Session) -> subprocess.Popen[bytes] | None:
         """Stop everything and make the tool exit (default: its stop command does both)."""
@@ -448,6 +457,39 @@ class PM2(Tool):
             return len(json.loads(out[start:]))
         except ValueError:
             return 0
+
+
+class Floor(Tool):
+    """bench/floor.py: the least a Python supervisor does (its docstring says what that is), for the
+    rows where the machine's floor explains herder's figure: restart, start-all, idle, stop-all."""
+
+    name = "floor"
+    settings = {"what": "bench/floor.py: one asyncio loop, Popen, restart at once, SIGTERM then SIGKILL "
+                "after the stop timeout; no config, state, journal, logs, API, cgroup or second process"}
+    commands = {"launch": "python bench/floor.py FILE", "stop": "SIGTERM to floor.py (every service down, exit)"}
+    stop_exits = True
+    only = frozenset({"restart_ms", "start_ms", "idle_cpu_s", "idle_rss_mb", "idle_pss_mb", "stop_ms"})
+
+    def available(self) -> str | None:
+        return None if (VENV_BIN / "python").exists() else "bench venv not installed (run bench/setup.sh)"
+
+    def version(self) -> str:
+        return "floor: bench/floor.py on " + _version([str(VENV_BIN / "python"), "--version"])
+
+    def write_config(self, workdir: Path, services: list[Svc], stop_timeout: float) -> None:
+        spec = {"stop_timeout": stop_timeout, "services": [list(s.argv) for s in services]}
+        (workdir / "floor.json").write_text(json.dumps(spec))
+
+    def launch_argv(self, workdir: Path) -> list[str]:
+        return [str(VENV_BIN / "python"), str(HERE / "floor.py"), str(workdir / "floor.json")]
+
+    def begin_stop(self, s: Session) -> subprocess.Popen[bytes] | None:
+        if alive(s.launcher.pid):
+            s.launcher.send_signal(signal.SIGTERM)
+        return None
+
+    def status_argv(self, workdir: Path) -> list[str] | None:
+        return None
 
 
 PYTHON_NODE: list[type[Tool]] = [Herder, Supervisord, Circus, PM2]

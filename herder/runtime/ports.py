@@ -58,6 +58,11 @@ class Host(Protocol):
         """An input for the core (applied on the loop, in order)."""
         ...
 
+    def when_started(self, fn: Callable[[], None]) -> None:
+        """Call `fn` once the start (or the adoption of what a killed herder left) has been
+        applied: every instance `up` starts wants up by then. At once if that is past."""
+        ...
+
     def request(self, make: Callable[[int], Event]) -> asyncio.Future[Reply]:
         """Post `make(ticket)` now; the future gets the core's Reply(ticket)."""
         ...

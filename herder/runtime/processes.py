@@ -286,6 +286,16 @@ class Processes:
         else:
             self.signal(name, tree.SIGKILL, scope)
 
+    def kill_main(self, name: str) -> None:
+        """SIGKILL to the main process of an instance killed by its cgroup, ahead of the
+        cgroup's kill (`kill`, which follows): many kills at once go main processes first
+        (herder.runtime.effects)."""
+        inst, p = self.world.instances.get(name), self.procs.get(name)
+        if inst is None or inst.pid is None or p is None or p.cgroup is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(inst.pid, tree.SIGKILL)
+
     def _dying(self, name: str) -> None:
         """After SIGKILL the exit is certain and on its way: a virtual clock waits for it
         (for at most KILL_WAIT real seconds: a process in uninterruptible sleep)."""

@@ -86,6 +86,7 @@ class Supervisor:
         self.signals_unstepped: dict[int, tuple[Any, str, Event]] = {}   # id(event) -> (keeper's id, what, event)
         self.matched: dict[str, dict[str, Any]] = {}   # the last ready.log match per instance
         self._queue: deque[Event] = deque()
+        self._started: list[Callable[[], None]] | None = []   # when_started; None once started
         self._answers: deque[Event] = deque()    # Spawned / SpawnFailed: stepped first
         self._draining = False
         self._held = 0                            # > 0: posts wait for the end of a burst (`together`)
@@ -181,6 +182,12 @@ class Supervisor:
             self.link.send({"t": "store", "name": name}, [os.dup(fd)])
 
     # ---- posting ---------------------------------------------------------------------------------
+
+    def when_started(self, fn: Callable[[], None]) -> None:
+        if self._started is None:
+            fn()
+        else:
+            self._started.append(fn)
 
     def post(self, event: Event) -> None:
         """An input for the core; applied at once when the loop runs, in order."""
@@ -515,6 +522,9 @@ class Supervisor:
                     sid, what = (item[0], item[1]) if isinstance(item, list) else (None, item)
                     self._forwarded(str(what), sid)
                 link.send({"t": "up"})     # past start-up: from now on a failure is restarted
+                started, self._started = self._started or [], None
+                for fn in started:
+                    fn()
                 if ready is not None:
                     ready()
                 await self._finished.wait()

@@ -56,11 +56,11 @@ class ManagerReport:
         self._ping: asyncio.TimerHandle | None = None
 
     async def __aenter__(self) -> ManagerReport:
-        loop = asyncio.get_running_loop()
         self._unsubscribe = self.sup.events.subscribe(self._on_event)
-        # run() posts the initial START events right after the components are entered,
-        # without awaiting; this callback runs once they have all been applied.
-        loop.call_soon(self._arm)
+        # Not before the start has been applied: until then no instance wants up, and "every
+        # instance herder was asked to start has settled" would hold of none (READY=1 went out
+        # at "0/2 running", before any service had started, and systemctl returned too early).
+        self.sup.when_started(self._arm)
         if self.watchdog_interval:
             self._send_ping()
         return self

@@ -90,11 +90,16 @@ def test_bench_quick_runs_every_measure_and_leaves_nothing(tmp_path: Path) -> No
     doc = json.loads(out.read_text())
     tools = list(doc["info"]["versions"])
     assert tools[0] == "herder" and {"supervisord", "circus"} <= set(tools), doc["info"]
+    only = doc["info"]["only"]
+    assert set(only) == {"floor"} and "restart_ms" in only["floor"], only
     for measure in MEASURES:
         for tool in tools:
+            if tool in only and measure not in only[tool]:
+                assert tool not in doc["results"].get(measure, {}), f"{measure}: {tool} measured"
+                continue
             slot = doc["results"].get(measure, {}).get(tool)
             assert slot is not None, f"{measure}: no result for {tool}"
-            if tool == "herder":
+            if tool in ("herder", "floor"):
                 assert not slot["errors"], f"{measure}: {slot['errors']}"
                 assert slot["samples"] or slot.get("pending"), f"{measure}: herder has no figure"
             else:
@@ -115,4 +120,5 @@ def test_bench_quick_runs_every_measure_and_leaves_nothing(tmp_path: Path) -> No
     assert rep.returncode == 0, rep.stderr
     text = md.read_text()
     assert "hand-written text" in text and "| restart: SIGKILL → next start | herder |" in text
+    assert "| restart: SIGKILL → next start | floor |" in text and "| logs: " not in text.split("| floor |")[-1]
     assert png.stat().st_size > 1000

@@ -82,7 +82,9 @@ def test_herder_install_is_active_and_supervises(ct: Container) -> None:
     assert ct.show("herder.service", "ActiveState") == "active"
     assert ct.show("herder.service", "Type") == "notify"
     assert "2/2 running" in ct.show("herder.service", "StatusText")
-    tick = ct.sh("cat /run/tick.pid").stdout.strip()
+    # running is herder's word for "started and not failed"; the program writes its pid file
+    # a moment later (a cold python3 in a fresh overlay, under load: up to seconds)
+    tick = wait_until("tick's pid file", lambda: ct.sh("cat /run/tick.pid", check=False).stdout.strip() or None)
     assert _alive(ct, tick)
     assert ct.exists("/var/lib/herder/herder.pid")   # state_dir under /var/lib/herder
     assert ct.exists("/etc/systemd/system/multi-user.target.wants/herder.service")

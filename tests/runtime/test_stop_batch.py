@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from test_core_timing import deaf_herd
 
 from herder.core.effects import Scope
@@ -59,6 +60,57 @@ def test_stop_timeouts_due_together_are_recorded_once_then_every_sigkill_goes_ou
             assert all(rec["state"] == "stopping" and "stop" not in rec["timers"] for rec in record.values())
             at = [r.at[i] for i, e in enumerate(r.events) if e.kind == "stop_timeout"]
             assert at == [t0 + 2.0] * n
+
+    run(body(), clock)
+
+
+def sigkilled(pid: int) -> bool:
+    """The process is gone, a zombie, or has SIGKILL pending (it was sent, not yet acted on)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    fields = dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+    if fields["State"].startswith(("Z", "X")):
+        return True
+    return bool((int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)) & (1 << (9 - 1)))
+
+
+def test_many_sigkills_go_to_every_main_process_before_the_first_cgroup_kill(
+        make_config: Callable[..., Path]) -> None:
+    n = 6
+    clock = FakeClock(autojump=True)
+
+    async def body() -> None:
+        async with deaf_herd(make_config, n, "2s", clock) as r:
+            procs = r.sup.procs
+            if any(procs.procs[name].cgroup is None for name in r.sup.instances):
+                pytest.skip("no cgroup2 here (not root?): a tree is killed by its group, main processes first "
+                            "applies to cgroups only")
+            pids = {name: r.sup.world.instances[name].pid for name in r.sup.instances}
+            trace: list[tuple[str, str]] = []
+            at_first_kill: dict[str, bool] = {}
+            kill_main, kill = procs.kill_main, procs.kill
+
+            def spy_main(name: str) -> None:
+                trace.append(("main", name))
+                kill_main(name)
+
+            def spy_kill(name: str, scope: Scope) -> None:
+                if not at_first_kill:
+                    at_first_kill.update({x: sigkilled(pid) for x, pid in pids.items() if pid is not None})
+                trace.append(("tree", name))
+                kill(name, scope)
+
+            procs.kill_main = spy_main        # type: ignore[method-assign]
+            procs.kill = spy_kill             # type: ignore[method-assign]
+            r.sup.post(Down())
+            for name in r.sup.instances:
+                ev = await r.wait_for(lambda e, name=name: e.kind == "exit" and e.instance == name)
+                assert ev.data["signal"] == "SIGKILL"
+            assert [t for t, _ in trace] == ["main"] * n + ["tree"] * n
+            assert [x for t, x in trace if t == "main"] == [x for t, x in trace if t == "tree"]
+            assert at_first_kill == dict.fromkeys(pids, True)      # every main process had its SIGKILL already
 
     run(body(), clock)
 
