@@ -239,7 +239,7 @@ def main() -> None:
     ap.add_argument("--herder", default=str(Path(sys.executable).parent / "herder"),
                     help="the herder to measure (default: this interpreter's)")
     a = ap.parse_args()
-    base = Path(a.dir) if a.dir else Path(tempfile.mkdtemp(prefix="herder-bench-", dir="."))
+    base = (Path(a.dir) if a.dir else Path(tempfile.mkdtemp(prefix="herder-bench-", dir="."))).resolve()
     base.mkdir(parents=True, exist_ok=True)
     if a.alone:
         alone(a, base)
