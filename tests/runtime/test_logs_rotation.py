@@ -170,3 +170,16 @@ def test_retention_keeps_the_newest_even_when_names_come_round_within_a_millisec
         f.write([line])
     f.close()
     assert all_bytes(tmp_path / "s.log") == b"".join(sent[-3:])
+
+
+@pytest.mark.parametrize("max_size", [0, 50_000])
+def test_a_batch_of_more_pieces_than_one_writev_takes_is_written_whole(tmp_path: Path, max_size: int) -> None:
+    """A flood in small writes while the writer was behind: one batch of thousands of pieces.
+    writev takes at most IOV_MAX (1024) buffers and refused the batch (EINVAL): every byte of
+    it was counted unwritten. Written in groups now, in order, nothing lost."""
+    path = tmp_path / "x.log"
+    f = rf(path, max_size=max_size, max_files=100)
+    parts = [b"line %d\n" % i for i in range(5000)]
+    f.write(parts)
+    assert f.failing is None and f.unwritten == 0 and f.written == sum(map(len, parts))
+    assert all_bytes(path) == b"".join(parts)
