@@ -39,7 +39,7 @@ async def supervise(argvs: list[list[str]], stop_timeout: float) -> None:
         p.returncode = 0     # reaped by reap() below, never by Popen
         children[p.pid] = i
 
-    def reap() -> None:
+    def reap() -> None:   # not herder.process.tree.reaped: the floor imports nothing of herder's
         while True:
             try:
                 pid, _ = os.waitpid(-1, os.WNOHANG)

@@ -47,6 +47,7 @@ import compare
 from tools import Session, Svc, Tool
 
 from herder.process.cgroup import Cgroup, Cgroups  # --kill cgroup: herder's own kill, one cgroup a child
+from herder.process.tree import reaped
 
 TIMES = "floor-times.json"
 
@@ -62,13 +63,7 @@ async def serve(config: Path) -> None:
     stopping = False
 
     def reap() -> None:
-        while True:
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
+        for pid, _ in reaped():
             p = children.pop(pid, None)
             if p is not None:
                 p.returncode = 0   # reaped here: Popen must not wait for it
