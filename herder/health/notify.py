@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 _UCRED = struct.Struct("3i")   # pid, uid, gid
 _MAX_PATH = 100
 BATCH = 256                     # datagrams read per wake-up; the rest wait for the next one
+EARLY = 64                      # datagrams kept per instance that spoke before herder knew its pid
 
 
 class NotifyServer:
@@ -67,6 +68,9 @@ class NotifyServer:
         self._path: Path | None = None
         self.garbage = 0           # datagrams ignored: unparsable, oversized, no credentials
         self.strangers = 0         # datagrams from processes that belong to no instance
+        # a child whose spawn the keeper has not answered yet can speak already (a fast
+        # READY=1 under load): its datagrams wait for the answer, then go in after Spawned
+        self._early: dict[str, list[tuple[int, bytes, int]]] = {}   # (pid, datagram, recvmsg flags)
         self.received = 0
         self.keep = False          # the next decision process takes the socket over: leave its path
         # fds kept with the keeper (herder.runtime.supervisor): the socket outlives this
@@ -124,10 +128,13 @@ class NotifyServer:
         self.store("notify", sock.fileno())
         asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
         self.procs.before_exit.append(self._before_exit)
+        self.procs.after_answer.append(self._answered)
 
     def close(self, unlink: bool = True) -> None:
         if self._before_exit in self.procs.before_exit:
             self.procs.before_exit.remove(self._before_exit)
+        if self._answered in self.procs.after_answer:
+            self.procs.after_answer.remove(self._answered)
         if self.sock is None:
             return
         with contextlib.suppress(Exception):
@@ -172,18 +179,41 @@ class NotifyServer:
             elif level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 for fd in array.array("i", payload[:len(payload) - len(payload) % 4]):
                     os.close(fd)   # FDSTORE is not supported: never leak passed fds
+        name = self.owner(pid) if pid else None
+        if name is None and pid:
+            early = self.procs.spawning(pid)
+            kept = self._early.setdefault(early, []) if early is not None else None
+            if kept is not None and len(kept) < EARLY:   # judged once the spawn is answered, in order
+                kept.append((pid, data, flags))
+                return
+        self._judge(name, pid, data, flags)
+
+    def _judge(self, name: str | None, pid: int | None, data: bytes, flags: int) -> None:
         if flags & socket.MSG_TRUNC or len(data) > sdnotify.MAX_DATAGRAM:
             self._garbage(pid, f"oversized datagram (more than {sdnotify.MAX_DATAGRAM} bytes)")
             return
         if not pid:
             self._garbage(pid, "no sender credentials")
             return
-        name = self.owner(pid)
         if name is None:
-            self.strangers += 1
-            self._warn(f"notify socket: message from pid {pid}, which belongs to no instance; ignored "
-                       f"({self.strangers} so far)", {"pid": pid, "count": self.strangers})
+            self._stranger(pid)
             return
+        self._deliver(name, pid, data)
+
+    def _stranger(self, pid: int) -> None:
+        self.strangers += 1
+        self._warn(f"notify socket: message from pid {pid}, which belongs to no instance; ignored "
+                   f"({self.strangers} so far)", {"pid": pid, "count": self.strangers})
+
+    def _answered(self, name: str, main: int | None) -> None:
+        """The keeper answered `name`'s spawn (Spawned is posted): what its process said
+        before goes in now, in order; a failed spawn's, or a process that is not the new
+        main process or one of its descendants, is a stranger's."""
+        for pid, data, flags in self._early.pop(name, []):
+            ours = main is not None and (pid == main or main in tree.ancestors(pid))
+            self._judge(name if ours else None, pid, data, flags)
+
+    def _deliver(self, name: str, pid: int, data: bytes) -> None:
         try:
             messages = sdnotify.parse(data)
         except sdnotify.Garbage as e:

@@ -97,6 +97,8 @@ class Processes:
         self.prepare: list[Prepare] = []             # launch changes (cgroup limits …)
         self.exit_reason: ExitReason = lambda name: ""   # a cause herder saw (oom)
         self.before_exit: list[Callable[[], None]] = []  # run before a main exit is handled (notify socket)
+        # told each spawn's answer, after it is posted: (instance, its pid; None: no process)
+        self.after_answer: list[Callable[[str, int | None], None]] = []
         self.orphans_reaped = 0
         self.keeper_exited: Callable[[int], None] = lambda code: None
         self.in_flight: dict[int, _Flight] = {}
@@ -172,6 +174,7 @@ class Processes:
         if msg["t"] == "spawn_failed":
             flight.outs.close_all()
             self.post_now(SpawnFailed(name, str(msg["error"])))
+            self._answered(name, None)
             return
         pid = int(msg["pid"])
         p = self.proc(name)
@@ -182,6 +185,25 @@ class Processes:
         if msg.get("problem"):        # the keeper forked it, then something failed (its capture …)
             self.logs.events.emit(name, "log_error", f"{name}: {msg['problem']}", {"pid": pid})
         self.post_now(Spawned(name, pid))
+        self._answered(name, pid)
+
+    def _answered(self, name: str, pid: int | None) -> None:
+        for fn in self.after_answer:
+            fn(name, pid)
+
+    def spawning(self, pid: int) -> str | None:
+        """The instance whose spawn is still unanswered by the keeper and which `pid` belongs
+        to (it carries the request's cookie and started since the request): a child can
+        speak (sd_notify) before herder has learnt its pid."""
+        if not self.in_flight:
+            return None
+        cookie = tree.cookie(pid)
+        if cookie is None:
+            return None
+        for f in self.in_flight.values():
+            if f.cookie == cookie and tree.started_since(pid, f.sent):
+                return f.name
+        return None
 
     def lost_flights(self) -> list[_Flight]:
         """The keeper died with spawns unanswered: their fate is learnt at adoption."""
@@ -212,6 +234,7 @@ class Processes:
         flight.outs.close_all()
         self.post_now(SpawnFailed(flight.name, f"herder's keeper did not answer the spawn within "
                                                f"{SPAWN_DEADLINE:g}s; anything it started is killed"))
+        self._answered(flight.name, None)
 
     def _kill_late(self, msg: dict[str, Any]) -> None:
         """A spawn answered after its deadline: the instance's start already failed, so the

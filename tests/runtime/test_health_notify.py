@@ -240,3 +240,35 @@ depends_on = {{ gunicorn = "healthy" }}
             await h.wait(lambda e: e.instance == "client" and e.kind == "spawn", timeout=60)
             assert h.sup.instances["gunicorn"].healthy is True
     asyncio.run(main())
+
+
+def test_a_child_that_speaks_before_its_spawn_is_answered_is_heard(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under load the keeper's answer to a spawn can reach herder after the child has spoken
+    (a CI run lost a STATUS= that way: "belongs to no instance"). The answer is held back here
+    until the child's STATUS= and READY=1 are on the socket — the order load produces, forced
+    at the one seam that decides it — then given: both are heard, after Spawned, and nothing
+    is counted as a stranger's."""
+    from herder.runtime.processes import Processes
+
+    held: list[tuple[Processes, dict[str, object]]] = []
+    real = Processes.answered
+    monkeypatch.setattr(Processes, "answered", lambda self, msg: held.append((self, msg)))
+
+    async def main() -> None:
+        # no cgroups: with them a child placed in its cgroup is known by that, answered or not
+        toml = f"""cgroups = false
+[services.n]
+command = {prog("notifier.py", "send:STATUS=early", "send:READY=1")}
+ready = {{ notify = true, timeout = "20s" }}
+"""
+        async with running(tmp_path, toml) as h:
+            async with asyncio.timeout(30):   # both datagrams received, the spawn still unanswered
+                while h.sup.notify.received < 2 or not held:
+                    await asyncio.sleep(0.01)
+            procs, msg = held.pop()
+            real(procs, msg)  # type: ignore[arg-type]
+            await h.reach("n", "running")
+            assert ("n", "early") in {(e.instance, e.data["status"]) for e in h.events if e.kind == "status"}
+            assert h.sup.notify.strangers == 0
+    asyncio.run(main())
