@@ -213,6 +213,24 @@ def _extend(o: Out, inst: Instance, ev: Extend, now: float) -> None:
               {"seconds": ev.seconds, "timer": kind.value})
 
 
+def _spawned_stopping(o: Out, inst: Instance, ev: Spawned, now: float) -> None:
+    """A spawn decided in the same step as the stop or kill that came after it (a critical
+    service's exit policy, a forced `down`): the process exists now, and is stopped the way
+    that stop meant: SIGKILL after a kill, else the stop signal, with the stop timeout."""
+    inst.pid, inst.started_at, inst.completed = ev.pid, now, False
+    o.note(inst, Kind.SPAWN, f"{inst.name}: started (pid {inst.pid}) while stopping: stopping it", {"pid": inst.pid})
+    if inst.killed:
+        o.add(fx.Kill(inst.name, _scope(inst, Scope.TREE)))
+        o.arm(inst, TimerKind.STOP, now + inst.spec.stop_timeout)
+    else:
+        _send_stop_signal(o, inst, now)
+
+
+def _spawn_failed_stopping(o: Out, inst: Instance, ev: SpawnFailed, now: float) -> None:
+    o.note(inst, Kind.SPAWN_FAILED, f"{inst.name}: cannot start: {ev.error}", {"error": ev.error})
+    lc.run_over(o, inst, RunEnd(stopped=True, reason=f"cannot start: {ev.error}"), now)
+
+
 def _spawn_failed(o: Out, inst: Instance, ev: SpawnFailed, now: float) -> None:
     o.note(inst, Kind.SPAWN_FAILED, f"{inst.name}: cannot start: {ev.error}", {"error": ev.error})
     lc.run_over(o, inst, RunEnd(stopped=False, reason=f"cannot start: {ev.error}"), now)
@@ -478,6 +496,10 @@ _rule((S.STOPPING,), Exited, _stopping_exit, (S.STOPPED, S.WAITING, S.BACKOFF, S
       "stopped (after the hooks still running and post_stop); start again after a restart; stopped as failing: "
       "the restart policy (backoff, failed, exited)")
 _rule((S.STOPPING,), StopTimeout, _stop_timeout, (S.STOPPING,), "SIGKILL the tree")
+_rule((S.STOPPING,), Spawned, _spawned_stopping, (S.STOPPING,),
+      "a spawn decided in the step that then stopped it: stop the new process (SIGKILL after a kill)")
+_rule((S.STOPPING,), SpawnFailed, _spawn_failed_stopping, (S.STOPPED, S.WAITING, S.BACKOFF, S.FAILED, S.EXITED),
+      "a spawn decided in the step that then stopped it failed: stopped (start again after a restart)")
 _rule((S.STOPPING,), Start, _stopping_start, (S.STOPPING,), "start again once stopped")
 _rule((S.STOPPING,), Restart, _stopping_start, (S.STOPPING,), "start again once stopped")
 _rule((S.STOPPING,), Stop, _stopping_stop, (S.STOPPING,), "stay down once stopped")

@@ -276,3 +276,20 @@ class WithCritical(Sequences):
 WithCritical.TestCase.settings = settings(max_examples=100, stateful_step_count=60, deadline=None,
                                           suppress_health_check=[HealthCheck.too_slow])
 test_random_sequences_with_critical_services = WithCritical.TestCase
+
+
+def test_a_spawn_answered_after_the_stop_its_own_step_decided_is_stopped() -> None:
+    """A case test_random_sequences_with_critical_services found (CI, session 26): job (critical)
+    is started while db fails for good; one step spawns job, then the exit policy stops
+    everything (job is killed with its spawn unanswered). The answer, Spawned, came in
+    STOPPING: "impossible" (a herder bug event), and job never stopped. Now the new process
+    is stopped the way the stop meant."""
+    m = WithCritical()
+    m.begin(stubborn=set(), up=False)
+    m.command(ticket=False, timeout=0.0, verb=Verb.START, which=["db"])
+    m.advance(dt=12.0)
+    m.advance(dt=12.0)
+    m.command(ticket=False, timeout=0.0, verb=Verb.START, which=["wd", "job"])
+    m.exit_policy_holds()
+    m.holds()
+    m.teardown()
