@@ -249,11 +249,27 @@ def test_a_child_that_speaks_before_its_spawn_is_answered_is_heard(tmp_path: Pat
     until the child's STATUS= and READY=1 are on the socket — the order load produces, forced
     at the one seam that decides it — then given: both are heard, after Spawned, and nothing
     is counted as a stranger's."""
+    from herder.health.notify import NotifyServer
     from herder.runtime.processes import Processes
 
     held: list[tuple[Processes, dict[str, object]]] = []
-    real = Processes.answered
-    monkeypatch.setattr(Processes, "answered", lambda self, msg: held.append((self, msg)))
+    received: list[int] = []      # datagrams the notify socket took in
+    both = asyncio.Event()        # the spawn's answer held back and both datagrams in (loop thread)
+    real, real_one = Processes.answered, NotifyServer._one
+
+    def hold(procs: Processes, msg: dict[str, object]) -> None:
+        held.append((procs, msg))
+        if len(received) >= 2:
+            both.set()
+
+    def one(server: NotifyServer, *args: object) -> None:
+        received.append(1)
+        real_one(server, *args)  # type: ignore[arg-type]
+        if held and len(received) >= 2:
+            both.set()
+
+    monkeypatch.setattr(Processes, "answered", hold)
+    monkeypatch.setattr(NotifyServer, "_one", one)
 
     async def main() -> None:
         # no cgroups: with them a child placed in its cgroup is known by that, answered or not
@@ -263,9 +279,8 @@ command = {prog("notifier.py", "send:STATUS=early", "send:READY=1")}
 ready = {{ notify = true, timeout = "20s" }}
 """
         async with running(tmp_path, toml) as h:
-            async with asyncio.timeout(30):   # both datagrams received, the spawn still unanswered
-                while h.sup.notify.received < 2 or not held:
-                    await asyncio.sleep(0.01)
+            async with asyncio.timeout(30):
+                await both.wait()
             procs, msg = held.pop()
             real(procs, msg)  # type: ignore[arg-type]
             await h.reach("n", "running")
